@@ -1,0 +1,86 @@
+// Tensor: a dense, row-major, 64-byte-aligned array of float32 or float64 with a fully defined
+// shape. Copying copies the elements; moving is cheap. Not synchronised: share a Tensor between
+// threads only for reading.
+#ifndef BACKFLOW_ENGINE_CORE_TENSOR_H_
+#define BACKFLOW_ENGINE_CORE_TENSOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "engine/core/shape.h"
+
+namespace backflow {
+
+enum class DType : uint8_t { kFloat32, kFloat64 };
+
+size_t SizeOf(DType dtype);
+std::string_view DTypeName(DType dtype);  // "float32", "float64"
+
+template <typename T>
+constexpr DType DTypeOf() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  return std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64;
+}
+
+class Tensor {
+ public:
+  Tensor() = default;  // an empty float32 scalar with no storage; valid() is false
+  // Zero-filled tensor. `shape` must be fully defined.
+  Tensor(DType dtype, Shape shape);
+
+  // Elements converted from doubles (row-major); values.size() must equal the element count.
+  static Tensor FromValues(DType dtype, Shape shape, std::span<const double> values);
+  static Tensor Scalar(DType dtype, double value);
+
+  Tensor(const Tensor& other);
+  Tensor& operator=(const Tensor& other);
+  Tensor(Tensor&&) noexcept = default;
+  Tensor& operator=(Tensor&&) noexcept = default;
+
+  bool valid() const { return data_ != nullptr || num_elements_ == 0; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int64_t num_elements() const { return num_elements_; }
+  size_t byte_size() const { return static_cast<size_t>(num_elements_) * SizeOf(dtype_); }
+
+  template <typename T>
+  T* data() {
+    return reinterpret_cast<T*>(data_.get());
+  }
+  template <typename T>
+  const T* data() const {
+    return reinterpret_cast<const T*>(data_.get());
+  }
+  std::byte* raw() { return data_.get(); }
+  const std::byte* raw() const { return data_.get(); }
+
+  // Element i (row-major) as a double, and all elements as doubles: for tests and tools.
+  double at(int64_t i) const;
+  std::vector<double> ToDoubles() const;
+  // The same elements converted to `dtype`.
+  Tensor CastTo(DType dtype) const;
+
+  // Same elements under another fully defined shape with the same element count.
+  void Reshape(Shape shape);
+
+ private:
+  struct AlignedFree {
+    void operator()(std::byte* p) const;
+  };
+  DType dtype_ = DType::kFloat32;
+  Shape shape_;
+  int64_t num_elements_ = 0;
+  std::unique_ptr<std::byte[], AlignedFree> data_;
+};
+
+// True if both tensors have the same dtype, shape and bytes.
+bool BitwiseEqual(const Tensor& a, const Tensor& b);
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_CORE_TENSOR_H_

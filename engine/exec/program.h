@@ -1,0 +1,84 @@
+// Program: a graph ready to run, with its compiled plans.
+//
+// Run() compiles (or takes from the cache) a Plan for the feeds' concrete shapes and dtype and
+// the requested fetches, then runs it on a oneTBB flow graph: each node becomes a flow-graph node
+// that fires when its inputs are ready, so independent branches run concurrently.
+//
+// Note [Plans and runs]
+// A Plan is immutable once compiled: the pruned schedule, concrete shapes, and one Kernel per
+// node (oneDNN primitives are built there, never per step). Everything a run mutates (tensors,
+// saved state, the first error, the cancellation flag) lives in one per-run RunState, so any
+// number of threads may run the same Plan at once. Plans are cached per (dtype, feed shapes,
+// fetches) in an LRU PlanCache.
+//
+// Thread safety: all const methods may be called concurrently.
+#ifndef BACKFLOW_ENGINE_EXEC_PROGRAM_H_
+#define BACKFLOW_ENGINE_EXEC_PROGRAM_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+#include "engine/ir/graph.h"
+
+namespace backflow {
+
+class PlanCache;
+
+// Tensors for a run, by value name: every placeholder and parameter the fetched nodes read.
+// The tensors are borrowed for the duration of the run.
+using FeedMap = std::unordered_map<std::string, const Tensor*>;
+
+struct RunOptions {
+  // Checked between nodes: once set, the run stops and returns CANCELLED.
+  const std::atomic<bool>* cancelled = nullptr;
+  // Checked between nodes: past it, the run stops and returns DEADLINE_EXCEEDED.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+};
+
+struct ProgramOptions {
+  size_t plan_cache_capacity = 16;
+};
+
+class Program {
+ public:
+  explicit Program(std::shared_ptr<const Graph> graph, ProgramOptions options = {});
+  ~Program();
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  const Graph& graph() const { return *graph_; }
+
+  // Computes `fetches` (value ids of the graph). Feeds must all have one dtype, which the run
+  // computes in; placeholders must match their declared shapes (the open batch dimension takes
+  // the run's batch size, the same for all). Errors: InvalidArgument naming the tensor or node,
+  // Cancelled, DeadlineExceeded, or Internal for a kernel that failed unexpectedly.
+  StatusOr<std::vector<Tensor>> Run(const FeedMap& feeds, std::span<const ValueId> fetches,
+                                    const RunOptions& options = {}) const;
+  // The same, fetching by name.
+  StatusOr<std::vector<Tensor>> Run(const FeedMap& feeds, std::span<const std::string> fetches,
+                                    const RunOptions& options = {}) const;
+
+  struct CacheStats {
+    size_t plans = 0;
+    size_t hits = 0;
+    size_t misses = 0;
+  };
+  CacheStats cache_stats() const;
+
+ private:
+  std::shared_ptr<const Graph> graph_;
+  std::unique_ptr<PlanCache> cache_;
+};
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_EXEC_PROGRAM_H_

@@ -1,0 +1,130 @@
+// Gate: one differentiable operation (add, exp, matmul, ...).
+//
+// A gate has three parts, kept side by side in one file pair per family:
+//   - a shape rule (InferShape), run when a node is added to a graph, on shapes that may hold the
+//     open batch dimension, and again with concrete shapes when a plan is compiled;
+//   - a forward kernel (Compile), built once per plan for concrete shapes and dtype, then run by
+//     many concurrent runs: a Kernel is immutable and keeps no per-run state;
+//   - a backward rule (Backward) that appends the vector-Jacobian product to the graph as
+//     ordinary nodes (Note [Backward is graph nodes] in engine/autodiff/autodiff.h).
+//
+// The public entry points (CheckAndInferShape) check arity and attribute types once, against
+// what the gate declares, so the virtual hooks can assume well-formed nodes (Caffe's pattern).
+#ifndef BACKFLOW_ENGINE_GATES_GATE_H_
+#define BACKFLOW_ENGINE_GATES_GATE_H_
+
+#include <any>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/core/shape.h"
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+#include "engine/ir/attributes.h"
+#include "engine/ir/graph.h"
+
+namespace backflow {
+
+struct AttrSpec {
+  std::string_view name;
+  AttrType type;
+  bool required = false;
+};
+
+struct Arity {
+  static constexpr int kVariadic = -1;
+  int min;
+  int max;  // kVariadic: no upper bound
+};
+
+struct ShapeContext {
+  std::string_view node;
+  std::span<const Shape> inputs;
+  const Attributes& attrs;
+
+  // InvalidArgument "node 'NAME': MESSAGE": how every shape rule reports a problem.
+  Status Error(std::string_view message) const;
+};
+
+// What one kernel invocation reads and writes. Inputs and output are allocated by the executor
+// with the plan's concrete shapes; `saved` is this node's per-run slot for state its backward
+// gate needs (a workspace), and `forward_saved` the slot of the forward node a backward gate
+// reads (null for forward gates).
+struct KernelContext {
+  std::span<const Tensor* const> inputs;
+  Tensor* output;
+  std::any* saved;
+  const std::any* forward_saved;
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Must be safe to call from several threads at once on different contexts.
+  virtual Status Run(KernelContext& ctx) const = 0;
+};
+
+struct CompileContext {
+  std::string_view node;
+  DType dtype;
+  std::span<const Shape> inputs;  // fully defined
+  const Shape& output;  // fully defined
+  const Attributes& attrs;
+};
+
+// The interface a gate's Backward uses to append gradient nodes. Implemented by autodiff.
+class BackwardContext {
+ public:
+  virtual ~BackwardContext() = default;
+  virtual const Graph& graph() const = 0;
+  virtual const Node& node() const = 0;
+  ValueId input(int i) const { return node().inputs[static_cast<size_t>(i)]; }
+  const Shape& input_shape(int i) const { return graph().value(input(i)).shape; }
+  ValueId output() const { return node().output; }
+  // dL/d(output), already summed over the output's consumers.
+  virtual ValueId output_grad() const = 0;
+  // True if input i leads back to something a gradient was asked for.
+  virtual bool needs_grad(int i) const = 0;
+  // Appends a gradient node; `reads_saved` links it to this node's saved per-run state.
+  virtual StatusOr<ValueId> Emit(std::string_view op, std::vector<ValueId> inputs,
+                                 Attributes attrs = {}, bool reads_saved = false) = 0;
+  // Records dL/d(input i). Call once per input that needs a gradient.
+  virtual void SetGrad(int i, ValueId grad) = 0;
+};
+
+class Gate {
+ public:
+  virtual ~Gate() = default;
+
+  virtual Arity arity() const = 0;
+  virtual std::vector<AttrSpec> attr_specs() const { return {}; }
+  // Gates only autodiff creates (relu_grad, reduce_like, ...): not accepted in client graphs.
+  virtual bool internal() const { return false; }
+  // Gates with no gradient (accuracy): Backward fails if a gradient must flow through them.
+  virtual bool differentiable() const { return true; }
+
+  // Checks arity and attributes against arity() and attr_specs(), then runs InferShape.
+  StatusOr<Shape> CheckAndInferShape(std::string_view node, std::string_view op,
+                                     std::span<const Shape> inputs,
+                                     const Attributes& attrs) const;
+
+  virtual StatusOr<Shape> InferShape(const ShapeContext& ctx) const = 0;
+  virtual StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const = 0;
+  virtual Status Backward(BackwardContext& ctx) const;
+};
+
+// Builds Kernel<float> or Kernel<double> for `dtype`: the one place kernels meet dtypes.
+template <template <typename> class KernelT, typename... Args>
+std::unique_ptr<Kernel> MakeTypedKernel(DType dtype, Args&&... args) {
+  if (dtype == DType::kFloat64) {
+    return std::make_unique<KernelT<double>>(std::forward<Args>(args)...);
+  }
+  return std::make_unique<KernelT<float>>(std::forward<Args>(args)...);
+}
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_GATES_GATE_H_

@@ -1,0 +1,43 @@
+// GateRegistry: op name -> Gate. Gates are registered explicitly (RegisterBuiltinGates lists
+// every family), never by static initialisers.
+//
+// Thread safety: Register is for set-up only; once a registry is shared, only const methods are
+// called, and those are safe from any thread. Builtin() is initialised once, thread-safely.
+#ifndef BACKFLOW_ENGINE_GATES_REGISTRY_H_
+#define BACKFLOW_ENGINE_GATES_REGISTRY_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/core/status.h"
+#include "engine/gates/gate.h"
+
+namespace backflow {
+
+class GateRegistry {
+ public:
+  // The registry holding every built-in gate.
+  static const GateRegistry& Builtin();
+
+  // Fails with AlreadyExists if `op` is taken.
+  Status Register(std::string op, std::unique_ptr<Gate> gate);
+
+  // The gate for `op`, or InvalidArgument "unknown op 'x' (known ops: add, ...)".
+  StatusOr<const Gate*> Lookup(std::string_view op) const;
+  const Gate* Find(std::string_view op) const;
+  // Sorted names of the gates clients may use (internal ones left out).
+  std::vector<std::string> PublicOps() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<Gate>, std::less<>> gates_;
+};
+
+// Adds every built-in gate family to `registry`.
+void RegisterBuiltinGates(GateRegistry& registry);
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_GATES_REGISTRY_H_
