@@ -1,0 +1,235 @@
+#include "engine/exec/plan.h"
+
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <tbb/flow_graph.h>
+
+#include "engine/exec/run_state.h"
+
+namespace backflow {
+
+// One flow graph wired like the plan; see Note [Flow-graph pool] in plan.h.
+struct FlowInstance {
+  using ContinueNode = tbb::flow::continue_node<tbb::flow::continue_msg>;
+  tbb::flow::graph graph;
+  tbb::flow::broadcast_node<tbb::flow::continue_msg> start{graph};
+  std::vector<std::unique_ptr<ContinueNode>> nodes;
+  RunState* state = nullptr;  // bound for the duration of one run
+};
+
+namespace {
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+// included[v]: value v is needed to compute the fetches.
+std::vector<bool> IncludedValues(const Graph& graph, std::span<const ValueId> fetches) {
+  std::vector<bool> included(static_cast<size_t>(graph.num_values()), false);
+  std::vector<ValueId> stack(fetches.begin(), fetches.end());
+  while (!stack.empty()) {
+    const ValueId v = stack.back();
+    stack.pop_back();
+    if (included[static_cast<size_t>(v)]) continue;
+    included[static_cast<size_t>(v)] = true;
+    const NodeId producer = graph.value(v).producer;
+    if (producer == kNoId) continue;
+    const Node& node = graph.node(producer);
+    stack.insert(stack.end(), node.inputs.begin(), node.inputs.end());
+    if (node.forward_node != kNoId) stack.push_back(graph.node(node.forward_node).output);
+  }
+  return included;
+}
+
+// Checks a fed tensor against its declared shape; the open dimension takes the batch size,
+// which must be the same for every feed of the run.
+Status CheckFeedShape(const Value& value, const Tensor& tensor, std::optional<int64_t>& batch) {
+  const Shape& declared = value.shape;
+  const Shape& got = tensor.shape();
+  const std::string where =
+      (value.kind == ValueKind::kParameter ? "parameter " : "placeholder ") + Quote(value.name);
+  bool ok = declared.rank() == got.rank();
+  for (int i = 0; ok && i < declared.rank(); ++i) {
+    if (declared.dim(i) != kBatchDim) {
+      ok = declared.dim(i) == got.dim(i);
+    } else if (batch && *batch != got.dim(i)) {
+      return InvalidArgumentError(where + ": batch size " + std::to_string(got.dim(i)) +
+                                  " differs from the run's batch size " + std::to_string(*batch));
+    } else {
+      batch = got.dim(i);
+      ok = got.dim(i) > 0;
+    }
+  }
+  if (!ok) {
+    return InvalidArgumentError(where + ": fed shape " + got.ToString() + ", expected " +
+                                declared.ToString());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Plan::~Plan() = default;
+
+StatusOr<std::shared_ptr<const Plan>> Plan::Compile(const Graph& graph, DType dtype,
+                                                    std::span<const Tensor* const> feeds,
+                                                    std::span<const ValueId> fetches) {
+  std::shared_ptr<Plan> plan(new Plan());
+  plan->dtype_ = dtype;
+  plan->num_values_ = graph.num_values();
+  plan->fetches_.assign(fetches.begin(), fetches.end());
+  BF_RETURN_IF_ERROR(plan->CompileSteps(graph, feeds, IncludedValues(graph, fetches)));
+  plan->LinkSteps(graph);
+  return std::shared_ptr<const Plan>(std::move(plan));
+}
+
+Status Plan::CompileSteps(const Graph& graph, std::span<const Tensor* const> feeds,
+                          const std::vector<bool>& included) {
+  std::vector<Shape> shapes(static_cast<size_t>(graph.num_values()));
+  std::optional<int64_t> batch;
+  for (ValueId v = 0; v < graph.num_values(); ++v) {
+    const Value& value = graph.value(v);
+    if (!included[static_cast<size_t>(v)] || value.kind == ValueKind::kNode) continue;
+    if (value.kind == ValueKind::kConstant) {
+      shapes[static_cast<size_t>(v)] = value.shape;
+      constants_.emplace(v, value.constant->CastTo(dtype_));
+      continue;
+    }
+    const Tensor* fed = feeds[static_cast<size_t>(v)];
+    if (fed == nullptr) {
+      return InvalidArgumentError(std::string(value.kind == ValueKind::kParameter
+                                                  ? "parameter "
+                                                  : "placeholder ") +
+                                  Quote(value.name) + " is needed but was not fed");
+    }
+    BF_RETURN_IF_ERROR(CheckFeedShape(value, *fed, batch));
+    shapes[static_cast<size_t>(v)] = fed->shape();
+  }
+  for (NodeId id = 0; id < graph.num_nodes(); ++id) {
+    const Node& node = graph.node(id);
+    if (!included[static_cast<size_t>(node.output)]) continue;
+    std::vector<Shape> in;
+    for (ValueId v : node.inputs) in.push_back(shapes[static_cast<size_t>(v)]);
+    BF_ASSIGN_OR_RETURN(Shape out, node.gate->CheckAndInferShape(node.name, node.op, in,
+                                                                 node.attrs));
+    BF_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel,
+                        node.gate->Compile(CompileContext{node.name, dtype_, in, out, node.attrs}));
+    shapes[static_cast<size_t>(node.output)] = out;
+    steps_.push_back(PlanStep{.node = id, .name = node.name, .inputs = node.inputs,
+                              .output = node.output, .output_shape = std::move(out),
+                              .kernel = std::move(kernel)});
+  }
+  return Status::Ok();
+}
+
+void Plan::LinkSteps(const Graph& graph) {
+  std::vector<int> step_of_node(static_cast<size_t>(graph.num_nodes()), -1);
+  for (size_t i = 0; i < steps_.size(); ++i) step_of_node[steps_[i].node] = static_cast<int>(i);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    PlanStep& step = steps_[i];
+    std::vector<int> preds;
+    for (ValueId v : step.inputs) {
+      const NodeId producer = graph.value(v).producer;
+      if (producer != kNoId) preds.push_back(step_of_node[static_cast<size_t>(producer)]);
+    }
+    const NodeId fwd = graph.node(step.node).forward_node;
+    if (fwd != kNoId) {
+      step.forward_step = step_of_node[static_cast<size_t>(fwd)];
+      preds.push_back(step.forward_step);
+    }
+    std::sort(preds.begin(), preds.end());
+    preds.erase(std::unique(preds.begin(), preds.end()), preds.end());
+    step.num_predecessors = static_cast<int>(preds.size());
+    for (int p : preds) steps_[static_cast<size_t>(p)].successors.push_back(static_cast<int>(i));
+  }
+}
+
+std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (!pool_.empty()) {
+      std::unique_ptr<FlowInstance> instance = std::move(pool_.back());
+      pool_.pop_back();
+      return instance;
+    }
+  }
+  auto instance = std::make_unique<FlowInstance>();
+  FlowInstance* self = instance.get();
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    self->nodes.push_back(std::make_unique<FlowInstance::ContinueNode>(
+        self->graph, [this, self, i](const tbb::flow::continue_msg&) { RunStep(i, *self->state); }));
+  }
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    if (steps_[i].num_predecessors == 0) tbb::flow::make_edge(self->start, *self->nodes[i]);
+    for (int s : steps_[i].successors) {
+      tbb::flow::make_edge(*self->nodes[i], *self->nodes[static_cast<size_t>(s)]);
+    }
+  }
+  return instance;
+}
+
+void Plan::ReleaseInstance(std::unique_ptr<FlowInstance> instance) const {
+  instance->state = nullptr;
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  pool_.push_back(std::move(instance));
+}
+
+StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds,
+                                            const RunOptions& options) const {
+  RunState state(num_values_, steps_.size(), options);
+  for (size_t v = 0; v < feeds.size(); ++v) state.values[v] = feeds[v];
+  for (const auto& [v, tensor] : constants_) state.values[static_cast<size_t>(v)] = &tensor;
+
+  if (!steps_.empty()) {
+    std::unique_ptr<FlowInstance> instance = AcquireInstance();
+    instance->state = &state;
+    instance->start.try_put(tbb::flow::continue_msg());
+    instance->graph.wait_for_all();
+    ReleaseInstance(std::move(instance));
+  }
+  if (state.stop.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(state.mu);
+    return state.error;
+  }
+
+  std::vector<Tensor> fetched;
+  fetched.reserve(fetches_.size());
+  for (ValueId v : fetches_) fetched.push_back(*state.values[static_cast<size_t>(v)]);
+  return fetched;
+}
+
+void Plan::RunStep(size_t i, RunState& state) const {
+  if (state.stop.load(std::memory_order_acquire)) return;
+  const PlanStep& step = steps_[i];
+  const RunOptions& options = state.options;
+  if (options.cancelled && options.cancelled->load(std::memory_order_relaxed)) {
+    state.Fail(CancelledError("run cancelled before node " + Quote(step.name)));
+    return;
+  }
+  if (options.deadline && std::chrono::steady_clock::now() > *options.deadline) {
+    state.Fail(DeadlineExceededError("deadline passed before node " + Quote(step.name)));
+    return;
+  }
+  try {
+    Tensor& out = state.outputs[i] = Tensor(dtype_, step.output_shape);
+    std::vector<const Tensor*> inputs;
+    inputs.reserve(step.inputs.size());
+    for (ValueId v : step.inputs) inputs.push_back(state.values[static_cast<size_t>(v)]);
+    KernelContext ctx{inputs, &out, &state.saved[i],
+                      step.forward_step >= 0 ? &state.saved[static_cast<size_t>(step.forward_step)]
+                                             : nullptr};
+    Status status = step.kernel->Run(ctx);
+    if (!status.ok()) {
+      state.Fail(status.WithPrefix("node " + Quote(step.name)));
+      return;
+    }
+    state.values[static_cast<size_t>(step.output)] = &out;
+  } catch (const std::bad_alloc&) {
+    state.Fail(ResourceExhaustedError("node " + Quote(step.name) + ": out of memory"));
+  } catch (const std::exception& e) {
+    state.Fail(InternalError("node " + Quote(step.name) + ": " + e.what()));
+  } catch (...) {
+    state.Fail(InternalError("node " + Quote(step.name) + ": unknown exception"));
+  }
+}
+
+}  // namespace backflow

@@ -1,0 +1,78 @@
+// Plan: one graph compiled for one dtype, one set of feed shapes and one set of fetches.
+// See Note [Plans and runs] in engine/exec/program.h.
+#ifndef BACKFLOW_ENGINE_EXEC_PLAN_H_
+#define BACKFLOW_ENGINE_EXEC_PLAN_H_
+
+#include <memory>
+#include <mutex>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+#include "engine/exec/program.h"
+#include "engine/gates/gate.h"
+#include "engine/ir/graph.h"
+
+namespace backflow {
+
+struct RunState;
+struct FlowInstance;
+
+// One node of the plan: what it reads, what it writes, and the kernel that does it.
+struct PlanStep {
+  NodeId node = kNoId;
+  std::string name;
+  std::vector<ValueId> inputs;
+  ValueId output = kNoId;
+  Shape output_shape;
+  std::unique_ptr<Kernel> kernel;
+  int forward_step = -1;  // the step whose saved state this one reads
+  std::vector<int> successors;  // steps that must wait for this one
+  int num_predecessors = 0;
+};
+
+class Plan {
+ public:
+  // Compiles the part of `graph` that `fetches` depend on. `feeds` holds the tensor for every
+  // placeholder and parameter the caller supplies, indexed by value id (null where none).
+  static StatusOr<std::shared_ptr<const Plan>> Compile(const Graph& graph, DType dtype,
+                                                       std::span<const Tensor* const> feeds,
+                                                       std::span<const ValueId> fetches);
+  ~Plan();
+
+  // Runs the plan against `feeds` (the same layout as at compile time, same shapes).
+  StatusOr<std::vector<Tensor>> Execute(std::span<const Tensor* const> feeds,
+                                        const RunOptions& options) const;
+
+  DType dtype() const { return dtype_; }
+  size_t num_steps() const { return steps_.size(); }
+
+ private:
+  Plan() = default;
+  Status CompileSteps(const Graph& graph, std::span<const Tensor* const> feeds,
+                      const std::vector<bool>& included);
+  void LinkSteps(const Graph& graph);
+  void RunStep(size_t i, RunState& state) const;
+  std::unique_ptr<FlowInstance> AcquireInstance() const;
+  void ReleaseInstance(std::unique_ptr<FlowInstance> instance) const;
+
+  DType dtype_ = DType::kFloat32;
+  int num_values_ = 0;
+  std::vector<PlanStep> steps_;
+  std::vector<ValueId> fetches_;
+  std::unordered_map<ValueId, Tensor> constants_;  // converted to dtype_ at compile time
+
+  // Note [Flow-graph pool]
+  // A tbb::flow::graph counts the messages each node has received, so one instance can serve
+  // only one run at a time. Building one costs an allocation per node, so instances are kept in
+  // a pool: a run takes one (or builds one if none is free) and gives it back. The pool is the
+  // only mutable part of a Plan, and it is guarded by pool_mu_.
+  mutable std::mutex pool_mu_;
+  mutable std::vector<std::unique_ptr<FlowInstance>> pool_;  // GUARDED_BY(pool_mu_)
+};
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_EXEC_PLAN_H_

@@ -1,0 +1,83 @@
+#include "engine/exec/program.h"
+
+#include "engine/exec/plan_cache.h"
+
+namespace backflow {
+namespace {
+
+// Resolves feeds to a by-value-id table; every feed must name a placeholder or parameter.
+StatusOr<std::vector<const Tensor*>> ResolveFeeds(const Graph& graph, const FeedMap& feeds,
+                                                  DType* dtype) {
+  std::vector<const Tensor*> by_id(static_cast<size_t>(graph.num_values()), nullptr);
+  bool first = true;
+  for (const auto& [name, tensor] : feeds) {
+    std::optional<ValueId> id = graph.Find(name);
+    if (!id) return InvalidArgumentError("feed '" + name + "': no such tensor in the graph");
+    const Value& value = graph.value(*id);
+    if (value.kind != ValueKind::kPlaceholder && value.kind != ValueKind::kParameter) {
+      return InvalidArgumentError("feed '" + name +
+                                  "': only placeholders and parameters can be fed");
+    }
+    if (tensor == nullptr || !tensor->valid()) {
+      return InvalidArgumentError("feed '" + name + "': no tensor");
+    }
+    if (!first && tensor->dtype() != *dtype) {
+      return InvalidArgumentError("feed '" + name + "': dtype " +
+                                  std::string(DTypeName(tensor->dtype())) +
+                                  " differs from the other feeds' " +
+                                  std::string(DTypeName(*dtype)));
+    }
+    *dtype = tensor->dtype();
+    first = false;
+    by_id[static_cast<size_t>(*id)] = tensor;
+  }
+  return by_id;
+}
+
+std::string PlanKey(DType dtype, std::span<const Tensor* const> feeds,
+                    std::span<const ValueId> fetches) {
+  std::string key = std::string(DTypeName(dtype)) + "|fetch";
+  for (ValueId v : fetches) key += " " + std::to_string(v);
+  key += "|feed";
+  for (size_t v = 0; v < feeds.size(); ++v) {
+    if (feeds[v] != nullptr) key += " " + std::to_string(v) + feeds[v]->shape().ToString();
+  }
+  return key;
+}
+
+}  // namespace
+
+Program::Program(std::shared_ptr<const Graph> graph, ProgramOptions options)
+    : graph_(std::move(graph)), cache_(std::make_unique<PlanCache>(options.plan_cache_capacity)) {}
+
+Program::~Program() = default;
+
+StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds, std::span<const ValueId> fetches,
+                                           const RunOptions& options) const {
+  for (ValueId v : fetches) {
+    if (v < 0 || v >= graph_->num_values()) return InvalidArgumentError("fetch of a bad value id");
+  }
+  DType dtype = DType::kFloat32;
+  BF_ASSIGN_OR_RETURN(std::vector<const Tensor*> by_id, ResolveFeeds(*graph_, feeds, &dtype));
+  BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan,
+                      cache_->GetOrCompile(PlanKey(dtype, by_id, fetches), [&] {
+                        return Plan::Compile(*graph_, dtype, by_id, fetches);
+                      }));
+  return plan->Execute(by_id, options);
+}
+
+StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds,
+                                           std::span<const std::string> fetches,
+                                           const RunOptions& options) const {
+  std::vector<ValueId> ids;
+  for (const std::string& name : fetches) {
+    std::optional<ValueId> id = graph_->Find(name);
+    if (!id) return InvalidArgumentError("fetch '" + name + "': no such tensor in the graph");
+    ids.push_back(*id);
+  }
+  return Run(feeds, ids, options);
+}
+
+Program::CacheStats Program::cache_stats() const { return cache_->stats(); }
+
+}  // namespace backflow

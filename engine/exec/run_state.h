@@ -1,0 +1,44 @@
+// RunState: everything one run of a Plan mutates. See Note [Plans and runs].
+#ifndef BACKFLOW_ENGINE_EXEC_RUN_STATE_H_
+#define BACKFLOW_ENGINE_EXEC_RUN_STATE_H_
+
+#include <any>
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+#include "engine/exec/program.h"
+
+namespace backflow {
+
+struct RunState {
+  RunState(int num_values, size_t num_steps, const RunOptions& run_options)
+      : values(static_cast<size_t>(num_values), nullptr),
+        outputs(num_steps),
+        saved(num_steps),
+        options(run_options) {}
+
+  // Records the first error and tells the remaining steps to skip their work.
+  void Fail(Status status) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (error.ok()) error = std::move(status);
+    stop.store(true, std::memory_order_release);
+  }
+
+  // Written by the step that produces a value before its successors start: the flow graph's
+  // edges order those accesses.
+  std::vector<const Tensor*> values;  // by value id
+  std::vector<Tensor> outputs;  // by step
+  std::vector<std::any> saved;  // by step
+  const RunOptions& options;
+  std::atomic<bool> stop{false};
+
+  std::mutex mu;
+  Status error;  // GUARDED_BY(mu)
+};
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_EXEC_RUN_STATE_H_

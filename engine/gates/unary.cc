@@ -1,0 +1,300 @@
+#include "engine/gates/unary.h"
+
+#include <cmath>
+#include <string>
+
+#include "engine/gates/registry.h"
+
+namespace backflow {
+namespace {
+
+// How an op's backward is built: by its "<op>_grad" kernel, by handing dy straight through
+// (the derivative is 1), or by applying the op itself to dy (linear ops, whose derivative is the
+// op: neg and mul_scalar), which needs no gradient kernel at all.
+enum class GradRule { kKernel, kPassThrough, kSelf };
+
+// Each op: its name, its one float attribute (nullptr if none) with default, the forward
+// function of x and that attribute p, and (for kKernel) the local derivative D(x, y, p).
+struct NegOp {
+  static constexpr const char* kName = "neg";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kSelf;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return -x;
+  }
+};
+struct ExpOp {
+  static constexpr const char* kName = "exp";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return std::exp(x);
+  }
+  template <typename T>
+  static T D(T, T y, T) {
+    return y;
+  }
+};
+struct LogOp {
+  static constexpr const char* kName = "log";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return std::log(x);
+  }
+  template <typename T>
+  static T D(T x, T, T) {
+    return T(1) / x;
+  }
+};
+struct ReciprocalOp {
+  static constexpr const char* kName = "reciprocal";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return T(1) / x;
+  }
+  template <typename T>
+  static T D(T, T y, T) {
+    return -y * y;
+  }
+};
+struct AddScalarOp {
+  static constexpr const char* kName = "add_scalar";
+  static constexpr const char* kAttr = "c";
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kPassThrough;
+  template <typename T>
+  static T Fwd(T x, T c) {
+    return c + x;
+  }
+};
+struct MulScalarOp {
+  static constexpr const char* kName = "mul_scalar";
+  static constexpr const char* kAttr = "a";
+  static constexpr double kDefault = 1.0;
+  static constexpr GradRule kGrad = GradRule::kSelf;
+  template <typename T>
+  static T Fwd(T x, T a) {
+    return a * x;
+  }
+};
+struct SquareOp {
+  static constexpr const char* kName = "square";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return x * x;
+  }
+  template <typename T>
+  static T D(T x, T, T) {
+    return T(2) * x;
+  }
+};
+struct SqrtOp {
+  static constexpr const char* kName = "sqrt";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return std::sqrt(x);
+  }
+  template <typename T>
+  static T D(T, T y, T) {
+    return T(0.5) / y;
+  }
+};
+struct SigmoidOp {
+  static constexpr const char* kName = "sigmoid";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  // exp() only ever sees a non-positive argument, so it cannot overflow for large |x|.
+  template <typename T>
+  static T Fwd(T x, T) {
+    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+    const T e = std::exp(x);
+    return e / (T(1) + e);
+  }
+  template <typename T>
+  static T D(T, T y, T) {
+    return y * (T(1) - y);
+  }
+};
+struct TanhOp {
+  static constexpr const char* kName = "tanh";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return std::tanh(x);
+  }
+  template <typename T>
+  static T D(T, T y, T) {
+    return T(1) - y * y;
+  }
+};
+struct ReluOp {
+  static constexpr const char* kName = "relu";
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T) {
+    return x > T(0) ? x : T(0);
+  }
+  template <typename T>
+  static T D(T x, T, T) {
+    return x > T(0) ? T(1) : T(0);
+  }
+};
+struct LeakyReluOp {
+  static constexpr const char* kName = "leaky_relu";
+  static constexpr const char* kAttr = "alpha";
+  static constexpr double kDefault = 0.01;
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T>
+  static T Fwd(T x, T alpha) {
+    return x > T(0) ? x : alpha * x;
+  }
+  template <typename T>
+  static T D(T x, T, T alpha) {
+    return x > T(0) ? T(1) : alpha;
+  }
+};
+
+template <typename Op>
+std::vector<AttrSpec> UnaryAttrSpecs() {
+  if constexpr (Op::kAttr != nullptr) return {{Op::kAttr, AttrType::kFloat}};
+  return {};
+}
+
+template <typename Op>
+double UnaryParam(const Attributes& attrs) {
+  if constexpr (Op::kAttr != nullptr) return attrs.GetFloat(Op::kAttr, Op::kDefault);
+  return Op::kDefault;
+}
+
+template <typename Op>
+struct ForwardKernel {
+  template <typename T>
+  class K : public Kernel {
+   public:
+    explicit K(double p) : p_(static_cast<T>(p)) {}
+    Status Run(KernelContext& ctx) const override {
+      const T* x = ctx.inputs[0]->data<T>();
+      T* y = ctx.output->data<T>();
+      const int64_t n = ctx.output->num_elements();
+      for (int64_t i = 0; i < n; ++i) y[i] = Op::Fwd(x[i], p_);
+      return Status::Ok();
+    }
+
+   private:
+    T p_;
+  };
+};
+
+// dx = dy * D(x, y, p). Inputs: x, y, dy.
+template <typename Op>
+struct GradKernel {
+  template <typename T>
+  class K : public Kernel {
+   public:
+    explicit K(double p) : p_(static_cast<T>(p)) {}
+    Status Run(KernelContext& ctx) const override {
+      const T* x = ctx.inputs[0]->data<T>();
+      const T* y = ctx.inputs[1]->data<T>();
+      const T* dy = ctx.inputs[2]->data<T>();
+      T* dx = ctx.output->data<T>();
+      const int64_t n = ctx.output->num_elements();
+      for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * Op::D(x[i], y[i], p_);
+      return Status::Ok();
+    }
+
+   private:
+    T p_;
+  };
+};
+
+// Internal: "<op>_grad", inputs x, y, dy (one shape), attributes those of the forward node.
+template <typename Op>
+class UnaryGradGate : public Gate {
+ public:
+  Arity arity() const override { return {3, 3}; }
+  std::vector<AttrSpec> attr_specs() const override { return UnaryAttrSpecs<Op>(); }
+  bool internal() const override { return true; }
+  bool differentiable() const override { return false; }
+  StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
+    if (ctx.inputs[1] != ctx.inputs[0] || ctx.inputs[2] != ctx.inputs[0]) {
+      return ctx.Error("x, y and dy must share one shape, got " + ctx.inputs[0].ToString() + ", " +
+                       ctx.inputs[1].ToString() + ", " + ctx.inputs[2].ToString());
+    }
+    return ctx.inputs[0];
+  }
+  StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    return MakeTypedKernel<GradKernel<Op>::template K>(ctx.dtype, UnaryParam<Op>(ctx.attrs));
+  }
+};
+
+template <typename Op>
+class UnaryGate : public Gate {
+ public:
+  Arity arity() const override { return {1, 1}; }
+  std::vector<AttrSpec> attr_specs() const override { return UnaryAttrSpecs<Op>(); }
+  StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ctx.inputs[0]; }
+  StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    return MakeTypedKernel<ForwardKernel<Op>::template K>(ctx.dtype, UnaryParam<Op>(ctx.attrs));
+  }
+  Status Backward(BackwardContext& ctx) const override {
+    if (!ctx.needs_grad(0)) return Status::Ok();
+    ValueId grad = ctx.output_grad();
+    if constexpr (Op::kGrad == GradRule::kSelf) {
+      BF_ASSIGN_OR_RETURN(grad, ctx.Emit(Op::kName, {grad}, ctx.node().attrs));
+    } else if constexpr (Op::kGrad == GradRule::kKernel) {
+      BF_ASSIGN_OR_RETURN(grad, ctx.Emit(std::string(Op::kName) + "_grad",
+                                         {ctx.input(0), ctx.output(), grad}, ctx.node().attrs));
+    }
+    ctx.SetGrad(0, grad);
+    return Status::Ok();
+  }
+};
+
+template <typename Op>
+void RegisterUnary(GateRegistry& registry) {
+  (void)registry.Register(Op::kName, std::make_unique<UnaryGate<Op>>());
+  if constexpr (Op::kGrad == GradRule::kKernel) {
+    (void)registry.Register(std::string(Op::kName) + "_grad",
+                            std::make_unique<UnaryGradGate<Op>>());
+  }
+}
+
+}  // namespace
+
+void RegisterUnaryGates(GateRegistry& registry) {
+  RegisterUnary<NegOp>(registry);
+  RegisterUnary<ExpOp>(registry);
+  RegisterUnary<LogOp>(registry);
+  RegisterUnary<ReciprocalOp>(registry);
+  RegisterUnary<AddScalarOp>(registry);
+  RegisterUnary<MulScalarOp>(registry);
+  RegisterUnary<SquareOp>(registry);
+  RegisterUnary<SqrtOp>(registry);
+  RegisterUnary<SigmoidOp>(registry);
+  RegisterUnary<TanhOp>(registry);
+  RegisterUnary<ReluOp>(registry);
+  RegisterUnary<LeakyReluOp>(registry);
+}
+
+}  // namespace backflow

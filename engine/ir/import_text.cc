@@ -1,0 +1,73 @@
+// The text-format half of engine/ir/import.h: reading graphs people write by hand.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include "engine/ir/import.h"
+
+namespace backflow {
+namespace {
+
+// Keeps the first error only: later ones are usually consequences of it.
+class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (!error_.empty()) return;
+    // The parser counts from 0; editors count from 1. Negative means "no position".
+    error_ = line < 0 ? message
+                      : std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
+                            message;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string error_;
+};
+
+// Parses `text`; on failure `error` holds "LINE:COLUMN: MESSAGE".
+bool ParseText(const std::string& text, backflow::v1::Graph* graph, std::string* error) {
+  google::protobuf::TextFormat::Parser parser;
+  FirstErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (parser.ParseFromString(text, graph)) return true;
+  *error = errors.error().empty() ? std::string("does not parse") : errors.error();
+  return false;
+}
+
+}  // namespace
+
+StatusOr<backflow::v1::Graph> ParseGraphText(std::string_view text) {
+  backflow::v1::Graph graph;
+  std::string error;
+  if (!ParseText(std::string(text), &graph, &error)) {
+    return InvalidArgumentError("graph text:" + error);
+  }
+  return graph;
+}
+
+StatusOr<backflow::v1::Graph> LoadGraphText(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return NotFoundError("graph file '" + path + "' does not exist");
+  }
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError("graph file '" + path + "' is a directory");
+  }
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.is_open() || in.bad()) {
+    return FailedPreconditionError("cannot read graph file '" + path + "'");
+  }
+  backflow::v1::Graph graph;
+  std::string error;
+  // "path:LINE:COLUMN: MESSAGE", the form editors and compilers use.
+  if (!ParseText(text, &graph, &error)) return InvalidArgumentError(path + ":" + error);
+  return graph;
+}
+
+}  // namespace backflow

@@ -1,0 +1,99 @@
+#include "engine/ir/tensor_proto.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace backflow {
+namespace {
+
+// The wire format is little-endian and we copy bytes as they are.
+static_assert(std::endian::native == std::endian::little,
+              "backflow's tensor encoding assumes a little-endian host");
+
+std::string DimsToString(std::span<const int64_t> dims) {
+  return Shape(std::vector<int64_t>(dims.begin(), dims.end())).ToString();
+}
+
+}  // namespace
+
+StatusOr<DType> DTypeFromProto(int proto_dtype, std::string_view what) {
+  switch (proto_dtype) {
+    case backflow::v1::DATA_TYPE_UNSPECIFIED:
+    case backflow::v1::FLOAT32:
+      return DType::kFloat32;
+    case backflow::v1::FLOAT64:
+      return DType::kFloat64;
+    default:
+      return InvalidArgumentError(std::string(what) + ": unknown dtype " +
+                                  std::to_string(proto_dtype) +
+                                  " (expected FLOAT32 or FLOAT64)");
+  }
+}
+
+StatusOr<int64_t> CheckedElementCount(std::span<const int64_t> dims, int64_t max_elements,
+                                      std::string_view what) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    const int64_t factor = d == kBatchDim ? 1 : d;
+    // n * factor > max  <=>  n > max / factor (integer division, factor > 0); never overflows.
+    if (factor != 0 && n > max_elements / factor) {
+      return ResourceExhaustedError(std::string(what) + ": shape " + DimsToString(dims) +
+                                    " has more than " + std::to_string(max_elements) +
+                                    " elements (the limit per tensor)");
+    }
+    n *= factor;
+  }
+  return n;
+}
+
+StatusOr<Tensor> TensorFromProto(const backflow::v1::Tensor& proto, std::string_view what,
+                                 int64_t max_elements) {
+  BF_ASSIGN_OR_RETURN(const DType dtype, DTypeFromProto(proto.dtype(), what));
+  const std::span<const int64_t> dims(proto.shape().data(),
+                                      static_cast<size_t>(proto.shape_size()));
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 0) {
+      return InvalidArgumentError(std::string(what) + ": dimension " + std::to_string(i) +
+                                  " is " + std::to_string(dims[i]) +
+                                  " (tensor dimensions must be >= 0)");
+    }
+  }
+  BF_ASSIGN_OR_RETURN(const int64_t n, CheckedElementCount(dims, max_elements, what));
+  // n <= max_elements, and callers keep that far below SIZE_MAX / 8.
+  const size_t expected = static_cast<size_t>(n) * SizeOf(dtype);
+  if (proto.data().size() != expected) {
+    return InvalidArgumentError(std::string(what) + ": data has " +
+                                std::to_string(proto.data().size()) + " bytes, expected " +
+                                std::to_string(expected) + " (shape " + DimsToString(dims) +
+                                ", " + std::string(DTypeName(dtype)) + ")");
+  }
+  Tensor tensor(dtype, Shape(dims));
+  if (expected != 0) std::memcpy(tensor.raw(), proto.data().data(), expected);
+  return tensor;
+}
+
+void TensorToProto(const Tensor& tensor, backflow::v1::Tensor* proto) {
+  proto->Clear();
+  for (int64_t d : tensor.shape().dims()) proto->add_shape(d);
+  proto->set_dtype(tensor.dtype() == DType::kFloat64 ? backflow::v1::FLOAT64
+                                                     : backflow::v1::FLOAT32);
+  if (tensor.byte_size() != 0) {
+    proto->set_data(reinterpret_cast<const char*>(tensor.raw()), tensor.byte_size());
+  }
+}
+
+Status CheckAllFinite(const Tensor& tensor, std::string_view what) {
+  for (int64_t i = 0; i < tensor.num_elements(); ++i) {
+    const double v = tensor.at(i);
+    if (!std::isfinite(v)) {
+      return InvalidArgumentError(std::string(what) + ": element " + std::to_string(i) + " is " +
+                                  (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
+                                  " (values must be finite)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace backflow

@@ -1,0 +1,135 @@
+#include "tests/testing/gradient_checker.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+
+#include "engine/autodiff/autodiff.h"
+#include "engine/exec/program.h"
+
+namespace backflow::testing {
+namespace {
+
+constexpr double kStep = 1e-6;
+
+Tensor RandomTensor(const Shape& shape, double low, double high, std::mt19937_64& rng) {
+  Tensor t(DType::kFloat64, shape);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    // Uniform from the raw bits: identical on every platform.
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+    t.data<double>()[i] = low + (high - low) * u;
+  }
+  return t;
+}
+
+std::string InputName(size_t i) { return "x" + std::to_string(i); }
+
+// L = sum(op(x...) * R): one graph holding the gate under test.
+struct CheckGraph {
+  std::shared_ptr<Graph> graph = std::make_shared<Graph>();
+  std::vector<ValueId> inputs;
+  ValueId loss = kNoId;
+};
+
+StatusOr<CheckGraph> BuildCheckGraph(const GateCase& c, std::mt19937_64& rng) {
+  CheckGraph g;
+  for (size_t i = 0; i < c.shapes.size(); ++i) {
+    BF_ASSIGN_OR_RETURN(ValueId x, g.graph->AddPlaceholder(InputName(i), c.shapes[i]));
+    g.inputs.push_back(x);
+  }
+  BF_ASSIGN_OR_RETURN(ValueId y, g.graph->AddNode("y", c.op, g.inputs, c.attrs));
+  BF_ASSIGN_OR_RETURN(ValueId r, g.graph->AddConstant(
+                                     "r", RandomTensor(g.graph->value(y).shape, -1, 1, rng)));
+  BF_ASSIGN_OR_RETURN(ValueId p, g.graph->AddNode("p", "mul", {y, r}));
+  BF_ASSIGN_OR_RETURN(g.loss, g.graph->AddNode("L", "sum", {p}));
+  return g;
+}
+
+double RelativeError(double a, double n) {
+  const double scale = std::max(std::abs(a), std::abs(n));
+  return scale == 0.0 ? 0.0 : std::abs(a - n) / scale;
+}
+
+double Loss(const Program& program, const FeedMap& feeds, ValueId loss) {
+  const ValueId fetch[] = {loss};
+  StatusOr<std::vector<Tensor>> out = program.Run(feeds, fetch);
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? (*out)[0].at(0) : std::nan("");
+}
+
+}  // namespace
+
+void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
+  std::mt19937_64 rng(c.seed);
+  StatusOr<CheckGraph> built = BuildCheckGraph(c, rng);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  std::vector<int> wrt = c.wrt;
+  if (wrt.empty()) {
+    for (size_t i = 0; i < c.shapes.size(); ++i) wrt.push_back(static_cast<int>(i));
+  }
+  std::vector<ValueId> wrt_ids;
+  for (int i : wrt) wrt_ids.push_back(built->inputs[static_cast<size_t>(i)]);
+  StatusOr<std::vector<ValueId>> grads = AppendBackward(*built->graph, built->loss, wrt_ids);
+  ASSERT_TRUE(grads.ok()) << grads.status().ToString();
+  Program program(built->graph);
+
+  std::vector<Tensor> xs;
+  for (size_t i = 0; i < c.shapes.size(); ++i) {
+    xs.push_back(RandomTensor(c.shapes[i], c.low, c.high, rng));
+    if (c.adjust) {
+      for (int64_t j = 0; j < xs[i].num_elements(); ++j) {
+        double& v = xs[i].data<double>()[j];
+        v = c.adjust(static_cast<int>(i), v);
+      }
+    }
+  }
+  FeedMap feeds;
+  for (size_t i = 0; i < xs.size(); ++i) feeds[InputName(i)] = &xs[i];
+  StatusOr<std::vector<Tensor>> analytic = program.Run(feeds, *grads);
+  ASSERT_TRUE(analytic.ok()) << analytic.status().ToString();
+
+  for (size_t k = 0; k < wrt.size(); ++k) {
+    Tensor& x = xs[static_cast<size_t>(wrt[k])];
+    const Tensor& g = (*analytic)[k];
+    ASSERT_EQ(g.shape(), x.shape()) << c.op << ": gradient of input " << wrt[k];
+    for (int64_t j = 0; j < x.num_elements(); ++j) {
+      double& v = x.data<double>()[j];
+      const double saved = v;
+      v = saved + kStep;
+      const double up = Loss(program, feeds, built->loss);
+      v = saved - kStep;
+      const double down = Loss(program, feeds, built->loss);
+      v = saved;
+      const double numeric = (up - down) / (2 * kStep);
+      EXPECT_LE(RelativeError(g.at(j), numeric), c.tolerance)
+          << c.op << ": d/d(input " << wrt[k] << ")[" << j << "] analytic " << g.at(j)
+          << " numeric " << numeric << " at x = " << saved;
+    }
+  }
+}
+
+StatusOr<Tensor> RunGate(const std::string& op, const std::vector<Tensor>& inputs,
+                         const Attributes& attrs) {
+  auto graph = std::make_shared<Graph>();
+  std::vector<ValueId> ids;
+  FeedMap feeds;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    BF_ASSIGN_OR_RETURN(ValueId x, graph->AddPlaceholder(InputName(i), inputs[i].shape()));
+    ids.push_back(x);
+    feeds[InputName(i)] = &inputs[i];
+  }
+  BF_ASSIGN_OR_RETURN(ValueId y, graph->AddNode("y", op, ids, attrs));
+  Program program(graph);
+  const ValueId fetch[] = {y};
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program.Run(feeds, fetch));
+  return std::move(out[0]);
+}
+
+Tensor T64(Shape shape, std::vector<double> values) {
+  return Tensor::FromValues(DType::kFloat64, std::move(shape), values);
+}
+
+}  // namespace backflow::testing
