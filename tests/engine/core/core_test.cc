@@ -1,0 +1,83 @@
+// Status, Shape (broadcasting) and Tensor: the value types everything else stands on.
+#include <gtest/gtest.h>
+
+#include "engine/core/shape.h"
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+#include "engine/gates/broadcast.h"
+
+namespace backflow {
+namespace {
+
+StatusOr<int> Half(int x) {
+  if (x % 2) return InvalidArgumentError("odd: " + std::to_string(x));
+  return x / 2;
+}
+
+StatusOr<int> Quarter(int x) {
+  BF_ASSIGN_OR_RETURN(int half, Half(x));
+  BF_ASSIGN_OR_RETURN(int quarter, Half(half));
+  return quarter;
+}
+
+TEST(StatusTest, CodesMessagesAndPropagation) {
+  EXPECT_TRUE(Status().ok());
+  EXPECT_EQ(Status().ToString(), "OK");
+  Status s = NotFoundError("model 'm'");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(s.ToString(), "NOT_FOUND: model 'm'");
+  EXPECT_EQ(s.WithPrefix("load").message(), "load: model 'm'");
+  EXPECT_EQ(*Quarter(8), 2);
+  EXPECT_EQ(Quarter(6).status().message(), "odd: 3");
+  StatusOr<int> from_ok = Status::Ok();  // a value was promised: not silently OK
+  EXPECT_EQ(from_ok.status().code(), StatusCode::kInternal);
+}
+
+TEST(ShapeTest, BroadcastingFollowsNumPy) {
+  Shape out;
+  ASSERT_TRUE(BroadcastShapes(Shape{2, 3}, Shape{3}, &out));
+  EXPECT_EQ(out, (Shape{2, 3}));
+  ASSERT_TRUE(BroadcastShapes(Shape{2, 1}, Shape{1, 3}, &out));
+  EXPECT_EQ(out, (Shape{2, 3}));
+  ASSERT_TRUE(BroadcastShapes(Shape{}, Shape{4, 5}, &out));
+  EXPECT_EQ(out, (Shape{4, 5}));
+  ASSERT_TRUE(BroadcastShapes(Shape{kBatchDim, 3}, Shape{1, 3}, &out));
+  EXPECT_EQ(out, (Shape{kBatchDim, 3}));
+  EXPECT_FALSE(BroadcastShapes(Shape{2, 3}, Shape{4}, &out));
+  EXPECT_EQ((Shape{kBatchDim, 784}).ToString(), "[N, 784]");
+  EXPECT_EQ((Shape{kBatchDim, 3}).WithBatch(5), (Shape{5, 3}));
+  EXPECT_FALSE((Shape{kBatchDim, 3}).fully_defined());
+}
+
+TEST(ShapeTest, ForEachBroadcastVisitsEveryPairOnce) {
+  // a: [2, 1, 3], b: [4, 1] -> out [2, 4, 3]
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> seen;
+  ForEachBroadcast(Shape{2, 4, 3}, Shape{2, 1, 3}, Shape{4, 1},
+                   [&](int64_t i, int64_t ia, int64_t ib) { seen.emplace_back(i, ia, ib); });
+  ASSERT_EQ(seen.size(), 24u);
+  for (int64_t i = 0; i < 24; ++i) {
+    const int64_t n = i / 12, r = (i / 3) % 4, c = i % 3;
+    EXPECT_EQ(seen[static_cast<size_t>(i)], std::make_tuple(i, n * 3 + c, r)) << i;
+  }
+}
+
+TEST(TensorTest, ValuesCopiesAndCasts) {
+  Tensor t = Tensor::FromValues(DType::kFloat32, Shape{2, 2}, std::vector<double>{1, 2, 3, 4.5});
+  EXPECT_EQ(t.num_elements(), 4);
+  EXPECT_EQ(t.byte_size(), 16u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw()) % 64, 0u);  // aligned for oneDNN
+  Tensor copy = t;
+  copy.data<float>()[0] = 7;
+  EXPECT_EQ(t.at(0), 1.0);  // deep copy
+  EXPECT_EQ(copy.at(0), 7.0);
+  Tensor d = t.CastTo(DType::kFloat64);
+  EXPECT_EQ(d.dtype(), DType::kFloat64);
+  EXPECT_EQ(d.ToDoubles(), (std::vector<double>{1, 2, 3, 4.5}));
+  EXPECT_FALSE(BitwiseEqual(t, d));
+  EXPECT_TRUE(BitwiseEqual(t, Tensor(t)));
+  EXPECT_EQ(Tensor(DType::kFloat64, Shape{3}).ToDoubles(), (std::vector<double>{0, 0, 0}));
+  EXPECT_EQ(Tensor::Scalar(DType::kFloat32, 2.5).shape().rank(), 0);
+}
+
+}  // namespace
+}  // namespace backflow
