@@ -13,167 +13,95 @@ namespace {
 // op: neg and mul_scalar), which needs no gradient kernel at all.
 enum class GradRule { kKernel, kPassThrough, kSelf };
 
-// Each op: its name, its one float attribute (nullptr if none) with default, the forward
-// function of x and that attribute p, and (for kKernel) the local derivative D(x, y, p).
-struct NegOp {
+// Each op: its name, its one float attribute p (kAttr, nullptr if none, and its default), the
+// forward function Fwd(x, p), and for kKernel ops the local derivative D(x, y, p), y = Fwd(x, p).
+struct NoAttr {
+  static constexpr const char* kAttr = nullptr;
+  static constexpr double kDefault = 0.0;
+};
+
+// clang-format off
+struct NegOp : NoAttr {
   static constexpr const char* kName = "neg";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kSelf;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return -x;
-  }
+  template <typename T> static T Fwd(T x, T) { return -x; }
 };
-struct ExpOp {
+struct ExpOp : NoAttr {
   static constexpr const char* kName = "exp";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return std::exp(x);
-  }
-  template <typename T>
-  static T D(T, T y, T) {
-    return y;
-  }
+  template <typename T> static T Fwd(T x, T) { return std::exp(x); }
+  template <typename T> static T D(T, T y, T) { return y; }
 };
-struct LogOp {
+struct LogOp : NoAttr {
   static constexpr const char* kName = "log";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return std::log(x);
-  }
-  template <typename T>
-  static T D(T x, T, T) {
-    return T(1) / x;
-  }
+  template <typename T> static T Fwd(T x, T) { return std::log(x); }
+  template <typename T> static T D(T x, T, T) { return T(1) / x; }
 };
-struct ReciprocalOp {
+struct ReciprocalOp : NoAttr {
   static constexpr const char* kName = "reciprocal";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return T(1) / x;
-  }
-  template <typename T>
-  static T D(T, T y, T) {
-    return -y * y;
-  }
+  template <typename T> static T Fwd(T x, T) { return T(1) / x; }
+  template <typename T> static T D(T, T y, T) { return -y * y; }
 };
 struct AddScalarOp {
   static constexpr const char* kName = "add_scalar";
   static constexpr const char* kAttr = "c";
   static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kPassThrough;
-  template <typename T>
-  static T Fwd(T x, T c) {
-    return c + x;
-  }
+  template <typename T> static T Fwd(T x, T c) { return c + x; }
 };
 struct MulScalarOp {
   static constexpr const char* kName = "mul_scalar";
   static constexpr const char* kAttr = "a";
   static constexpr double kDefault = 1.0;
   static constexpr GradRule kGrad = GradRule::kSelf;
-  template <typename T>
-  static T Fwd(T x, T a) {
-    return a * x;
-  }
+  template <typename T> static T Fwd(T x, T a) { return a * x; }
 };
-struct SquareOp {
+struct SquareOp : NoAttr {
   static constexpr const char* kName = "square";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return x * x;
-  }
-  template <typename T>
-  static T D(T x, T, T) {
-    return T(2) * x;
-  }
+  template <typename T> static T Fwd(T x, T) { return x * x; }
+  template <typename T> static T D(T x, T, T) { return T(2) * x; }
 };
-struct SqrtOp {
+struct SqrtOp : NoAttr {
   static constexpr const char* kName = "sqrt";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return std::sqrt(x);
-  }
-  template <typename T>
-  static T D(T, T y, T) {
-    return T(0.5) / y;
-  }
+  template <typename T> static T Fwd(T x, T) { return std::sqrt(x); }
+  template <typename T> static T D(T, T y, T) { return T(0.5) / y; }
 };
-struct SigmoidOp {
+struct SigmoidOp : NoAttr {
   static constexpr const char* kName = "sigmoid";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
   // exp() only ever sees a non-positive argument, so it cannot overflow for large |x|.
-  template <typename T>
-  static T Fwd(T x, T) {
+  template <typename T> static T Fwd(T x, T) {
     if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
     const T e = std::exp(x);
     return e / (T(1) + e);
   }
-  template <typename T>
-  static T D(T, T y, T) {
-    return y * (T(1) - y);
-  }
+  template <typename T> static T D(T, T y, T) { return y * (T(1) - y); }
 };
-struct TanhOp {
+struct TanhOp : NoAttr {
   static constexpr const char* kName = "tanh";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return std::tanh(x);
-  }
-  template <typename T>
-  static T D(T, T y, T) {
-    return T(1) - y * y;
-  }
+  template <typename T> static T Fwd(T x, T) { return std::tanh(x); }
+  template <typename T> static T D(T, T y, T) { return T(1) - y * y; }
 };
-struct ReluOp {
+struct ReluOp : NoAttr {
   static constexpr const char* kName = "relu";
-  static constexpr const char* kAttr = nullptr;
-  static constexpr double kDefault = 0.0;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T) {
-    return x > T(0) ? x : T(0);
-  }
-  template <typename T>
-  static T D(T x, T, T) {
-    return x > T(0) ? T(1) : T(0);
-  }
+  template <typename T> static T Fwd(T x, T) { return x > T(0) ? x : T(0); }
+  template <typename T> static T D(T x, T, T) { return x > T(0) ? T(1) : T(0); }
 };
 struct LeakyReluOp {
   static constexpr const char* kName = "leaky_relu";
   static constexpr const char* kAttr = "alpha";
   static constexpr double kDefault = 0.01;
   static constexpr GradRule kGrad = GradRule::kKernel;
-  template <typename T>
-  static T Fwd(T x, T alpha) {
-    return x > T(0) ? x : alpha * x;
-  }
-  template <typename T>
-  static T D(T x, T, T alpha) {
-    return x > T(0) ? T(1) : alpha;
-  }
+  template <typename T> static T Fwd(T x, T alpha) { return x > T(0) ? x : alpha * x; }
+  template <typename T> static T D(T x, T, T alpha) { return x > T(0) ? T(1) : alpha; }
 };
+// clang-format on
 
 template <typename Op>
 std::vector<AttrSpec> UnaryAttrSpecs() {
