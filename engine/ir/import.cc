@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <map>
 #include <queue>
 #include <span>
 #include <unordered_map>
@@ -32,6 +31,7 @@ class Importer {
  private:
   Status CheckSizeAndNames();
   Status RegisterName(const char* kind, int index, const std::string& name);
+  Status CheckRank(size_t rank, const std::string& what) const;
   Status CheckShapeLimits(std::span<const int64_t> dims, const std::string& what) const;
   Status ImportPlaceholders();
   Status ImportParameter(const v1::Parameter& param);
@@ -46,8 +46,8 @@ class Importer {
   const GraphLimits& limits_;
   Graph graph_;
   std::unordered_map<std::string, const char*> kind_of_;  // every declared name -> its kind
-  std::unordered_map<std::string, int> node_index_;  // node name -> position in the proto
-  std::vector<Attributes> attrs_;  // converted attributes, by node position
+  std::unordered_map<std::string, int> node_index_;       // node name -> position in the proto
+  std::vector<Attributes> attrs_;                         // converted attributes, by node position
   int64_t total_parameter_elements_ = 0;
 };
 
@@ -66,16 +66,14 @@ StatusOr<Graph> Importer::Run() {
 
 Status Importer::CheckSizeAndNames() {
   if (proto_.nodes_size() > limits_.max_nodes) {
-    return ResourceExhaustedError("graph " + Quote(proto_.name()) + ": " +
-                                  std::to_string(proto_.nodes_size()) +
-                                  " nodes, more than the limit of " +
-                                  std::to_string(limits_.max_nodes));
+    return ResourceExhaustedError(
+        "graph " + Quote(proto_.name()) + ": " + std::to_string(proto_.nodes_size()) +
+        " nodes, more than the limit of " + std::to_string(limits_.max_nodes));
   }
   if (proto_.name().size() > limits_.max_name_length) {
-    return ResourceExhaustedError("graph " + Quote(proto_.name()) + ": name is " +
-                                  std::to_string(proto_.name().size()) +
-                                  " bytes, longer than the limit of " +
-                                  std::to_string(limits_.max_name_length));
+    return ResourceExhaustedError(
+        "graph " + Quote(proto_.name()) + ": name is " + std::to_string(proto_.name().size()) +
+        " bytes, longer than the limit of " + std::to_string(limits_.max_name_length));
   }
   for (int i = 0; i < proto_.placeholders_size(); ++i) {
     BF_RETURN_IF_ERROR(RegisterName("placeholder", i, proto_.placeholders(i).name()));
@@ -112,12 +110,14 @@ Status Importer::RegisterName(const char* kind, int index, const std::string& na
   return Status::Ok();
 }
 
+Status Importer::CheckRank(size_t rank, const std::string& what) const {
+  if (rank <= static_cast<size_t>(limits_.max_rank)) return Status::Ok();
+  return ResourceExhaustedError(what + ": rank " + std::to_string(rank) +
+                                " is more than the limit of " + std::to_string(limits_.max_rank));
+}
+
 Status Importer::CheckShapeLimits(std::span<const int64_t> dims, const std::string& what) const {
-  if (dims.size() > static_cast<size_t>(limits_.max_rank)) {
-    return ResourceExhaustedError(what + ": rank " + std::to_string(dims.size()) +
-                                  " is more than the limit of " +
-                                  std::to_string(limits_.max_rank));
-  }
+  BF_RETURN_IF_ERROR(CheckRank(dims.size(), what));
   return CheckedElementCount(dims, limits_.max_tensor_elements, what).status();
 }
 
@@ -125,11 +125,9 @@ Status Importer::ImportPlaceholders() {
   for (const v1::Placeholder& p : proto_.placeholders()) {
     const std::span<const int64_t> dims(p.shape().data(), static_cast<size_t>(p.shape_size()));
     const std::string where = "placeholder " + Quote(p.name());
-    if (dims.size() > static_cast<size_t>(limits_.max_rank)) {
-      return CheckShapeLimits(dims, where);
-    }
-    // AddPlaceholder rejects bad dimensions first, so the element count below sees only
-    // positive sizes and the open batch dimension.
+    BF_RETURN_IF_ERROR(CheckRank(dims.size(), where));
+    // AddPlaceholder rejects bad dimensions, so the element count sees only positive sizes and
+    // the open batch dimension.
     BF_RETURN_IF_ERROR(graph_.AddPlaceholder(p.name(), Shape(dims)).status());
     BF_RETURN_IF_ERROR(CheckShapeLimits(dims, where));
   }
@@ -140,20 +138,24 @@ Status Importer::ImportParameter(const v1::Parameter& param) {
   const std::span<const int64_t> dims(param.shape().data(),
                                       static_cast<size_t>(param.shape_size()));
   const std::string where = "parameter " + Quote(param.name());
-  for (size_t i = 0; i < dims.size() && i <= static_cast<size_t>(limits_.max_rank); ++i) {
+  BF_RETURN_IF_ERROR(CheckRank(dims.size(), where));
+  for (size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] <= 0) {
       return InvalidArgumentError(where + ": dimension " + std::to_string(i) + " is " +
                                   std::to_string(dims[i]) +
                                   " (parameters need a fully defined shape)");
     }
   }
-  BF_RETURN_IF_ERROR(CheckShapeLimits(dims, where));
-  const int64_t n = Shape(dims).num_elements();  // bounded by the check above
+  BF_ASSIGN_OR_RETURN(const int64_t n,
+                      CheckedElementCount(dims, limits_.max_tensor_elements, where));
+  // Compared by subtraction: the sum could overflow with limits near INT64_MAX.
   if (n > limits_.max_total_parameter_elements - total_parameter_elements_) {
-    return ResourceExhaustedError(
-        where + ": brings the parameters to " + std::to_string(total_parameter_elements_ + n) +
-        " elements, more than the limit of " +
-        std::to_string(limits_.max_total_parameter_elements) + " for all parameters together");
+    return ResourceExhaustedError(where + ": brings the parameters to " +
+                                  std::to_string(static_cast<uint64_t>(total_parameter_elements_) +
+                                                 static_cast<uint64_t>(n)) +
+                                  " elements, more than the limit of " +
+                                  std::to_string(limits_.max_total_parameter_elements) +
+                                  " for all parameters together");
   }
   total_parameter_elements_ += n;
   BF_ASSIGN_OR_RETURN(InitializerSpec init,
@@ -167,9 +169,7 @@ Status Importer::ImportConstants() {
     const std::string where = "constant " + Quote(c.name());
     const std::span<const int64_t> dims(c.value().shape().data(),
                                         static_cast<size_t>(c.value().shape_size()));
-    if (dims.size() > static_cast<size_t>(limits_.max_rank)) {
-      return CheckShapeLimits(dims, where);
-    }
+    BF_RETURN_IF_ERROR(CheckRank(dims.size(), where));
     BF_ASSIGN_OR_RETURN(Tensor value,
                         TensorFromProto(c.value(), where, limits_.max_tensor_elements));
     BF_RETURN_IF_ERROR(CheckAllFinite(value, where));
@@ -239,8 +239,7 @@ StatusOr<std::vector<int>> Importer::SortNodes() const {
 // input must come back to a node already visited; the walk from that node on is a cycle.
 Status Importer::CycleError(const std::vector<int>& pending) const {
   int cur = static_cast<int>(
-      std::find_if(pending.begin(), pending.end(), [](int p) { return p > 0; }) -
-      pending.begin());
+      std::find_if(pending.begin(), pending.end(), [](int p) { return p > 0; }) - pending.begin());
   std::vector<int> walk;
   std::unordered_map<int, size_t> position;
   while (!position.count(cur)) {
@@ -296,8 +295,7 @@ Status Importer::SetOutputsAndLoss() {
   if (!loss) return InvalidArgumentError("loss " + Quote(proto_.loss()) + " is not defined");
   const Shape& shape = graph_.value(*loss).shape;
   if (!shape.fully_defined() || shape.num_elements() != 1) {
-    return InvalidArgumentError("loss " + Quote(proto_.loss()) + ": has shape " +
-                                shape.ToString() +
+    return InvalidArgumentError("loss " + Quote(proto_.loss()) + ": has shape " + shape.ToString() +
                                 "; a loss must be a scalar (one element, no batch dimension)");
   }
   graph_.set_loss(*loss);

@@ -47,11 +47,11 @@ struct GraphLimits {
 StatusOr<Graph> ImportGraph(const backflow::v1::Graph& proto, const GraphLimits& limits = {});
 
 // Parses protobuf text format ("nodes { name: 'h' op: 'add' inputs: 'x' inputs: 'w' }").
-// InvalidArgument "LINE:COLUMN: MESSAGE" (1-based) for the first syntax error.
+// InvalidArgument "graph text:LINE:COLUMN: MESSAGE" (1-based) for the first syntax error.
 StatusOr<backflow::v1::Graph> ParseGraphText(std::string_view text);
 
 // Reads and parses a text-format graph file (the models/ directory holds examples). NotFound if
-// the file does not exist, InvalidArgument naming the path for parse errors.
+// the file does not exist, InvalidArgument "PATH:LINE:COLUMN: MESSAGE" for parse errors.
 StatusOr<backflow::v1::Graph> LoadGraphText(const std::string& path);
 
 }  // namespace backflow

@@ -1,5 +1,6 @@
 // The value conversions of ImportGraph: initializers and attributes.
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <vector>
@@ -18,7 +19,9 @@ constexpr size_t kMaxQuotedName = 128;
 std::string FormatDouble(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  return std::to_string(v);
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", v);
+  return buffer;
 }
 
 Status CheckFinite(double v, const std::string& what) {
@@ -28,16 +31,17 @@ Status CheckFinite(double v, const std::string& what) {
 
 StatusOr<bool> IsNormal(int distribution, const std::string& what) {
   switch (distribution) {
-    case v1::Initializer::DISTRIBUTION_UNIFORM: return false;
-    case v1::Initializer::DISTRIBUTION_NORMAL: return true;
+    case v1::Initializer::DISTRIBUTION_UNIFORM:
+      return false;
+    case v1::Initializer::DISTRIBUTION_NORMAL:
+      return true;
     default:
       return InvalidArgumentError(what + ": unknown distribution " + std::to_string(distribution) +
                                   " (expected DISTRIBUTION_UNIFORM or DISTRIBUTION_NORMAL)");
   }
 }
 
-StatusOr<InitializerSpec> RandomInitializer(const v1::Initializer& init,
-                                            const std::string& where) {
+StatusOr<InitializerSpec> RandomInitializer(const v1::Initializer& init, const std::string& where) {
   InitializerSpec spec;
   if (init.has_uniform()) {
     const std::string what = where + ": uniform initializer";
@@ -60,8 +64,7 @@ StatusOr<InitializerSpec> RandomInitializer(const v1::Initializer& init,
   return spec;
 }
 
-StatusOr<InitializerSpec> ScaledInitializer(const v1::Initializer& init,
-                                            const std::string& where) {
+StatusOr<InitializerSpec> ScaledInitializer(const v1::Initializer& init, const std::string& where) {
   InitializerSpec spec;
   if (init.has_he()) {
     spec.kind = Kind::kHe;
@@ -84,8 +87,8 @@ StatusOr<InitializerSpec> ValueInitializer(const v1::Tensor& proto, const std::s
   const std::string what = where + ": initial value";
   BF_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(proto, what, max_elements));
   if (value.shape() != shape) {
-    return InvalidArgumentError(what + " has shape " + value.shape().ToString() +
-                                ", expected " + shape.ToString());
+    return InvalidArgumentError(what + " has shape " + value.shape().ToString() + ", expected " +
+                                shape.ToString());
   }
   BF_RETURN_IF_ERROR(CheckAllFinite(value, what));
   return InitializerSpec{.kind = Kind::kValue,
@@ -125,9 +128,8 @@ std::string Quote(std::string_view name) {
   return "'" + std::string(name.substr(0, kMaxQuotedName)) + "...'";
 }
 
-StatusOr<InitializerSpec> ConvertInitializer(const v1::Initializer& init,
-                                             const std::string& where, const Shape& shape,
-                                             int64_t max_elements) {
+StatusOr<InitializerSpec> ConvertInitializer(const v1::Initializer& init, const std::string& where,
+                                             const Shape& shape, int64_t max_elements) {
   switch (init.kind_case()) {
     case v1::Initializer::KIND_NOT_SET:
     case v1::Initializer::kZeros:

@@ -1,11 +1,12 @@
 // The text-format half of engine/ir/import.h: reading graphs people write by hand.
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
-
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/text_format.h>
 
 #include "engine/ir/import.h"
 
@@ -19,9 +20,9 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
                 const std::string& message) override {
     if (!error_.empty()) return;
     // The parser counts from 0; editors count from 1. Negative means "no position".
-    error_ = line < 0 ? message
-                      : std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
-                            message;
+    error_ = line < 0
+                 ? message
+                 : std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
   }
   const std::string& error() const { return error_; }
 
@@ -39,13 +40,19 @@ bool ParseText(const std::string& text, backflow::v1::Graph* graph, std::string*
   return false;
 }
 
+// "PREFIX:LINE:COLUMN: MESSAGE", the form compilers use, or "PREFIX: MESSAGE" with no position.
+Status ParseError(const std::string& prefix, const std::string& error) {
+  const bool positioned = !error.empty() && std::isdigit(static_cast<unsigned char>(error[0]));
+  return InvalidArgumentError(prefix + (positioned ? ":" : ": ") + error);
+}
+
 }  // namespace
 
 StatusOr<backflow::v1::Graph> ParseGraphText(std::string_view text) {
   backflow::v1::Graph graph;
   std::string error;
   if (!ParseText(std::string(text), &graph, &error)) {
-    return InvalidArgumentError("graph text:" + error);
+    return ParseError("graph text", error);
   }
   return graph;
 }
@@ -65,8 +72,7 @@ StatusOr<backflow::v1::Graph> LoadGraphText(const std::string& path) {
   }
   backflow::v1::Graph graph;
   std::string error;
-  // "path:LINE:COLUMN: MESSAGE", the form editors and compilers use.
-  if (!ParseText(text, &graph, &error)) return InvalidArgumentError(path + ":" + error);
+  if (!ParseText(text, &graph, &error)) return ParseError(path, error);
   return graph;
 }
 

@@ -27,8 +27,7 @@ StatusOr<DType> DTypeFromProto(int proto_dtype, std::string_view what) {
       return DType::kFloat64;
     default:
       return InvalidArgumentError(std::string(what) + ": unknown dtype " +
-                                  std::to_string(proto_dtype) +
-                                  " (expected FLOAT32 or FLOAT64)");
+                                  std::to_string(proto_dtype) + " (expected FLOAT32 or FLOAT64)");
   }
 }
 
@@ -55,9 +54,8 @@ StatusOr<Tensor> TensorFromProto(const backflow::v1::Tensor& proto, std::string_
                                       static_cast<size_t>(proto.shape_size()));
   for (size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] < 0) {
-      return InvalidArgumentError(std::string(what) + ": dimension " + std::to_string(i) +
-                                  " is " + std::to_string(dims[i]) +
-                                  " (tensor dimensions must be >= 0)");
+      return InvalidArgumentError(std::string(what) + ": dimension " + std::to_string(i) + " is " +
+                                  std::to_string(dims[i]) + " (tensor dimensions must be >= 0)");
     }
   }
   BF_ASSIGN_OR_RETURN(const int64_t n, CheckedElementCount(dims, max_elements, what));
@@ -66,8 +64,8 @@ StatusOr<Tensor> TensorFromProto(const backflow::v1::Tensor& proto, std::string_
   if (proto.data().size() != expected) {
     return InvalidArgumentError(std::string(what) + ": data has " +
                                 std::to_string(proto.data().size()) + " bytes, expected " +
-                                std::to_string(expected) + " (shape " + DimsToString(dims) +
-                                ", " + std::string(DTypeName(dtype)) + ")");
+                                std::to_string(expected) + " (shape " + DimsToString(dims) + ", " +
+                                std::string(DTypeName(dtype)) + ")");
   }
   Tensor tensor(dtype, Shape(dims));
   if (expected != 0) std::memcpy(tensor.raw(), proto.data().data(), expected);
@@ -89,7 +87,9 @@ Status CheckAllFinite(const Tensor& tensor, std::string_view what) {
     const double v = tensor.at(i);
     if (!std::isfinite(v)) {
       return InvalidArgumentError(std::string(what) + ": element " + std::to_string(i) + " is " +
-                                  (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
+                                  (std::isnan(v) ? "NaN"
+                                   : v > 0       ? "+Inf"
+                                                 : "-Inf") +
                                   " (values must be finite)");
     }
   }
