@@ -79,6 +79,7 @@ StatusOr<std::shared_ptr<const Plan>> Plan::Compile(const Graph& graph, DType dt
   plan->fetches_.assign(fetches.begin(), fetches.end());
   BF_RETURN_IF_ERROR(plan->CompileSteps(graph, feeds, IncludedValues(graph, fetches)));
   plan->LinkSteps(graph);
+  plan->PlanFetchMoves();
   return std::shared_ptr<const Plan>(std::move(plan));
 }
 
@@ -143,6 +144,17 @@ void Plan::LinkSteps(const Graph& graph) {
   }
 }
 
+void Plan::PlanFetchMoves() {
+  std::unordered_map<ValueId, int> step_of_value;
+  for (size_t i = 0; i < steps_.size(); ++i) step_of_value[steps_[i].output] = static_cast<int>(i);
+  std::unordered_map<ValueId, int> times_fetched;
+  for (ValueId v : fetches_) ++times_fetched[v];
+  for (ValueId v : fetches_) {
+    auto it = step_of_value.find(v);
+    fetch_moves_.push_back(it != step_of_value.end() && times_fetched[v] == 1 ? it->second : -1);
+  }
+}
+
 std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
@@ -193,7 +205,13 @@ StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds
 
   std::vector<Tensor> fetched;
   fetched.reserve(fetches_.size());
-  for (ValueId v : fetches_) fetched.push_back(*state.values[static_cast<size_t>(v)]);
+  for (size_t k = 0; k < fetches_.size(); ++k) {
+    if (fetch_moves_[k] >= 0) {
+      fetched.push_back(std::move(state.outputs[static_cast<size_t>(fetch_moves_[k])]));
+    } else {
+      fetched.push_back(*state.values[static_cast<size_t>(fetches_[k])]);
+    }
+  }
   return fetched;
 }
 

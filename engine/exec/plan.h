@@ -54,6 +54,7 @@ class Plan {
   Status CompileSteps(const Graph& graph, std::span<const Tensor* const> feeds,
                       const std::vector<bool>& included);
   void LinkSteps(const Graph& graph);
+  void PlanFetchMoves();
   void RunStep(size_t i, RunState& state) const;
   std::unique_ptr<FlowInstance> AcquireInstance() const;
   void ReleaseInstance(std::unique_ptr<FlowInstance> instance) const;
@@ -62,6 +63,9 @@ class Plan {
   int num_values_ = 0;
   std::vector<PlanStep> steps_;
   std::vector<ValueId> fetches_;
+  // For each fetch, the step whose output may be moved out of the run (-1: copy it, because it
+  // is a feed, a constant, or fetched twice).
+  std::vector<int> fetch_moves_;
   std::unordered_map<ValueId, Tensor> constants_;  // converted to dtype_ at compile time
 
   // Note [Flow-graph pool]
