@@ -5,7 +5,9 @@
 #include <optional>
 #include <tbb/flow_graph.h>
 
+#include "engine/exec/core_budget.h"
 #include "engine/exec/run_state.h"
+#include "engine/exec/tsan.h"
 
 namespace backflow {
 
@@ -168,7 +170,11 @@ std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
   FlowInstance* self = instance.get();
   for (size_t i = 0; i < steps_.size(); ++i) {
     self->nodes.push_back(std::make_unique<FlowInstance::ContinueNode>(
-        self->graph, [this, self, i](const tbb::flow::continue_msg&) { RunStep(i, *self->state); }));
+        self->graph, [this, self, i](const tbb::flow::continue_msg&) {
+          BF_TSAN_ACQUIRE(self);
+          RunStep(i, *self->state);
+          BF_TSAN_RELEASE(self);
+        }));
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
     if (steps_[i].num_predecessors == 0) tbb::flow::make_edge(self->start, *self->nodes[i]);
@@ -194,8 +200,10 @@ StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds
   if (!steps_.empty()) {
     std::unique_ptr<FlowInstance> instance = AcquireInstance();
     instance->state = &state;
+    BF_TSAN_RELEASE(instance.get());
     instance->start.try_put(tbb::flow::continue_msg());
     instance->graph.wait_for_all();
+    BF_TSAN_ACQUIRE(instance.get());
     ReleaseInstance(std::move(instance));
   }
   if (state.stop.load(std::memory_order_acquire)) {
@@ -232,9 +240,13 @@ void Plan::RunStep(size_t i, RunState& state) const {
     std::vector<const Tensor*> inputs;
     inputs.reserve(step.inputs.size());
     for (ValueId v : step.inputs) inputs.push_back(state.values[static_cast<size_t>(v)]);
+    const int wanted = step.kernel->cores();
+    CoreBudget::Lease lease = wanted == Kernel::kAllCores ? CoreBudget::Global().AcquireAll()
+                                                          : CoreBudget::Global().Acquire(wanted);
     KernelContext ctx{inputs, &out, &state.saved[i],
                       step.forward_step >= 0 ? &state.saved[static_cast<size_t>(step.forward_step)]
-                                             : nullptr};
+                                             : nullptr,
+                      lease.cores()};
     Status status = step.kernel->Run(ctx);
     if (!status.ok()) {
       state.Fail(status.WithPrefix("node " + Quote(step.name)));

@@ -58,11 +58,19 @@ struct KernelContext {
   Tensor* output;
   std::any* saved;
   const std::any* forward_saved;
+  // Cores lent to this invocation (see Note [Threads never exceed cores] in
+  // engine/exec/core_budget.h): a kernel that starts threads (an OpenMP team) starts this many.
+  int threads = 1;
 };
 
 class Kernel {
  public:
+  static constexpr int kAllCores = 0;
+
   virtual ~Kernel() = default;
+  // Cores this kernel keeps busy while it runs: 1 for kernels that compute on the calling
+  // thread, kAllCores for kernels that run a parallel primitive (oneDNN).
+  virtual int cores() const { return 1; }
   // Must be safe to call from several threads at once on different contexts.
   virtual Status Run(KernelContext& ctx) const = 0;
 };

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "engine/autodiff/autodiff.h"
+#include "engine/exec/core_budget.h"
 #include "engine/optim/initializers.h"
 #include "tests/testing/test_gates.h"
 
@@ -157,6 +158,7 @@ TEST(ProgramTest, FetchingTheForwardOnlyRunsNoBackwardNode) {
 }
 
 TEST(ProgramTest, IndependentBranchesRunConcurrently) {
+  if (CoreBudget::Global().total() < 2) GTEST_SKIP() << "needs two cores";
   auto probe = std::make_shared<Probe>();
   auto registry = MakeProbeRegistry(probe);
   auto graph = std::make_shared<Graph>(registry.get());

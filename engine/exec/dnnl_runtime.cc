@@ -1,0 +1,38 @@
+#include "engine/exec/dnnl_runtime.h"
+
+#include <omp.h>
+
+namespace backflow::dnnl_rt {
+
+const dnnl::engine& CpuEngine() {
+  static const dnnl::engine* const engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *engine;
+}
+
+Status Execute(const dnnl::primitive& primitive, const Args& args, int threads,
+               std::string_view what) {
+  try {
+    thread_local dnnl::stream stream(CpuEngine());
+    omp_set_num_threads(threads);
+    primitive.execute(stream, args);
+    stream.wait();
+    return Status::Ok();
+  } catch (const dnnl::error& e) {
+    return InternalError(std::string(what) + ": oneDNN: " + e.what());
+  }
+}
+
+dnnl::memory::dims Dims(const Shape& shape) {
+  return dnnl::memory::dims(shape.dims().begin(), shape.dims().end());
+}
+
+dnnl::memory::desc PlainDesc(const Shape& shape) {
+  using tag = dnnl::memory::format_tag;
+  static constexpr tag kTags[] = {tag::a, tag::a, tag::ab, tag::abc, tag::abcd, tag::abcde,
+                                  tag::abcdef};
+  if (shape.rank() == 0) return dnnl::memory::desc({1}, dnnl::memory::data_type::f32, tag::a);
+  return dnnl::memory::desc(Dims(shape), dnnl::memory::data_type::f32,
+                            kTags[static_cast<size_t>(shape.rank())]);
+}
+
+}  // namespace backflow::dnnl_rt
