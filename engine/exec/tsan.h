@@ -7,7 +7,7 @@
 #ifndef BACKFLOW_ENGINE_EXEC_TSAN_H_
 #define BACKFLOW_ENGINE_EXEC_TSAN_H_
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(BACKFLOW_TSAN)
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
 #define BF_TSAN_ACQUIRE(addr) __tsan_acquire(static_cast<void*>(addr))

@@ -68,7 +68,7 @@ std::vector<FaultCase> FaultCases() {
        kExhausted, "name is 300 bytes, longer than the limit of 256"},
       // Ops, inputs and the data flow.
       {"UnknownOp", Base(R"(nodes { name: "h" op: "matmulz" inputs: ["x", "w"] })"), kInvalid,
-       "node 'h': unknown op 'matmulz' (known ops: add"},
+       "node 'h': unknown op 'matmulz' (known ops: "},
       {"InternalOp", Base(R"(nodes { name: "h" op: "mul_grad" inputs: ["x", "w", "x", "x"] })"),
        kInvalid, "node 'h': op 'mul_grad' is internal to autodiff"},
       {"MissingInput", Base(R"(nodes { name: "h" op: "add" inputs: ["x2", "w"] })"), kInvalid,
