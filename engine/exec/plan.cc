@@ -22,6 +22,12 @@ struct FlowInstance {
 
 namespace {
 
+// The one address the TSAN annotations synchronise on (see engine/exec/tsan.h). It must be
+// reachable without reading the node body's captures, which are themselves what the annotation
+// orders. Coarse: it also orders bodies of different runs that happened one after the other, so
+// TSAN only reports cross-run races whose accesses truly overlapped.
+char tsan_flow_sync;
+
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
 // included[v]: value v is needed to compute the fetches.
@@ -171,9 +177,9 @@ std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
   for (size_t i = 0; i < steps_.size(); ++i) {
     self->nodes.push_back(std::make_unique<FlowInstance::ContinueNode>(
         self->graph, [this, self, i](const tbb::flow::continue_msg&) {
-          BF_TSAN_ACQUIRE(self);
+          BF_TSAN_ACQUIRE(&tsan_flow_sync);
           RunStep(i, *self->state);
-          BF_TSAN_RELEASE(self);
+          BF_TSAN_RELEASE(&tsan_flow_sync);
         }));
   }
   for (size_t i = 0; i < steps_.size(); ++i) {
@@ -200,10 +206,10 @@ StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds
   if (!steps_.empty()) {
     std::unique_ptr<FlowInstance> instance = AcquireInstance();
     instance->state = &state;
-    BF_TSAN_RELEASE(instance.get());
+    BF_TSAN_RELEASE(&tsan_flow_sync);
     instance->start.try_put(tbb::flow::continue_msg());
     instance->graph.wait_for_all();
-    BF_TSAN_ACQUIRE(instance.get());
+    BF_TSAN_ACQUIRE(&tsan_flow_sync);
     ReleaseInstance(std::move(instance));
   }
   if (state.stop.load(std::memory_order_acquire)) {
