@@ -1,0 +1,272 @@
+#include "engine/optim/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+namespace backflow {
+namespace {
+
+using Kind = OptimizerConfig::Kind;
+
+constexpr const char* kMomentum = "momentum";
+constexpr const char* kAdamM = "adam_m";
+constexpr const char* kAdamV = "adam_v";
+
+std::string Format(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+// InvalidArgument "optimizer config: FIELD must be WHAT, got VALUE" unless `ok`.
+Status CheckField(bool ok, std::string_view field, std::string_view what, double value) {
+  if (ok) return Status::Ok();
+  return InvalidArgumentError("optimizer config: " + std::string(field) + " must be " +
+                              std::string(what) + ", got " + Format(value));
+}
+
+bool NonNegative(double v) { return std::isfinite(v) && v >= 0; }
+bool UnitInterval(double v) { return v >= 0 && v < 1; }  // [0, 1); false for NaN
+
+bool IsAdam(Kind kind) { return kind == Kind::kAdam || kind == Kind::kAdamW; }
+
+// The slot kinds an optimizer keeps per parameter.
+std::vector<std::string> SlotKinds(const OptimizerConfig& config) {
+  if (IsAdam(config.kind)) return {kAdamM, kAdamV};
+  if (config.momentum > 0) return {kMomentum};
+  return {};
+}
+
+template <typename T>
+bool AllFinite(const Tensor& t) {
+  const T* p = t.data<T>();
+  return std::all_of(p, p + t.num_elements(), [](T x) { return std::isfinite(x); });
+}
+
+// Running (scale, sum of squares) of LAPACK's dlassq: sqrt(sum x^2) = scale * sqrt(ssq), kept
+// so that float64 gradients near 1e200 do not overflow the sum to infinity.
+struct NormAccumulator {
+  double scale = 0;
+  double ssq = 1;
+  void Add(double x) {
+    const double a = std::abs(x);
+    if (a == 0) return;
+    if (scale < a) {
+      ssq = 1 + ssq * (scale / a) * (scale / a);
+      scale = a;
+    } else {
+      ssq += (a / scale) * (a / scale);
+    }
+  }
+  double Norm() const { return scale * std::sqrt(ssq); }
+};
+
+template <typename T>
+void AddSquares(const Tensor& t, NormAccumulator& acc) {
+  const T* p = t.data<T>();
+  for (int64_t i = 0; i < t.num_elements(); ++i) acc.Add(static_cast<double>(p[i]));
+}
+
+// The factors one step applies, rounded once to the parameter's dtype.
+template <typename T>
+struct StepFactors {
+  StepFactors(const OptimizerConfig& c, double lr, double clip_scale, int64_t step)
+      : clip(clip_scale != 1.0),
+        clip_scale(static_cast<T>(clip_scale)),
+        lr(static_cast<T>(lr)),
+        weight_decay(static_cast<T>(c.weight_decay)),
+        momentum(static_cast<T>(c.momentum)),
+        beta1(static_cast<T>(c.beta1)),
+        one_minus_beta1(static_cast<T>(1 - c.beta1)),
+        beta2(static_cast<T>(c.beta2)),
+        one_minus_beta2(static_cast<T>(1 - c.beta2)),
+        epsilon(static_cast<T>(c.epsilon)),
+        step_size(static_cast<T>(lr / (1 - std::pow(c.beta1, static_cast<double>(step))))),
+        bias2_sqrt(static_cast<T>(std::sqrt(1 - std::pow(c.beta2, static_cast<double>(step))))),
+        decoupled_decay(static_cast<T>(1 - lr * c.weight_decay)) {}
+  bool clip;
+  T clip_scale, lr, weight_decay, momentum, beta1, one_minus_beta1, beta2, one_minus_beta2, epsilon,
+      step_size, bias2_sqrt, decoupled_decay;
+};
+
+// v: the momentum buffer, null when momentum is 0.
+template <typename T>
+void SgdUpdate(const StepFactors<T>& f, bool nesterov, int64_t n, const T* grad, T* p, T* v) {
+  for (int64_t i = 0; i < n; ++i) {
+    T g = f.clip ? grad[i] * f.clip_scale : grad[i];
+    if (f.weight_decay != T(0)) g += f.weight_decay * p[i];
+    if (v != nullptr) {
+      v[i] = f.momentum * v[i] + g;
+      g = nesterov ? g + f.momentum * v[i] : v[i];
+    }
+    p[i] -= f.lr * g;
+  }
+}
+
+template <typename T>
+void AdamUpdate(const StepFactors<T>& f, bool decoupled, int64_t n, const T* grad, T* p, T* m,
+                T* v) {
+  for (int64_t i = 0; i < n; ++i) {
+    T g = f.clip ? grad[i] * f.clip_scale : grad[i];
+    if (decoupled) {
+      p[i] *= f.decoupled_decay;
+    } else if (f.weight_decay != T(0)) {
+      g += f.weight_decay * p[i];
+    }
+    m[i] = f.beta1 * m[i] + f.one_minus_beta1 * g;
+    v[i] = f.beta2 * v[i] + f.one_minus_beta2 * g * g;
+    p[i] -= f.step_size * m[i] / (std::sqrt(v[i]) / f.bias2_sqrt + f.epsilon);
+  }
+}
+
+}  // namespace
+
+Status ValidateOptimizerConfig(const OptimizerConfig& c) {
+  if (c.kind != Kind::kSgd && !IsAdam(c.kind)) {
+    return InvalidArgumentError("optimizer config: kind " +
+                                std::to_string(static_cast<int>(c.kind)) +
+                                " is not sgd, adam or adamw");
+  }
+  BF_RETURN_IF_ERROR(CheckField(NonNegative(c.learning_rate), "learning_rate", "finite and >= 0",
+                                c.learning_rate));
+  BF_RETURN_IF_ERROR(CheckField(UnitInterval(c.momentum), "momentum", "in [0, 1)", c.momentum));
+  BF_RETURN_IF_ERROR(CheckField(!IsAdam(c.kind) || c.momentum == 0, "momentum",
+                                "0 for adam and adamw (they use beta1)", c.momentum));
+  if (c.nesterov && (IsAdam(c.kind) || c.momentum <= 0)) {
+    return InvalidArgumentError("optimizer config: nesterov needs sgd with momentum > 0");
+  }
+  BF_RETURN_IF_ERROR(
+      CheckField(NonNegative(c.weight_decay), "weight_decay", "finite and >= 0", c.weight_decay));
+  BF_RETURN_IF_ERROR(
+      CheckField(NonNegative(c.clip_norm), "clip_norm", "finite and >= 0", c.clip_norm));
+  if (!IsAdam(c.kind)) return Status::Ok();  // SGD ignores the Adam fields
+  BF_RETURN_IF_ERROR(CheckField(UnitInterval(c.beta1), "beta1", "in [0, 1)", c.beta1));
+  BF_RETURN_IF_ERROR(CheckField(UnitInterval(c.beta2), "beta2", "in [0, 1)", c.beta2));
+  return CheckField(std::isfinite(c.epsilon) && c.epsilon > 0, "epsilon", "finite and > 0",
+                    c.epsilon);
+}
+
+StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(const OptimizerConfig& config) {
+  BF_RETURN_IF_ERROR(ValidateOptimizerConfig(config));
+  return std::unique_ptr<Optimizer>(new Optimizer(config));
+}
+
+Status Optimizer::CheckGradient(const std::string& name, const Tensor* grad,
+                                const std::unordered_map<std::string, Tensor>& params) const {
+  const std::string where = "parameter '" + name + "': ";
+  auto it = params.find(name);
+  if (it == params.end()) return InvalidArgumentError(where + "has a gradient but no value");
+  if (grad == nullptr) return InvalidArgumentError(where + "gradient is null");
+  const Tensor& param = it->second;
+  if (grad->dtype() != param.dtype() || grad->shape() != param.shape()) {
+    return InvalidArgumentError(where + "gradient is " + std::string(DTypeName(grad->dtype())) +
+                                " " + grad->shape().ToString() + ", but the parameter is " +
+                                std::string(DTypeName(param.dtype())) + " " +
+                                param.shape().ToString());
+  }
+  const bool finite =
+      grad->dtype() == DType::kFloat64 ? AllFinite<double>(*grad) : AllFinite<float>(*grad);
+  if (!finite) return InvalidArgumentError(where + "gradient holds a NaN or infinity");
+  for (const std::string& kind : SlotKinds(config_)) {
+    auto slot = slots_.find(kind + "/" + name);
+    if (slot != slots_.end() &&
+        (slot->second.dtype() != param.dtype() || slot->second.shape() != param.shape())) {
+      return InvalidArgumentError(where + "optimizer state '" + slot->first + "' is " +
+                                  slot->second.shape().ToString() + ", but the parameter is " +
+                                  param.shape().ToString());
+    }
+  }
+  return Status::Ok();
+}
+
+Status Optimizer::Step(std::unordered_map<std::string, Tensor>& params,
+                       const std::unordered_map<std::string, const Tensor*>& grads,
+                       std::optional<double> learning_rate) {
+  const double lr = learning_rate.value_or(config_.learning_rate);
+  BF_RETURN_IF_ERROR(CheckField(NonNegative(lr), "learning_rate", "finite and >= 0", lr));
+  // Name order, not hash order: the clipping norm's rounding, and so every bit of the result,
+  // must not depend on the standard library's hashing.
+  std::vector<std::string> names;
+  names.reserve(grads.size());
+  for (const auto& [name, grad] : grads) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    BF_RETURN_IF_ERROR(CheckGradient(name, grads.at(name), params));
+  }
+  double clip_scale = 1.0;
+  if (config_.clip_norm > 0) {
+    NormAccumulator acc;
+    for (const std::string& name : names) {
+      const Tensor& g = *grads.at(name);
+      g.dtype() == DType::kFloat64 ? AddSquares<double>(g, acc) : AddSquares<float>(g, acc);
+    }
+    if (acc.Norm() > config_.clip_norm) clip_scale = config_.clip_norm / acc.Norm();
+  }
+  for (const std::string& name : names) {
+    Apply(name, params.at(name), *grads.at(name), lr, clip_scale);
+  }
+  ++steps_;
+  return Status::Ok();
+}
+
+Tensor& Optimizer::Slot(const std::string& kind, const std::string& name, const Tensor& like) {
+  auto [it, inserted] = slots_.try_emplace(kind + "/" + name);
+  if (inserted) it->second = Tensor(like.dtype(), like.shape());
+  return it->second;
+}
+
+void Optimizer::Apply(const std::string& name, Tensor& param, const Tensor& grad, double lr,
+                      double clip_scale) {
+  const int64_t n = param.num_elements();
+  auto update = [&](auto zero) {
+    using T = decltype(zero);
+    const StepFactors<T> f(config_, lr, clip_scale, steps_ + 1);
+    if (IsAdam(config_.kind)) {
+      AdamUpdate<T>(f, config_.kind == Kind::kAdamW, n, grad.data<T>(), param.data<T>(),
+                    Slot(kAdamM, name, param).data<T>(), Slot(kAdamV, name, param).data<T>());
+    } else {
+      T* v = config_.momentum > 0 ? Slot(kMomentum, name, param).data<T>() : nullptr;
+      SgdUpdate<T>(f, config_.nesterov, n, grad.data<T>(), param.data<T>(), v);
+    }
+  };
+  param.dtype() == DType::kFloat64 ? update(0.0) : update(0.0f);
+}
+
+std::unordered_map<std::string, Tensor> Optimizer::State() const {
+  return std::unordered_map<std::string, Tensor>(slots_.begin(), slots_.end());
+}
+
+Status Optimizer::RestoreState(const std::unordered_map<std::string, Tensor>& state,
+                               int64_t steps) {
+  if (steps < 0) {
+    return InvalidArgumentError("optimizer state: step count " + std::to_string(steps) +
+                                " is negative");
+  }
+  const std::vector<std::string> kinds = SlotKinds(config_);
+  for (const auto& [key, tensor] : state) {
+    const size_t slash = key.find('/');
+    const std::string kind = key.substr(0, slash);
+    if (slash == std::string::npos || slash + 1 == key.size() ||
+        std::find(kinds.begin(), kinds.end(), kind) == kinds.end() || !tensor.valid()) {
+      return InvalidArgumentError("optimizer state: '" + key +
+                                  "' is not a slot this optimizer keeps");
+    }
+    if (!IsAdam(config_.kind)) continue;
+    // Adam's two moments are created together, so a checkpoint holds both or neither.
+    const std::string partner = (kind == kAdamM ? kAdamV : kAdamM) + key.substr(slash);
+    auto it = state.find(partner);
+    if (it == state.end() || it->second.dtype() != tensor.dtype() ||
+        it->second.shape() != tensor.shape()) {
+      return InvalidArgumentError("optimizer state: '" + key + "' has no matching '" + partner +
+                                  "'");
+    }
+  }
+  slots_ = std::map<std::string, Tensor>(state.begin(), state.end());
+  steps_ = steps;
+  return Status::Ok();
+}
+
+}  // namespace backflow

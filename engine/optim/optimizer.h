@@ -1,0 +1,100 @@
+// Optimizer: turns gradients into parameter updates (SGD with momentum, Adam, AdamW).
+//
+// The update rules follow PyTorch's torch.optim (dampening 0, no amsgrad), with g the gradient
+// after clipping, lr the step's learning rate, wd the weight decay, t the step number from 1:
+//
+//   SGD    g += wd * p;  v = momentum * v + g  (v starts at 0)
+//          update = nesterov ? g + momentum * v : (momentum > 0 ? v : g);  p -= lr * update
+//   Adam   g += wd * p;  m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2
+//          p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + epsilon)
+//   AdamW  p *= 1 - lr * wd, i.e. p -= lr * wd * p (decoupled: the decay never enters m or v),
+//          then Adam with wd = 0
+//
+// Clipping (clip_norm > 0) scales every gradient of a step by clip_norm / ||g|| when the global
+// L2 norm ||g|| over all of them exceeds clip_norm (exactly that factor: no epsilon is added
+// to the norm as PyTorch's clip_grad_norm_ does).
+//
+// Arithmetic runs in each parameter's dtype, parameters in name order, elements in row-major
+// order, so a step is bitwise reproducible. Scalar factors (lr / (1 - beta1^t), ...) are
+// computed in double and then rounded to the dtype once. Adam's t is the optimizer's step
+// count, shared by all parameters; a parameter first updated at a later step starts from zero
+// moments but with that count (a Trainer supplies every parameter in every step, where this is
+// exactly PyTorch's per-parameter count).
+//
+// Thread safety: none. One Step (or State/RestoreState) at a time.
+#ifndef BACKFLOW_ENGINE_OPTIM_OPTIMIZER_H_
+#define BACKFLOW_ENGINE_OPTIM_OPTIMIZER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+
+namespace backflow {
+
+struct OptimizerConfig {
+  enum class Kind { kSgd, kAdam, kAdamW };
+  Kind kind = Kind::kSgd;
+  double learning_rate = 0.01;
+  double momentum = 0.0;      // SGD
+  bool nesterov = false;      // SGD, needs momentum > 0
+  double weight_decay = 0.0;  // SGD and Adam: L2 added to the gradient; AdamW: decoupled
+  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;  // Adam, AdamW
+  double clip_norm = 0.0;  // > 0: scale all gradients so their global L2 norm is at most this
+};
+
+// OK, or InvalidArgument naming the first bad field: learning_rate, weight_decay and clip_norm
+// must be finite and >= 0; momentum in [0, 1) (and 0 for Adam and AdamW, which use beta1);
+// nesterov only with SGD and momentum > 0; beta1 and beta2 in [0, 1); epsilon finite and > 0.
+Status ValidateOptimizerConfig(const OptimizerConfig& config);
+
+class Optimizer {
+ public:
+  // InvalidArgument if the config is invalid (see ValidateOptimizerConfig).
+  static StatusOr<std::unique_ptr<Optimizer>> Create(const OptimizerConfig& config);
+
+  // One update of every parameter in `grads` (all in `params`, same shape and dtype).
+  // learning_rate overrides the configured rate for this step (a schedule). Not thread-safe:
+  // one step at a time. On error nothing is modified: InvalidArgument naming the parameter for a
+  // gradient without a parameter, a null gradient, a shape or dtype mismatch (also against
+  // restored state), or a non-finite gradient element; InvalidArgument for a bad learning_rate.
+  Status Step(std::unordered_map<std::string, Tensor>& params,
+              const std::unordered_map<std::string, const Tensor*>& grads,
+              std::optional<double> learning_rate = std::nullopt);
+
+  int64_t steps() const { return steps_; }
+  const OptimizerConfig& config() const { return config_; }
+
+  // Everything a checkpoint must save to resume bit-exactly: named slot tensors
+  // ("momentum/W1", "adam_m/W1", "adam_v/W1") plus the step count.
+  std::unordered_map<std::string, Tensor> State() const;
+  // Replaces the state with a copy of `state` (as State() returned it) and the step count.
+  // InvalidArgument, changing nothing, for a negative count, a slot this kind of optimizer does
+  // not keep, or an Adam moment without its partner of the same shape and dtype.
+  Status RestoreState(const std::unordered_map<std::string, Tensor>& state, int64_t steps);
+
+ private:
+  explicit Optimizer(const OptimizerConfig& config) : config_(config) {}
+
+  // Checks one gradient against its parameter and existing slots, before anything changes.
+  Status CheckGradient(const std::string& name, const Tensor* grad,
+                       const std::unordered_map<std::string, Tensor>& params) const;
+  // The slot "<kind>/<name>", created zero-filled like `like` on first use.
+  Tensor& Slot(const std::string& kind, const std::string& name, const Tensor& like);
+  // Updates one checked parameter in place, creating its slots on first use.
+  void Apply(const std::string& name, Tensor& param, const Tensor& grad, double lr,
+             double clip_scale);
+
+  OptimizerConfig config_;
+  int64_t steps_ = 0;
+  std::map<std::string, Tensor> slots_;  // ordered: State() and updates visit it deterministically
+};
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_OPTIM_OPTIMIZER_H_
