@@ -1,9 +1,14 @@
 #include "engine/gates/registry.h"
 
 #include "engine/gates/binary.h"
+#include "engine/gates/conv.h"
 #include "engine/gates/gradient_ops.h"
+#include "engine/gates/loss.h"
+#include "engine/gates/matmul.h"
+#include "engine/gates/pool.h"
 #include "engine/gates/reduce.h"
 #include "engine/gates/shape_ops.h"
+#include "engine/gates/tensor_ops.h"
 #include "engine/gates/unary.h"
 
 namespace backflow {
@@ -45,10 +50,15 @@ std::vector<std::string> GateRegistry::PublicOps() const {
 
 void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterBinaryGates(registry);
+  RegisterConvGates(registry);
+  RegisterPoolGates(registry);
   RegisterUnaryGates(registry);
   RegisterReduceGates(registry);
   RegisterShapeGates(registry);
   RegisterGradientGates(registry);
+  RegisterLossGates(registry);
+  RegisterMatMulGates(registry);
+  RegisterTensorGates(registry);
 }
 
 }  // namespace backflow

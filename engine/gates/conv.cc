@@ -1,0 +1,163 @@
+#include "engine/gates/conv.h"
+
+#include <string>
+#include <vector>
+
+#include "engine/exec/dnnl_runtime.h"
+#include "engine/gates/conv_internal.h"
+#include "engine/gates/dnnl_primitive.h"
+#include "engine/gates/registry.h"
+#include "engine/gates/spatial.h"
+
+namespace backflow {
+namespace conv_internal {
+
+using reference::Conv2dShape;
+
+ActivationLayouts PlainLayouts(const Conv2dShape& s) {
+  return ActivationLayouts::Plain(Shape{s.n, s.c, s.h, s.w}, Shape{s.n, s.o, s.out_h(), s.out_w()});
+}
+
+dnnl::memory::dims SrcDims(const Conv2dShape& s) { return {s.n, s.c, s.h, s.w}; }
+dnnl::memory::dims WeightsDims(const Conv2dShape& s) {
+  return {s.o, s.c, s.window.kernel_h, s.window.kernel_w};
+}
+dnnl::memory::dims DstDims(const Conv2dShape& s) { return {s.n, s.o, s.out_h(), s.out_w()}; }
+
+DnnlWindow ToDnnl(const reference::Window2d& win) {
+  return {{win.stride_h, win.stride_w},
+          {win.dilation_h - 1, win.dilation_w - 1},
+          {win.pad_top, win.pad_left},
+          {win.pad_bottom, win.pad_right}};
+}
+
+StatusOr<dnnl::convolution_forward::primitive_desc> MakeForwardPd(const Conv2dShape& s,
+                                                                  bool with_bias,
+                                                                  std::string_view what) {
+  return dnnl_rt::Build(what, [&] {
+    using dnnl::memory;
+    using Fwd = dnnl::convolution_forward;
+    const memory::desc src_md(SrcDims(s), memory::data_type::f32, memory::format_tag::any);
+    const memory::desc weights_md(WeightsDims(s), memory::data_type::f32, memory::format_tag::any);
+    const memory::desc dst_md(DstDims(s), memory::data_type::f32, memory::format_tag::any);
+    const DnnlWindow win = ToDnnl(s.window);
+    const auto prop = dnnl::prop_kind::forward_training;
+    const auto algo = dnnl::algorithm::convolution_direct;
+    const Fwd::desc desc =
+        with_bias ? Fwd::desc(prop, algo, src_md, weights_md, dnnl_rt::PlainDesc(Shape{s.o}),
+                              dst_md, win.strides, win.dilates, win.padding_l, win.padding_r)
+                  : Fwd::desc(prop, algo, src_md, weights_md, dst_md, win.strides, win.dilates,
+                              win.padding_l, win.padding_r);
+    return Fwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine());
+  });
+}
+
+}  // namespace conv_internal
+
+namespace {
+
+using reference::Conv2dShape;
+
+// Checks x [N, C, H, W], w [O, C, KH, KW], b [O] and the window attributes; returns the
+// convolution's shape (n may be the open batch dimension).
+StatusOr<Conv2dShape> ParseConv2d(const ShapeContext& ctx) {
+  const Shape& x = ctx.inputs[0];
+  const Shape& w = ctx.inputs[1];
+  BF_RETURN_IF_ERROR(CheckNchw(ctx, x, "x"));
+  BF_RETURN_IF_ERROR(CheckFixedShape(ctx, w, 4, "w [O, C, KH, KW]"));
+  if (x.dim(1) != w.dim(1)) {
+    return ctx.Error("x " + x.ToString() + " has " + std::to_string(x.dim(1)) +
+                     " channels, but w " + w.ToString() + " expects " + std::to_string(w.dim(1)) +
+                     " (w is [O, C, KH, KW])");
+  }
+  if (ctx.inputs.size() == 3 && ctx.inputs[2] != Shape{w.dim(0)}) {
+    return ctx.Error("b must be [O] = [" + std::to_string(w.dim(0)) + "], one bias per output " +
+                     "channel, got " + ctx.inputs[2].ToString());
+  }
+  BF_ASSIGN_OR_RETURN(reference::Window2d win, ParseConvWindow(ctx, w.dim(2), w.dim(3)));
+  BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
+  return Conv2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), win};
+}
+
+// float32: oneDNN forward_training over tensors laid out as `layouts` says.
+StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Conv2dShape& s, bool with_bias,
+                                                     const ActivationLayouts& layouts,
+                                                     std::string_view node) {
+  const std::string what = KernelLabel(node, "conv2d forward");
+  BF_ASSIGN_OR_RETURN(auto pd, conv_internal::MakeForwardPd(s, with_bias, what));
+  std::vector<TensorArg> inputs = {
+      {DNNL_ARG_SRC, layouts.src},
+      {DNNL_ARG_WEIGHTS, dnnl_rt::PlainDesc(Shape(conv_internal::WeightsDims(s)))}};
+  if (with_bias) inputs.push_back({DNNL_ARG_BIAS, dnnl_rt::PlainDesc(Shape{s.o})});
+  BF_ASSIGN_OR_RETURN(
+      BoundPrimitive bound,
+      BoundPrimitive::Make(pd, std::move(inputs), {DNNL_ARG_DST, layouts.dst}, what));
+  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), what));
+}
+
+class Conv2dGate : public Gate {
+ public:
+  Arity arity() const override { return {2, 3}; }
+  std::vector<AttrSpec> attr_specs() const override {
+    return {
+        {"stride", AttrType::kInts}, {"padding", AttrType::kInts}, {"dilation", AttrType::kInts}};
+  }
+  StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
+    BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ctx));
+    return Shape{s.n, s.o, s.out_h(), s.out_w()};
+  }
+  StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}));
+    const bool with_bias = ctx.inputs.size() == 3;
+    if (ctx.dtype == DType::kFloat32) {
+      return CompileDnnlForward(s, with_bias, conv_internal::PlainLayouts(s), ctx.node);
+    }
+    return std::unique_ptr<Kernel>(std::make_unique<ReferenceLoopKernel>(
+        [s, with_bias](std::span<const Tensor* const> in, Tensor& y) {
+          reference::Conv2dForward<double>(s, in[0]->data<double>(), in[1]->data<double>(),
+                                           with_bias ? in[2]->data<double>() : nullptr,
+                                           y.data<double>());
+        }));
+  }
+  Status Backward(BackwardContext& ctx) const override;
+};
+
+Status Conv2dGate::Backward(BackwardContext& ctx) const {
+  const Node& node = ctx.node();
+  std::vector<Shape> shapes;
+  for (int i = 0; i < static_cast<int>(node.inputs.size()); ++i) {
+    shapes.push_back(ctx.input_shape(i));
+  }
+  BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ShapeContext{node.name, shapes, node.attrs}));
+  if (ctx.needs_grad(0)) {
+    Attributes attrs = ConvWindowAttributes(s.window);
+    attrs.Set("input_size", std::vector<int64_t>{s.h, s.w});
+    BF_ASSIGN_OR_RETURN(ValueId dx,
+                        ctx.Emit("conv2d_backward_data", {ctx.output_grad(), ctx.input(1)}, attrs));
+    ctx.SetGrad(0, dx);
+  }
+  if (ctx.needs_grad(1)) {
+    Attributes attrs = ConvWindowAttributes(s.window);
+    attrs.Set("kernel_size", std::vector<int64_t>{s.window.kernel_h, s.window.kernel_w});
+    BF_ASSIGN_OR_RETURN(
+        ValueId dw, ctx.Emit("conv2d_backward_weights", {ctx.input(0), ctx.output_grad()}, attrs));
+    ctx.SetGrad(1, dw);
+  }
+  if (shapes.size() == 3 && ctx.needs_grad(2)) {
+    BF_ASSIGN_OR_RETURN(ValueId db, ctx.Emit("sum", {ctx.output_grad()},
+                                             Attributes{{"axes", std::vector<int64_t>{0, 2, 3}}}));
+    ctx.SetGrad(2, db);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void RegisterConvGates(GateRegistry& registry) {
+  (void)registry.Register("conv2d", std::make_unique<Conv2dGate>());
+  (void)registry.Register("conv2d_backward_data", conv_internal::MakeConv2dBackwardDataGate());
+  (void)registry.Register("conv2d_backward_weights",
+                          conv_internal::MakeConv2dBackwardWeightsGate());
+}
+
+}  // namespace backflow

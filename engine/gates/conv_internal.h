@@ -1,0 +1,47 @@
+// Shared between conv.cc (the conv2d gate) and conv_backward.cc (its internal backward gates).
+// Not a public header: other gates use engine/gates/conv.h.
+#ifndef BACKFLOW_ENGINE_GATES_CONV_INTERNAL_H_
+#define BACKFLOW_ENGINE_GATES_CONV_INTERNAL_H_
+
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string_view>
+
+#include "engine/core/status.h"
+#include "engine/gates/dnnl_primitive.h"
+#include "engine/gates/gate.h"
+#include "engine/gates/reference/conv.h"
+
+namespace backflow::conv_internal {
+
+// Plain NCHW layouts for x / dx and y / dy of the convolution `s`.
+ActivationLayouts PlainLayouts(const reference::Conv2dShape& s);
+
+dnnl::memory::dims SrcDims(const reference::Conv2dShape& s);
+dnnl::memory::dims WeightsDims(const reference::Conv2dShape& s);
+dnnl::memory::dims DstDims(const reference::Conv2dShape& s);
+
+// The forward_training primitive descriptor for `s`, with every layout left to oneDNN
+// (format_tag::any) and PrimitiveAttributes(). The conv2d kernel runs it; the backward kernels
+// recreate it from the same shape as the hint their own descriptors require.
+StatusOr<dnnl::convolution_forward::primitive_desc> MakeForwardPd(const reference::Conv2dShape& s,
+                                                                  bool with_bias,
+                                                                  std::string_view what);
+
+// The window as oneDNN wants it: strides, dilates (ours minus one: oneDNN counts extra gaps),
+// and the low and high padding.
+struct DnnlWindow {
+  dnnl::memory::dims strides;
+  dnnl::memory::dims dilates;
+  dnnl::memory::dims padding_l;
+  dnnl::memory::dims padding_r;
+};
+DnnlWindow ToDnnl(const reference::Window2d& win);
+
+// The internal gates conv2d's Backward emits (engine/gates/conv_backward.cc).
+std::unique_ptr<Gate> MakeConv2dBackwardDataGate();
+std::unique_ptr<Gate> MakeConv2dBackwardWeightsGate();
+
+}  // namespace backflow::conv_internal
+
+#endif  // BACKFLOW_ENGINE_GATES_CONV_INTERNAL_H_

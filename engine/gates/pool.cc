@@ -1,0 +1,161 @@
+#include "engine/gates/pool.h"
+
+#include <string>
+#include <vector>
+
+#include "engine/exec/dnnl_runtime.h"
+#include "engine/gates/pool_internal.h"
+#include "engine/gates/registry.h"
+#include "engine/gates/spatial.h"
+
+namespace backflow {
+namespace pool_internal {
+
+using reference::Pool2dShape;
+
+StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x) {
+  BF_RETURN_IF_ERROR(CheckNchw(ctx, x, "x"));
+  BF_ASSIGN_OR_RETURN(reference::Window2d win, ParsePoolWindow(ctx));
+  BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
+  return Pool2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
+}
+
+Shape InputShape(const Pool2dShape& s) { return Shape{s.n, s.c, s.h, s.w}; }
+Shape OutputShape(const Pool2dShape& s) { return Shape{s.n, s.c, s.out_h(), s.out_w()}; }
+
+StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(const Pool2dShape& s,
+                                                                 PoolKind kind,
+                                                                 const ActivationLayouts& layouts,
+                                                                 std::string_view what) {
+  return dnnl_rt::Build(what, [&] {
+    using dnnl::memory;
+    using Fwd = dnnl::pooling_v2_forward;
+    const reference::Window2d& win = s.window;
+    const memory::desc dst_md(dnnl_rt::Dims(OutputShape(s)), memory::data_type::f32,
+                              memory::format_tag::any);
+    const Fwd::desc desc(dnnl::prop_kind::forward_training,
+                         kind == PoolKind::kMax ? dnnl::algorithm::pooling_max
+                                                : dnnl::algorithm::pooling_avg_exclude_padding,
+                         layouts.src, dst_md, {win.stride_h, win.stride_w},
+                         {win.kernel_h, win.kernel_w}, /*dilation=*/{0, 0},
+                         {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+    return Fwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine());
+  });
+}
+
+StatusOr<BoundPrimitive> BindForward(const dnnl::pooling_v2_forward::primitive_desc& pd,
+                                     const ActivationLayouts& layouts, std::string_view what) {
+  return BoundPrimitive::Make(pd, {{DNNL_ARG_SRC, layouts.src}}, {DNNL_ARG_DST, layouts.dst}, what);
+}
+
+}  // namespace pool_internal
+
+namespace {
+
+using pool_internal::PoolKind;
+using reference::Pool2dShape;
+
+// float32 max pooling that keeps oneDNN's workspace (which tap of each window was the maximum)
+// in the node's saved slot, for max_pool2d_grad to read instead of searching the windows again.
+class MaxPoolForwardKernel : public Kernel {
+ public:
+  MaxPoolForwardKernel(BoundPrimitive forward, dnnl::memory::desc workspace_md, std::string what)
+      : forward_(std::move(forward)), workspace_md_(workspace_md), what_(std::move(what)) {}
+  int cores() const override { return kAllCores; }
+  Status Run(KernelContext& ctx) const override {
+    dnnl::memory workspace(workspace_md_, dnnl_rt::CpuEngine());
+    BF_RETURN_IF_ERROR(forward_.Run(ctx.inputs, *ctx.output, {{DNNL_ARG_WORKSPACE, workspace}},
+                                    ctx.threads, what_));
+    if (ctx.saved != nullptr) *ctx.saved = workspace;
+    return Status::Ok();
+  }
+
+ private:
+  BoundPrimitive forward_;
+  dnnl::memory::desc workspace_md_;
+  std::string what_;
+};
+
+StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Pool2dShape& s, PoolKind kind,
+                                                     std::string_view node) {
+  const std::string what =
+      KernelLabel(node, kind == PoolKind::kMax ? "max_pool2d forward" : "avg_pool2d forward");
+  const ActivationLayouts layouts =
+      ActivationLayouts::Plain(pool_internal::InputShape(s), pool_internal::OutputShape(s));
+  BF_ASSIGN_OR_RETURN(auto pd, pool_internal::MakeForwardPd(s, kind, layouts, what));
+  BF_ASSIGN_OR_RETURN(BoundPrimitive forward, pool_internal::BindForward(pd, layouts, what));
+  if (kind == PoolKind::kAvg) {
+    return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(forward), what));
+  }
+  return std::unique_ptr<Kernel>(
+      std::make_unique<MaxPoolForwardKernel>(std::move(forward), pd.workspace_desc(), what));
+}
+
+std::unique_ptr<Kernel> ReferenceForward(const Pool2dShape& s, PoolKind kind) {
+  return std::make_unique<ReferenceLoopKernel>(
+      [s, kind](std::span<const Tensor* const> in, Tensor& y) {
+        if (kind == PoolKind::kMax) {
+          reference::MaxPool2dForward<double>(s, in[0]->data<double>(), y.data<double>(),
+                                              /*argmax=*/nullptr);
+        } else {
+          reference::AvgPool2dForward<double>(s, in[0]->data<double>(), y.data<double>());
+        }
+      });
+}
+
+class Pool2dGate : public Gate {
+ public:
+  explicit Pool2dGate(PoolKind kind) : kind_(kind) {}
+  Arity arity() const override { return {1, 1}; }
+  std::vector<AttrSpec> attr_specs() const override {
+    return {{"kernel", AttrType::kInts, /*required=*/true},
+            {"stride", AttrType::kInts},
+            {"padding", AttrType::kInts}};
+  }
+  StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
+    BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(ctx, ctx.inputs[0]));
+    return pool_internal::OutputShape(s);
+  }
+  StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    BF_ASSIGN_OR_RETURN(
+        Pool2dShape s,
+        pool_internal::ParsePool2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}, ctx.inputs[0]));
+    if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, kind_, ctx.node);
+    return ReferenceForward(s, kind_);
+  }
+  Status Backward(BackwardContext& ctx) const override;
+
+ private:
+  PoolKind kind_;
+};
+
+Status Pool2dGate::Backward(BackwardContext& ctx) const {
+  if (!ctx.needs_grad(0)) return Status::Ok();
+  const Node& node = ctx.node();
+  const Shape& x = ctx.input_shape(0);
+  BF_ASSIGN_OR_RETURN(Pool2dShape s,
+                      pool_internal::ParsePool2d(ShapeContext{node.name, {&x, 1}, node.attrs}, x));
+  Attributes attrs = PoolWindowAttributes(s.window);
+  ValueId dx;
+  if (kind_ == PoolKind::kMax) {
+    // x rides along so the float64 kernel, which has no workspace, can find the arg-max again.
+    BF_ASSIGN_OR_RETURN(dx, ctx.Emit("max_pool2d_grad", {ctx.input(0), ctx.output_grad()},
+                                     std::move(attrs), /*reads_saved=*/true));
+  } else {
+    attrs.Set("input_size", std::vector<int64_t>{s.h, s.w});
+    BF_ASSIGN_OR_RETURN(dx, ctx.Emit("avg_pool2d_grad", {ctx.output_grad()}, std::move(attrs)));
+  }
+  ctx.SetGrad(0, dx);
+  return Status::Ok();
+}
+
+}  // namespace
+
+void RegisterPoolGates(GateRegistry& registry) {
+  (void)registry.Register("max_pool2d", std::make_unique<Pool2dGate>(PoolKind::kMax));
+  (void)registry.Register("avg_pool2d", std::make_unique<Pool2dGate>(PoolKind::kAvg));
+  (void)registry.Register("max_pool2d_grad", pool_internal::MakePoolGradGate(PoolKind::kMax));
+  (void)registry.Register("avg_pool2d_grad", pool_internal::MakePoolGradGate(PoolKind::kAvg));
+}
+
+}  // namespace backflow

@@ -1,0 +1,36 @@
+// 2-D max and average pooling over each channel of x [N, C, H, W] (N may be the open batch
+// dimension); output y [N, C, OH, OW].
+//
+//   max_pool2d  y[n,c,i,j] = max of the window's taps
+//               dL/dx: each dy element goes, whole, to the arg-max of its window (summed where
+//               windows overlap). Ties: the first maximum in window order (row by row, then
+//               column) wins, as in oneDNN; inputs are kept away from ties in gradient checks.
+//   avg_pool2d  y[n,c,i,j] = mean of the window's taps
+//               dL/dx: each dy element spread evenly, dy / count, over its window's taps.
+//
+// Padded taps never count: max pooling never picks one, and average pooling divides by the
+// number of real taps (oneDNN's pooling_avg_exclude_padding).
+//
+// Attributes (see engine/gates/spatial.h): kernel [KH, KW] (required), stride (default: the
+// kernel), padding ([ph, pw] or [top, left, bottom, right], default 0; each side smaller than
+// the kernel). OH = (H + pt + pb - KH) / sh + 1, rounded down, and likewise OW.
+//
+// Backward, as graph nodes:
+//   max_pool2d_grad  (internal) inputs x, dy; the window attributes; output dx. Reads the
+//                    forward node's saved state: in float32 the oneDNN workspace that recorded
+//                    each arg-max; in float64 the reference recomputes the arg-max from x.
+//   avg_pool2d_grad  (internal) input dy; the window attributes plus input_size [H, W].
+//
+// Kernels: float32 runs oneDNN pooling primitives; float64 the loops of
+// engine/gates/reference/conv.h.
+#ifndef BACKFLOW_ENGINE_GATES_POOL_H_
+#define BACKFLOW_ENGINE_GATES_POOL_H_
+
+namespace backflow {
+
+class GateRegistry;
+void RegisterPoolGates(GateRegistry& registry);
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_GATES_POOL_H_

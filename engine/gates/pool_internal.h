@@ -1,0 +1,43 @@
+// Shared between pool.cc (the pooling gates) and pool_backward.cc (their internal gradient
+// gates). Not a public header: other gates use engine/gates/pool.h.
+#ifndef BACKFLOW_ENGINE_GATES_POOL_INTERNAL_H_
+#define BACKFLOW_ENGINE_GATES_POOL_INTERNAL_H_
+
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string_view>
+
+#include "engine/core/shape.h"
+#include "engine/core/status.h"
+#include "engine/gates/dnnl_primitive.h"
+#include "engine/gates/gate.h"
+#include "engine/gates/reference/conv.h"
+
+namespace backflow::pool_internal {
+
+enum class PoolKind { kMax, kAvg };
+
+// Checks x [N, C, H, W] and the window attributes; returns the pooling's shape (n may be the
+// open batch dimension).
+StatusOr<reference::Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x);
+
+Shape InputShape(const reference::Pool2dShape& s);   // [N, C, H, W]
+Shape OutputShape(const reference::Pool2dShape& s);  // [N, C, OH, OW]
+
+// The forward_training pooling descriptor reading x laid out as `layouts.src` (oneDNN pooling
+// takes its source layout as given) and writing a destination layout oneDNN chooses.
+StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(const reference::Pool2dShape& s,
+                                                                 PoolKind kind,
+                                                                 const ActivationLayouts& layouts,
+                                                                 std::string_view what);
+
+// The forward primitive of `pd` bound to x and y.
+StatusOr<BoundPrimitive> BindForward(const dnnl::pooling_v2_forward::primitive_desc& pd,
+                                     const ActivationLayouts& layouts, std::string_view what);
+
+// The internal gates max_pool2d_grad and avg_pool2d_grad (engine/gates/pool_backward.cc).
+std::unique_ptr<Gate> MakePoolGradGate(PoolKind kind);
+
+}  // namespace backflow::pool_internal
+
+#endif  // BACKFLOW_ENGINE_GATES_POOL_INTERNAL_H_

@@ -1,0 +1,356 @@
+#include "engine/gates/pool.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "engine/autodiff/autodiff.h"
+#include "engine/exec/program.h"
+#include "engine/gates/reference/conv.h"
+#include "engine/gates/registry.h"
+#include "engine/ir/graph.h"
+#include "tests/engine/gates/spatial_test_util.h"
+#include "tests/testing/gradient_checker.h"
+
+namespace backflow {
+namespace {
+
+using ::backflow::spatial_test::RandomTensor;
+using ::backflow::testing::GateCase;
+using ::backflow::testing::RunGate;
+using ::backflow::testing::T64;
+using ::testing::ElementsAre;
+using Ints = std::vector<int64_t>;
+using Values = std::vector<double>;
+
+struct PoolCase {
+  std::string name;
+  int64_t n, c, h, w;
+  Attributes attrs;
+};
+void PrintTo(const PoolCase& c, std::ostream* os) { *os << c.name; }
+
+// The reference's view of a case, read from its attributes independently of the gate's parser.
+reference::Pool2dShape ShapeOf(const PoolCase& c) {
+  reference::Pool2dShape s{c.n, c.c, c.h, c.w, {}};
+  const Ints kernel = c.attrs.GetInts("kernel");
+  const Ints stride = c.attrs.GetInts("stride", kernel);
+  const Ints pad = c.attrs.GetInts("padding", {0, 0});
+  s.window.kernel_h = kernel[0];
+  s.window.kernel_w = kernel[1];
+  s.window.stride_h = stride[0];
+  s.window.stride_w = stride[1];
+  s.window.pad_top = pad[0];
+  s.window.pad_left = pad[1];
+  s.window.pad_bottom = pad.size() == 4 ? pad[2] : pad[0];
+  s.window.pad_right = pad.size() == 4 ? pad[3] : pad[1];
+  return s;
+}
+
+Shape XShape(const PoolCase& c) { return Shape{c.n, c.c, c.h, c.w}; }
+Shape YShape(const PoolCase& c) {
+  const reference::Pool2dShape s = ShapeOf(c);
+  return Shape{c.n, c.c, s.out_h(), s.out_w()};
+}
+
+const std::vector<PoolCase>& Cases() {
+  static const auto* cases = new std::vector<PoolCase>{
+      {"k2x2_s2", 2, 3, 6, 6, {{"kernel", Ints{2, 2}}}},
+      {"k3x3_s2_pad1",
+       2,
+       3,
+       7,
+       7,
+       {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1}}}},
+      {"non_square_3x2", 1, 5, 7, 6, {{"kernel", Ints{3, 2}}, {"stride", Ints{2, 1}}}},
+      {"asymmetric_padding",
+       2,
+       3,
+       5,
+       6,
+       {{"kernel", Ints{2, 3}}, {"stride", Ints{1, 2}}, {"padding", Ints{1, 0, 0, 2}}}},
+      {"overlapping_k3_s1_pad1",
+       1,
+       3,
+       5,
+       5,
+       {{"kernel", Ints{3, 3}}, {"stride", Ints{1, 1}}, {"padding", Ints{1, 1}}}},
+      {"uneven_tail", 2, 5, 7, 5, {{"kernel", Ints{2, 2}}}},
+      {"c16_batch1",
+       1,
+       16,
+       8,
+       8,
+       {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1}}}},
+  };
+  return *cases;
+}
+auto CaseName = [](const ::testing::TestParamInfo<PoolCase>& info) { return info.param.name; };
+
+// Keeps max pooling away from ties: every value on a 0.1 grid plus a per-element offset of
+// (index mod 97) / 1000, so any two elements of a window differ by at least 1e-3, far more than
+// the checker's step. The checker adjusts elements in row-major order, so a counter knows the
+// index.
+std::function<double(int, double)> AwayFromTies() {
+  auto index = std::make_shared<int64_t>(0);
+  return [index](int, double v) {
+    return std::round(v * 10) / 10 + 0.001 * static_cast<double>((*index)++ % 97);
+  };
+}
+
+class PoolGradientTest : public ::testing::TestWithParam<PoolCase> {};
+
+// The shared checker at tolerances that allow for its rounding: gradient elements reach 1e-5
+// (overlapping windows sum upstream weights of both signs). The exact checks below hold the
+// same gradients to 1e-8. See Note [Finite differences on many outputs].
+TEST_P(PoolGradientTest, MaxPoolMatchesFiniteDifferences) {
+  const PoolCase& c = GetParam();
+  testing::ExpectGradientsMatchFiniteDifferences(GateCase{.op = "max_pool2d",
+                                                          .shapes = {XShape(c)},
+                                                          .attrs = c.attrs,
+                                                          .adjust = AwayFromTies(),
+                                                          .tolerance = 1e-5});
+}
+
+TEST_P(PoolGradientTest, AvgPoolMatchesFiniteDifferences) {
+  const PoolCase& c = GetParam();
+  testing::ExpectGradientsMatchFiniteDifferences(
+      GateCase{.op = "avg_pool2d", .shapes = {XShape(c)}, .attrs = c.attrs, .tolerance = 1e-4});
+}
+
+// Max pooling is linear while no window's arg-max moves. Inputs here are distinct integers
+// plus per-element offsets of (index mod 97) / 100, so window elements differ by at least 0.01,
+// and a step of 0.004 keeps every arg-max in place.
+TEST_P(PoolGradientTest, MaxPoolMatchesExactCentralDifferences) {
+  const PoolCase& c = GetParam();
+  Tensor x = RandomTensor(XShape(c), 21);
+  for (int64_t j = 0; j < x.num_elements(); ++j) {
+    double& v = x.data<double>()[j];
+    v = std::round(2 * v) + 0.01 * static_cast<double>(j % 97);
+  }
+  spatial_test::ExpectGradientsMatchLinearDifferences("max_pool2d", {x}, c.attrs,
+                                                      /*step=*/0.004, /*tolerance=*/1e-8);
+}
+
+// Average pooling is linear: any step is exact but for rounding.
+TEST_P(PoolGradientTest, AvgPoolMatchesExactCentralDifferences) {
+  const PoolCase& c = GetParam();
+  spatial_test::ExpectGradientsMatchLinearDifferences("avg_pool2d", {RandomTensor(XShape(c), 22)},
+                                                      c.attrs, /*step=*/0.5, /*tolerance=*/1e-9);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, PoolGradientTest, ::testing::ValuesIn(Cases()), CaseName);
+
+Values RefForward(const PoolCase& c, bool max, const Values& x) {
+  Values y(static_cast<size_t>(YShape(c).num_elements()));
+  if (max) {
+    reference::MaxPool2dForward(ShapeOf(c), x.data(), y.data(), static_cast<int64_t*>(nullptr));
+  } else {
+    reference::AvgPool2dForward(ShapeOf(c), x.data(), y.data());
+  }
+  return y;
+}
+
+Values RefBackward(const PoolCase& c, bool max, const Values& x, const Values& dy) {
+  Values dx(static_cast<size_t>(XShape(c).num_elements()));
+  if (max) {
+    reference::MaxPool2dBackward(ShapeOf(c), x.data(), dy.data(), dx.data());
+  } else {
+    reference::AvgPool2dBackward(ShapeOf(c), dy.data(), dx.data());
+  }
+  return dx;
+}
+
+// Pooling sums at most a window's worth of float32 values, so 1e-5 relative with a small floor.
+void ExpectNear(const Tensor& got, const Values& want) {
+  ASSERT_EQ(got.dtype(), DType::kFloat32);
+  ASSERT_EQ(static_cast<size_t>(got.num_elements()), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(got.at(static_cast<int64_t>(i)), want[i], 1e-5 * std::abs(want[i]) + 1e-6)
+        << "element " << i;
+  }
+}
+
+// dL/dx in float32 of L = sum(pool(x) * r), through autodiff: for max pooling the backward
+// reads the workspace the forward kernel saved.
+StatusOr<Tensor> GradientThroughGraph(const std::string& op, const PoolCase& c, const Tensor& x,
+                                      const Tensor& r) {
+  auto g = std::make_shared<Graph>();
+  const ValueId xv = *g->AddPlaceholder("x", Shape{kBatchDim, c.c, c.h, c.w});
+  BF_ASSIGN_OR_RETURN(ValueId y, g->AddNode("y", op, {xv}, c.attrs));
+  const ValueId rv = *g->AddConstant("r", r);
+  const ValueId loss = *g->AddNode("L", "sum", {*g->AddNode("p", "mul", {y, rv})});
+  const ValueId wrt[] = {xv};
+  BF_ASSIGN_OR_RETURN(std::vector<ValueId> grads, AppendBackward(*g, loss, wrt));
+  Program program(g);
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program.Run({{"x", &x}}, grads));
+  return std::move(out[0]);
+}
+
+class PoolFloat32Test : public ::testing::TestWithParam<PoolCase> {};
+
+TEST_P(PoolFloat32Test, ForwardMatchesReference) {
+  const PoolCase& c = GetParam();
+  const Tensor x = RandomTensor(XShape(c), 1);
+  for (bool max : {true, false}) {
+    StatusOr<Tensor> y =
+        RunGate(max ? "max_pool2d" : "avg_pool2d", {x.CastTo(DType::kFloat32)}, c.attrs);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    EXPECT_EQ(y->shape(), YShape(c));
+    ExpectNear(*y, RefForward(c, max, x.ToDoubles()));
+  }
+}
+
+TEST_P(PoolFloat32Test, BackwardThroughTheWorkspaceMatchesReference) {
+  const PoolCase& c = GetParam();
+  const Tensor x = RandomTensor(XShape(c), 2);
+  const Tensor r = RandomTensor(YShape(c), 3);
+  for (bool max : {true, false}) {
+    StatusOr<Tensor> dx =
+        GradientThroughGraph(max ? "max_pool2d" : "avg_pool2d", c, x.CastTo(DType::kFloat32), r);
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    ExpectNear(*dx, RefBackward(c, max, x.ToDoubles(), r.ToDoubles()));
+  }
+}
+
+// Inputs drawn from {0, 1, 2} tie in almost every window: oneDNN must route each gradient to
+// the first maximum in window order, as the reference does. Integer dy keeps the sums exact.
+TEST_P(PoolFloat32Test, MaxPoolTiesGoWhereTheReferenceSendsThem) {
+  const PoolCase& c = GetParam();
+  const Tensor x = RandomTensor(XShape(c), 4, /*small_integers=*/true);
+  const Tensor r = RandomTensor(YShape(c), 5, /*small_integers=*/true);
+  StatusOr<Tensor> dx = GradientThroughGraph("max_pool2d", c, x.CastTo(DType::kFloat32), r);
+  ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+  EXPECT_EQ(dx->ToDoubles(), RefBackward(c, /*max=*/true, x.ToDoubles(), r.ToDoubles()));
+}
+
+// The gradient gates on their own, with no forward node to read a workspace from: max pooling
+// then recomputes it from x.
+TEST_P(PoolFloat32Test, GradientGatesWithoutAForwardNodeMatchReference) {
+  const PoolCase& c = GetParam();
+  const Tensor x = RandomTensor(XShape(c), 6);
+  const Tensor dy = RandomTensor(YShape(c), 7);
+  const Tensor x32 = x.CastTo(DType::kFloat32);
+  const Tensor dy32 = dy.CastTo(DType::kFloat32);
+  StatusOr<Tensor> max_dx = RunGate("max_pool2d_grad", {x32, dy32}, c.attrs);
+  ASSERT_TRUE(max_dx.ok()) << max_dx.status().ToString();
+  ExpectNear(*max_dx, RefBackward(c, true, x.ToDoubles(), dy.ToDoubles()));
+  Attributes attrs = c.attrs;
+  attrs.Set("input_size", Ints{c.h, c.w});
+  StatusOr<Tensor> avg_dx = RunGate("avg_pool2d_grad", {dy32}, attrs);
+  ASSERT_TRUE(avg_dx.ok()) << avg_dx.status().ToString();
+  EXPECT_EQ(avg_dx->shape(), XShape(c));
+  ExpectNear(*avg_dx, RefBackward(c, false, x.ToDoubles(), dy.ToDoubles()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, PoolFloat32Test, ::testing::ValuesIn(Cases()), CaseName);
+
+// The seed's claims, exactly, through the gates in both dtypes: 2x2 windows with stride 2 over
+//   1 3 | 2 0
+//   4 2 | 1 5
+//   ----+----
+//   0 1 | 7 2
+//   6 2 | 3 3
+const Values kX = {1, 3, 2, 0, 4, 2, 1, 5, 0, 1, 7, 2, 6, 2, 3, 3};
+const PoolCase kHand = {"hand", 1, 1, 4, 4, {{"kernel", Ints{2, 2}}}};
+
+TEST(PoolSeedTest, MaxPoolingRoutesTheGradientToTheArgMax) {
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    const Tensor x = T64({1, 1, 4, 4}, kX).CastTo(dtype);
+    StatusOr<Tensor> y = RunGate("max_pool2d", {x}, kHand.attrs);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    EXPECT_THAT(y->ToDoubles(), ElementsAre(4, 5, 6, 7));
+    StatusOr<Tensor> dx =
+        GradientThroughGraph("max_pool2d", kHand, x, T64({1, 1, 2, 2}, {1, 2, 3, 4}));
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    EXPECT_THAT(dx->ToDoubles(), ElementsAre(0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 4, 0, 3, 0, 0, 0))
+        << DTypeName(dtype);
+  }
+}
+
+TEST(PoolSeedTest, MeanPoolingSpreadsTheGradientEvenly) {
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    const Tensor x = T64({1, 1, 4, 4}, kX).CastTo(dtype);
+    StatusOr<Tensor> y = RunGate("avg_pool2d", {x}, kHand.attrs);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    EXPECT_THAT(y->ToDoubles(), ElementsAre(2.5, 2, 2.25, 3.75));
+    StatusOr<Tensor> dx =
+        GradientThroughGraph("avg_pool2d", kHand, x, T64({1, 1, 2, 2}, {4, 8, 12, 16}));
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    EXPECT_THAT(dx->ToDoubles(), ElementsAre(1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4))
+        << DTypeName(dtype);
+  }
+}
+
+TEST(PoolSeedTest, MeanPoolingExcludesPaddingFromTheCount) {
+  // 2x2 windows, stride 1, padding 1 over [[1, 2], [3, 4]]: windows hold 1, 2 or 4 real taps.
+  const PoolCase c = {
+      "padded", 1, 1,
+      2,        2, {{"kernel", Ints{2, 2}}, {"stride", Ints{1, 1}}, {"padding", Ints{1, 1}}}};
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    const Tensor x = T64({1, 1, 2, 2}, {1, 2, 3, 4}).CastTo(dtype);
+    StatusOr<Tensor> y = RunGate("avg_pool2d", {x}, c.attrs);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    EXPECT_THAT(y->ToDoubles(), ElementsAre(1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4)) << DTypeName(dtype);
+    StatusOr<Tensor> dx = GradientThroughGraph("avg_pool2d", c, x, T64({1, 1, 3, 3}, Values(9, 1)));
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    EXPECT_THAT(dx->ToDoubles(), ElementsAre(2.25, 2.25, 2.25, 2.25)) << DTypeName(dtype);
+  }
+}
+
+// The shape rule's message for `op`(x) with `attrs`, added as node "pool".
+std::string ShapeError(const std::string& op, const Shape& x, Attributes attrs) {
+  Graph g;
+  StatusOr<ValueId> y = g.AddNode("pool", op, {*g.AddPlaceholder("x", x)}, std::move(attrs));
+  EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument);
+  return y.status().message();
+}
+
+TEST(PoolShapeTest, InfersTheOutputShapeWithTheOpenBatchDimension) {
+  Graph g;
+  const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3, 7, 6});
+  StatusOr<ValueId> y =
+      g.AddNode("pool", "max_pool2d", {x}, {{"kernel", Ints{3, 2}}, {"padding", Ints{1, 0, 0, 1}}});
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  // Stride defaults to the kernel: OH = (7 + 1 - 3) / 3 + 1 = 2, OW = (6 + 1 - 2) / 2 + 1 = 3.
+  EXPECT_EQ(g.value(*y).shape, (Shape{kBatchDim, 3, 2, 3}));
+}
+
+TEST(PoolShapeTest, ErrorsNameTheNode) {
+  for (const char* op : {"max_pool2d", "avg_pool2d"}) {
+    EXPECT_EQ(ShapeError(op, {1, 3, 2, 2}, {{"kernel", Ints{3, 3}}}),
+              "node 'pool': kernel 3x3 is larger than the padded input 2x2, so the output would "
+              "have no elements")
+        << op;
+    EXPECT_EQ(ShapeError(op, {1, 3, 4, 4}, {{"kernel", Ints{2, 2}}, {"padding", Ints{2, 0}}}),
+              "node 'pool': padding [2, 0, 2, 0] must be smaller than the kernel 2x2 on every "
+              "side, or a window could hold only padding")
+        << op;
+    EXPECT_EQ(ShapeError(op, {1, 3, 4, 4}, {{"kernel", Ints{2}}}),
+              "node 'pool': kernel must be 2 ints, each >= 1, got [2]")
+        << op;
+    EXPECT_EQ(ShapeError(op, {1, 3, 4, 4}, {}),
+              "node 'pool' (" + std::string(op) + "): missing required attribute 'kernel' (ints)")
+        << op;
+    EXPECT_EQ(ShapeError(op, {3, 4, 4}, {{"kernel", Ints{2, 2}}}),
+              "node 'pool': x must be [N, C, H, W] with C, H, W > 0, got [3, 4, 4]")
+        << op;
+  }
+}
+
+TEST(PoolGatesTest, GradientGatesAreInternal) {
+  for (const char* op : {"max_pool2d_grad", "avg_pool2d_grad"}) {
+    const Gate* gate = GateRegistry::Builtin().Find(op);
+    ASSERT_NE(gate, nullptr) << op;
+    EXPECT_TRUE(gate->internal()) << op;
+  }
+}
+
+}  // namespace
+}  // namespace backflow
