@@ -1,0 +1,130 @@
+#include "engine/optim/trainer.h"
+
+#include "engine/autodiff/autodiff.h"
+#include "engine/optim/initializers.h"
+
+namespace backflow {
+namespace {
+
+StatusOr<std::vector<ValueId>> FindAll(const Graph& graph, const std::vector<std::string>& names,
+                                       const char* what) {
+  std::vector<ValueId> ids;
+  for (const std::string& name : names) {
+    std::optional<ValueId> id = graph.Find(name);
+    if (!id) return InvalidArgumentError(std::string(what) + " '" + name + "' is not in the graph");
+    ids.push_back(*id);
+  }
+  return ids;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOptions& options) {
+  std::unique_ptr<Trainer> trainer(new Trainer());
+  trainer->options_ = options;
+  BF_ASSIGN_OR_RETURN(trainer->optimizer_, Optimizer::Create(options.optimizer));
+  BF_ASSIGN_OR_RETURN(ParameterMap initial, InitializeParameters(graph, options.dtype, options.seed));
+  const std::vector<ValueId> params = graph.ValuesOfKind(ValueKind::kParameter);
+  for (ValueId p : params) trainer->parameter_names_.push_back(graph.value(p).name);
+  BF_ASSIGN_OR_RETURN(trainer->metric_ids_, FindAll(graph, options.metrics, "metric"));
+  for (ValueId m : trainer->metric_ids_) {
+    if (graph.value(m).shape.num_elements() != 1 || !graph.value(m).shape.fully_defined()) {
+      return InvalidArgumentError("metric '" + graph.value(m).name + "' is not a scalar");
+    }
+  }
+  if (graph.loss() != kNoId && !params.empty()) {
+    BF_ASSIGN_OR_RETURN(trainer->gradient_ids_, AppendBackward(graph, graph.loss(), params));
+  }
+  trainer->program_ = std::make_unique<Program>(std::make_shared<const Graph>(std::move(graph)));
+  trainer->snapshot_ = std::make_shared<const ParameterSnapshot>(
+      ParameterSnapshot{.step = 0, .values = std::move(initial)});
+  return trainer;
+}
+
+StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot& params,
+                                  bool with_gradients, const RunOptions& run) const {
+  const Graph& g = graph();
+  if (g.loss() == kNoId) {
+    return FailedPreconditionError("graph '" + g.name + "' has no loss: it can only infer");
+  }
+  FeedMap feeds = batch;
+  for (const auto& [name, tensor] : params.values) {
+    if (feeds.count(name)) {
+      return InvalidArgumentError("feed '" + name + "' is a parameter; the model supplies it");
+    }
+    feeds[name] = &tensor;
+  }
+  std::vector<ValueId> fetches = {g.loss()};
+  fetches.insert(fetches.end(), metric_ids_.begin(), metric_ids_.end());
+  if (with_gradients) fetches.insert(fetches.end(), gradient_ids_.begin(), gradient_ids_.end());
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program_->Run(feeds, fetches, run));
+
+  StepResult result{.step = params.step, .loss = out[0].at(0)};
+  size_t k = 1;
+  for (const std::string& name : options_.metrics) result.metrics[name] = out[k++].at(0);
+  if (with_gradients) {
+    for (const std::string& name : parameter_names_) result.gradients[name] = std::move(out[k++]);
+  }
+  return result;
+}
+
+StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& options) {
+  std::lock_guard<std::mutex> lock(step_mu_);
+  std::shared_ptr<const ParameterSnapshot> current = parameters();
+  BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run));
+  std::unordered_map<std::string, const Tensor*> grads;
+  for (const auto& [name, grad] : result.gradients) grads[name] = &grad;
+  auto next = std::make_shared<ParameterSnapshot>(*current);
+  BF_RETURN_IF_ERROR(optimizer_->Step(next->values, grads, options.learning_rate));
+  next->step = current->step + 1;
+  result.step = next->step;
+  if (!options.return_gradients) result.gradients.clear();
+  Publish(std::move(next));
+  return result;
+}
+
+StatusOr<StepResult> Trainer::ComputeGradients(const FeedMap& batch, const RunOptions& run) const {
+  std::shared_ptr<const ParameterSnapshot> current = parameters();
+  return Run(batch, *current, /*with_gradients=*/true, run);
+}
+
+StatusOr<std::vector<Tensor>> Trainer::Infer(const FeedMap& batch,
+                                             const std::vector<std::string>& names,
+                                             const RunOptions& run) const {
+  std::shared_ptr<const ParameterSnapshot> current = parameters();
+  FeedMap feeds = batch;
+  for (const auto& [name, tensor] : current->values) feeds.emplace(name, &tensor);
+  return program_->Run(feeds, names, run);
+}
+
+std::shared_ptr<const ParameterSnapshot> Trainer::parameters() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return snapshot_;
+}
+
+Status Trainer::SetParameters(const ParameterMap& values) {
+  std::lock_guard<std::mutex> lock(step_mu_);
+  std::shared_ptr<const ParameterSnapshot> current = parameters();
+  auto next = std::make_shared<ParameterSnapshot>(*current);
+  for (const auto& [name, tensor] : values) {
+    auto it = next->values.find(name);
+    if (it == next->values.end()) return NotFoundError("no parameter '" + name + "'");
+    if (tensor.shape() != it->second.shape() || tensor.dtype() != it->second.dtype()) {
+      return InvalidArgumentError("parameter '" + name + "': got " +
+                                  std::string(DTypeName(tensor.dtype())) +
+                                  tensor.shape().ToString() + ", expected " +
+                                  std::string(DTypeName(it->second.dtype())) +
+                                  it->second.shape().ToString());
+    }
+    it->second = tensor;
+  }
+  Publish(std::move(next));
+  return Status::Ok();
+}
+
+void Trainer::Publish(std::shared_ptr<const ParameterSnapshot> snapshot) {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  snapshot_ = std::move(snapshot);
+}
+
+}  // namespace backflow

@@ -1,0 +1,103 @@
+// Trainer: one model's graph, parameters and optimizer, and the step that ties them together.
+//
+// Create() appends the backward pass for every parameter to the graph once; a Step() runs
+// forward and backward on one batch as a single plan, then applies the optimizer.
+//
+// Note [Parameter snapshots]
+// Parameters live in an immutable, shared ParameterSnapshot. Infer() and ComputeGradients() read
+// whichever snapshot is current when they start, and keep it alive while they run; Step()
+// computes on the current snapshot, applies the optimizer to a copy, and publishes the copy as
+// the new snapshot. So a reader never sees half an update, and readers never wait for a step.
+//
+// Thread safety: Infer, ComputeGradients, parameters() and step() may be called from any number
+// of threads, also while a Step runs. Step and SetParameters serialise among themselves
+// (steps apply in the order they take the step lock).
+#ifndef BACKFLOW_ENGINE_OPTIM_TRAINER_H_
+#define BACKFLOW_ENGINE_OPTIM_TRAINER_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+#include "engine/exec/program.h"
+#include "engine/ir/graph.h"
+#include "engine/optim/optimizer.h"
+
+namespace backflow {
+
+using ParameterMap = std::unordered_map<std::string, Tensor>;
+
+struct ParameterSnapshot {
+  int64_t step = 0;  // optimizer steps applied to reach these values
+  ParameterMap values;
+};
+
+struct TrainerOptions {
+  DType dtype = DType::kFloat32;
+  uint64_t seed = 0;  // parameter initialisation
+  OptimizerConfig optimizer;
+  // Scalar tensors of the graph fetched with every step and reported by name (accuracy, say).
+  std::vector<std::string> metrics;
+};
+
+struct StepOptions {
+  bool return_gradients = false;
+  std::optional<double> learning_rate;  // overrides the optimizer's rate for this step
+  RunOptions run;
+};
+
+struct StepResult {
+  int64_t step = 0;  // the step number after this step (ComputeGradients: the snapshot's)
+  double loss = 0.0;
+  std::unordered_map<std::string, double> metrics;
+  ParameterMap gradients;  // when asked for
+};
+
+class Trainer {
+ public:
+  // Takes a forward graph (from ImportGraph). A graph without a loss can only Infer.
+  static StatusOr<std::unique_ptr<Trainer>> Create(Graph graph, const TrainerOptions& options);
+
+  // Forward, backward and one optimizer step on `batch` (every placeholder the loss needs).
+  StatusOr<StepResult> Step(const FeedMap& batch, const StepOptions& options = {});
+  // Loss and gradients for `batch` on the current parameters, without an update.
+  StatusOr<StepResult> ComputeGradients(const FeedMap& batch, const RunOptions& run = {}) const;
+  // The named tensors (outputs, or any value of the forward graph) for `batch`.
+  StatusOr<std::vector<Tensor>> Infer(const FeedMap& batch, const std::vector<std::string>& names,
+                                      const RunOptions& run = {}) const;
+
+  std::shared_ptr<const ParameterSnapshot> parameters() const;
+  // Replaces the named parameters (a subset is fine); shapes and dtype must match.
+  Status SetParameters(const ParameterMap& values);
+
+  const Graph& graph() const { return program_->graph(); }
+  Optimizer& optimizer() { return *optimizer_; }
+  const TrainerOptions& options() const { return options_; }
+
+ private:
+  Trainer() = default;
+  StatusOr<StepResult> Run(const FeedMap& batch, const ParameterSnapshot& params,
+                           bool with_gradients, const RunOptions& run) const;
+  void Publish(std::shared_ptr<const ParameterSnapshot> snapshot);
+
+  TrainerOptions options_;
+  std::unique_ptr<Program> program_;
+  std::vector<std::string> parameter_names_;
+  std::vector<ValueId> gradient_ids_;  // in parameter_names_ order
+  std::vector<ValueId> metric_ids_;
+  std::unique_ptr<Optimizer> optimizer_;  // GUARDED_BY(step_mu_)
+
+  std::mutex step_mu_;  // serialises Step and SetParameters
+  mutable std::mutex snapshot_mu_;
+  std::shared_ptr<const ParameterSnapshot> snapshot_;  // GUARDED_BY(snapshot_mu_)
+};
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_OPTIM_TRAINER_H_

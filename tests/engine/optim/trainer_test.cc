@@ -1,0 +1,143 @@
+#include "engine/optim/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace backflow {
+namespace {
+
+// y = x * w + b fitted to t = 3x - 1 with squared error; "w_times_two" is a scalar metric.
+Graph LinearGraph() {
+  Graph g;
+  const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim});
+  const ValueId t = *g.AddPlaceholder("t", Shape{kBatchDim});
+  const ValueId w = *g.AddParameter("w", Shape{});
+  const ValueId b = *g.AddParameter("b", Shape{});
+  const ValueId xw = *g.AddNode("xw", "mul", {x, w});
+  const ValueId y = *g.AddNode("y", "add", {xw, b});
+  const ValueId loss = *g.AddNode("loss", "squared_error", {y, t},
+                                  Attributes{{"reduction", std::string("mean")}});
+  (void)*g.AddNode("w_times_two", "mul_scalar", {w}, Attributes{{"a", 2.0}});
+  g.AddOutput(y);
+  g.set_loss(loss);
+  return g;
+}
+
+struct Batch {
+  Tensor x = Tensor::FromValues(DType::kFloat32, Shape{4}, std::vector<double>{-1, 0, 1, 2});
+  Tensor t = Tensor::FromValues(DType::kFloat32, Shape{4}, std::vector<double>{-4, -1, 2, 5});
+  FeedMap feeds() const { return {{"x", &x}, {"t", &t}}; }
+};
+
+std::unique_ptr<Trainer> MakeTrainer(double lr = 0.1) {
+  TrainerOptions options;
+  options.optimizer.learning_rate = lr;
+  options.metrics = {"w_times_two"};
+  StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(LinearGraph(), options);
+  EXPECT_TRUE(trainer.ok()) << trainer.status().ToString();
+  return std::move(*trainer);
+}
+
+TEST(TrainerTest, StepsFitTheLineAndCountSteps) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  // Zero-initialised w and b: the first loss is 1/2 * mean(t^2) = 1/2 * 46/4.
+  StatusOr<StepResult> first = trainer->Step(batch.feeds());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_FLOAT_EQ(first->loss, 5.75f);
+  EXPECT_EQ(first->step, 1);
+  EXPECT_TRUE(first->gradients.empty());  // not asked for
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(trainer->Step(batch.feeds()).ok());
+  std::shared_ptr<const ParameterSnapshot> p = trainer->parameters();
+  EXPECT_EQ(p->step, 301);
+  EXPECT_NEAR(p->values.at("w").at(0), 3.0, 1e-4);
+  EXPECT_NEAR(p->values.at("b").at(0), -1.0, 1e-4);
+  StatusOr<StepResult> last = trainer->Step(batch.feeds());
+  EXPECT_NEAR(last->metrics.at("w_times_two"), 6.0, 1e-3);
+  EXPECT_LT(last->loss, 1e-8);
+}
+
+TEST(TrainerTest, GradientsWithoutAnUpdate) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  StatusOr<StepResult> g = trainer->ComputeGradients(batch.feeds());
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  // dL/dw = mean((y - t) x) = mean(-t x) at w = b = 0; dL/db = mean(-t).
+  EXPECT_FLOAT_EQ(g->gradients.at("w").at(0), -(4 + 0 + 2 + 10) / 4.0f);
+  EXPECT_FLOAT_EQ(g->gradients.at("b").at(0), -(-4 - 1 + 2 + 5) / 4.0f);
+  EXPECT_EQ(trainer->parameters()->step, 0);
+  EXPECT_EQ(trainer->parameters()->values.at("w").at(0), 0.0);
+}
+
+TEST(TrainerTest, AStepNeverChangesAPublishedSnapshot) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  std::shared_ptr<const ParameterSnapshot> before = trainer->parameters();
+  ASSERT_TRUE(trainer->Step(batch.feeds()).ok());
+  EXPECT_EQ(before->step, 0);
+  EXPECT_EQ(before->values.at("w").at(0), 0.0);
+  EXPECT_NE(trainer->parameters()->values.at("w").at(0), 0.0);
+}
+
+// Writers publish snapshots whose w and b are equal; readers must never see them differ.
+TEST(TrainerTest, ReadersNeverSeeATornSnapshot) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0}, reads{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 4; ++r) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        std::shared_ptr<const ParameterSnapshot> p = trainer->parameters();
+        if (p->values.at("w").at(0) != p->values.at("b").at(0)) ++torn;
+        StatusOr<std::vector<Tensor>> y = trainer->Infer(batch.feeds(), {"y"});
+        if (!y.ok()) ++torn;
+        ++reads;
+      }
+    });
+  }
+  // Bounded: at least 200 updates, until the readers have read 200 times or 10 s have passed.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int k = 0;
+  while (k < 200 || (reads.load() < 200 && std::chrono::steady_clock::now() < give_up)) {
+    Tensor v = Tensor::Scalar(DType::kFloat32, ++k);
+    ASSERT_TRUE(trainer->SetParameters({{"w", v}, {"b", v}}).ok());
+  }
+  done = true;
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_GE(reads.load(), 200);
+  EXPECT_EQ(trainer->parameters()->values.at("w").at(0), k);
+}
+
+TEST(TrainerTest, ErrorsNameWhatIsWrong) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  FeedMap with_param = batch.feeds();
+  Tensor w = Tensor::Scalar(DType::kFloat32, 1);
+  with_param["w"] = &w;
+  EXPECT_EQ(trainer->Step(with_param).status().message(),
+            "feed 'w' is a parameter; the model supplies it");
+  EXPECT_EQ(trainer->SetParameters({{"nope", w}}).code(), StatusCode::kNotFound);
+  Tensor vec = Tensor(DType::kFloat32, Shape{2});
+  EXPECT_EQ(trainer->SetParameters({{"w", vec}}).message(),
+            "parameter 'w': got float32[2], expected float32[]");
+  FeedMap missing = {{"x", &batch.x}};
+  EXPECT_EQ(trainer->Step(missing).status().message(), "placeholder 't' is needed but was not fed");
+  EXPECT_EQ(trainer->parameters()->step, 0);  // failed steps change nothing
+
+  Graph no_loss = LinearGraph();
+  no_loss.set_loss(kNoId);
+  auto inference_only = Trainer::Create(std::move(no_loss), TrainerOptions{});
+  ASSERT_TRUE(inference_only.ok());
+  EXPECT_EQ((*inference_only)->Step(batch.feeds()).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE((*inference_only)->Infer(batch.feeds(), {"y"}).ok());
+}
+
+}  // namespace
+}  // namespace backflow
