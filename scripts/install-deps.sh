@@ -9,6 +9,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc
   libtbb-dev libdnnl-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  zlib1g-dev
+  dataset-fashion-mnist  # real data for the learning tests: /usr/share/datasets/fashion-mnist
 )
 
 missing=()
