@@ -17,6 +17,11 @@ build: configure
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)
 
+# The performance table: backflow's gates and training steps, and the same steps in PyTorch
+# (Debian's python3-torch, installed on first use), measured side by side in one run.
+bench: deps
+	BACKFLOW_BENCH_INSTALL_TORCH=1 bench/run.sh
+
 # Sanitizer builds of the same suite: make asan, make tsan.
 asan:
 	$(MAKE) test PRESET=asan

@@ -4,7 +4,8 @@
 # prints one table of training-step times, backflow against PyTorch, all measured in this run.
 #
 # Environment:
-#   BACKFLOW_BENCH_INSTALL_TORCH=1  install Debian's python3-torch if it is missing (apt-get)
+#   BACKFLOW_BENCH_INSTALL_TORCH=1  install Debian's python3-torch and libopenblas0 if torch is
+#                                   missing (apt-get); `make bench` sets it
 #   BACKFLOW_BENCH_BUILD_DIR=DIR    build in DIR (Release) instead of the release preset's tree
 #   BACKFLOW_BENCH_PYTHON=PATH      a Python with torch to try first (then python3, /usr/bin/python3)
 #   BACKFLOW_BENCH_THREADS=N        PyTorch's thread count (default: nproc, as oneTBB uses)
@@ -53,7 +54,7 @@ if ! torch_python >/dev/null && [[ "${BACKFLOW_BENCH_INSTALL_TORCH:-0}" == 1 ]];
   sudo=""
   if [[ "$(id -u)" -ne 0 ]]; then sudo="sudo"; fi
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    python3-torch
+    python3-torch libopenblas0
 fi
 : >"$out/torch.txt"
 if py="$(torch_python)"; then
