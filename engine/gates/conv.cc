@@ -83,7 +83,8 @@ StatusOr<Conv2dShape> ParseConv2d(const ShapeContext& ctx) {
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Conv2dShape& s, bool with_bias,
                                                      const ActivationLayouts& layouts,
                                                      std::string_view node) {
-  const std::string what = KernelLabel(node, "conv2d forward");
+  constexpr std::string_view kOp = "conv2d forward";
+  const std::string what = KernelLabel(node, kOp);
   BF_ASSIGN_OR_RETURN(auto pd, conv_internal::MakeForwardPd(s, with_bias, what));
   std::vector<TensorArg> inputs = {
       {DNNL_ARG_SRC, layouts.src},
@@ -92,7 +93,7 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Conv2dShape& s, bool 
   BF_ASSIGN_OR_RETURN(
       BoundPrimitive bound,
       BoundPrimitive::Make(pd, std::move(inputs), {DNNL_ARG_DST, layouts.dst}, what));
-  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), what));
+  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), std::string(kOp)));
 }
 
 class Conv2dGate : public Gate {

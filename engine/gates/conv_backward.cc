@@ -70,7 +70,8 @@ memory::desc AnyDesc(const memory::dims& dims) {
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardData(const Conv2dShape& s,
                                                           const ActivationLayouts& layouts,
                                                           std::string_view node) {
-  const std::string what = KernelLabel(node, "conv2d backward data");
+  constexpr std::string_view kOp = "conv2d backward data";
+  const std::string what = KernelLabel(node, kOp);
   BF_ASSIGN_OR_RETURN(auto fwd_pd, MakeForwardPd(s, /*with_bias=*/false, what));
   BF_ASSIGN_OR_RETURN(
       auto pd, dnnl_rt::Build(what, [&] {
@@ -87,13 +88,14 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardData(const Conv2dShape& s,
                            {{DNNL_ARG_DIFF_DST, layouts.dst},
                             {DNNL_ARG_WEIGHTS, dnnl_rt::PlainDesc(Shape(WeightsDims(s)))}},
                            {DNNL_ARG_DIFF_SRC, layouts.src}, what));
-  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), what));
+  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), std::string(kOp)));
 }
 
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardWeights(const Conv2dShape& s,
                                                              const ActivationLayouts& layouts,
                                                              std::string_view node) {
-  const std::string what = KernelLabel(node, "conv2d backward weights");
+  constexpr std::string_view kOp = "conv2d backward weights";
+  const std::string what = KernelLabel(node, kOp);
   BF_ASSIGN_OR_RETURN(auto fwd_pd, MakeForwardPd(s, /*with_bias=*/false, what));
   BF_ASSIGN_OR_RETURN(
       auto pd, dnnl_rt::Build(what, [&] {
@@ -109,7 +111,7 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardWeights(const Conv2dShape& 
       BoundPrimitive::Make(pd, {{DNNL_ARG_SRC, layouts.src}, {DNNL_ARG_DIFF_DST, layouts.dst}},
                            {DNNL_ARG_DIFF_WEIGHTS, dnnl_rt::PlainDesc(Shape(WeightsDims(s)))},
                            what));
-  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), what));
+  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), std::string(kOp)));
 }
 
 // Internal: dL/dx of conv2d. Inputs dy, w; attributes the window and input_size [H, W].

@@ -88,10 +88,11 @@ class BoundPrimitive {
 };
 
 // A kernel that runs one BoundPrimitive over all its inputs and its output: the float32 kernel
-// of gates whose oneDNN primitive needs nothing else.
+// of gates whose oneDNN primitive needs nothing else. `what` names the operation in run-time
+// errors, which the executor prefixes with the node.
 class DnnlKernel : public Kernel {
  public:
-  explicit DnnlKernel(BoundPrimitive primitive, std::string what)
+  DnnlKernel(BoundPrimitive primitive, std::string what)
       : primitive_(std::move(primitive)), what_(std::move(what)) {}
   int cores() const override { return kAllCores; }
   Status Run(KernelContext& ctx) const override {

@@ -78,17 +78,18 @@ class MaxPoolForwardKernel : public Kernel {
 
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Pool2dShape& s, PoolKind kind,
                                                      std::string_view node) {
-  const std::string what =
-      KernelLabel(node, kind == PoolKind::kMax ? "max_pool2d forward" : "avg_pool2d forward");
+  const std::string_view op = kind == PoolKind::kMax ? "max_pool2d forward" : "avg_pool2d forward";
+  const std::string what = KernelLabel(node, op);
   const ActivationLayouts layouts =
       ActivationLayouts::Plain(pool_internal::InputShape(s), pool_internal::OutputShape(s));
   BF_ASSIGN_OR_RETURN(auto pd, pool_internal::MakeForwardPd(s, kind, layouts, what));
   BF_ASSIGN_OR_RETURN(BoundPrimitive forward, pool_internal::BindForward(pd, layouts, what));
   if (kind == PoolKind::kAvg) {
-    return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(forward), what));
+    return std::unique_ptr<Kernel>(
+        std::make_unique<DnnlKernel>(std::move(forward), std::string(op)));
   }
-  return std::unique_ptr<Kernel>(
-      std::make_unique<MaxPoolForwardKernel>(std::move(forward), pd.workspace_desc(), what));
+  return std::unique_ptr<Kernel>(std::make_unique<MaxPoolForwardKernel>(
+      std::move(forward), pd.workspace_desc(), std::string(op)));
 }
 
 std::unique_ptr<Kernel> ReferenceForward(const Pool2dShape& s, PoolKind kind) {

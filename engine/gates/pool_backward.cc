@@ -82,7 +82,8 @@ class MaxPoolGradKernel : public Kernel {
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlGrad(const Pool2dShape& s, PoolKind kind,
                                                   std::string_view node) {
   const bool max = kind == PoolKind::kMax;
-  const std::string what = KernelLabel(node, max ? "max_pool2d backward" : "avg_pool2d backward");
+  const std::string_view op = max ? "max_pool2d backward" : "avg_pool2d backward";
+  const std::string what = KernelLabel(node, op);
   const ActivationLayouts layouts = ActivationLayouts::Plain(InputShape(s), OutputShape(s));
   BF_ASSIGN_OR_RETURN(auto fwd_pd, MakeForwardPd(s, kind, layouts, what));
   // diff_src and diff_dst take the forward's layouts, which the workspace's layout follows.
@@ -100,10 +101,14 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlGrad(const Pool2dShape& s, PoolKind
   BF_ASSIGN_OR_RETURN(BoundPrimitive backward,
                       BoundPrimitive::Make(pd, {{DNNL_ARG_DIFF_DST, layouts.dst}},
                                            {DNNL_ARG_DIFF_SRC, layouts.src}, what));
-  if (!max) return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(backward), what));
+  if (!max) {
+    return std::unique_ptr<Kernel>(
+        std::make_unique<DnnlKernel>(std::move(backward), std::string(op)));
+  }
   BF_ASSIGN_OR_RETURN(BoundPrimitive forward, BindForward(fwd_pd, layouts, what));
-  return std::unique_ptr<Kernel>(std::make_unique<MaxPoolGradKernel>(
-      std::move(forward), std::move(backward), pd.workspace_desc(), OutputShape(s), what));
+  return std::unique_ptr<Kernel>(
+      std::make_unique<MaxPoolGradKernel>(std::move(forward), std::move(backward),
+                                          pd.workspace_desc(), OutputShape(s), std::string(op)));
 }
 
 std::unique_ptr<Kernel> ReferenceGrad(const Pool2dShape& s, PoolKind kind) {
