@@ -1,5 +1,6 @@
 #include "engine/core/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -28,9 +29,11 @@ std::string_view DTypeName(DType dtype) {
 
 void Tensor::AlignedFree::operator()(std::byte* p) const { std::free(p); }
 
-Tensor::Tensor(DType dtype, Shape shape)
+Tensor::Tensor(DType dtype, Shape shape) : Tensor(dtype, std::move(shape), 0) {}
+
+Tensor::Tensor(DType dtype, Shape shape, size_t min_bytes)
     : dtype_(dtype), shape_(std::move(shape)), num_elements_(shape_.num_elements()) {
-  data_.reset(AllocateZeroed(byte_size()));
+  data_.reset(AllocateZeroed(std::max(byte_size(), min_bytes)));
 }
 
 Tensor Tensor::FromValues(DType dtype, Shape shape, std::span<const double> values) {

@@ -32,6 +32,9 @@ class Tensor {
   Tensor() = default;  // an empty float32 scalar with no storage; valid() is false
   // Zero-filled tensor. `shape` must be fully defined.
   Tensor(DType dtype, Shape shape);
+  // The same with a buffer of at least `min_bytes`: room for a blocked (padded) layout of the
+  // elements, which only oneDNN kernels read (see engine/gates/gate.h, TensorLayout).
+  Tensor(DType dtype, Shape shape, size_t min_bytes);
 
   // Elements converted from doubles (row-major); values.size() must equal the element count.
   static Tensor FromValues(DType dtype, Shape shape, std::span<const double> values);

@@ -35,4 +35,13 @@ dnnl::memory::desc PlainDesc(const Shape& shape) {
                             kTags[static_cast<size_t>(shape.rank())]);
 }
 
+dnnl::memory::desc DescOf(const LayoutPtr& layout, const Shape& shape) {
+  return layout ? layout->md : PlainDesc(shape);
+}
+
+LayoutPtr LayoutOf(const dnnl::memory::desc& md, const Shape& shape) {
+  if (md == PlainDesc(shape)) return nullptr;
+  return std::make_shared<const TensorLayout>(TensorLayout{md});
+}
+
 }  // namespace backflow::dnnl_rt

@@ -15,6 +15,17 @@
 
 #include "engine/core/shape.h"
 #include "engine/core/status.h"
+#include "engine/gates/gate.h"
+
+namespace backflow {
+
+// A tensor's non-plain layout (see engine/gates/gate.h): the oneDNN descriptor it was written
+// with, whose size may exceed the plain size (blocked channels are padded).
+struct TensorLayout {
+  dnnl::memory::desc md;
+};
+
+}  // namespace backflow
 
 namespace backflow::dnnl_rt {
 
@@ -42,6 +53,10 @@ auto Build(std::string_view what, F&& make) -> StatusOr<decltype(make())> {
 dnnl::memory::dims Dims(const Shape& shape);
 // float32 descriptor in plain row-major order (tags a, ab, abc, abcd, ...).
 dnnl::memory::desc PlainDesc(const Shape& shape);
+// The descriptor of a tensor written in `layout`, or the plain one for a null layout.
+dnnl::memory::desc DescOf(const LayoutPtr& layout, const Shape& shape);
+// `md` as a layout, or null if it is the plain layout of `shape`.
+LayoutPtr LayoutOf(const dnnl::memory::desc& md, const Shape& shape);
 
 }  // namespace backflow::dnnl_rt
 

@@ -6,6 +6,7 @@
 #include <tbb/flow_graph.h>
 
 #include "engine/exec/core_budget.h"
+#include "engine/exec/dnnl_runtime.h"
 #include "engine/exec/run_state.h"
 #include "engine/exec/tsan.h"
 
@@ -74,6 +75,23 @@ Status CheckFeedShape(const Value& value, const Tensor& tensor, std::optional<in
   return Status::Ok();
 }
 
+// layout_free[v]: every included node reading v accepts a layout at that input, and v is not
+// fetched. See Note [Layouts between oneDNN gates].
+std::vector<bool> LayoutFreeValues(const Graph& graph, const std::vector<bool>& included,
+                                   std::span<const ValueId> fetches) {
+  std::vector<bool> free(static_cast<size_t>(graph.num_values()), true);
+  for (ValueId v : fetches) free[static_cast<size_t>(v)] = false;
+  for (const Node& node : graph.nodes()) {
+    if (!included[static_cast<size_t>(node.output)]) continue;
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      if (!node.gate->accepts_layout(static_cast<int>(k))) {
+        free[static_cast<size_t>(node.inputs[k])] = false;
+      }
+    }
+  }
+  return free;
+}
+
 }  // namespace
 
 Plan::~Plan() = default;
@@ -113,20 +131,43 @@ Status Plan::CompileSteps(const Graph& graph, std::span<const Tensor* const> fee
     BF_RETURN_IF_ERROR(CheckFeedShape(value, *fed, batch));
     shapes[static_cast<size_t>(v)] = fed->shape();
   }
+  const std::vector<bool> layout_free = LayoutFreeValues(graph, included, fetches_);
+  std::vector<LayoutPtr> layouts(static_cast<size_t>(graph.num_values()));
   for (NodeId id = 0; id < graph.num_nodes(); ++id) {
-    const Node& node = graph.node(id);
-    if (!included[static_cast<size_t>(node.output)]) continue;
-    std::vector<Shape> in;
-    for (ValueId v : node.inputs) in.push_back(shapes[static_cast<size_t>(v)]);
-    BF_ASSIGN_OR_RETURN(Shape out, node.gate->CheckAndInferShape(node.name, node.op, in,
-                                                                 node.attrs));
-    BF_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel,
-                        node.gate->Compile(CompileContext{node.name, dtype_, in, out, node.attrs}));
-    shapes[static_cast<size_t>(node.output)] = out;
-    steps_.push_back(PlanStep{.node = id, .name = node.name, .inputs = node.inputs,
-                              .output = node.output, .output_shape = std::move(out),
-                              .kernel = std::move(kernel)});
+    if (!included[static_cast<size_t>(graph.node(id).output)]) continue;
+    BF_RETURN_IF_ERROR(CompileStep(graph, id, shapes, layouts, layout_free));
   }
+  return Status::Ok();
+}
+
+Status Plan::CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shapes,
+                         std::vector<LayoutPtr>& layouts, const std::vector<bool>& layout_free) {
+  const Node& node = graph.node(id);
+  std::vector<Shape> in;
+  std::vector<LayoutPtr> in_layouts;
+  for (ValueId v : node.inputs) {
+    in.push_back(shapes[static_cast<size_t>(v)]);
+    in_layouts.push_back(layouts[static_cast<size_t>(v)]);
+  }
+  BF_ASSIGN_OR_RETURN(Shape out, node.gate->CheckAndInferShape(node.name, node.op, in, node.attrs));
+  const bool free = layout_free[static_cast<size_t>(node.output)];
+  BF_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel,
+                      node.gate->Compile(CompileContext{node.name, dtype_, in, out, node.attrs,
+                                                        in_layouts, free}));
+  LayoutPtr layout = kernel->output_layout();
+  if (layout && !free) {
+    return InternalError("node " + Quote(node.name) + ": kernel chose a layout it was not allowed");
+  }
+  size_t bytes = 0;
+  if (layout) {
+    bytes = layout->md.get_size();
+    ++num_layout_values_;
+  }
+  shapes[static_cast<size_t>(node.output)] = out;
+  layouts[static_cast<size_t>(node.output)] = std::move(layout);
+  steps_.push_back(PlanStep{.node = id, .name = node.name, .inputs = node.inputs,
+                            .output = node.output, .output_shape = std::move(out),
+                            .output_bytes = bytes, .kernel = std::move(kernel)});
   return Status::Ok();
 }
 
@@ -242,7 +283,7 @@ void Plan::RunStep(size_t i, RunState& state) const {
     return;
   }
   try {
-    Tensor& out = state.outputs[i] = Tensor(dtype_, step.output_shape);
+    Tensor& out = state.outputs[i] = Tensor(dtype_, step.output_shape, step.output_bytes);
     std::vector<const Tensor*> inputs;
     inputs.reserve(step.inputs.size());
     for (ValueId v : step.inputs) inputs.push_back(state.values[static_cast<size_t>(v)]);

@@ -27,12 +27,20 @@ struct PlanStep {
   std::vector<ValueId> inputs;
   ValueId output = kNoId;
   Shape output_shape;
+  size_t output_bytes = 0;  // the buffer the output's layout needs (0: plain)
   std::unique_ptr<Kernel> kernel;
   int forward_step = -1;  // the step whose saved state this one reads
   std::vector<int> successors;  // steps that must wait for this one
   int num_predecessors = 0;
 };
 
+// Note [Layouts between oneDNN gates]
+// oneDNN primitives prefer blocked layouts (nChw16c, ...). A value may stay in the layout its
+// producer's primitive chose when every step that reads it accepts a layout there
+// (Gate::accepts_layout) and it is not fetched; its consumers then build their primitives on
+// that layout, so consecutive oneDNN gates (pool -> conv, conv backward -> pool backward) pass
+// blocked tensors with no reorder between them. Everywhere else tensors are plain row-major, and
+// a oneDNN gate reorders at its own boundary. Layouts are decided once, when a plan compiles.
 class Plan {
  public:
   // Compiles the part of `graph` that `fetches` depend on. `feeds` holds the tensor for every
@@ -48,11 +56,15 @@ class Plan {
 
   DType dtype() const { return dtype_; }
   size_t num_steps() const { return steps_.size(); }
+  // Values the plan keeps in a non-plain layout between steps.
+  size_t num_layout_values() const { return num_layout_values_; }
 
  private:
   Plan() = default;
   Status CompileSteps(const Graph& graph, std::span<const Tensor* const> feeds,
                       const std::vector<bool>& included);
+  Status CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shapes,
+                     std::vector<LayoutPtr>& layouts, const std::vector<bool>& layout_free);
   void LinkSteps(const Graph& graph);
   void PlanFetchMoves();
   void RunStep(size_t i, RunState& state) const;
@@ -62,6 +74,7 @@ class Plan {
   DType dtype_ = DType::kFloat32;
   int num_values_ = 0;
   std::vector<PlanStep> steps_;
+  size_t num_layout_values_ = 0;
   std::vector<ValueId> fetches_;
   // For each fetch, the step whose output may be moved out of the run (-1: copy it, because it
   // is a feed, a constant, or fetched twice).

@@ -52,18 +52,31 @@ Program::Program(std::shared_ptr<const Graph> graph, ProgramOptions options)
 
 Program::~Program() = default;
 
-StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds, std::span<const ValueId> fetches,
-                                           const RunOptions& options) const {
+StatusOr<std::shared_ptr<const Plan>> Program::PlanFor(const FeedMap& feeds,
+                                                      std::span<const ValueId> fetches,
+                                                      std::vector<const Tensor*>* by_id) const {
   for (ValueId v : fetches) {
     if (v < 0 || v >= graph_->num_values()) return InvalidArgumentError("fetch of a bad value id");
   }
   DType dtype = DType::kFloat32;
-  BF_ASSIGN_OR_RETURN(std::vector<const Tensor*> by_id, ResolveFeeds(*graph_, feeds, &dtype));
-  BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan,
-                      cache_->GetOrCompile(PlanKey(dtype, by_id, fetches), [&] {
-                        return Plan::Compile(*graph_, dtype, by_id, fetches);
-                      }));
+  BF_ASSIGN_OR_RETURN(*by_id, ResolveFeeds(*graph_, feeds, &dtype));
+  return cache_->GetOrCompile(PlanKey(dtype, *by_id, fetches), [&] {
+    return Plan::Compile(*graph_, dtype, *by_id, fetches);
+  });
+}
+
+StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds, std::span<const ValueId> fetches,
+                                           const RunOptions& options) const {
+  std::vector<const Tensor*> by_id;
+  BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, PlanFor(feeds, fetches, &by_id));
   return plan->Execute(by_id, options);
+}
+
+StatusOr<Program::PlanInfo> Program::Explain(const FeedMap& feeds,
+                                             std::span<const ValueId> fetches) const {
+  std::vector<const Tensor*> by_id;
+  BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, PlanFor(feeds, fetches, &by_id));
+  return PlanInfo{plan->num_steps(), plan->num_layout_values()};
 }
 
 StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds,

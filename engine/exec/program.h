@@ -31,6 +31,7 @@
 
 namespace backflow {
 
+class Plan;
 class PlanCache;
 
 // Tensors for a run, by value name: every placeholder and parameter the fetched nodes read.
@@ -67,6 +68,14 @@ class Program {
   StatusOr<std::vector<Tensor>> Run(const FeedMap& feeds, std::span<const std::string> fetches,
                                     const RunOptions& options = {}) const;
 
+  // What the plan for these feeds and fetches looks like (compiling it if needed): for
+  // diagnostics and tests.
+  struct PlanInfo {
+    size_t steps = 0;
+    size_t layout_values = 0;  // values kept in a oneDNN layout between steps
+  };
+  StatusOr<PlanInfo> Explain(const FeedMap& feeds, std::span<const ValueId> fetches) const;
+
   struct CacheStats {
     size_t plans = 0;
     size_t hits = 0;
@@ -75,6 +84,10 @@ class Program {
   CacheStats cache_stats() const;
 
  private:
+  StatusOr<std::shared_ptr<const Plan>> PlanFor(const FeedMap& feeds,
+                                                      std::span<const ValueId> fetches,
+                                                      std::vector<const Tensor*>* by_id) const;
+
   std::shared_ptr<const Graph> graph_;
   std::unique_ptr<PlanCache> cache_;
 };

@@ -14,8 +14,10 @@ namespace conv_internal {
 
 using reference::Conv2dShape;
 
-ActivationLayouts PlainLayouts(const Conv2dShape& s) {
-  return ActivationLayouts::Plain(Shape{s.n, s.c, s.h, s.w}, Shape{s.n, s.o, s.out_h(), s.out_w()});
+ActivationLayouts Layouts(const CompileContext& ctx, const Conv2dShape& s, int src_input,
+                           int dst_input) {
+  return InputLayouts(ctx, Shape{s.n, s.c, s.h, s.w}, src_input,
+                      Shape{s.n, s.o, s.out_h(), s.out_w()}, dst_input);
 }
 
 dnnl::memory::dims SrcDims(const Conv2dShape& s) { return {s.n, s.c, s.h, s.w}; }
@@ -81,24 +83,26 @@ StatusOr<Conv2dShape> ParseConv2d(const ShapeContext& ctx) {
 
 // float32: oneDNN forward_training over tensors laid out as `layouts` says.
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Conv2dShape& s, bool with_bias,
-                                                     const ActivationLayouts& layouts,
-                                                     std::string_view node) {
+                                                     const CompileContext& ctx) {
   constexpr std::string_view kOp = "conv2d forward";
-  const std::string what = KernelLabel(node, kOp);
+  const std::string what = KernelLabel(ctx.node, kOp);
+  const ActivationLayouts layouts = conv_internal::Layouts(ctx, s, /*src_input=*/0, -1);
   BF_ASSIGN_OR_RETURN(auto pd, conv_internal::MakeForwardPd(s, with_bias, what));
   std::vector<TensorArg> inputs = {
       {DNNL_ARG_SRC, layouts.src},
       {DNNL_ARG_WEIGHTS, dnnl_rt::PlainDesc(Shape(conv_internal::WeightsDims(s)))}};
   if (with_bias) inputs.push_back({DNNL_ARG_BIAS, dnnl_rt::PlainDesc(Shape{s.o})});
-  BF_ASSIGN_OR_RETURN(
-      BoundPrimitive bound,
-      BoundPrimitive::Make(pd, std::move(inputs), {DNNL_ARG_DST, layouts.dst}, what));
-  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), std::string(kOp)));
+  const dnnl::memory::desc dst = OutputDesc(ctx, pd.dst_desc());
+  BF_ASSIGN_OR_RETURN(BoundPrimitive bound,
+                      BoundPrimitive::Make(pd, std::move(inputs), {DNNL_ARG_DST, dst}, what));
+  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(
+      std::move(bound), std::string(kOp), dnnl_rt::LayoutOf(dst, ctx.output)));
 }
 
 class Conv2dGate : public Gate {
  public:
   Arity arity() const override { return {2, 3}; }
+  bool accepts_layout(int input) const override { return input == 0; }  // x
   std::vector<AttrSpec> attr_specs() const override {
     return {
         {"stride", AttrType::kInts}, {"padding", AttrType::kInts}, {"dilation", AttrType::kInts}};
@@ -111,7 +115,7 @@ class Conv2dGate : public Gate {
     BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}));
     const bool with_bias = ctx.inputs.size() == 3;
     if (ctx.dtype == DType::kFloat32) {
-      return CompileDnnlForward(s, with_bias, conv_internal::PlainLayouts(s), ctx.node);
+      return CompileDnnlForward(s, with_bias, ctx);
     }
     return std::unique_ptr<Kernel>(std::make_unique<ReferenceLoopKernel>(
         [s, with_bias](std::span<const Tensor* const> in, Tensor& y) {

@@ -68,10 +68,10 @@ memory::desc AnyDesc(const memory::dims& dims) {
 }
 
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardData(const Conv2dShape& s,
-                                                          const ActivationLayouts& layouts,
-                                                          std::string_view node) {
+                                                          const CompileContext& ctx) {
   constexpr std::string_view kOp = "conv2d backward data";
-  const std::string what = KernelLabel(node, kOp);
+  const std::string what = KernelLabel(ctx.node, kOp);
+  const ActivationLayouts layouts = Layouts(ctx, s, -1, /*dst_input=*/0);
   BF_ASSIGN_OR_RETURN(auto fwd_pd, MakeForwardPd(s, /*with_bias=*/false, what));
   BF_ASSIGN_OR_RETURN(
       auto pd, dnnl_rt::Build(what, [&] {
@@ -82,20 +82,22 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardData(const Conv2dShape& s,
                              win.padding_l, win.padding_r);
         return Bwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine(), fwd_pd);
       }));
+  const memory::desc dx = OutputDesc(ctx, pd.diff_src_desc());
   BF_ASSIGN_OR_RETURN(
       BoundPrimitive bound,
       BoundPrimitive::Make(pd,
                            {{DNNL_ARG_DIFF_DST, layouts.dst},
                             {DNNL_ARG_WEIGHTS, dnnl_rt::PlainDesc(Shape(WeightsDims(s)))}},
-                           {DNNL_ARG_DIFF_SRC, layouts.src}, what));
-  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), std::string(kOp)));
+                           {DNNL_ARG_DIFF_SRC, dx}, what));
+  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(
+      std::move(bound), std::string(kOp), dnnl_rt::LayoutOf(dx, ctx.output)));
 }
 
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardWeights(const Conv2dShape& s,
-                                                             const ActivationLayouts& layouts,
-                                                             std::string_view node) {
+                                                             const CompileContext& ctx) {
   constexpr std::string_view kOp = "conv2d backward weights";
-  const std::string what = KernelLabel(node, kOp);
+  const std::string what = KernelLabel(ctx.node, kOp);
+  const ActivationLayouts layouts = Layouts(ctx, s, /*src_input=*/0, /*dst_input=*/1);
   BF_ASSIGN_OR_RETURN(auto fwd_pd, MakeForwardPd(s, /*with_bias=*/false, what));
   BF_ASSIGN_OR_RETURN(
       auto pd, dnnl_rt::Build(what, [&] {
@@ -118,6 +120,7 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardWeights(const Conv2dShape& 
 class Conv2dBackwardDataGate : public Gate {
  public:
   Arity arity() const override { return {2, 2}; }
+  bool accepts_layout(int input) const override { return input == 0; }  // dy
   std::vector<AttrSpec> attr_specs() const override { return WindowSpecs("input_size"); }
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
@@ -129,7 +132,7 @@ class Conv2dBackwardDataGate : public Gate {
     BF_ASSIGN_OR_RETURN(Conv2dShape s,
                         ParseBackwardData(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}));
     if (ctx.dtype == DType::kFloat32) {
-      return CompileDnnlBackwardData(s, PlainLayouts(s), ctx.node);
+      return CompileDnnlBackwardData(s, ctx);
     }
     return std::unique_ptr<Kernel>(
         std::make_unique<ReferenceLoopKernel>([s](std::span<const Tensor* const> in, Tensor& dx) {
@@ -143,6 +146,7 @@ class Conv2dBackwardDataGate : public Gate {
 class Conv2dBackwardWeightsGate : public Gate {
  public:
   Arity arity() const override { return {2, 2}; }
+  bool accepts_layout(int input) const override { return true; }  // x and dy
   std::vector<AttrSpec> attr_specs() const override { return WindowSpecs("kernel_size"); }
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
@@ -154,7 +158,7 @@ class Conv2dBackwardWeightsGate : public Gate {
     BF_ASSIGN_OR_RETURN(Conv2dShape s,
                         ParseBackwardWeights(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}));
     if (ctx.dtype == DType::kFloat32) {
-      return CompileDnnlBackwardWeights(s, PlainLayouts(s), ctx.node);
+      return CompileDnnlBackwardWeights(s, ctx);
     }
     return std::unique_ptr<Kernel>(
         std::make_unique<ReferenceLoopKernel>([s](std::span<const Tensor* const> in, Tensor& dw) {

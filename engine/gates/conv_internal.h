@@ -15,7 +15,10 @@
 namespace backflow::conv_internal {
 
 // Plain NCHW layouts for x / dx and y / dy of the convolution `s`.
-ActivationLayouts PlainLayouts(const reference::Conv2dShape& s);
+// The activation layouts of a conv2d kernel: x's from input `src_input`, dy's from input
+// `dst_input` (-1: plain).
+ActivationLayouts Layouts(const CompileContext& ctx, const reference::Conv2dShape& s,
+                          int src_input, int dst_input);
 
 dnnl::memory::dims SrcDims(const reference::Conv2dShape& s);
 dnnl::memory::dims WeightsDims(const reference::Conv2dShape& s);

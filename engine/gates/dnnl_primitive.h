@@ -33,9 +33,9 @@ namespace backflow {
 dnnl::primitive_attr PrimitiveAttributes();
 
 // The layouts the activation tensors at a oneDNN gate's boundary hold: `src` for its input
-// activation (x, and dx in backward) and `dst` for its output (y, and dy). Plain row-major today
-// (Plain); a later change may keep oneDNN's blocked layouts between consecutive oneDNN gates and
-// pass them here. Weights and biases always stay plain: optimizers and checkpoints read them.
+// activation (x, and dx in backward) and `dst` for its output (y, and dy): plain row-major, or a
+// blocked layout kept between consecutive oneDNN gates (Note [Layouts between oneDNN gates] in
+// engine/exec/plan.h). Weights and biases always stay plain: optimizers and checkpoints read them.
 struct ActivationLayouts {
   dnnl::memory::desc src;
   dnnl::memory::desc dst;
@@ -92,9 +92,12 @@ class BoundPrimitive {
 // errors, which the executor prefixes with the node.
 class DnnlKernel : public Kernel {
  public:
-  DnnlKernel(BoundPrimitive primitive, std::string what)
-      : primitive_(std::move(primitive)), what_(std::move(what)) {}
+  DnnlKernel(BoundPrimitive primitive, std::string what, LayoutPtr output_layout = nullptr)
+      : primitive_(std::move(primitive)),
+        what_(std::move(what)),
+        output_layout_(std::move(output_layout)) {}
   int cores() const override { return kAllCores; }
+  LayoutPtr output_layout() const override { return output_layout_; }
   Status Run(KernelContext& ctx) const override {
     return primitive_.Run(ctx.inputs, *ctx.output, {}, ctx.threads, what_);
   }
@@ -102,7 +105,25 @@ class DnnlKernel : public Kernel {
  private:
   BoundPrimitive primitive_;
   std::string what_;
+  LayoutPtr output_layout_;
 };
+
+// The layouts of a oneDNN gate's activation inputs as the plan gives them: `src` is input
+// `src_input`'s layout and `dst` input `dst_input`'s (plain where the index is -1).
+inline ActivationLayouts InputLayouts(const CompileContext& ctx, const Shape& src, int src_input,
+                                      const Shape& dst, int dst_input) {
+  auto desc = [&](const Shape& shape, int input) {
+    return input >= 0 ? dnnl_rt::DescOf(ctx.input_layout(static_cast<size_t>(input)), shape)
+                      : dnnl_rt::PlainDesc(shape);
+  };
+  return {desc(src, src_input), desc(dst, dst_input)};
+}
+
+// The layout a oneDNN gate's output tensor is written in: the primitive's own choice `chosen`
+// when the plan allows it (CompileContext::output_layout_free), else plain.
+inline dnnl::memory::desc OutputDesc(const CompileContext& ctx, const dnnl::memory::desc& chosen) {
+  return ctx.output_layout_free ? chosen : dnnl_rt::PlainDesc(ctx.output);
+}
 
 }  // namespace backflow
 

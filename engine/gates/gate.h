@@ -28,6 +28,12 @@
 
 namespace backflow {
 
+// How a tensor's elements sit in its buffer when not plain row-major: a oneDNN memory
+// descriptor (engine/exec/dnnl_runtime.h). Null LayoutPtr means plain.
+// See Note [Layouts between oneDNN gates] in engine/exec/plan.h.
+struct TensorLayout;
+using LayoutPtr = std::shared_ptr<const TensorLayout>;
+
 struct AttrSpec {
   std::string_view name;
   AttrType type;
@@ -71,6 +77,8 @@ class Kernel {
   // Cores this kernel keeps busy while it runs: 1 for kernels that compute on the calling
   // thread, kAllCores for kernels that run a parallel primitive (oneDNN).
   virtual int cores() const { return 1; }
+  // The layout the kernel writes its output in; null (plain) unless CompileContext allowed one.
+  virtual LayoutPtr output_layout() const { return nullptr; }
   // Must be safe to call from several threads at once on different contexts.
   virtual Status Run(KernelContext& ctx) const = 0;
 };
@@ -81,6 +89,16 @@ struct CompileContext {
   std::span<const Shape> inputs;  // fully defined
   const Shape& output;  // fully defined
   const Attributes& attrs;
+  // The layouts the producers write the inputs in (empty or null entries: plain). Non-null only
+  // at positions where the gate's accepts_layout() is true.
+  std::span<const LayoutPtr> input_layouts = {};
+  // True if every consumer of the output accepts a layout: the kernel may then keep the one its
+  // primitive prefers and report it through Kernel::output_layout().
+  bool output_layout_free = false;
+
+  LayoutPtr input_layout(size_t i) const {
+    return i < input_layouts.size() ? input_layouts[i] : nullptr;
+  }
 };
 
 // The interface a gate's Backward uses to append gradient nodes. Implemented by autodiff.
@@ -113,6 +131,9 @@ class Gate {
   virtual bool internal() const { return false; }
   // Gates with no gradient (accuracy): Backward fails if a gradient must flow through them.
   virtual bool differentiable() const { return true; }
+  // True if the float32 kernel reads input i in whatever layout CompileContext says it has
+  // (oneDNN gates); false means the input must be plain.
+  virtual bool accepts_layout(int input) const { return false; }
 
   // Checks arity and attributes against arity() and attr_specs(), then runs InferShape.
   StatusOr<Shape> CheckAndInferShape(std::string_view node, std::string_view op,

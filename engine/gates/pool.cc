@@ -59,9 +59,14 @@ using reference::Pool2dShape;
 // in the node's saved slot, for max_pool2d_grad to read instead of searching the windows again.
 class MaxPoolForwardKernel : public Kernel {
  public:
-  MaxPoolForwardKernel(BoundPrimitive forward, dnnl::memory::desc workspace_md, std::string what)
-      : forward_(std::move(forward)), workspace_md_(workspace_md), what_(std::move(what)) {}
+  MaxPoolForwardKernel(BoundPrimitive forward, dnnl::memory::desc workspace_md, std::string what,
+                       LayoutPtr output_layout)
+      : forward_(std::move(forward)),
+        workspace_md_(workspace_md),
+        what_(std::move(what)),
+        output_layout_(std::move(output_layout)) {}
   int cores() const override { return kAllCores; }
+  LayoutPtr output_layout() const override { return output_layout_; }
   Status Run(KernelContext& ctx) const override {
     dnnl::memory workspace(workspace_md_, dnnl_rt::CpuEngine());
     BF_RETURN_IF_ERROR(forward_.Run(ctx.inputs, *ctx.output, {{DNNL_ARG_WORKSPACE, workspace}},
@@ -74,22 +79,25 @@ class MaxPoolForwardKernel : public Kernel {
   BoundPrimitive forward_;
   dnnl::memory::desc workspace_md_;
   std::string what_;
+  LayoutPtr output_layout_;
 };
 
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Pool2dShape& s, PoolKind kind,
-                                                     std::string_view node) {
+                                                     const CompileContext& ctx) {
   const std::string_view op = kind == PoolKind::kMax ? "max_pool2d forward" : "avg_pool2d forward";
-  const std::string what = KernelLabel(node, op);
-  const ActivationLayouts layouts =
-      ActivationLayouts::Plain(pool_internal::InputShape(s), pool_internal::OutputShape(s));
+  const std::string what = KernelLabel(ctx.node, op);
+  ActivationLayouts layouts = InputLayouts(ctx, pool_internal::InputShape(s), /*src_input=*/0,
+                                           pool_internal::OutputShape(s), -1);
   BF_ASSIGN_OR_RETURN(auto pd, pool_internal::MakeForwardPd(s, kind, layouts, what));
+  layouts.dst = OutputDesc(ctx, pd.dst_desc());
+  LayoutPtr output_layout = dnnl_rt::LayoutOf(layouts.dst, ctx.output);
   BF_ASSIGN_OR_RETURN(BoundPrimitive forward, pool_internal::BindForward(pd, layouts, what));
   if (kind == PoolKind::kAvg) {
     return std::unique_ptr<Kernel>(
-        std::make_unique<DnnlKernel>(std::move(forward), std::string(op)));
+        std::make_unique<DnnlKernel>(std::move(forward), std::string(op), output_layout));
   }
   return std::unique_ptr<Kernel>(std::make_unique<MaxPoolForwardKernel>(
-      std::move(forward), pd.workspace_desc(), std::string(op)));
+      std::move(forward), pd.workspace_desc(), std::string(op), output_layout));
 }
 
 std::unique_ptr<Kernel> ReferenceForward(const Pool2dShape& s, PoolKind kind) {
@@ -108,6 +116,7 @@ class Pool2dGate : public Gate {
  public:
   explicit Pool2dGate(PoolKind kind) : kind_(kind) {}
   Arity arity() const override { return {1, 1}; }
+  bool accepts_layout(int input) const override { return true; }  // x
   std::vector<AttrSpec> attr_specs() const override {
     return {{"kernel", AttrType::kInts, /*required=*/true},
             {"stride", AttrType::kInts},
@@ -121,7 +130,7 @@ class Pool2dGate : public Gate {
     BF_ASSIGN_OR_RETURN(
         Pool2dShape s,
         pool_internal::ParsePool2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}, ctx.inputs[0]));
-    if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, kind_, ctx.node);
+    if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, kind_, ctx);
     return ReferenceForward(s, kind_);
   }
   Status Backward(BackwardContext& ctx) const override;

@@ -39,13 +39,16 @@ StatusOr<Pool2dShape> ParseGrad(const ShapeContext& ctx, PoolKind kind) {
 class MaxPoolGradKernel : public Kernel {
  public:
   MaxPoolGradKernel(BoundPrimitive forward, BoundPrimitive backward,
-                    dnnl::memory::desc workspace_md, Shape y_shape, std::string what)
+                    dnnl::memory::desc workspace_md, Shape y_shape, std::string what,
+                    LayoutPtr output_layout)
       : forward_(std::move(forward)),
         backward_(std::move(backward)),
         workspace_md_(workspace_md),
         y_shape_(std::move(y_shape)),
-        what_(std::move(what)) {}
+        what_(std::move(what)),
+        output_layout_(std::move(output_layout)) {}
   int cores() const override { return kAllCores; }
+  LayoutPtr output_layout() const override { return output_layout_; }
   Status Run(KernelContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(dnnl::memory workspace, Workspace(ctx));
     return backward_.Run(ctx.inputs.subspan(1), *ctx.output, {{DNNL_ARG_WORKSPACE, workspace}},
@@ -77,14 +80,19 @@ class MaxPoolGradKernel : public Kernel {
   dnnl::memory::desc workspace_md_;
   Shape y_shape_;
   std::string what_;
+  LayoutPtr output_layout_;
 };
 
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlGrad(const Pool2dShape& s, PoolKind kind,
-                                                  std::string_view node) {
+                                                  const CompileContext& ctx) {
   const bool max = kind == PoolKind::kMax;
   const std::string_view op = max ? "max_pool2d backward" : "avg_pool2d backward";
-  const std::string what = KernelLabel(node, op);
-  const ActivationLayouts layouts = ActivationLayouts::Plain(InputShape(s), OutputShape(s));
+  const std::string what = KernelLabel(ctx.node, op);
+  // x (max pooling's input 0) in its layout: the forward descriptor, and so the workspace
+  // layout, must be the forward node's. y stays plain: only a re-run forward writes it here.
+  const ActivationLayouts layouts =
+      InputLayouts(ctx, InputShape(s), max ? 0 : -1, OutputShape(s), -1);
+  const dnnl::memory::desc dy = dnnl_rt::DescOf(ctx.input_layout(max ? 1 : 0), OutputShape(s));
   BF_ASSIGN_OR_RETURN(auto fwd_pd, MakeForwardPd(s, kind, layouts, what));
   // diff_src and diff_dst take the forward's layouts, which the workspace's layout follows.
   BF_ASSIGN_OR_RETURN(
@@ -98,17 +106,20 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlGrad(const Pool2dShape& s, PoolKind
             {w.pad_bottom, w.pad_right});
         return Bwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine(), fwd_pd);
       }));
+  const dnnl::memory::desc dx = OutputDesc(ctx, pd.diff_src_desc());
+  LayoutPtr dx_layout = dnnl_rt::LayoutOf(dx, ctx.output);
   BF_ASSIGN_OR_RETURN(BoundPrimitive backward,
-                      BoundPrimitive::Make(pd, {{DNNL_ARG_DIFF_DST, layouts.dst}},
-                                           {DNNL_ARG_DIFF_SRC, layouts.src}, what));
+                      BoundPrimitive::Make(pd, {{DNNL_ARG_DIFF_DST, dy}}, {DNNL_ARG_DIFF_SRC, dx},
+                                           what));
   if (!max) {
     return std::unique_ptr<Kernel>(
-        std::make_unique<DnnlKernel>(std::move(backward), std::string(op)));
+        std::make_unique<DnnlKernel>(std::move(backward), std::string(op), dx_layout));
   }
   BF_ASSIGN_OR_RETURN(BoundPrimitive forward, BindForward(fwd_pd, layouts, what));
   return std::unique_ptr<Kernel>(
       std::make_unique<MaxPoolGradKernel>(std::move(forward), std::move(backward),
-                                          pd.workspace_desc(), OutputShape(s), std::string(op)));
+                                          pd.workspace_desc(), OutputShape(s), std::string(op),
+                                          std::move(dx_layout)));
 }
 
 std::unique_ptr<Kernel> ReferenceGrad(const Pool2dShape& s, PoolKind kind) {
@@ -138,6 +149,7 @@ class PoolGradGate : public Gate {
     return specs;
   }
   bool internal() const override { return true; }
+  bool accepts_layout(int input) const override { return true; }  // x and dy
   bool differentiable() const override { return false; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Pool2dShape s, ParseGrad(ctx, kind_));
@@ -146,7 +158,7 @@ class PoolGradGate : public Gate {
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Pool2dShape s,
                         ParseGrad(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}, kind_));
-    if (ctx.dtype == DType::kFloat32) return CompileDnnlGrad(s, kind_, ctx.node);
+    if (ctx.dtype == DType::kFloat32) return CompileDnnlGrad(s, kind_, ctx);
     return ReferenceGrad(s, kind_);
   }
 

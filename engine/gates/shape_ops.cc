@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/gates/copy_kernel.h"
 #include "engine/gates/registry.h"
 
 namespace backflow {
@@ -98,17 +99,6 @@ StatusOr<Shape> ReshapeRule(const ShapeContext& ctx) {
   BF_RETURN_IF_ERROR(ResolveCount(ctx, target, infer_at, dims));
   return Shape(std::move(dims));
 }
-
-// Copies input 0's elements into the output, which has the same element count and dtype.
-class CopyKernel : public Kernel {
- public:
-  Status Run(KernelContext& ctx) const override {
-    if (ctx.output->byte_size() != 0) {
-      std::memcpy(ctx.output->raw(), ctx.inputs[0]->raw(), ctx.output->byte_size());
-    }
-    return Status::Ok();
-  }
-};
 
 // Both reshape gates compile to a copy, once the concrete counts are known to agree.
 StatusOr<std::unique_ptr<Kernel>> CompileCopy(const CompileContext& ctx) {

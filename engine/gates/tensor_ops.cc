@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/gates/copy_kernel.h"
 #include "engine/gates/registry.h"
 
 namespace backflow {
@@ -41,17 +42,6 @@ StatusOr<Shape> FlattenRule(const ShapeContext& ctx) {
                       NormaliseAxis(ctx, ctx.attrs.GetInt("axis", 1), x.rank(), x.rank() + 1));
   return Shape{GroupSize(x, 0, axis), GroupSize(x, axis, x.rank())};
 }
-
-// Copies input 0's bytes to the output, whose element count and dtype are the same.
-class CopyKernel : public Kernel {
- public:
-  Status Run(KernelContext& ctx) const override {
-    if (ctx.output->byte_size() != 0) {
-      std::memcpy(ctx.output->raw(), ctx.inputs[0]->raw(), ctx.output->byte_size());
-    }
-    return Status::Ok();
-  }
-};
 
 class FlattenGate : public Gate {
  public:
