@@ -149,8 +149,7 @@ Status Conv2dGate::Backward(BackwardContext& ctx) const {
     ctx.SetGrad(1, dw);
   }
   if (shapes.size() == 3 && ctx.needs_grad(2)) {
-    BF_ASSIGN_OR_RETURN(ValueId db, ctx.Emit("sum", {ctx.output_grad()},
-                                             Attributes{{"axes", std::vector<int64_t>{0, 2, 3}}}));
+    BF_ASSIGN_OR_RETURN(ValueId db, ctx.Emit("conv2d_backward_bias", {ctx.output_grad()}));
     ctx.SetGrad(2, db);
   }
   return Status::Ok();
@@ -163,6 +162,7 @@ void RegisterConvGates(GateRegistry& registry) {
   (void)registry.Register("conv2d_backward_data", conv_internal::MakeConv2dBackwardDataGate());
   (void)registry.Register("conv2d_backward_weights",
                           conv_internal::MakeConv2dBackwardWeightsGate());
+  (void)registry.Register("conv2d_backward_bias", conv_internal::MakeConv2dBackwardBiasGate());
 }
 
 }  // namespace backflow

@@ -44,6 +44,7 @@ DnnlWindow ToDnnl(const reference::Window2d& win);
 // The internal gates conv2d's Backward emits (engine/gates/conv_backward.cc).
 std::unique_ptr<Gate> MakeConv2dBackwardDataGate();
 std::unique_ptr<Gate> MakeConv2dBackwardWeightsGate();
+std::unique_ptr<Gate> MakeConv2dBackwardBiasGate();
 
 }  // namespace backflow::conv_internal
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "engine/gates/eltwise_dnnl.h"
 #include "engine/gates/registry.h"
 
 namespace backflow {
@@ -31,6 +32,9 @@ struct ExpOp : NoAttr {
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return std::exp(x); }
   template <typename T> static T D(T, T y, T) { return y; }
+  static EltwiseSpec Eltwise(float) {
+    return {dnnl::algorithm::eltwise_exp, dnnl::algorithm::eltwise_exp_use_dst_for_bwd, true};
+  }
 };
 struct LogOp : NoAttr {
   static constexpr const char* kName = "log";
@@ -80,18 +84,30 @@ struct SigmoidOp : NoAttr {
     return e / (T(1) + e);
   }
   template <typename T> static T D(T, T y, T) { return y * (T(1) - y); }
+  static EltwiseSpec Eltwise(float) {
+    return {dnnl::algorithm::eltwise_logistic, dnnl::algorithm::eltwise_logistic_use_dst_for_bwd,
+            true};
+  }
 };
 struct TanhOp : NoAttr {
   static constexpr const char* kName = "tanh";
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return std::tanh(x); }
   template <typename T> static T D(T, T y, T) { return T(1) - y * y; }
+  static constexpr bool kZeroAtZero = true;
+  static EltwiseSpec Eltwise(float) {
+    return {dnnl::algorithm::eltwise_tanh, dnnl::algorithm::eltwise_tanh_use_dst_for_bwd, true};
+  }
 };
 struct ReluOp : NoAttr {
   static constexpr const char* kName = "relu";
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return x > T(0) ? x : T(0); }
   template <typename T> static T D(T x, T, T) { return x > T(0) ? T(1) : T(0); }
+  static constexpr bool kZeroAtZero = true;
+  static EltwiseSpec Eltwise(float) {
+    return {dnnl::algorithm::eltwise_relu, dnnl::algorithm::eltwise_relu, false};
+  }
 };
 struct LeakyReluOp {
   static constexpr const char* kName = "leaky_relu";
@@ -100,8 +116,19 @@ struct LeakyReluOp {
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T alpha) { return x > T(0) ? x : alpha * x; }
   template <typename T> static T D(T x, T, T alpha) { return x > T(0) ? T(1) : alpha; }
+  static constexpr bool kZeroAtZero = true;
+  static EltwiseSpec Eltwise(float alpha) {
+    return {dnnl::algorithm::eltwise_relu, dnnl::algorithm::eltwise_relu, false, alpha};
+  }
 };
 // clang-format on
+
+// Ops with a oneDNN eltwise algorithm run on it in float32 (engine/gates/eltwise_dnnl.h); those
+// with f(0) = 0 also take blocked inputs.
+template <typename Op>
+constexpr bool kHasEltwise = requires { Op::Eltwise(0.f); };
+template <typename Op>
+constexpr bool kTakesLayouts = requires { Op::kZeroAtZero; };
 
 template <typename Op>
 std::vector<AttrSpec> UnaryAttrSpecs() {
@@ -171,7 +198,13 @@ class UnaryGradGate : public Gate {
     }
     return ctx.inputs[0];
   }
+  bool accepts_layout(int input) const override { return kTakesLayouts<Op>; }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    if constexpr (kHasEltwise<Op>) {
+      if (UseDnnlEltwise(ctx)) {
+        return CompileDnnlEltwiseGrad(ctx, Op::Eltwise(static_cast<float>(UnaryParam<Op>(ctx.attrs))));
+      }
+    }
     return MakeTypedKernel<GradKernel<Op>::template K>(ctx.dtype, UnaryParam<Op>(ctx.attrs));
   }
 };
@@ -182,7 +215,13 @@ class UnaryGate : public Gate {
   Arity arity() const override { return {1, 1}; }
   std::vector<AttrSpec> attr_specs() const override { return UnaryAttrSpecs<Op>(); }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ctx.inputs[0]; }
+  bool accepts_layout(int input) const override { return kTakesLayouts<Op>; }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    if constexpr (kHasEltwise<Op>) {
+      if (UseDnnlEltwise(ctx)) {
+        return CompileDnnlEltwise(ctx, Op::Eltwise(static_cast<float>(UnaryParam<Op>(ctx.attrs))));
+      }
+    }
     return MakeTypedKernel<ForwardKernel<Op>::template K>(ctx.dtype, UnaryParam<Op>(ctx.attrs));
   }
   Status Backward(BackwardContext& ctx) const override {

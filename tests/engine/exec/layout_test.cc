@@ -13,8 +13,9 @@
 namespace backflow {
 namespace {
 
-// x -> conv(16@3x3) -> max_pool 2x2 -> conv(16@3x3) -> avg_pool 2x2 -> flatten -> sum: the
-// conv->pool and pool->conv edges (and their backward) join oneDNN gates directly.
+// x -> conv(16@3x3) -> relu -> max_pool 2x2 -> conv(16@3x3) -> avg_pool 2x2 -> flatten -> sum:
+// every edge up to the flatten joins oneDNN gates (relu runs on oneDNN's eltwise), forward and
+// backward.
 struct Net {
   std::shared_ptr<Graph> graph = std::make_shared<Graph>();
   std::vector<ValueId> fetches;
@@ -27,16 +28,20 @@ Net BuildNet() {
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 8, 12, 12});
   const ValueId w1 = *g.AddParameter("w1", Shape{16, 8, 3, 3}, he);
   const ValueId w2 = *g.AddParameter("w2", Shape{16, 16, 3, 3}, he);
+  InitializerSpec small{.kind = InitializerSpec::Kind::kUniform, .a = -0.5, .b = 0.5};
+  const ValueId b1 = *g.AddParameter("b1", Shape{16}, small);
+  const ValueId b2 = *g.AddParameter("b2", Shape{16}, small);
   const Attributes pad1{{"padding", std::vector<int64_t>{1, 1}}};
   const Attributes pool2{{"kernel", std::vector<int64_t>{2, 2}}};
-  const ValueId c1 = *g.AddNode("c1", "conv2d", {x, w1}, pad1);
-  const ValueId p1 = *g.AddNode("p1", "max_pool2d", {c1}, pool2);
-  const ValueId c2 = *g.AddNode("c2", "conv2d", {p1, w2}, pad1);
+  const ValueId c1 = *g.AddNode("c1", "conv2d", {x, w1, b1}, pad1);
+  const ValueId r1 = *g.AddNode("r1", "relu", {c1});
+  const ValueId p1 = *g.AddNode("p1", "max_pool2d", {r1}, pool2);
+  const ValueId c2 = *g.AddNode("c2", "conv2d", {p1, w2, b2}, pad1);
   const ValueId p2 = *g.AddNode("p2", "avg_pool2d", {c2}, pool2);
   const ValueId f = *g.AddNode("f", "flatten", {p2});
   const ValueId sq = *g.AddNode("sq", "square", {f});
   const ValueId loss = *g.AddNode("L", "sum", {sq});
-  const ValueId wrt[] = {w1, w2, x};
+  const ValueId wrt[] = {w1, w2, b1, b2, x};
   std::vector<ValueId> grads = *AppendBackward(g, loss, wrt);
   net.fetches = {loss};
   net.fetches.insert(net.fetches.end(), grads.begin(), grads.end());
