@@ -32,8 +32,11 @@ void Tensor::AlignedFree::operator()(std::byte* p) const { std::free(p); }
 Tensor::Tensor(DType dtype, Shape shape) : Tensor(dtype, std::move(shape), 0) {}
 
 Tensor::Tensor(DType dtype, Shape shape, size_t min_bytes)
-    : dtype_(dtype), shape_(std::move(shape)), num_elements_(shape_.num_elements()) {
-  data_.reset(AllocateZeroed(std::max(byte_size(), min_bytes)));
+    : dtype_(dtype),
+      shape_(std::move(shape)),
+      num_elements_(shape_.num_elements()),
+      capacity_(std::max(byte_size(), min_bytes)) {
+  data_.reset(AllocateZeroed(capacity_));
 }
 
 Tensor Tensor::FromValues(DType dtype, Shape shape, std::span<const double> values) {
@@ -53,8 +56,11 @@ Tensor Tensor::Scalar(DType dtype, double value) {
 }
 
 Tensor::Tensor(const Tensor& other)
-    : dtype_(other.dtype_), shape_(other.shape_), num_elements_(other.num_elements_) {
-  data_.reset(AllocateZeroed(byte_size()));
+    : dtype_(other.dtype_),
+      shape_(other.shape_),
+      num_elements_(other.num_elements_),
+      capacity_(other.byte_size()) {
+  data_.reset(AllocateZeroed(capacity_));
   if (byte_size()) std::memcpy(data_.get(), other.data_.get(), byte_size());
 }
 

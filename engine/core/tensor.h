@@ -50,6 +50,8 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   int64_t num_elements() const { return num_elements_; }
   size_t byte_size() const { return static_cast<size_t>(num_elements_) * SizeOf(dtype_); }
+  // The buffer's size: byte_size(), or more for a tensor made with min_bytes.
+  size_t capacity() const { return capacity_; }
 
   template <typename T>
   T* data() {
@@ -78,6 +80,7 @@ class Tensor {
   DType dtype_ = DType::kFloat32;
   Shape shape_;
   int64_t num_elements_ = 0;
+  size_t capacity_ = 0;
   std::unique_ptr<std::byte[], AlignedFree> data_;
 };
 

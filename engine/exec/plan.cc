@@ -1,6 +1,7 @@
 #include "engine/exec/plan.h"
 
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <optional>
 #include <tbb/flow_graph.h>
@@ -18,6 +19,7 @@ struct FlowInstance {
   tbb::flow::graph graph;
   tbb::flow::broadcast_node<tbb::flow::continue_msg> start{graph};
   std::vector<std::unique_ptr<ContinueNode>> nodes;
+  std::vector<Tensor> buffers;  // by step, reused by every run that takes this instance
   RunState* state = nullptr;  // bound for the duration of one run
 };
 
@@ -202,6 +204,10 @@ void Plan::PlanFetchMoves() {
     auto it = step_of_value.find(v);
     fetch_moves_.push_back(it != step_of_value.end() && times_fetched[v] == 1 ? it->second : -1);
   }
+  step_returned_.assign(steps_.size(), false);
+  for (int step : fetch_moves_) {
+    if (step >= 0) step_returned_[static_cast<size_t>(step)] = true;
+  }
 }
 
 std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
@@ -215,6 +221,7 @@ std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
   }
   auto instance = std::make_unique<FlowInstance>();
   FlowInstance* self = instance.get();
+  self->buffers.resize(steps_.size());
   for (size_t i = 0; i < steps_.size(); ++i) {
     self->nodes.push_back(std::make_unique<FlowInstance::ContinueNode>(
         self->graph, [this, self, i](const tbb::flow::continue_msg&) {
@@ -244,20 +251,27 @@ StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds
   for (size_t v = 0; v < feeds.size(); ++v) state.values[v] = feeds[v];
   for (const auto& [v, tensor] : constants_) state.values[static_cast<size_t>(v)] = &tensor;
 
+  std::unique_ptr<FlowInstance> instance;
   if (!steps_.empty()) {
-    std::unique_ptr<FlowInstance> instance = AcquireInstance();
+    instance = AcquireInstance();
     instance->state = &state;
+    state.buffers = &instance->buffers;
     BF_TSAN_RELEASE(&tsan_flow_sync);
     instance->start.try_put(tbb::flow::continue_msg());
     instance->graph.wait_for_all();
     BF_TSAN_ACQUIRE(&tsan_flow_sync);
-    ReleaseInstance(std::move(instance));
   }
+  StatusOr<std::vector<Tensor>> result = CollectFetches(state);
+  // Only now: fetches may still point into the instance's buffers.
+  if (instance) ReleaseInstance(std::move(instance));
+  return result;
+}
+
+StatusOr<std::vector<Tensor>> Plan::CollectFetches(RunState& state) const {
   if (state.stop.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(state.mu);
     return state.error;
   }
-
   std::vector<Tensor> fetched;
   fetched.reserve(fetches_.size());
   for (size_t k = 0; k < fetches_.size(); ++k) {
@@ -268,6 +282,20 @@ StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds
     }
   }
   return fetched;
+}
+
+Tensor& Plan::OutputBuffer(size_t i, RunState& state) const {
+  const PlanStep& step = steps_[i];
+  if (step_returned_[i]) {
+    return state.outputs[i] = Tensor(dtype_, step.output_shape, step.output_bytes);
+  }
+  Tensor& buffer = (*state.buffers)[i];
+  if (buffer.raw() == nullptr) {
+    buffer = Tensor(dtype_, step.output_shape, step.output_bytes);  // zero-filled
+  } else if (!step.kernel->overwrites_output()) {
+    std::memset(buffer.raw(), 0, buffer.capacity());
+  }
+  return buffer;
 }
 
 void Plan::RunStep(size_t i, RunState& state) const {
@@ -283,7 +311,7 @@ void Plan::RunStep(size_t i, RunState& state) const {
     return;
   }
   try {
-    Tensor& out = state.outputs[i] = Tensor(dtype_, step.output_shape, step.output_bytes);
+    Tensor& out = OutputBuffer(i, state);
     std::vector<const Tensor*> inputs;
     inputs.reserve(step.inputs.size());
     for (ValueId v : step.inputs) inputs.push_back(state.values[static_cast<size_t>(v)]);

@@ -68,6 +68,8 @@ class Plan {
   void LinkSteps(const Graph& graph);
   void PlanFetchMoves();
   void RunStep(size_t i, RunState& state) const;
+  Tensor& OutputBuffer(size_t i, RunState& state) const;
+  StatusOr<std::vector<Tensor>> CollectFetches(RunState& state) const;
   std::unique_ptr<FlowInstance> AcquireInstance() const;
   void ReleaseInstance(std::unique_ptr<FlowInstance> instance) const;
 
@@ -79,13 +81,18 @@ class Plan {
   // For each fetch, the step whose output may be moved out of the run (-1: copy it, because it
   // is a feed, a constant, or fetched twice).
   std::vector<int> fetch_moves_;
+  std::vector<bool> step_returned_;  // by step: its output is moved out to the caller
   std::unordered_map<ValueId, Tensor> constants_;  // converted to dtype_ at compile time
 
   // Note [Flow-graph pool]
   // A tbb::flow::graph counts the messages each node has received, so one instance can serve
   // only one run at a time. Building one costs an allocation per node, so instances are kept in
-  // a pool: a run takes one (or builds one if none is free) and gives it back. The pool is the
-  // only mutable part of a Plan, and it is guarded by pool_mu_.
+  // a pool: a run takes one (or builds one if none is free) and gives it back. An instance also
+  // keeps the buffers of the outputs a run does not hand to its caller, so steady-state runs
+  // allocate (and page-fault) only for what they return; a kernel that does not overwrite its
+  // whole output (Kernel::overwrites_output) gets its reused buffer zero-filled. The price is
+  // memory: each pooled instance holds one run's intermediates. The pool is the only mutable
+  // part of a Plan, and it is guarded by pool_mu_.
   mutable std::mutex pool_mu_;
   mutable std::vector<std::unique_ptr<FlowInstance>> pool_;  // GUARDED_BY(pool_mu_)
 };

@@ -30,7 +30,10 @@ struct RunState {
   // Written by the step that produces a value before its successors start: the flow graph's
   // edges order those accesses.
   std::vector<const Tensor*> values;  // by value id
-  std::vector<Tensor> outputs;  // by step
+  std::vector<Tensor> outputs;  // by step: the outputs handed to the caller
+  // By step: the flow-graph instance's buffers for the other outputs, reused run after run
+  // (Note [Flow-graph pool] in plan.h).
+  std::vector<Tensor>* buffers = nullptr;
   std::vector<std::any> saved;  // by step
   const RunOptions& options;
   std::atomic<bool> stop{false};

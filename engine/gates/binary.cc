@@ -76,6 +76,7 @@ struct ForwardKernel {
   template <typename T>
   class K : public Kernel {
    public:
+    bool overwrites_output() const override { return true; }
     Status Run(KernelContext& ctx) const override {
       const Tensor& a = *ctx.inputs[0];
       const Tensor& b = *ctx.inputs[1];
@@ -95,6 +96,7 @@ struct GradKernel {
   template <typename T>
   class K : public Kernel {
    public:
+    bool overwrites_output() const override { return true; }
     explicit K(int wrt) : wrt_(wrt) {}
     Status Run(KernelContext& ctx) const override {
       const Tensor& a = *ctx.inputs[0];

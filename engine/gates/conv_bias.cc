@@ -57,6 +57,7 @@ std::optional<ChannelBlocking> DirectBlocking(const dnnl::memory::desc& md) {
 // channel accumulates in double, in a fixed order, so the result is reproducible.
 class BlockedBiasKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   BlockedBiasKernel(const Shape& dy, ChannelBlocking blocking) : dy_(dy), b_(blocking) {}
   Status Run(KernelContext& ctx) const override {
     const float* g = ctx.inputs[0]->data<float>();

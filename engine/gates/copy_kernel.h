@@ -12,6 +12,7 @@ namespace backflow {
 // The output has input 0's element count and dtype.
 class CopyKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   Status Run(KernelContext& ctx) const override {
     if (ctx.output->byte_size() != 0) {
       std::memcpy(ctx.output->raw(), ctx.inputs[0]->raw(), ctx.output->byte_size());

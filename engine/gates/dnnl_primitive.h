@@ -92,6 +92,7 @@ class BoundPrimitive {
 // errors, which the executor prefixes with the node.
 class DnnlKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   DnnlKernel(BoundPrimitive primitive, std::string what, LayoutPtr output_layout = nullptr)
       : primitive_(std::move(primitive)),
         what_(std::move(what)),

@@ -25,6 +25,7 @@ StatusOr<dnnl::eltwise_forward::primitive_desc> ForwardPd(const memory::desc& sr
 // The gradient kernel reads two of the gate's three inputs (x or y, and dy).
 class EltwiseGradKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   EltwiseGradKernel(BoundPrimitive primitive, int data_input, LayoutPtr layout)
       : primitive_(std::move(primitive)), data_input_(data_input), layout_(std::move(layout)) {}
   int cores() const override { return kAllCores; }

@@ -77,6 +77,9 @@ class Kernel {
   // Cores this kernel keeps busy while it runs: 1 for kernels that compute on the calling
   // thread, kAllCores for kernels that run a parallel primitive (oneDNN).
   virtual int cores() const { return 1; }
+  // True if Run writes every element of its output, so the executor may hand it a buffer that
+  // still holds a previous run's values; false (the safe default) gets a zero-filled output.
+  virtual bool overwrites_output() const { return false; }
   // The layout the kernel writes its output in; null (plain) unless CompileContext allowed one.
   virtual LayoutPtr output_layout() const { return nullptr; }
   // Must be safe to call from several threads at once on different contexts.

@@ -11,6 +11,7 @@ namespace {
 template <typename T>
 class AddNKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   Status Run(KernelContext& ctx) const override {
     T* y = ctx.output->data<T>();
     const int64_t n = ctx.output->num_elements();
@@ -50,6 +51,7 @@ class AddNGate : public Gate {
 template <typename T>
 class FillKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   explicit FillKernel(double value) : value_(static_cast<T>(value)) {}
   Status Run(KernelContext& ctx) const override {
     T* y = ctx.output->data<T>();

@@ -127,6 +127,7 @@ dnnl::memory::desc OperandDesc(int rank, int64_t batch, int64_t rows, int64_t co
 // float32: one oneDNN matmul primitive for the plan's shapes. Inputs a, b[, bias].
 class DnnlMatMulKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   static StatusOr<std::unique_ptr<Kernel>> Create(std::string_view node, int rank,
                                                   const MatMulDims& d, bool bias);
   int cores() const override { return kAllCores; }

@@ -59,6 +59,7 @@ using reference::Pool2dShape;
 // in the node's saved slot, for max_pool2d_grad to read instead of searching the windows again.
 class MaxPoolForwardKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   MaxPoolForwardKernel(BoundPrimitive forward, dnnl::memory::desc workspace_md, std::string what,
                        LayoutPtr output_layout)
       : forward_(std::move(forward)),

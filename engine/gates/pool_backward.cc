@@ -38,6 +38,7 @@ StatusOr<Pool2dShape> ParseGrad(const ShapeContext& ctx, PoolKind kind) {
 // float32 max pooling backward: routes dy through the workspace the forward kernel saved.
 class MaxPoolGradKernel : public Kernel {
  public:
+  bool overwrites_output() const override { return true; }
   MaxPoolGradKernel(BoundPrimitive forward, BoundPrimitive backward,
                     dnnl::memory::desc workspace_md, Shape y_shape, std::string what,
                     LayoutPtr output_layout)

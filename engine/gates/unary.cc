@@ -147,6 +147,7 @@ struct ForwardKernel {
   template <typename T>
   class K : public Kernel {
    public:
+    bool overwrites_output() const override { return true; }
     explicit K(double p) : p_(static_cast<T>(p)) {}
     Status Run(KernelContext& ctx) const override {
       const T* x = ctx.inputs[0]->data<T>();
@@ -167,6 +168,7 @@ struct GradKernel {
   template <typename T>
   class K : public Kernel {
    public:
+    bool overwrites_output() const override { return true; }
     explicit K(double p) : p_(static_cast<T>(p)) {}
     Status Run(KernelContext& ctx) const override {
       const T* x = ctx.inputs[0]->data<T>();
