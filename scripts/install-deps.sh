@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev
   dataset-fashion-mnist  # real data for the learning tests: /usr/share/datasets/fashion-mnist
+  python3-grpcio python3-protobuf python3-numpy  # the Python client and its tests
 )
 
 missing=()

@@ -74,6 +74,9 @@ Status DeadlineExceededError(std::string message);
 Status UnimplementedError(std::string message);
 Status AlreadyExistsError(std::string message);
 Status OutOfRangeError(std::string message);
+Status DataLossError(std::string message);
+Status UnavailableError(std::string message);
+Status AbortedError(std::string message);
 
 // Either a value or a non-OK Status.
 template <typename T>

@@ -92,8 +92,19 @@ StatusOr<std::vector<Tensor>> Trainer::Infer(const FeedMap& batch,
                                              const std::vector<std::string>& names,
                                              const RunOptions& run) const {
   std::shared_ptr<const ParameterSnapshot> current = parameters();
+  return Infer(*current, batch, names, run);
+}
+
+StatusOr<std::vector<Tensor>> Trainer::Infer(const ParameterSnapshot& params,
+                                             const FeedMap& batch,
+                                             const std::vector<std::string>& names,
+                                             const RunOptions& run) const {
   FeedMap feeds = batch;
-  for (const auto& [name, tensor] : current->values) feeds.emplace(name, &tensor);
+  for (const auto& [name, tensor] : params.values) {
+    if (!feeds.emplace(name, &tensor).second) {
+      return InvalidArgumentError("input '" + name + "' is a parameter; the model supplies it");
+    }
+  }
   return program_->Run(feeds, names, run);
 }
 
@@ -102,9 +113,13 @@ std::shared_ptr<const ParameterSnapshot> Trainer::parameters() const {
   return snapshot_;
 }
 
-Status Trainer::SetParameters(const ParameterMap& values) {
+Status Trainer::SetParameters(const ParameterMap& values, std::optional<int64_t> if_step) {
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
+  if (if_step && *if_step != current->step) {
+    return FailedPreconditionError("parameters are at step " + std::to_string(current->step) +
+                                   ", not " + std::to_string(*if_step));
+  }
   auto next = std::make_shared<ParameterSnapshot>(*current);
   for (const auto& [name, tensor] : values) {
     auto it = next->values.find(name);
@@ -119,6 +134,41 @@ Status Trainer::SetParameters(const ParameterMap& values) {
     it->second = tensor;
   }
   Publish(std::move(next));
+  return Status::Ok();
+}
+
+Trainer::Checkpoint Trainer::TakeCheckpoint() {
+  std::lock_guard<std::mutex> lock(step_mu_);
+  return Checkpoint{.parameters = parameters(),
+                    .optimizer_state = optimizer_->State(),
+                    .optimizer_steps = optimizer_->steps()};
+}
+
+Status Trainer::RestoreCheckpoint(const Checkpoint& checkpoint) {
+  if (checkpoint.parameters == nullptr) return InvalidArgumentError("checkpoint has no parameters");
+  std::lock_guard<std::mutex> lock(step_mu_);
+  std::shared_ptr<const ParameterSnapshot> current = parameters();
+  const ParameterMap& values = checkpoint.parameters->values;
+  for (const auto& [name, tensor] : current->values) {
+    auto it = values.find(name);
+    if (it == values.end()) return InvalidArgumentError("checkpoint lacks parameter '" + name + "'");
+    if (it->second.shape() != tensor.shape() || it->second.dtype() != tensor.dtype()) {
+      return InvalidArgumentError("checkpoint parameter '" + name + "': got " +
+                                  std::string(DTypeName(it->second.dtype())) +
+                                  it->second.shape().ToString() + ", expected " +
+                                  std::string(DTypeName(tensor.dtype())) +
+                                  tensor.shape().ToString());
+    }
+  }
+  for (const auto& [name, _] : values) {
+    if (!current->values.count(name)) {
+      return InvalidArgumentError("checkpoint has unknown parameter '" + name + "'");
+    }
+  }
+  if (checkpoint.parameters->step < 0) return InvalidArgumentError("checkpoint step is negative");
+  BF_RETURN_IF_ERROR(
+      optimizer_->RestoreState(checkpoint.optimizer_state, checkpoint.optimizer_steps));
+  Publish(checkpoint.parameters);
   return Status::Ok();
 }
 

@@ -71,10 +71,27 @@ class Trainer {
   // The named tensors (outputs, or any value of the forward graph) for `batch`.
   StatusOr<std::vector<Tensor>> Infer(const FeedMap& batch, const std::vector<std::string>& names,
                                       const RunOptions& run = {}) const;
+  // The same on a snapshot the caller took with parameters(), so it knows which step it read.
+  StatusOr<std::vector<Tensor>> Infer(const ParameterSnapshot& params, const FeedMap& batch,
+                                      const std::vector<std::string>& names,
+                                      const RunOptions& run = {}) const;
 
   std::shared_ptr<const ParameterSnapshot> parameters() const;
-  // Replaces the named parameters (a subset is fine); shapes and dtype must match.
-  Status SetParameters(const ParameterMap& values);
+  // Replaces the named parameters (a subset is fine); shapes and dtype must match. With
+  // `if_step`, only if the current snapshot is at that step (else FailedPrecondition), so a
+  // client can write back values it read without undoing a step that came in between.
+  Status SetParameters(const ParameterMap& values, std::optional<int64_t> if_step = std::nullopt);
+
+  // Everything needed to resume bit-exactly, taken atomically with respect to Step.
+  struct Checkpoint {
+    std::shared_ptr<const ParameterSnapshot> parameters;
+    std::unordered_map<std::string, Tensor> optimizer_state;  // Optimizer::State()
+    int64_t optimizer_steps = 0;
+  };
+  Checkpoint TakeCheckpoint();
+  // Replaces parameters (all of them), optimizer state and step. InvalidArgument, changing
+  // nothing, if a parameter is missing, unknown or mis-shaped, or the state does not fit.
+  Status RestoreCheckpoint(const Checkpoint& checkpoint);
 
   const Graph& graph() const { return program_->graph(); }
   Optimizer& optimizer() { return *optimizer_; }

@@ -139,5 +139,63 @@ TEST(TrainerTest, ErrorsNameWhatIsWrong) {
   EXPECT_TRUE((*inference_only)->Infer(batch.feeds(), {"y"}).ok());
 }
 
+TEST(TrainerTest, SetParametersIfStepRefusesAStaleWrite) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  ASSERT_TRUE(trainer->Step(batch.feeds()).ok());
+  const Tensor three = Tensor::Scalar(DType::kFloat32, 3);
+  EXPECT_EQ(trainer->SetParameters({{"w", three}}, /*if_step=*/0).message(),
+            "parameters are at step 1, not 0");
+  EXPECT_NE(trainer->parameters()->values.at("w").at(0), 3.0);
+  ASSERT_TRUE(trainer->SetParameters({{"w", three}}, /*if_step=*/1).ok());
+  EXPECT_EQ(trainer->parameters()->values.at("w").at(0), 3.0);
+  EXPECT_EQ(trainer->parameters()->step, 1);  // a write is not a step
+}
+
+TEST(TrainerTest, InferOnAGivenSnapshotIgnoresLaterSteps) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  ASSERT_TRUE(trainer->Step(batch.feeds()).ok());
+  std::shared_ptr<const ParameterSnapshot> before = trainer->parameters();
+  StatusOr<std::vector<Tensor>> then = trainer->Infer(batch.feeds(), {"y"});
+  ASSERT_TRUE(then.ok());
+  ASSERT_TRUE(trainer->Step(batch.feeds()).ok());
+  StatusOr<std::vector<Tensor>> replay = trainer->Infer(*before, batch.feeds(), {"y"});
+  ASSERT_TRUE(replay.ok()) << replay.status().ToString();
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ((*replay)[0].at(i), (*then)[0].at(i));
+  Tensor w = Tensor::Scalar(DType::kFloat32, 1);
+  FeedMap with_param = batch.feeds();
+  with_param["w"] = &w;
+  EXPECT_EQ(trainer->Infer(*before, with_param, {"y"}).status().message(),
+            "input 'w' is a parameter; the model supplies it");
+}
+
+// A checkpoint taken after 3 steps and restored after 5 more makes the next steps repeat
+// bitwise: parameters, momentum and the step count all came back.
+TEST(TrainerTest, CheckpointRestoreRepeatsTheSameSteps) {
+  TrainerOptions options;
+  options.optimizer.learning_rate = 0.05;
+  options.optimizer.momentum = 0.9;
+  auto trainer = std::move(*Trainer::Create(LinearGraph(), options));
+  Batch batch;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(trainer->Step(batch.feeds()).ok());
+  Trainer::Checkpoint saved = trainer->TakeCheckpoint();
+  EXPECT_EQ(saved.parameters->step, 3);
+  EXPECT_EQ(saved.optimizer_steps, 3);
+  EXPECT_EQ(saved.optimizer_state.count("momentum/w"), 1u);
+  std::vector<double> first;
+  for (int i = 0; i < 5; ++i) first.push_back(trainer->Step(batch.feeds())->loss);
+  ASSERT_TRUE(trainer->RestoreCheckpoint(saved).ok());
+  EXPECT_EQ(trainer->parameters()->step, 3);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(trainer->Step(batch.feeds())->loss, first[i]) << i;
+
+  Trainer::Checkpoint bad = saved;
+  auto partial = std::make_shared<ParameterSnapshot>(*saved.parameters);
+  partial->values.erase("b");
+  bad.parameters = partial;
+  EXPECT_EQ(trainer->RestoreCheckpoint(bad).message(), "checkpoint lacks parameter 'b'");
+  EXPECT_EQ(trainer->parameters()->step, 8);  // unchanged by the failed restore
+}
+
 }  // namespace
 }  // namespace backflow

@@ -1,0 +1,193 @@
+#include "engine/exec/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include "engine/autodiff/autodiff.h"
+#include "engine/optim/initializers.h"
+
+namespace backflow {
+namespace {
+
+using ValueMap = std::unordered_map<std::string, Tensor>;
+
+std::string Quote(const std::string& name) { return "'" + name + "'"; }
+
+std::vector<std::string> SortedNames(const ValueMap& values) {
+  std::vector<std::string> names;
+  names.reserve(values.size());
+  for (const auto& [name, _] : values) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The dtype of the run: the values' one dtype, else the requested one, else float32.
+StatusOr<DType> ResolveDType(const ValueMap& values, const std::vector<std::string>& sorted,
+                             const std::optional<DType>& requested) {
+  if (sorted.empty()) return requested.value_or(DType::kFloat32);
+  const std::string& first = sorted.front();
+  const DType dtype = values.at(first).dtype();
+  for (const std::string& name : sorted) {
+    const DType d = values.at(name).dtype();
+    if (d == dtype) continue;
+    return InvalidArgumentError(
+        "value " + Quote(name) + " is " + std::string(DTypeName(d)) + " but value " + Quote(first) +
+        " is " + std::string(DTypeName(dtype)) + ": all values must share one dtype");
+  }
+  if (requested && *requested != dtype) {
+    return InvalidArgumentError("value " + Quote(first) + " is " + std::string(DTypeName(dtype)) +
+                                " but dtype " + std::string(DTypeName(*requested)) +
+                                " was requested");
+  }
+  return dtype;
+}
+
+Status CheckValueNames(const Graph& graph, const std::vector<std::string>& sorted) {
+  for (const std::string& name : sorted) {
+    std::optional<ValueId> id = graph.Find(name);
+    const bool feedable = id && (graph.value(*id).kind == ValueKind::kPlaceholder ||
+                                 graph.value(*id).kind == ValueKind::kParameter);
+    if (!feedable) {
+      return InvalidArgumentError("value " + Quote(name) +
+                                  ": not a placeholder or parameter of the graph");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<ValueId> FindValue(const Graph& graph, const std::string& name, const char* role) {
+  std::optional<ValueId> id = graph.Find(name);
+  if (!id) {
+    return InvalidArgumentError(std::string(role) + " " + Quote(name) + " is not in the graph");
+  }
+  return *id;
+}
+
+// The requested outputs, or the graph's outputs and then its loss.
+StatusOr<std::vector<ValueId>> ResolveOutputs(const Graph& graph, const EvaluateSpec& spec) {
+  std::vector<ValueId> ids;
+  if (spec.outputs.empty()) {
+    ids = graph.outputs();
+    const ValueId loss = graph.loss();
+    if (loss != kNoId && std::find(ids.begin(), ids.end(), loss) == ids.end()) ids.push_back(loss);
+    return ids;
+  }
+  for (const std::string& name : spec.outputs) {
+    BF_ASSIGN_OR_RETURN(ValueId id, FindValue(graph, name, "output"));
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+// The target to differentiate, or kNoId when none is named and the graph has no loss.
+StatusOr<ValueId> ResolveTarget(const Graph& graph, const EvaluateSpec& spec) {
+  if (spec.target.empty()) {
+    if (graph.loss() == kNoId && !spec.wrt.empty()) {
+      return InvalidArgumentError("no target: the graph has no loss; set target");
+    }
+    return graph.loss();
+  }
+  BF_ASSIGN_OR_RETURN(ValueId id, FindValue(graph, spec.target, "target"));
+  const Shape& shape = graph.value(id).shape;
+  if (!shape.fully_defined() || shape.num_elements() != 1) {
+    return InvalidArgumentError("target " + Quote(spec.target) + " has shape " + shape.ToString() +
+                                ": a target must be a scalar (one element)");
+  }
+  return id;
+}
+
+// Appends the backward for spec.wrt and returns the gradients' value ids, in wrt order.
+StatusOr<std::vector<ValueId>> AppendGradients(Graph& graph, ValueId target,
+                                               const EvaluateSpec& spec) {
+  if (spec.wrt.empty()) return std::vector<ValueId>{};
+  std::vector<ValueId> wrt;
+  for (const std::string& name : spec.wrt) {
+    BF_ASSIGN_OR_RETURN(ValueId id, FindValue(graph, name, "wrt"));
+    wrt.push_back(id);
+  }
+  return AppendBackward(graph, target, wrt);
+}
+
+// needed[v]: computing `fetches` reads v (the executor's own pruning, redone here so that
+// missing values can be reported, and unused parameters left uninitialised).
+std::vector<bool> NeededValues(const Graph& graph, const std::vector<ValueId>& fetches) {
+  std::vector<bool> needed(static_cast<size_t>(graph.num_values()), false);
+  std::vector<ValueId> stack(fetches.begin(), fetches.end());
+  while (!stack.empty()) {
+    const ValueId v = stack.back();
+    stack.pop_back();
+    if (needed[static_cast<size_t>(v)]) continue;
+    needed[static_cast<size_t>(v)] = true;
+    const NodeId producer = graph.value(v).producer;
+    if (producer == kNoId) continue;
+    const Node& node = graph.node(producer);
+    stack.insert(stack.end(), node.inputs.begin(), node.inputs.end());
+    if (node.forward_node != kNoId) stack.push_back(graph.node(node.forward_node).output);
+  }
+  return needed;
+}
+
+Status CheckRunOptions(const RunOptions& run) {
+  if (run.cancelled != nullptr && run.cancelled->load()) {
+    return CancelledError("evaluation cancelled before it ran");
+  }
+  if (run.deadline && std::chrono::steady_clock::now() > *run.deadline) {
+    return DeadlineExceededError("deadline passed before the evaluation ran");
+  }
+  return Status::Ok();
+}
+
+// Feeds for every needed placeholder (which must have a value) and parameter (its value, or its
+// initializer's drawn into `initialized`).
+StatusOr<FeedMap> BuildFeeds(const Graph& graph, const std::vector<bool>& needed,
+                             const ValueMap& values, DType dtype, uint64_t seed,
+                             ValueMap& initialized) {
+  FeedMap feeds;
+  for (const auto& [name, tensor] : values) feeds[name] = &tensor;
+  for (ValueId v = 0; v < graph.num_values(); ++v) {
+    const Value& value = graph.value(v);
+    if (!needed[static_cast<size_t>(v)] || values.count(value.name) != 0) continue;
+    if (value.kind == ValueKind::kPlaceholder) {
+      return InvalidArgumentError("placeholder " + Quote(value.name) + " has no value");
+    }
+    if (value.kind != ValueKind::kParameter) continue;
+    BF_ASSIGN_OR_RETURN(Tensor drawn, InitializeParameter(value, dtype, seed));
+    feeds[value.name] = &initialized.insert_or_assign(value.name, std::move(drawn)).first->second;
+  }
+  return feeds;
+}
+
+}  // namespace
+
+StatusOr<EvaluateResult> Evaluate(Graph graph, const ValueMap& values, const EvaluateSpec& spec,
+                                  const RunOptions& run) {
+  const std::vector<std::string> sorted = SortedNames(values);
+  BF_ASSIGN_OR_RETURN(DType dtype, ResolveDType(values, sorted, spec.dtype));
+  BF_RETURN_IF_ERROR(CheckValueNames(graph, sorted));
+  BF_ASSIGN_OR_RETURN(std::vector<ValueId> outputs, ResolveOutputs(graph, spec));
+  BF_ASSIGN_OR_RETURN(ValueId target, ResolveTarget(graph, spec));
+  BF_ASSIGN_OR_RETURN(std::vector<ValueId> gradients, AppendGradients(graph, target, spec));
+
+  std::vector<ValueId> fetches = outputs;
+  fetches.insert(fetches.end(), gradients.begin(), gradients.end());
+  BF_RETURN_IF_ERROR(CheckRunOptions(run));
+  ValueMap initialized;
+  BF_ASSIGN_OR_RETURN(FeedMap feeds, BuildFeeds(graph, NeededValues(graph, fetches), values, dtype,
+                                                spec.seed, initialized));
+
+  Program program(std::make_shared<const Graph>(std::move(graph)));
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> fetched, program.Run(feeds, fetches, run));
+
+  EvaluateResult result;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    result.outputs.emplace_back(program.graph().value(outputs[i]).name, std::move(fetched[i]));
+  }
+  // Gradients are reported under the wrt names, not their gradient nodes' names.
+  for (size_t i = 0; i < spec.wrt.size(); ++i) {
+    result.gradients.emplace_back(spec.wrt[i], std::move(fetched[outputs.size() + i]));
+  }
+  return result;
+}
+
+}  // namespace backflow

@@ -1,0 +1,76 @@
+#include "server/call.h"
+
+#include <spdlog/spdlog.h>
+
+#include <new>
+
+#include "server/grpc_status.h"
+#include "server/service.h"
+
+namespace backflow::server {
+
+CallLog::CallLog(ServiceEnv* env, const char* rpc, std::string model_id)
+    : id_(env->next_request_id.fetch_add(1)),
+      rpc_(rpc),
+      model_id_(std::move(model_id)),
+      start_(std::chrono::steady_clock::now()) {}
+
+void CallLog::Done(const Status& status) const {
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+  const std::string model = model_id_.empty() ? "" : " model=" + model_id_;
+  switch (status.code()) {
+    case StatusCode::kOk:
+      spdlog::debug("req {} {}{}: OK in {:.2f} ms", id_, rpc_, model, ms);
+      return;
+    case StatusCode::kInternal:
+    case StatusCode::kUnknown:
+    case StatusCode::kDataLoss:
+      spdlog::error("req {} {}{}: {} in {:.2f} ms", id_, rpc_, model, status.ToString(), ms);
+      return;
+    default:
+      spdlog::warn("req {} {}{}: {} in {:.2f} ms", id_, rpc_, model, status.ToString(), ms);
+  }
+}
+
+RunOptions RunOptionsFor(const grpc::CallbackServerContext* ctx,
+                         const std::atomic<bool>* cancelled) {
+  RunOptions run;
+  run.cancelled = cancelled;
+  const auto deadline = ctx->deadline();
+  const auto now = std::chrono::system_clock::now();
+  // gRPC reports "no deadline" as the far future.
+  if (deadline < now + std::chrono::hours(24 * 365)) {
+    run.deadline = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(deadline - now);
+  }
+  return run;
+}
+
+UnaryCall::UnaryCall(ServiceEnv* env, grpc::CallbackServerContext* ctx, const char* rpc,
+                     std::string model_id)
+    : env_(env), ctx_(ctx), log_(env, rpc, std::move(model_id)) {}
+
+void UnaryCall::Reply(const Status& status) {
+  log_.Done(status);
+  Finish(ToGrpcStatus(status));
+}
+
+void UnaryCall::RunAndReply(const std::function<Status()>& body, bool admitted) {
+  Status status;
+  if (cancelled()) {
+    status = CancelledError("cancelled before it started");
+  } else {
+    try {
+      status = body();
+    } catch (const std::bad_alloc&) {
+      status = ResourceExhaustedError("out of memory");
+    } catch (const std::exception& e) {
+      status = InternalError(std::string("unexpected exception: ") + e.what());
+    }
+  }
+  if (admitted) env_->Release();
+  Reply(status);
+}
+
+}  // namespace backflow::server

@@ -1,0 +1,65 @@
+// UnaryCall: the reactor behind every unary RPC. It owns the call's request id, logs the
+// outcome (errors always, every call at debug level), and exposes the client's cancellation
+// and deadline as RunOptions for the engine.
+#ifndef BACKFLOW_SERVER_CALL_H_
+#define BACKFLOW_SERVER_CALL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "engine/core/status.h"
+#include "engine/exec/program.h"
+
+namespace backflow::server {
+
+struct ServiceEnv;
+
+// Request id, RPC name and timing, shared by unary calls and streams.
+class CallLog {
+ public:
+  CallLog(ServiceEnv* env, const char* rpc, std::string model_id);
+  int64_t id() const { return id_; }
+  // Logs the outcome: server faults at error level, client errors at warn, the rest at debug.
+  void Done(const Status& status) const;
+
+ private:
+  const int64_t id_;
+  const char* const rpc_;
+  const std::string model_id_;
+  const std::chrono::steady_clock::time_point start_;
+};
+
+// RunOptions for a call: cancellation flag and the client's deadline on the steady clock.
+RunOptions RunOptionsFor(const grpc::CallbackServerContext* ctx, const std::atomic<bool>* cancelled);
+
+class UnaryCall final : public grpc::ServerUnaryReactor {
+ public:
+  UnaryCall(ServiceEnv* env, grpc::CallbackServerContext* ctx, const char* rpc,
+            std::string model_id);
+
+  void OnCancel() override { cancelled_.store(true); }
+  void OnDone() override { delete this; }
+
+  RunOptions run() const { return RunOptionsFor(ctx_, &cancelled_); }
+  bool cancelled() const { return cancelled_.load(); }
+
+  // Finishes the call with `status`. The reactor may be gone when this returns.
+  void Reply(const Status& status);
+  // Runs `body` (on a compute thread), catching what it throws, releases the admission slot
+  // if `admitted`, and replies. A call cancelled before it starts is not run.
+  void RunAndReply(const std::function<Status()>& body, bool admitted);
+
+ private:
+  ServiceEnv* const env_;
+  grpc::CallbackServerContext* const ctx_;
+  CallLog log_;
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_CALL_H_

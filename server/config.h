@@ -1,0 +1,51 @@
+// ServerConfig: everything backflow-server can be told on its command line, with defaults that
+// need no setup (loopback, a data directory under the working directory).
+#ifndef BACKFLOW_SERVER_CONFIG_H_
+#define BACKFLOW_SERVER_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/core/status.h"
+
+namespace backflow::server {
+
+// Bounds on what clients may ask; past one, a request fails with RESOURCE_EXHAUSTED naming it.
+struct ServerLimits {
+  int64_t max_message_bytes = int64_t{256} << 20;  // one request or response
+  int64_t max_nodes = 10000;  // gate nodes per graph
+  int64_t max_tensor_elements = int64_t{1} << 26;  // any one tensor (batch included)
+  int64_t max_models = 64;
+  // Compute requests (steps, inference, gradients, evaluations, checkpoint operations) queued
+  // or running at once, over all clients. Train streams are bounded apart from this, by
+  // max_streams x stream_window.
+  int64_t max_pending_requests = 256;
+  int64_t max_streams = 64;  // Train streams open at once
+  int64_t stream_window = 8;  // batches a Train stream reads ahead of its answers
+};
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
+  std::string data_dir = "backflow-data";  // relative to the working directory
+  int compute_threads = 0;  // oneTBB threads for compute; 0: one per core
+  int rpc_threads = 0;  // gRPC's thread cap; 0: gRPC's default
+  ServerLimits limits;
+  std::chrono::milliseconds shutdown_grace{10000};  // for in-flight calls on SIGTERM
+  std::string log_level = "info";  // trace, debug, info, warn, error, off
+  // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
+  std::chrono::milliseconds checkpoint_write_delay{0};
+};
+
+// Parses `--flag=value` or `--flag value` arguments (argv[0] is skipped). InvalidArgument naming
+// the flag for an unknown flag, a missing or malformed value, or a value out of range.
+// `--help` sets *help and returns the defaults.
+StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args, bool* help);
+std::string Usage();
+// One line per setting, for the start-up log.
+std::vector<std::string> Describe(const ServerConfig& config);
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_CONFIG_H_

@@ -1,0 +1,38 @@
+// Conversions between the wire messages and the engine's types, with the checks a server owes
+// its callers: every tensor a client sends is size-limited, length-checked, finite and of the
+// model's dtype, and every problem names the tensor ("batch 'images': ...").
+#ifndef BACKFLOW_SERVER_CONVERT_H_
+#define BACKFLOW_SERVER_CONVERT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "backflow/v1/service.pb.h"
+#include "engine/core/status.h"
+#include "engine/core/tensor.h"
+#include "engine/exec/program.h"
+#include "engine/optim/optimizer.h"
+
+namespace backflow::server {
+
+using TensorMap = std::unordered_map<std::string, Tensor>;
+using WireTensorMap = google::protobuf::Map<std::string, v1::Tensor>;
+
+// Decodes every tensor of `wire`; `what` prefixes messages ("batch" -> "batch 'x': ...").
+// With `dtype`, every tensor must have it. NaN and Inf are rejected.
+StatusOr<TensorMap> DecodeTensors(const WireTensorMap& wire, std::string_view what,
+                                  int64_t max_elements, std::optional<DType> dtype);
+FeedMap Feeds(const TensorMap& tensors);
+void EncodeTensors(const std::unordered_map<std::string, Tensor>& tensors, WireTensorMap* wire);
+
+StatusOr<DType> DecodeDType(int wire_dtype, std::string_view what);
+v1::DataType EncodeDType(DType dtype);
+
+// Unset optional fields take the engine's defaults; the result is validated.
+StatusOr<OptimizerConfig> DecodeOptimizer(const v1::OptimizerSpec& spec);
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_CONVERT_H_

@@ -1,0 +1,200 @@
+#include "server/model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "engine/ir/cost.h"
+#include "server/convert.h"
+
+namespace backflow::server {
+namespace {
+
+constexpr size_t kMaxModelNameLength = 256;
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void DescribeValue(const Graph& graph, ValueId id, DType dtype, v1::TensorInfo* info) {
+  const Value& value = graph.value(id);
+  info->set_name(value.name);
+  for (int64_t d : value.shape.dims()) info->add_shape(d);
+  info->set_dtype(EncodeDType(dtype));
+}
+
+// The scalar outputs other than the loss: what a graph reports as metrics unless told.
+std::vector<std::string> DefaultMetrics(const Graph& graph) {
+  std::vector<std::string> metrics;
+  for (ValueId id : graph.outputs()) {
+    const Value& value = graph.value(id);
+    if (id != graph.loss() && value.shape.fully_defined() && value.shape.num_elements() == 1) {
+      metrics.push_back(value.name);
+    }
+  }
+  return metrics;
+}
+
+v1::ModelInfo StaticInfo(const v1::ModelRecord& record, const Graph& graph, DType dtype,
+                         const std::vector<std::string>& metrics) {
+  v1::ModelInfo info;
+  info.set_id(record.id());
+  info.set_name(record.request().name());
+  info.set_graph_name(graph.name);
+  info.set_dtype(EncodeDType(dtype));
+  std::vector<ValueId> params = graph.ValuesOfKind(ValueKind::kParameter);
+  std::sort(params.begin(), params.end(), [&graph](ValueId a, ValueId b) {
+    return graph.value(a).name < graph.value(b).name;
+  });
+  int64_t count = 0;
+  for (ValueId p : params) {
+    DescribeValue(graph, p, dtype, info.add_parameters());
+    count += graph.value(p).shape.num_elements();
+  }
+  for (ValueId p : graph.ValuesOfKind(ValueKind::kPlaceholder)) {
+    DescribeValue(graph, p, dtype, info.add_inputs());
+  }
+  for (ValueId o : graph.outputs()) DescribeValue(graph, o, dtype, info.add_outputs());
+  if (graph.loss() != kNoId) info.set_loss(graph.value(graph.loss()).name);
+  for (const std::string& m : metrics) info.add_metrics(m);
+  info.set_parameter_count(count);
+  info.set_flops_per_sample(EstimateForwardFlops(graph));
+  *info.mutable_optimizer() = record.request().optimizer();
+  info.set_created_unix_ms(record.created_unix_ms());
+  return info;
+}
+
+Status CheckInitialNames(const Graph& graph, const TensorMap& initial) {
+  for (const auto& [name, _] : initial) {
+    std::optional<ValueId> id = graph.Find(name);
+    if (!id || graph.value(*id).kind != ValueKind::kParameter) {
+      return InvalidArgumentError("initial parameter '" + name +
+                                  "': not a parameter of the graph");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const GraphLimits& limits,
+                                               int64_t max_tensor_elements, ComputePool* pool) {
+  const v1::CreateModelRequest& request = record.request();
+  if (request.name().size() > kMaxModelNameLength) {
+    return InvalidArgumentError("name: longer than " + std::to_string(kMaxModelNameLength) +
+                                " bytes");
+  }
+  BF_ASSIGN_OR_RETURN(Graph graph, ImportGraph(request.graph(), limits));
+  BF_ASSIGN_OR_RETURN(DType dtype, DecodeDType(request.dtype(), "dtype"));
+  BF_ASSIGN_OR_RETURN(OptimizerConfig optimizer, DecodeOptimizer(request.optimizer()));
+  TrainerOptions options{.dtype = dtype, .seed = request.seed(), .optimizer = optimizer};
+  options.metrics.assign(request.metrics().begin(), request.metrics().end());
+  if (options.metrics.empty()) options.metrics = DefaultMetrics(graph);
+  BF_ASSIGN_OR_RETURN(
+      TensorMap initial,
+      DecodeTensors(request.initial_parameters(), "initial parameter", max_tensor_elements, dtype));
+  BF_RETURN_IF_ERROR(CheckInitialNames(graph, initial));
+
+  std::shared_ptr<Model> model(new Model());
+  model->info_ = StaticInfo(record, graph, dtype, options.metrics);
+  BF_ASSIGN_OR_RETURN(model->trainer_, Trainer::Create(std::move(graph), options));
+  if (!initial.empty()) BF_RETURN_IF_ERROR(model->trainer_->SetParameters(initial));
+  model->record_ = std::move(record);
+  model->queue_ = std::make_shared<SerialQueue>(pool);
+  return model;
+}
+
+v1::ModelInfo Model::Info() const {
+  v1::ModelInfo info = info_;
+  info.set_step(trainer_->parameters()->step);
+  info.set_checkpoint_step(checkpoint_step_);
+  return info;
+}
+
+v1::CheckpointRecord Model::TakeCheckpoint() {
+  Trainer::Checkpoint checkpoint = trainer_->TakeCheckpoint();
+  v1::CheckpointRecord record;
+  record.set_step(checkpoint.parameters->step);
+  EncodeTensors(checkpoint.parameters->values, record.mutable_parameters());
+  EncodeTensors(checkpoint.optimizer_state, record.mutable_optimizer_state());
+  record.set_optimizer_steps(checkpoint.optimizer_steps);
+  record.set_saved_unix_ms(NowUnixMs());
+  return record;
+}
+
+Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements) {
+  BF_ASSIGN_OR_RETURN(TensorMap values, DecodeTensors(record.parameters(), "checkpoint parameter",
+                                                      max_tensor_elements, dtype()));
+  BF_ASSIGN_OR_RETURN(TensorMap state, DecodeTensors(record.optimizer_state(), "optimizer state",
+                                                     max_tensor_elements, std::nullopt));
+  auto snapshot = std::make_shared<ParameterSnapshot>();
+  snapshot->step = record.step();
+  for (auto& [name, tensor] : values) snapshot->values.emplace(name, std::move(tensor));
+  Trainer::Checkpoint checkpoint{.parameters = std::move(snapshot),
+                                 .optimizer_state = {},
+                                 .optimizer_steps = record.optimizer_steps()};
+  for (auto& [name, tensor] : state) checkpoint.optimizer_state.emplace(name, std::move(tensor));
+  return trainer_->RestoreCheckpoint(checkpoint);
+}
+
+Status ModelRegistry::Reserve() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (static_cast<int64_t>(models_.size()) + reserved_ >= max_models_) {
+    return ResourceExhaustedError("the server holds its limit of " + std::to_string(max_models_) +
+                                  " models (--max-models); delete one first");
+  }
+  ++reserved_;
+  return Status::Ok();
+}
+
+void ModelRegistry::CancelReservation() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --reserved_;
+}
+
+Status ModelRegistry::Add(std::shared_ptr<Model> model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (reserved_ > 0) --reserved_;
+  if (!models_.emplace(model->id(), model).second) {
+    return AlreadyExistsError("model '" + model->id() + "' already exists");
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::shared_ptr<Model>> ModelRegistry::Get(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(id);
+  if (it == models_.end()) return NotFoundError("model '" + id + "' not found");
+  return it->second;
+}
+
+StatusOr<std::shared_ptr<Model>> ModelRegistry::Remove(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(id);
+  if (it == models_.end()) return NotFoundError("model '" + id + "' not found");
+  std::shared_ptr<Model> model = std::move(it->second);
+  models_.erase(it);
+  return model;
+}
+
+std::vector<std::shared_ptr<Model>> ModelRegistry::All() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Model>> all;
+  for (const auto& [_, model] : models_) all.push_back(model);
+  return all;
+}
+
+std::string ModelRegistry::NewId() const {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  std::lock_guard<std::mutex> lock(mu);
+  char id[24];
+  std::snprintf(id, sizeof(id), "m-%012llx",
+                static_cast<unsigned long long>(rng() & 0xffffffffffffULL));
+  return id;
+}
+
+}  // namespace backflow::server

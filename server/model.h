@@ -1,0 +1,95 @@
+// Model: one trainable graph held by the server, and ModelRegistry: all of them by id.
+//
+// A Model pairs the engine's Trainer with the SerialQueue that orders its mutations (steps,
+// parameter writes, checkpoint save and restore: Note [Serving threads]) and with what the
+// data directory knows of it. Reads (inference, gradients, parameters) go to the Trainer's
+// current snapshot directly and never wait for the queue.
+#ifndef BACKFLOW_SERVER_MODEL_H_
+#define BACKFLOW_SERVER_MODEL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backflow/v1/store.pb.h"
+#include "engine/core/status.h"
+#include "engine/ir/import.h"
+#include "engine/optim/trainer.h"
+#include "server/work_queue.h"
+
+namespace backflow::server {
+
+class Model {
+ public:
+  // Builds the model a CreateModelRequest describes (the record's), validating everything:
+  // graph (within `limits`), dtype, optimizer, metrics and initial parameters.
+  static StatusOr<std::shared_ptr<Model>> Create(v1::ModelRecord record, const GraphLimits& limits,
+                                                 int64_t max_tensor_elements, ComputePool* pool);
+
+  const std::string& id() const { return record_.id(); }
+  const v1::ModelRecord& record() const { return record_; }
+  Trainer& trainer() { return *trainer_; }
+  const Trainer& trainer() const { return *trainer_; }
+  DType dtype() const { return trainer_->options().dtype; }
+  SerialQueue& queue() { return *queue_; }
+
+  // ModelInfo with the current step and checkpoint step filled in.
+  v1::ModelInfo Info() const;
+
+  // Mutations count generations; a model is dirty when its state differs from its latest
+  // checkpoint (or, without one, from its creation). Only called from the model's queue.
+  void MarkChanged() { ++generation_; }
+  void MarkSaved(int64_t generation, int64_t step) {
+    saved_generation_ = generation;
+    checkpoint_step_ = step;
+  }
+  int64_t generation() const { return generation_; }
+  bool dirty() const { return generation_ != saved_generation_; }
+  int64_t checkpoint_step() const { return checkpoint_step_; }
+
+  // The checkpoint record for the trainer's current state, and back.
+  v1::CheckpointRecord TakeCheckpoint();
+  Status RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
+
+ private:
+  Model() = default;
+
+  v1::ModelRecord record_;
+  v1::ModelInfo info_;  // the static part
+  std::unique_ptr<Trainer> trainer_;
+  std::shared_ptr<SerialQueue> queue_;
+  std::atomic<int64_t> generation_{0};
+  std::atomic<int64_t> saved_generation_{0};
+  std::atomic<int64_t> checkpoint_step_{-1};
+};
+
+class ModelRegistry {
+ public:
+  explicit ModelRegistry(int64_t max_models) : max_models_(max_models) {}
+
+  // RESOURCE_EXHAUSTED past max_models; ALREADY_EXISTS for a taken id.
+  Status Add(std::shared_ptr<Model> model);
+  // NOT_FOUND "model 'ID' not found".
+  StatusOr<std::shared_ptr<Model>> Get(const std::string& id) const;
+  StatusOr<std::shared_ptr<Model>> Remove(const std::string& id);
+  std::vector<std::shared_ptr<Model>> All() const;  // by id
+  // Reserves room for one more model (released by Add or Cancel), so concurrent creations
+  // cannot overshoot the limit while they build.
+  Status Reserve();
+  void CancelReservation();
+  std::string NewId() const;
+
+ private:
+  const int64_t max_models_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Model>> models_;  // GUARDED_BY(mu_)
+  int64_t reserved_ = 0;  // GUARDED_BY(mu_)
+};
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_MODEL_H_

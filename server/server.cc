@@ -1,0 +1,173 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "server/model.h"
+#include "server/service.h"
+#include "server/storage/checkpoint_store.h"
+#include "server/work_queue.h"
+
+namespace backflow::server {
+
+class Server::Impl {
+ public:
+  explicit Impl(const ServerConfig& config) : config_(config) {}
+  ~Impl() { (void)Shutdown(); }
+
+  Status Start();
+  Status Shutdown();
+  void Wait();
+  int port() const { return port_; }
+  std::string address() const;
+
+ private:
+  Status LoadModels();
+  Status SaveDirtyModels();
+
+  const ServerConfig config_;
+  std::unique_ptr<CheckpointStore> store_;
+  std::unique_ptr<ComputePool> pool_;
+  std::unique_ptr<ServiceEnv> env_;
+  std::unique_ptr<BackflowService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable stopped_cv_;
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+  bool stopped_ = false;  // GUARDED_BY(mu_)
+  Status shutdown_status_;  // GUARDED_BY(mu_)
+};
+
+Status Server::Impl::Start() {
+  CheckpointStoreOptions store_options{.write_delay = config_.checkpoint_write_delay};
+  BF_ASSIGN_OR_RETURN(store_, CheckpointStore::Open(config_.data_dir, store_options));
+  pool_ = std::make_unique<ComputePool>(config_.compute_threads);
+  env_ = std::make_unique<ServiceEnv>(config_, store_.get(), pool_.get());
+  BF_RETURN_IF_ERROR(LoadModels());
+  service_ = std::make_unique<BackflowService>(env_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config_.listen, grpc::InsecureServerCredentials(), &port_);
+  const int max_bytes = static_cast<int>(std::min<int64_t>(config_.limits.max_message_bytes,
+                                                           std::numeric_limits<int>::max()));
+  builder.SetMaxReceiveMessageSize(max_bytes);
+  builder.SetMaxSendMessageSize(max_bytes);
+  if (config_.rpc_threads > 0) {
+    grpc::ResourceQuota quota("backflow");
+    quota.SetMaxThreads(config_.rpc_threads);
+    builder.SetResourceQuota(quota);
+  }
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    server_.reset();
+    return UnavailableError("cannot listen on " + config_.listen +
+                            " (address in use, or not a valid host:port)");
+  }
+  server_->GetHealthCheckService()->SetServingStatus("backflow.v1.Backflow", true);
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("listening on {}", address());
+  return Status::Ok();
+}
+
+std::string Server::Impl::address() const {
+  const size_t colon = config_.listen.rfind(':');
+  std::string host = colon == std::string::npos ? config_.listen : config_.listen.substr(0, colon);
+  if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+  return host + ":" + std::to_string(port_);
+}
+
+Status Server::Impl::LoadModels() {
+  std::vector<std::string> problems;
+  std::vector<StoredModel> stored = store_->LoadAll(&problems);
+  for (const std::string& problem : problems) spdlog::error("data directory: {}", problem);
+  for (StoredModel& entry : stored) {
+    const std::string id = entry.record.id();
+    StatusOr<std::shared_ptr<Model>> model = Model::Create(
+        std::move(entry.record), env_->graph_limits, config_.limits.max_tensor_elements,
+        pool_.get());
+    Status status = model.status();
+    if (status.ok() && entry.checkpoint) {
+      status = (*model)->RestoreCheckpoint(*entry.checkpoint, config_.limits.max_tensor_elements);
+      if (status.ok()) (*model)->MarkSaved((*model)->generation(), entry.checkpoint->step());
+    }
+    if (status.ok()) status = env_->registry.Add(*model);
+    if (!status.ok()) {
+      spdlog::error("model {} not loaded: {}", id, status.ToString());
+      continue;
+    }
+    spdlog::info("loaded model {} at step {}", id, (*model)->trainer().parameters()->step);
+  }
+  return Status::Ok();
+}
+
+Status Server::Impl::SaveDirtyModels() {
+  Status first;
+  for (const std::shared_ptr<Model>& model : env_->registry.All()) {
+    if (!model->dirty()) continue;
+    StatusOr<v1::SaveCheckpointResponse> saved = env_->SaveCheckpoint(*model);
+    if (saved.ok()) {
+      spdlog::info("checkpointed model {} at step {}", model->id(), saved->step());
+    } else {
+      spdlog::error("model {}: checkpoint failed: {}", model->id(), saved.status().ToString());
+      if (first.ok()) first = saved.status();
+    }
+  }
+  return first;
+}
+
+Status Server::Impl::Shutdown() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stopping_) {
+      stopped_cv_.wait(lock, [this] { return stopped_; });
+      return shutdown_status_;
+    }
+    stopping_ = true;
+  }
+  Status status;
+  if (server_ != nullptr) {
+    spdlog::info("draining: finishing in-flight calls (up to {} ms)", config_.shutdown_grace.count());
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    env_->draining.store(true);
+    server_->Shutdown(std::chrono::system_clock::now() + config_.shutdown_grace);
+    pool_->WaitIdle();
+    status = SaveDirtyModels();
+    server_->Wait();
+    spdlog::info("stopped");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stopped_ = true;
+  shutdown_status_ = status;
+  stopped_cv_.notify_all();
+  return status;
+}
+
+void Server::Impl::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  stopped_cv_.wait(lock, [this] { return stopped_; });
+}
+
+StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
+  auto impl = std::make_unique<Impl>(config);
+  BF_RETURN_IF_ERROR(impl->Start());
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+int Server::port() const { return impl_->port(); }
+std::string Server::address() const { return impl_->address(); }
+Status Server::Shutdown() { return impl_->Shutdown(); }
+void Server::Wait() { impl_->Wait(); }
+
+}  // namespace backflow::server

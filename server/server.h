@@ -1,0 +1,44 @@
+// Server: backflow.v1.Backflow, grpc.health.v1 and server reflection on one gRPC server.
+//
+// Start() opens the data directory, loads the models it holds (each at its latest
+// checkpoint), binds the listen address and starts serving. Shutdown() drains: health turns
+// NOT_SERVING, new calls are refused, in-flight calls get up to shutdown_grace to finish (then
+// they are cancelled, which stops their compute between two nodes), and every model trained
+// since its last checkpoint is checkpointed. backflow-server (server/main.cc) calls it on
+// SIGTERM and SIGINT; tests call it directly.
+#ifndef BACKFLOW_SERVER_SERVER_H_
+#define BACKFLOW_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "engine/core/status.h"
+#include "server/config.h"
+
+namespace backflow::server {
+
+class Server {
+ public:
+  // Fails (with a Status naming the path or address) if the data directory cannot be opened or
+  // the address cannot be bound.
+  static StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config);
+  ~Server();  // Shutdown() if not done yet
+
+  int port() const;  // the bound port (the chosen one when config.listen ends in ":0")
+  std::string address() const;  // host:port to connect to
+  // Idempotent; returns the first problem met while saving models (the drain itself cannot
+  // fail). Blocks until everything is stopped.
+  Status Shutdown();
+  // Blocks until Shutdown() has finished (from another thread).
+  void Wait();
+
+  class Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_SERVER_H_

@@ -1,0 +1,47 @@
+// Files that are replaced whole or not at all, and the checksummed framing around their
+// contents: the mechanics of Note [Atomic files] (server/storage/checkpoint_store.h).
+//
+// Every function here is thread-safe; two concurrent writers of the same path each leave a
+// complete file and the later rename wins.
+#ifndef BACKFLOW_SERVER_STORAGE_ATOMIC_FILE_H_
+#define BACKFLOW_SERVER_STORAGE_ATOMIC_FILE_H_
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "engine/core/status.h"
+
+namespace backflow::server {
+
+// Size of the frame header: "BFLW", u32 version, u64 payload length, u32 CRC-32.
+inline constexpr size_t kFrameHeaderSize = 20;
+inline constexpr uint32_t kFrameVersion = 1;
+
+// `payload` behind the frame header of Note [Atomic files].
+std::string FrameRecord(const std::string& payload);
+// The payload of a framed file, checked. DataLoss "PATH: ..." for a wrong magic, an unknown
+// version, a truncated file, trailing bytes or a checksum mismatch.
+StatusOr<std::string> UnframeRecord(const std::string& bytes, const std::string& path);
+
+// Writes `bytes` to `path` atomically (Note [Atomic files]): through a temporary file
+// ".NAME.tmp.PID.RANDOM" in the same directory, which is removed again if anything fails.
+// Errors name the path and the system's reason; a full disk (ENOSPC, EDQUOT) is
+// ResourceExhausted, anything else Internal. With `write_delay` > 0 the temporary file is
+// written half, synced, and the call sleeps that long before the rest: a testing aid that lets
+// a crash test kill the process mid-write.
+Status WriteFileAtomically(const std::string& path, const std::string& bytes,
+                           std::chrono::milliseconds write_delay = {});
+// The whole file. NotFound if it does not exist, Internal (naming the path) for other errors.
+StatusOr<std::string> ReadFile(const std::string& path);
+
+// fsync(2) on a directory, so that renames, creations and removals inside it are durable.
+Status SyncDirectory(const std::string& path);
+// True for the temporary names WriteFileAtomically uses (".*.tmp.*"): leftovers of a crash.
+bool IsTemporaryFileName(std::string_view name);
+// 16 random hex digits, for names that must not collide across threads and processes.
+std::string RandomSuffix();
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_STORAGE_ATOMIC_FILE_H_

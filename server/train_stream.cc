@@ -1,0 +1,171 @@
+#include "server/train_stream.h"
+
+#include <new>
+
+#include "server/grpc_status.h"
+
+namespace backflow::server {
+
+TrainStream::TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx)
+    : env_(env), ctx_(ctx), log_(env, "Train", "") {
+  Status admitted = Status::Ok();
+  if (env_->draining.load()) {
+    admitted = UnavailableError("the server is shutting down");
+  } else if (env_->streams.fetch_add(1) >= env_->config.limits.max_streams) {
+    env_->streams.fetch_sub(1);
+    admitted = ResourceExhaustedError("more than " +
+                                      std::to_string(env_->config.limits.max_streams) +
+                                      " Train streams open (--max-streams)");
+  } else {
+    admitted_ = true;
+  }
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!admitted.ok()) {
+      error_ = admitted;
+      reads_done_ = true;
+    }
+    actions = NextLocked();
+  }
+  Perform(actions);
+}
+
+TrainStream::Actions TrainStream::NextLocked() {
+  Actions actions;
+  if (finished_) return actions;
+  const bool cancelled = cancelled_.load();
+  if (!writing_ && !ready_.empty() && !cancelled) {
+    writing_ = std::move(ready_.front());
+    ready_.pop_front();
+    actions.write = writing_.get();
+  }
+  const bool stop = !error_.ok() || cancelled;
+  const int64_t outstanding =
+      in_flight_ + static_cast<int64_t>(ready_.size()) + (writing_ ? 1 : 0);
+  if (!stop && !reading_ && !reads_done_ && outstanding < env_->config.limits.stream_window) {
+    reading_ = true;
+    actions.read = true;
+  }
+  if (in_flight_ == 0 && !writing_ && (ready_.empty() || cancelled) && (reads_done_ || stop)) {
+    finished_ = true;
+    actions.finish = cancelled ? CancelledError("the client cancelled the stream") : error_;
+  }
+  return actions;
+}
+
+void TrainStream::Perform(const Actions& actions) {
+  if (actions.write != nullptr) StartWrite(actions.write);
+  if (actions.read) StartRead(&incoming_);
+  if (actions.finish) {
+    log_.Done(*actions.finish);
+    Finish(ToGrpcStatus(*actions.finish));
+  }
+}
+
+Status TrainStream::AcceptLocked(int64_t index, const v1::TrainStepRequest& request) {
+  const std::string where = "request " + std::to_string(index);
+  if (model_ == nullptr) {
+    if (request.model_id().empty()) {
+      return InvalidArgumentError(where + ": model_id is required in the first request");
+    }
+    StatusOr<std::shared_ptr<Model>> model = env_->registry.Get(request.model_id());
+    if (!model.ok()) return model.status().WithPrefix(where);
+    model_ = *model;
+  } else if (!request.model_id().empty() && request.model_id() != model_->id()) {
+    return InvalidArgumentError(where + ": model_id '" + request.model_id() +
+                                "' differs from the stream's '" + model_->id() + "'");
+  }
+  return Status::Ok();
+}
+
+void TrainStream::OnReadDone(bool ok) {
+  Actions actions;
+  std::shared_ptr<const v1::TrainStepRequest> request;
+  int64_t index = 0;
+  std::shared_ptr<Model> model;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reading_ = false;
+    if (!ok) {
+      reads_done_ = true;
+    } else if (!finished_ && error_.ok()) {
+      index = received_++;
+      Status accepted = AcceptLocked(index, incoming_);
+      if (accepted.ok()) {
+        request = std::make_shared<const v1::TrainStepRequest>(std::move(incoming_));
+        model = model_;
+        ++in_flight_;
+      } else {
+        error_ = accepted;
+      }
+    }
+    actions = NextLocked();
+  }
+  if (request != nullptr) {
+    model->queue().Post([this, index, request] { RunStep(index, request); });
+  }
+  Perform(actions);
+}
+
+void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequest> request) {
+  auto response = std::make_unique<v1::TrainStepResponse>();
+  std::shared_ptr<Model> model;
+  bool skip = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    skip = !error_.ok() || cancelled_.load();
+    model = model_;
+  }
+  Status status;
+  if (!skip) {
+    try {
+      status = RunTrainStep(*env_, *model, *request, RunOptionsFor(ctx_, &cancelled_),
+                            response.get());
+    } catch (const std::bad_alloc&) {
+      status = ResourceExhaustedError("out of memory");
+    } catch (const std::exception& e) {
+      status = InternalError(std::string("unexpected exception: ") + e.what());
+    }
+  }
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_;
+    if (!skip && status.ok()) {
+      ready_.push_back(std::move(response));
+    } else if (!skip && error_.ok()) {
+      error_ = status.WithPrefix("request " + std::to_string(index));
+    }
+    actions = NextLocked();
+  }
+  Perform(actions);
+}
+
+void TrainStream::OnWriteDone(bool ok) {
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_.reset();
+    if (!ok) cancelled_.store(true);  // the client is gone
+    actions = NextLocked();
+  }
+  Perform(actions);
+}
+
+void TrainStream::OnCancel() {
+  cancelled_.store(true);
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    actions = NextLocked();
+  }
+  Perform(actions);
+}
+
+void TrainStream::OnDone() {
+  if (admitted_) env_->streams.fetch_sub(1);
+  delete this;
+}
+
+}  // namespace backflow::server

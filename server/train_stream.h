@@ -1,0 +1,74 @@
+// TrainStream: the reactor behind the Train RPC, a bidirectional stream of training steps.
+//
+// Note [Train stream flow]
+// Requests are read one at a time and posted to the model's SerialQueue as they arrive, so
+// steps apply in stream order, while the client may run ahead by up to stream_window requests
+// (read, queued or computed but not yet written). Past the window the reactor stops reading,
+// and gRPC's flow control holds the client back: that is the back-pressure. Responses are
+// written one at a time in request order (the queue completes steps in order). The first
+// failing step ends the stream with its status, prefixed "request K: "; the steps queued
+// behind it are skipped, so the model's step is exactly the number of answers delivered.
+// The reactor finishes only when no job of it is queued or running, which is what makes it
+// safe for jobs to call back into it.
+#ifndef BACKFLOW_SERVER_TRAIN_STREAM_H_
+#define BACKFLOW_SERVER_TRAIN_STREAM_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "backflow/v1/service.grpc.pb.h"
+#include "server/call.h"
+#include "server/model.h"
+#include "server/service.h"
+
+namespace backflow::server {
+
+class TrainStream final
+    : public grpc::ServerBidiReactor<v1::TrainStepRequest, v1::TrainStepResponse> {
+ public:
+  TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx);
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  // What to start once the lock is released (callbacks never run under our lock).
+  struct Actions {
+    const v1::TrainStepResponse* write = nullptr;
+    bool read = false;
+    std::optional<Status> finish;
+  };
+  Actions NextLocked();
+  void Perform(const Actions& actions);
+  Status AcceptLocked(int64_t index, const v1::TrainStepRequest& request);
+  void RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequest> request);
+
+  ServiceEnv* const env_;
+  grpc::CallbackServerContext* const ctx_;
+  CallLog log_;
+  bool admitted_ = false;
+  std::atomic<bool> cancelled_{false};
+  v1::TrainStepRequest incoming_;  // filled by the one outstanding read
+
+  std::mutex mu_;
+  std::shared_ptr<Model> model_;  // GUARDED_BY(mu_): from the first request
+  int64_t received_ = 0;  // GUARDED_BY(mu_)
+  int64_t in_flight_ = 0;  // GUARDED_BY(mu_): posted steps not yet done
+  std::deque<std::unique_ptr<v1::TrainStepResponse>> ready_;  // GUARDED_BY(mu_)
+  std::unique_ptr<v1::TrainStepResponse> writing_;  // GUARDED_BY(mu_)
+  bool reading_ = false;  // GUARDED_BY(mu_)
+  bool reads_done_ = false;  // GUARDED_BY(mu_)
+  bool finished_ = false;  // GUARDED_BY(mu_)
+  Status error_;  // GUARDED_BY(mu_): the first failure
+};
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_TRAIN_STREAM_H_

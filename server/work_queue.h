@@ -1,0 +1,68 @@
+// Where the server's compute runs: a oneTBB arena, never a gRPC thread.
+//
+// Note [Serving threads]
+// gRPC's callback API runs handlers on gRPC's own threads, which must never block. A handler
+// decodes nothing heavy: it hands the request to ComputePool::Submit (inference, gradients,
+// evaluation: any number at once) or to its model's SerialQueue (training steps, parameter
+// writes, checkpoints: one at a time per model, in arrival order), and returns. The job runs
+// on the arena's threads, where the engine's flow graph runs the plan, and finishes the RPC
+// itself. Each job runs under tbb::this_task_arena::isolate, so while it waits for its flow
+// graph a thread never picks up another request and stacks it on top of this one.
+// Different models' queues drain in parallel; a queue drains one job per arena task, so one
+// busy model cannot starve the others.
+#ifndef BACKFLOW_SERVER_WORK_QUEUE_H_
+#define BACKFLOW_SERVER_WORK_QUEUE_H_
+
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+namespace backflow::server {
+
+class ComputePool {
+ public:
+  explicit ComputePool(int threads);  // 0: one per core
+  ~ComputePool();  // waits for every submitted job
+
+  // Runs `job` on the arena, later, on another thread.
+  void Submit(std::function<void()> job);
+  // Blocks until every job submitted so far (and those they submit) has finished.
+  void WaitIdle();
+  int threads() const { return arena_.max_concurrency(); }
+
+ private:
+  // oneTBB starts P - 1 workers for P cores, counting on the thread that waits to join in;
+  // here nobody joins (gRPC threads only enqueue), so allow one more: P workers.
+  tbb::global_control workers_;
+  tbb::task_arena arena_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int64_t running_ = 0;  // GUARDED_BY(mu_)
+};
+
+// Jobs that must not overlap and must run in the order they were posted.
+class SerialQueue : public std::enable_shared_from_this<SerialQueue> {
+ public:
+  explicit SerialQueue(ComputePool* pool) : pool_(pool) {}
+
+  void Post(std::function<void()> job);
+  int64_t pending() const;  // posted and not finished
+
+ private:
+  void RunOne();
+
+  ComputePool* const pool_;
+  mutable std::mutex mu_;
+  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_); front is running when running_
+  bool running_ = false;  // GUARDED_BY(mu_)
+};
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_WORK_QUEUE_H_

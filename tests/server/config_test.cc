@@ -1,0 +1,64 @@
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+namespace backflow::server {
+namespace {
+
+StatusOr<ServerConfig> Parse(std::vector<std::string> args, bool* help = nullptr) {
+  bool ignored = false;
+  return ParseFlags(args, help ? help : &ignored);
+}
+
+TEST(ConfigTest, DefaultsNeedNoSetup) {
+  StatusOr<ServerConfig> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->listen, "127.0.0.1:50051");
+  EXPECT_EQ(config->data_dir, "backflow-data");
+  EXPECT_EQ(config->log_level, "info");
+  EXPECT_EQ(config->compute_threads, 0);
+  EXPECT_EQ(config->limits.max_models, 64);
+}
+
+TEST(ConfigTest, BothFlagSpellingsSetValues) {
+  StatusOr<ServerConfig> config =
+      Parse({"--listen=0.0.0.0:9000", "--data-dir", "/var/lib/backflow", "--max-models=3",
+             "--stream-window", "2", "--log-level=debug", "--shutdown-grace-ms=1500",
+             "--compute-threads=2", "--max-tensor-elements=1000"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->listen, "0.0.0.0:9000");
+  EXPECT_EQ(config->data_dir, "/var/lib/backflow");
+  EXPECT_EQ(config->limits.max_models, 3);
+  EXPECT_EQ(config->limits.stream_window, 2);
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_EQ(config->shutdown_grace.count(), 1500);
+  EXPECT_EQ(config->compute_threads, 2);
+  EXPECT_EQ(config->limits.max_tensor_elements, 1000);
+}
+
+TEST(ConfigTest, ErrorsNameTheFlag) {
+  EXPECT_EQ(Parse({"--bogus=1"}).status().message(), "unknown flag --bogus (see --help)");
+  EXPECT_EQ(Parse({"--max-models=ten"}).status().message(),
+            "--max-models: 'ten' is not an integer");
+  EXPECT_EQ(Parse({"--max-models=0"}).status().message(),
+            "--max-models: 0 is outside [1, 1099511627776]");
+  EXPECT_EQ(Parse({"--listen=50051"}).status().message(), "--listen: '50051' is not HOST:PORT");
+  EXPECT_EQ(Parse({"--log-level=loud"}).status().message(),
+            "--log-level: 'loud' is not one of trace, debug, info, warn, error, off");
+  EXPECT_EQ(Parse({"--data-dir"}).status().message(), "--data-dir: missing value");
+  EXPECT_EQ(Parse({"serve"}).status().message(), "unexpected argument 'serve'");
+  EXPECT_EQ(Parse({"--bogus"}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ConfigTest, HelpAndDescription) {
+  bool help = false;
+  ASSERT_TRUE(Parse({"--help"}, &help).ok());
+  EXPECT_TRUE(help);
+  EXPECT_NE(Usage().find("--max-pending-requests=N"), std::string::npos);
+  std::vector<std::string> lines = Describe(ServerConfig{});
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0], "listen=127.0.0.1:50051");
+}
+
+}  // namespace
+}  // namespace backflow::server
