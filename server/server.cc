@@ -46,6 +46,7 @@ class Server::Impl {
 };
 
 Status Server::Impl::Start() {
+  spdlog::set_level(spdlog::level::from_str(config_.log_level));
   CheckpointStoreOptions store_options{.write_delay = config_.checkpoint_write_delay};
   BF_ASSIGN_OR_RETURN(store_, CheckpointStore::Open(config_.data_dir, store_options));
   pool_ = std::make_unique<ComputePool>(config_.compute_threads);

@@ -23,7 +23,7 @@ TrainStream::TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx)
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!admitted.ok()) {
-      error_ = admitted;
+      FailLocked(0, admitted);
       reads_done_ = true;
     }
     actions = NextLocked();
@@ -40,7 +40,7 @@ TrainStream::Actions TrainStream::NextLocked() {
     ready_.pop_front();
     actions.write = writing_.get();
   }
-  const bool stop = !error_.ok() || cancelled;
+  const bool stop = FailedLocked() || cancelled;
   const int64_t outstanding =
       in_flight_ + static_cast<int64_t>(ready_.size()) + (writing_ ? 1 : 0);
   if (!stop && !reading_ && !reads_done_ && outstanding < env_->config.limits.stream_window) {
@@ -60,6 +60,13 @@ void TrainStream::Perform(const Actions& actions) {
   if (actions.finish) {
     log_.Done(*actions.finish);
     Finish(ToGrpcStatus(*actions.finish));
+  }
+}
+
+void TrainStream::FailLocked(int64_t index, Status status) {
+  if (error_index_ < 0 || index < error_index_) {
+    error_index_ = index;
+    error_ = std::move(status);
   }
 }
 
@@ -89,7 +96,7 @@ void TrainStream::OnReadDone(bool ok) {
     reading_ = false;
     if (!ok) {
       reads_done_ = true;
-    } else if (!finished_ && error_.ok()) {
+    } else if (!finished_ && !FailedLocked()) {
       index = received_++;
       Status accepted = AcceptLocked(index, incoming_);
       if (accepted.ok()) {
@@ -97,7 +104,7 @@ void TrainStream::OnReadDone(bool ok) {
         model = model_;
         ++in_flight_;
       } else {
-        error_ = accepted;
+        FailLocked(index, std::move(accepted));  // the requests before it still run
       }
     }
     actions = NextLocked();
@@ -114,7 +121,7 @@ void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequ
   bool skip = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    skip = !error_.ok() || cancelled_.load();
+    skip = (FailedLocked() && index > error_index_) || cancelled_.load();
     model = model_;
   }
   Status status;
@@ -134,8 +141,8 @@ void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequ
     --in_flight_;
     if (!skip && status.ok()) {
       ready_.push_back(std::move(response));
-    } else if (!skip && error_.ok()) {
-      error_ = status.WithPrefix("request " + std::to_string(index));
+    } else if (!skip) {
+      FailLocked(index, status.WithPrefix("request " + std::to_string(index)));
     }
     actions = NextLocked();
   }

@@ -6,8 +6,10 @@
 // (read, queued or computed but not yet written). Past the window the reactor stops reading,
 // and gRPC's flow control holds the client back: that is the back-pressure. Responses are
 // written one at a time in request order (the queue completes steps in order). The first
-// failing step ends the stream with its status, prefixed "request K: "; the steps queued
-// behind it are skipped, so the model's step is exactly the number of answers delivered.
+// failing request ends the stream with its status, prefixed "request K: ": the requests before
+// it are still applied and answered, the ones queued behind it are skipped, so the model's
+// step is exactly the number of answers delivered. (A request can fail when it is read, for a
+// wrong model id, or when its step runs; either way K orders it.)
 // The reactor finishes only when no job of it is queued or running, which is what makes it
 // safe for jobs to call back into it.
 #ifndef BACKFLOW_SERVER_TRAIN_STREAM_H_
@@ -48,6 +50,9 @@ class TrainStream final
   Actions NextLocked();
   void Perform(const Actions& actions);
   Status AcceptLocked(int64_t index, const v1::TrainStepRequest& request);
+  // Records that request `index` failed; the earliest failing request is the stream's error.
+  void FailLocked(int64_t index, Status status);
+  bool FailedLocked() const { return error_index_ >= 0; }
   void RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequest> request);
 
   ServiceEnv* const env_;
@@ -66,7 +71,8 @@ class TrainStream final
   bool reading_ = false;  // GUARDED_BY(mu_)
   bool reads_done_ = false;  // GUARDED_BY(mu_)
   bool finished_ = false;  // GUARDED_BY(mu_)
-  Status error_;  // GUARDED_BY(mu_): the first failure
+  Status error_;  // GUARDED_BY(mu_): the failure of the earliest failing request
+  int64_t error_index_ = -1;  // GUARDED_BY(mu_): that request's index; -1: none
 };
 
 }  // namespace backflow::server

@@ -2,6 +2,8 @@
 
 #include <oneapi/tbb/info.h>
 
+#include "engine/exec/tsan.h"
+
 namespace backflow::server {
 
 // No slot reserved for an external thread: nobody joins the arena, jobs only arrive by
@@ -24,8 +26,13 @@ void ComputePool::Submit(std::function<void()> job) {
     std::lock_guard<std::mutex> lock(mu_);
     ++running_;
   }
-  arena_.enqueue([this, job = std::move(job)] {
-    tbb::this_task_arena::isolate([&job] { job(); });
+  // libtbb is not instrumented: tell ThreadSanitizer that the job's captures were written
+  // before it runs (engine/exec/tsan.h).
+  auto owned = std::make_shared<std::function<void()>>(std::move(job));
+  BF_TSAN_RELEASE(owned.get());
+  arena_.enqueue([this, owned] {
+    BF_TSAN_ACQUIRE(owned.get());
+    tbb::this_task_arena::isolate([&owned] { (*owned)(); });
     std::lock_guard<std::mutex> lock(mu_);
     if (--running_ == 0) idle_.notify_all();
   });

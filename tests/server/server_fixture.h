@@ -148,7 +148,7 @@ inline v1::Graph ModelGraph(const std::string& relative) {
 // A small classifier, 8 inputs -> 16 tanh -> 4 classes (212 parameters): cheap enough for
 // thousands of steps under ThreadSanitizer.
 inline v1::Graph TinyMlpGraph() {
-  StatusOr<v1::Graph> g = ParseGraphText(R"pb(
+  StatusOr<v1::Graph> g = ParseGraphText(R"graph(
     name: "tiny_mlp"
     placeholders { name: "x" shape: [ -1, 8 ] }
     placeholders { name: "labels" shape: [ -1 ] }
@@ -163,7 +163,7 @@ inline v1::Graph TinyMlpGraph() {
     nodes { name: "accuracy" op: "accuracy" inputs: [ "logits", "labels" ] }
     outputs: [ "logits", "accuracy" ]
     loss: "loss"
-  )pb");
+  )graph");
   EXPECT_TRUE(g.ok()) << g.status().ToString();
   return g.ok() ? *g : v1::Graph();
 }
@@ -338,6 +338,21 @@ inline void ExpectBitwiseEqual(const WireTensorMap& actual, const WireTensorMap&
   }
 }
 
+// Optimizer settings for requests.
+inline v1::OptimizerSpec SgdSpec(double learning_rate, double momentum = 0.0) {
+  v1::OptimizerSpec spec;
+  spec.set_kind(v1::OptimizerSpec::SGD);
+  spec.set_learning_rate(learning_rate);
+  spec.set_momentum(momentum);
+  return spec;
+}
+inline v1::OptimizerSpec AdamSpec(double learning_rate) {
+  v1::OptimizerSpec spec;
+  spec.set_kind(v1::OptimizerSpec::ADAM);
+  spec.set_learning_rate(learning_rate);
+  return spec;
+}
+
 // A CreateModelRequest for `graph`; DirectTrainer(request) is its engine twin.
 inline v1::CreateModelRequest ModelRequest(const v1::Graph& graph,
                                            const v1::OptimizerSpec& optimizer = {},
@@ -355,6 +370,15 @@ inline v1::ModelInfo CreateModel(v1::Backflow::Stub& stub, const v1::CreateModel
   v1::ModelInfo info;
   grpc::Status s = stub.CreateModel(Context().get(), request, &info);
   EXPECT_TRUE(IsOk(s));
+  return info;
+}
+
+// GetModel; an empty ModelInfo (and a test failure) on error.
+inline v1::ModelInfo GetModelInfo(v1::Backflow::Stub& stub, const std::string& id) {
+  v1::GetModelRequest request;
+  request.set_model_id(id);
+  v1::ModelInfo info;
+  EXPECT_TRUE(IsOk(stub.GetModel(Context().get(), request, &info)));
   return info;
 }
 
