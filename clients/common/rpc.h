@@ -1,0 +1,29 @@
+// What every bundled C++ client needs to talk to backflow-server: a channel sized for big
+// tensors, the names of gRPC status codes, and deadlines.
+#ifndef BACKFLOW_CLIENTS_COMMON_RPC_H_
+#define BACKFLOW_CLIENTS_COMMON_RPC_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace backflow::clients {
+
+// An insecure channel to `address` (host:port) whose messages may be as large as the server's
+// default limit (256 MiB).
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address);
+
+// "NOT_FOUND", "RESOURCE_EXHAUSTED", ... (gRPC's canonical names).
+std::string_view StatusCodeName(grpc::StatusCode code);
+// "NOT_FOUND: model 'x' not found".
+std::string FormatStatus(const grpc::Status& status);
+
+// Sets a deadline `timeout` from now (none if timeout <= 0).
+void SetTimeout(grpc::ClientContext& context, std::chrono::duration<double> timeout);
+
+}  // namespace backflow::clients
+
+#endif  // BACKFLOW_CLIENTS_COMMON_RPC_H_

@@ -1,0 +1,28 @@
+"""Python client for the backflow server (clients/python/README.md).
+
+    from backflow import Client, GraphBuilder
+    with Client("127.0.0.1:50051") as client:
+        info = client.create_model(graph, optimizer="sgd", lr=0.1)
+        result = client.train_step(info.id, {"x": x, "labels": y})
+
+The generated messages live in backflow.v1 (tensor_pb2, graph_pb2, service_pb2 and the
+service_pb2_grpc stubs).
+"""
+
+from backflow.client import BackflowError, Client, ModelInfo, StepResult, optimizer_spec
+from backflow.graph import GraphBuilder, load_graph, make_initializer, parse_graph
+from backflow.tensors import to_numpy, to_tensor
+
+__all__ = [
+    "BackflowError",
+    "Client",
+    "GraphBuilder",
+    "ModelInfo",
+    "StepResult",
+    "load_graph",
+    "make_initializer",
+    "optimizer_spec",
+    "parse_graph",
+    "to_numpy",
+    "to_tensor",
+]

@@ -1,0 +1,328 @@
+"""A blocking client for the backflow.v1.Backflow gRPC service.
+
+Calls take and return NumPy arrays; the messages of proto/backflow/v1/service.proto stay
+underneath. Model descriptions are returned as backflow.v1.ModelInfo messages (fields id, name,
+dtype, parameters, inputs, outputs, loss, metrics, parameter_count, flops_per_sample, step,
+checkpoint_step, optimizer, ...).
+
+Dtypes: a model computes in one dtype, and the server rejects batches of another. The client
+therefore converts batches, inputs and parameter values to the model's dtype, which it learns
+from CreateModel or, once per model id, from GetModel. Evaluate converts every value to `dtype`
+if given, else to float64 if any value is a float64 array, else to float32.
+
+Errors: every failed call raises BackflowError, whose `code` is the grpc.StatusCode and whose
+`message` is the server's explanation (for bad graphs and tensors it names the node or tensor).
+
+Thread safety: a Client may be shared by threads; gRPC channels are thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
+
+import grpc
+import numpy as np
+
+from backflow._health import health_pb2, health_pb2_grpc
+from backflow.graph import GraphBuilder, load_graph
+from backflow.tensors import DTypeLike, data_type, is_float64, to_numpy_map, to_tensor_map
+from backflow.v1 import graph_pb2, service_pb2, service_pb2_grpc
+
+ModelInfo = service_pb2.ModelInfo
+OptimizerSpec = service_pb2.OptimizerSpec
+#: A graph message, a GraphBuilder, or the path of a .pbtxt file.
+GraphLike = Union[graph_pb2.Graph, GraphBuilder, str, os.PathLike]
+#: Tensor name -> anything `to_tensor` accepts.
+Arrays = Mapping[str, Any]
+
+#: The largest message either side sends or accepts (the server's default limit).
+MAX_MESSAGE_BYTES = 256 << 20
+
+_OPTIMIZERS = {"sgd": OptimizerSpec.SGD, "adam": OptimizerSpec.ADAM,
+               "adamw": OptimizerSpec.ADAMW}
+_Response = TypeVar("_Response")
+
+
+class BackflowError(Exception):
+    """A call that failed: `code` (grpc.StatusCode) and the server's `message`."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> "BackflowError":
+        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+        details = error.details() if hasattr(error, "details") else str(error)
+        return cls(code, details or "")
+
+
+@dataclass
+class StepResult:
+    """One training step (TrainStep, Train) or gradient computation (ComputeGradients).
+
+    step: the step after this update (for ComputeGradients: the snapshot's step); loss: before
+    the update; metrics: name -> value; gradients and parameters: filled when asked for
+    (ComputeGradients always returns every gradient), else empty.
+    """
+
+    step: int
+    loss: float
+    metrics: dict[str, float]
+    gradients: dict[str, np.ndarray] = field(default_factory=dict)
+    parameters: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_proto(cls, response: Any) -> "StepResult":
+        return cls(step=response.step, loss=response.loss, metrics=dict(response.metrics),
+                   gradients=to_numpy_map(response.gradients),
+                   parameters=to_numpy_map(getattr(response, "parameters", {})))
+
+
+def optimizer_spec(optimizer: str = "sgd", lr: Optional[float] = 0.01, momentum: float = 0.0,
+                   nesterov: bool = False, weight_decay: float = 0.0,
+                   beta1: Optional[float] = None, beta2: Optional[float] = None,
+                   epsilon: Optional[float] = None, clip_norm: float = 0.0) -> OptimizerSpec:
+    """An OptimizerSpec; `optimizer` is "sgd", "adam" or "adamw". None leaves an optional
+    field unset (the server's default: lr 0.01, beta1 0.9, beta2 0.999, epsilon 1e-8)."""
+    kind = _OPTIMIZERS.get(optimizer.lower())
+    if kind is None:
+        raise ValueError(f"unknown optimizer {optimizer!r} (known: {', '.join(_OPTIMIZERS)})")
+    spec = OptimizerSpec(kind=kind, momentum=momentum, nesterov=nesterov,
+                         weight_decay=weight_decay, clip_norm=clip_norm)
+    for name, value in (("learning_rate", lr), ("beta1", beta1), ("beta2", beta2),
+                        ("epsilon", epsilon)):
+        if value is not None:
+            setattr(spec, name, value)
+    return spec
+
+
+def as_graph(graph: GraphLike) -> graph_pb2.Graph:
+    """The Graph message for a Graph, a GraphBuilder or a .pbtxt path."""
+    if isinstance(graph, graph_pb2.Graph):
+        return graph
+    if isinstance(graph, GraphBuilder):
+        return graph.build()
+    if isinstance(graph, (str, os.PathLike)):
+        return load_graph(os.fspath(graph))
+    raise TypeError(f"expected a Graph, GraphBuilder or .pbtxt path, got {type(graph).__name__}")
+
+
+class Client:
+    """A connection to one backflow server.
+
+    Args:
+        address: host:port of the server.
+        timeout: deadline in seconds for each unary call (None: no deadline). Train streams
+            take their own `timeout`.
+    """
+
+    def __init__(self, address: str = "127.0.0.1:50051", timeout: Optional[float] = 60.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address, options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ])
+        self._stub = service_pb2_grpc.BackflowStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._dtypes: dict[str, int] = {}  # model id -> DataType, guarded by _lock
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # Server and models ---------------------------------------------------------------------
+
+    def health(self, service: str = "") -> str:
+        """The serving status from grpc.health.v1.Health/Check: "SERVING", "NOT_SERVING", ...
+        `service` "" asks about the server, "backflow.v1.Backflow" about the API."""
+        response = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    def create_model(self, graph: GraphLike, optimizer: str = "sgd", lr: Optional[float] = 0.01,
+                     momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                     beta1: Optional[float] = None, beta2: Optional[float] = None,
+                     epsilon: Optional[float] = None, clip_norm: float = 0.0, seed: int = 0,
+                     dtype: DTypeLike = "float32", name: str = "",
+                     initial_parameters: Optional[Arrays] = None,
+                     metrics: Optional[Sequence[str]] = None) -> ModelInfo:
+        """Creates a model from `graph`; optimizer settings as in `optimizer_spec`.
+
+        initial_parameters: values for some parameters (the rest come from their initializers,
+        seeded by `seed`); metrics: scalars reported with every step (None: the graph's scalar
+        outputs other than the loss).
+        """
+        wire_dtype = data_type(dtype)
+        request = service_pb2.CreateModelRequest(
+            graph=as_graph(graph),
+            optimizer=optimizer_spec(optimizer, lr, momentum, nesterov, weight_decay, beta1,
+                                     beta2, epsilon, clip_norm),
+            seed=seed, dtype=wire_dtype, name=name, metrics=list(metrics or []),
+            initial_parameters=to_tensor_map(initial_parameters, wire_dtype))
+        return self._remember(self._call(self._stub.CreateModel, request))
+
+    def get_model(self, model_id: str) -> ModelInfo:
+        """The model's description, with its current step and latest checkpoint step."""
+        request = service_pb2.GetModelRequest(model_id=model_id)
+        return self._remember(self._call(self._stub.GetModel, request))
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every model the server holds, by id."""
+        response = self._call(self._stub.ListModels, service_pb2.ListModelsRequest())
+        return [self._remember(info) for info in response.models]
+
+    def delete_model(self, model_id: str) -> None:
+        """Removes the model and its files from the server."""
+        self._call(self._stub.DeleteModel, service_pb2.DeleteModelRequest(model_id=model_id))
+        with self._lock:
+            self._dtypes.pop(model_id, None)
+
+    # Computation ---------------------------------------------------------------------------
+
+    def infer(self, model_id: str, inputs: Arrays,
+              outputs: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+        """Forward pass. `outputs`: any tensors of the graph (None: the graph outputs that
+        `inputs` determine). Returns name -> array."""
+        request = service_pb2.InferRequest(
+            model_id=model_id, inputs=to_tensor_map(inputs, self._model_dtype(model_id)),
+            outputs=list(outputs or []))
+        return to_numpy_map(self._call(self._stub.Infer, request).outputs)
+
+    def compute_gradients(self, model_id: str, batch: Arrays) -> StepResult:
+        """Loss, metrics and the gradient of every parameter on `batch`, without an update."""
+        request = service_pb2.ComputeGradientsRequest(
+            model_id=model_id, batch=to_tensor_map(batch, self._model_dtype(model_id)))
+        return StepResult.from_proto(self._call(self._stub.ComputeGradients, request))
+
+    def train_step(self, model_id: str, batch: Arrays, return_gradients: bool = False,
+                   return_parameters: bool = False,
+                   learning_rate: Optional[float] = None) -> StepResult:
+        """One optimizer step on `batch`; `learning_rate` overrides the model's for this step."""
+        request = self._step_request(model_id, batch, self._model_dtype(model_id),
+                                     return_gradients, return_parameters, learning_rate)
+        return StepResult.from_proto(self._call(self._stub.TrainStep, request))
+
+    def train(self, model_id: str, batches: Iterable[Arrays], return_gradients: bool = False,
+              return_parameters: bool = False, learning_rate: Optional[float] = None,
+              timeout: Optional[float] = None) -> Iterator[StepResult]:
+        """Streams `batches` through one Train call and yields one StepResult per batch, in
+        order.
+
+        gRPC reads `batches` on its own thread as fast as the server's read-ahead window and
+        flow control allow, so conversion and sending overlap with training. The first failing
+        step raises BackflowError (its message says "request K: ..." with K counted from 0); an
+        exception raised while reading `batches` is re-raised as it is. `timeout` bounds the
+        whole stream (None: no deadline). Leaving the loop early cancels the stream.
+        """
+        dtype = self._model_dtype(model_id)
+        failures: list[BaseException] = []
+
+        def requests() -> Iterator[service_pb2.TrainStepRequest]:
+            try:
+                for batch in batches:
+                    yield self._step_request(model_id, batch, dtype, return_gradients,
+                                             return_parameters, learning_rate)
+            except Exception as error:  # gRPC would report only "Exception iterating requests"
+                failures.append(error)
+                raise
+
+        call = self._stub.Train(requests(), timeout=timeout)
+        return self._stream_results(call, failures)
+
+    def evaluate(self, graph: GraphLike, values: Arrays, outputs: Optional[Sequence[str]] = None,
+                 target: str = "", wrt: Sequence[str] = (), seed: int = 0,
+                 dtype: DTypeLike = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Stateless: runs `graph` on `values` (placeholders, optionally parameters).
+
+        Returns (outputs, gradients): outputs by name (None: the graph's outputs and loss), and
+        d target / d w for each w in `wrt` (target "": the graph's loss).
+        """
+        if dtype is None:
+            dtype = np.float64 if any(is_float64(v) for v in values.values()) else np.float32
+        request = service_pb2.EvaluateRequest(
+            graph=as_graph(graph), values=to_tensor_map(values, dtype), outputs=list(outputs or []),
+            target=target, wrt=list(wrt), seed=seed, dtype=data_type(dtype))
+        response = self._call(self._stub.Evaluate, request)
+        return to_numpy_map(response.outputs), to_numpy_map(response.gradients)
+
+    # Parameters and checkpoints ------------------------------------------------------------
+
+    def get_parameters(self, model_id: str,
+                       names: Optional[Sequence[str]] = None) -> tuple[int, dict[str, np.ndarray]]:
+        """(step, name -> value) for `names` (None: every parameter)."""
+        request = service_pb2.GetParametersRequest(model_id=model_id, names=list(names or []))
+        response = self._call(self._stub.GetParameters, request)
+        return response.step, to_numpy_map(response.parameters)
+
+    def set_parameters(self, model_id: str, values: Arrays, if_step: Optional[int] = None) -> int:
+        """Replaces some or all parameters; with `if_step`, only if the model is at that step
+        (else FAILED_PRECONDITION). Returns the model's step (a set does not change it)."""
+        request = service_pb2.SetParametersRequest(
+            model_id=model_id, parameters=to_tensor_map(values, self._model_dtype(model_id)))
+        if if_step is not None:
+            request.if_step = if_step
+        return self._call(self._stub.SetParameters, request).step
+
+    def save_checkpoint(self, model_id: str) -> tuple[int, int]:
+        """Checkpoints the model on the server; returns (step, size of the file in bytes)."""
+        request = service_pb2.SaveCheckpointRequest(model_id=model_id)
+        response = self._call(self._stub.SaveCheckpoint, request)
+        return response.step, response.bytes
+
+    def restore_checkpoint(self, model_id: str) -> int:
+        """Rolls the model back to its latest checkpoint; returns that checkpoint's step."""
+        request = service_pb2.RestoreCheckpointRequest(model_id=model_id)
+        return self._call(self._stub.RestoreCheckpoint, request).step
+
+    # Internals -----------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., _Response], request: Any) -> _Response:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise BackflowError.from_rpc_error(error) from error
+
+    def _remember(self, info: ModelInfo) -> ModelInfo:
+        with self._lock:
+            self._dtypes[info.id] = data_type(info.dtype)
+        return info
+
+    def _model_dtype(self, model_id: str) -> int:
+        with self._lock:
+            known = self._dtypes.get(model_id)
+        return known if known is not None else data_type(self.get_model(model_id).dtype)
+
+    @staticmethod
+    def _step_request(model_id: str, batch: Arrays, dtype: int, return_gradients: bool,
+                      return_parameters: bool,
+                      learning_rate: Optional[float]) -> service_pb2.TrainStepRequest:
+        request = service_pb2.TrainStepRequest(
+            model_id=model_id, batch=to_tensor_map(batch, dtype),
+            return_gradients=return_gradients, return_parameters=return_parameters)
+        if learning_rate is not None:
+            request.learning_rate = learning_rate
+        return request
+
+    @staticmethod
+    def _stream_results(call: Any, failures: list[BaseException]) -> Iterator[StepResult]:
+        try:
+            for response in call:
+                yield StepResult.from_proto(response)
+        except grpc.RpcError as error:
+            if failures:
+                raise failures[0] from error
+            raise BackflowError.from_rpc_error(error) from error
+        finally:
+            call.cancel()  # a no-op once the stream has ended; stops it if the caller left early

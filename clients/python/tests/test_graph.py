@@ -1,0 +1,132 @@
+"""backflow.graph: GraphBuilder and the text-format loader, without a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backflow import GraphBuilder, load_graph, make_initializer, to_numpy
+from backflow.graph import attr_value, parse_graph
+from backflow.v1 import graph_pb2
+
+
+def build_lenet5() -> graph_pb2.Graph:
+    """models/lenet5.pbtxt, written with the builder."""
+    g = GraphBuilder("lenet5")
+    images = g.placeholder("images", [-1, 1, 28, 28])
+    labels = g.placeholder("labels", [-1])
+    shapes = {"c1": ([6, 1, 5, 5], "he"), "c3": ([16, 6, 5, 5], "he"), "f5": ([400, 120], "he"),
+              "f6": ([120, 84], "he"), "f7": ([84, 10], "glorot")}
+    for layer, (shape, init) in shapes.items():
+        g.parameter(f"{layer}_w", shape, init=init)
+        g.parameter(f"{layer}_b", [shape[0] if layer.startswith("c") else shape[1]])
+    c1 = g.relu(g.conv2d(images, "c1_w", "c1_b", padding=[2, 2], name="c1"), name="c1_relu")
+    s2 = g.max_pool2d(c1, kernel=[2, 2], stride=[2, 2], name="s2")
+    c3 = g.relu(g.conv2d(s2, "c3_w", "c3_b", name="c3"), name="c3_relu")
+    s4 = g.max_pool2d(c3, kernel=[2, 2], stride=[2, 2], name="s4")
+    flat = g.flatten(s4, axis=1, name="s4_flat")
+    f5 = g.relu(g.linear(flat, "f5_w", "f5_b", name="f5"), name="f5_relu")
+    f6 = g.relu(g.linear(f5, "f6_w", "f6_b", name="f6"), name="f6_relu")
+    logits = g.linear(f6, "f7_w", "f7_b", name="logits")
+    loss = g.softmax_cross_entropy(logits, labels, name="loss")
+    g.output(logits, g.accuracy(logits, labels, name="accuracy"))
+    g.loss(loss)
+    return g.build()
+
+
+def build_mlp_tanh() -> graph_pb2.Graph:
+    """models/mlp_tanh.pbtxt, written with the builder."""
+    g = GraphBuilder("mlp_tanh")
+    images = g.placeholder("images", [-1, 1, 28, 28])
+    labels = g.placeholder("labels", [-1])
+    g.parameter("w1", [784, 256], init="glorot")
+    g.parameter("b1", [256])
+    g.parameter("w2", [256, 10], init="glorot")
+    g.parameter("b2", [10])
+    x = g.flatten(images, name="x")
+    h = g.tanh(g.linear(x, "w1", "b1", name="h_pre"), name="h")
+    logits = g.linear(h, "w2", "b2", name="logits")
+    loss = g.softmax_cross_entropy(logits, labels, name="loss")
+    g.output(logits, g.accuracy(logits, labels, name="accuracy"))
+    g.loss(loss)
+    return g.build()
+
+
+@pytest.mark.parametrize("model,build", [("lenet5", build_lenet5), ("mlp_tanh", build_mlp_tanh)])
+def test_builder_reproduces_the_model_files(source_dir: Path, model: str, build) -> None:
+    expected = load_graph(str(source_dir / "models" / f"{model}.pbtxt"))
+    built = build()
+    # Parameters are declared in another order above; the graph's meaning does not depend on it.
+    for graph in (expected, built):
+        ordered = sorted(graph.parameters, key=lambda p: p.name)
+        del graph.parameters[:]
+        graph.parameters.extend(ordered)
+    assert built == expected
+
+
+def test_unnamed_nodes_get_fresh_names_and_attributes_are_typed() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3])
+    a = g.mul_scalar(x, 2)
+    b = g.mul_scalar(a, -1)
+    s = g.sum(b, axes=[1], keepdims=True)
+    m = g.matmul(x, x, transpose_b=True)
+    graph = g.build()
+    assert (a, b, s, m) == ("mul_scalar_1", "mul_scalar_2", "sum_1", "matmul_1")
+    nodes = {n.name: n for n in graph.nodes}
+    assert nodes["mul_scalar_1"].attrs["a"].WhichOneof("value") == "f"
+    assert nodes["mul_scalar_1"].attrs["a"].f == 2.0
+    assert list(nodes["sum_1"].attrs["axes"].ints.values) == [1]
+    assert nodes["sum_1"].attrs["keepdims"].i == 1
+    assert set(nodes["matmul_1"].attrs) == {"transpose_b"}  # the False flag is left out
+    assert list(nodes["matmul_1"].inputs) == ["x", "x"]
+
+
+def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x")
+    with pytest.raises(ValueError, match="'x' is already used"):
+        g.parameter("x")
+    with pytest.raises(ValueError, match="node 'h': input 'y' is not defined"):
+        g.add(x, "y", name="h")
+    with pytest.raises(ValueError, match="loss 'nope'"):
+        g.loss("nope")
+    assert [n.name for n in g.build().nodes] == []  # the failed add left nothing behind
+
+
+def test_initializers() -> None:
+    assert make_initializer("zeros").WhichOneof("kind") == "zeros"
+    normal_he = make_initializer("he_normal").he
+    assert normal_he.distribution == graph_pb2.Initializer.DISTRIBUTION_NORMAL
+    normal = make_initializer(("normal", 0.5, 2.0))
+    assert (normal.normal.mean, normal.normal.stddev) == (0.5, 2.0)
+    uniform = make_initializer(("uniform", -1, 1))
+    assert (uniform.uniform.low, uniform.uniform.high) == (-1.0, 1.0)
+    assert make_initializer(3).constant.value == 3.0
+    explicit = make_initializer(np.arange(6.0).reshape(2, 3), shape=[2, 3])
+    np.testing.assert_array_equal(to_numpy(explicit.value), np.arange(6.0).reshape(2, 3))
+    with pytest.raises(ValueError, match="shape \\[3\\], parameter has \\[2\\]"):
+        make_initializer([1, 2, 3], shape=[2])
+    with pytest.raises(ValueError, match="unknown initializer 'xavier'"):
+        make_initializer("xavier")
+    with pytest.raises(ValueError, match="expected"):
+        make_initializer(("normal", 1.0))
+
+
+def test_attr_values() -> None:
+    assert attr_value(True).i == 1
+    assert attr_value(np.int64(3)).i == 3
+    assert attr_value(0.25).f == 0.25
+    assert attr_value("mean").s == "mean"
+    assert list(attr_value((2, 2)).ints.values) == [2, 2]
+    assert list(attr_value([1, 0.5]).floats.values) == [1.0, 0.5]
+    with pytest.raises(TypeError, match="attribute value"):
+        attr_value({"a": 1})
+
+
+def test_parse_graph_reads_text_format() -> None:
+    graph = parse_graph('name: "t" placeholders { name: "x" } '
+                        'nodes { name: "y" op: "square" inputs: "x" } outputs: "y" loss: "y"')
+    assert graph.name == "t" and graph.nodes[0].op == "square" and graph.loss == "y"
