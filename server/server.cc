@@ -138,8 +138,8 @@ Status Server::Impl::Shutdown() {
   Status status;
   if (server_ != nullptr) {
     spdlog::info("draining: finishing in-flight calls (up to {} ms)", config_.shutdown_grace.count());
+    env_->draining.store(true);  // refuse new compute first, then tell the health checkers
     server_->GetHealthCheckService()->SetServingStatus(false);
-    env_->draining.store(true);
     server_->Shutdown(std::chrono::system_clock::now() + config_.shutdown_grace);
     pool_->WaitIdle();
     status = SaveDirtyModels();

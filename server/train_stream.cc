@@ -96,6 +96,11 @@ void TrainStream::OnReadDone(bool ok) {
     reading_ = false;
     if (!ok) {
       reads_done_ = true;
+      // gRPC ends reads on its own when the server shuts down: say so, rather than OK.
+      if (env_->draining.load() && !cancelled_.load()) {
+        FailLocked(received_, UnavailableError("request " + std::to_string(received_) +
+                                               ": the server is shutting down"));
+      }
     } else if (!finished_ && !FailedLocked()) {
       index = received_++;
       Status accepted = AcceptLocked(index, incoming_);
