@@ -11,7 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev
   dataset-fashion-mnist  # real data for the learning tests: /usr/share/datasets/fashion-mnist
-  python3-grpcio python3-protobuf python3-numpy  # the Python client and its tests
+  python3-grpcio python3-protobuf python3-numpy python3-pytest  # the Python client, its tests
+  nlohmann-json3-dev  # JSON output of the CLI and backflow-load
 )
 
 missing=()

@@ -4,6 +4,7 @@
 
 #include <new>
 
+#include "engine/exec/tsan.h"
 #include "server/grpc_status.h"
 #include "server/service.h"
 
@@ -53,7 +54,13 @@ UnaryCall::UnaryCall(ServiceEnv* env, grpc::CallbackServerContext* ctx, const ch
 
 void UnaryCall::Reply(const Status& status) {
   log_.Done(status);
+  BF_TSAN_RELEASE(this);  // the response we wrote, to whichever gRPC thread sends it
   Finish(ToGrpcStatus(status));
+}
+
+void UnaryCall::OnDone() {
+  BF_TSAN_ACQUIRE(this);  // gRPC orders OnDone after Finish, through its uninstrumented code
+  delete this;
 }
 
 void UnaryCall::RunAndReply(const std::function<Status()>& body, bool admitted) {

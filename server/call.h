@@ -42,7 +42,7 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
             std::string model_id);
 
   void OnCancel() override { cancelled_.store(true); }
-  void OnDone() override { delete this; }
+  void OnDone() override;
 
   RunOptions run() const { return RunOptionsFor(ctx_, &cancelled_); }
   bool cancelled() const { return cancelled_.load(); }

@@ -37,6 +37,14 @@ class Model {
   DType dtype() const { return trainer_->options().dtype; }
   SerialQueue& queue() { return *queue_; }
 
+  // Set by DeleteModel's job on the model's queue: work that reaches the model after it (a
+  // Train stream still open, reads still queued) fails with NOT_FOUND.
+  void MarkDeleted() { deleted_.store(true); }
+  bool deleted() const { return deleted_.load(); }
+  Status CheckNotDeleted() const {
+    return deleted() ? NotFoundError("model '" + id() + "' was deleted") : Status::Ok();
+  }
+
   // ModelInfo with the current step and checkpoint step filled in.
   v1::ModelInfo Info() const;
 
@@ -65,6 +73,7 @@ class Model {
   std::atomic<int64_t> generation_{0};
   std::atomic<int64_t> saved_generation_{0};
   std::atomic<int64_t> checkpoint_step_{-1};
+  std::atomic<bool> deleted_{false};
 };
 
 class ModelRegistry {

@@ -107,7 +107,12 @@ grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, Ctx* ctx, const char* rpc,
   }
   std::shared_ptr<Model> target = *model;
   auto job = [call, target, body]() {
-    call->RunAndReply([&] { return body(*target, call->run()); }, /*admitted=*/true);
+    call->RunAndReply(
+        [&]() -> Status {
+          BF_RETURN_IF_ERROR(target->CheckNotDeleted());
+          return body(*target, call->run());
+        },
+        /*admitted=*/true);
   };
   if (lane == Lane::kSerial) {
     target->queue().Post(std::move(job));
@@ -187,6 +192,7 @@ StatusOr<v1::SaveCheckpointResponse> ServiceEnv::SaveCheckpoint(Model& model) {
 
 Status RunTrainStep(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
                     const RunOptions& run, v1::TrainStepResponse* response) {
+  BF_RETURN_IF_ERROR(model.CheckNotDeleted());
   BF_ASSIGN_OR_RETURN(TensorMap batch, DecodeBatch(env, model, request.batch(), "batch"));
   StepOptions options{.return_gradients = request.return_gradients(), .run = run};
   if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
@@ -259,7 +265,12 @@ grpc::ServerUnaryReactor* BackflowService::DeleteModel(Ctx* ctx, const v1::Delet
   ServiceEnv* env = env_;
   std::shared_ptr<Model> doomed = *model;
   doomed->queue().Post([env, call, doomed] {
-    call->RunAndReply([&] { return env->store->DeleteModel(doomed->id()); }, /*admitted=*/false);
+    call->RunAndReply(
+        [&] {
+          doomed->MarkDeleted();
+          return env->store->DeleteModel(doomed->id());
+        },
+        /*admitted=*/false);
   });
   return call;
 }

@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "engine/exec/tsan.h"
 #include "server/grpc_status.h"
 
 namespace backflow::server {
@@ -55,6 +56,8 @@ TrainStream::Actions TrainStream::NextLocked() {
 }
 
 void TrainStream::Perform(const Actions& actions) {
+  // gRPC orders the callbacks these start after them, inside its uninstrumented code.
+  BF_TSAN_RELEASE(this);
   if (actions.write != nullptr) StartWrite(actions.write);
   if (actions.read) StartRead(&incoming_);
   if (actions.finish) {
@@ -87,6 +90,7 @@ Status TrainStream::AcceptLocked(int64_t index, const v1::TrainStepRequest& requ
 }
 
 void TrainStream::OnReadDone(bool ok) {
+  BF_TSAN_ACQUIRE(this);
   Actions actions;
   std::shared_ptr<const v1::TrainStepRequest> request;
   int64_t index = 0;
@@ -155,6 +159,7 @@ void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequ
 }
 
 void TrainStream::OnWriteDone(bool ok) {
+  BF_TSAN_ACQUIRE(this);
   Actions actions;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -166,6 +171,7 @@ void TrainStream::OnWriteDone(bool ok) {
 }
 
 void TrainStream::OnCancel() {
+  BF_TSAN_ACQUIRE(this);
   cancelled_.store(true);
   Actions actions;
   {
@@ -176,6 +182,7 @@ void TrainStream::OnCancel() {
 }
 
 void TrainStream::OnDone() {
+  BF_TSAN_ACQUIRE(this);
   if (admitted_) env_->streams.fetch_sub(1);
   delete this;
 }

@@ -2,7 +2,6 @@
 
 #include <oneapi/tbb/info.h>
 
-#include "engine/exec/tsan.h"
 
 namespace backflow::server {
 
@@ -25,17 +24,24 @@ void ComputePool::Submit(std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++running_;
+    jobs_.push_back(std::move(job));
   }
-  // libtbb is not instrumented: tell ThreadSanitizer that the job's captures were written
-  // before it runs (engine/exec/tsan.h).
-  auto owned = std::make_shared<std::function<void()>>(std::move(job));
-  BF_TSAN_RELEASE(owned.get());
-  arena_.enqueue([this, owned] {
-    BF_TSAN_ACQUIRE(owned.get());
-    tbb::this_task_arena::isolate([&owned] { (*owned)(); });
+  // The job itself travels through jobs_, under mu_, not inside TBB's task: libtbb is not
+  // instrumented, so ThreadSanitizer could not see the hand-over of a task's captures, but it
+  // sees the mutex. One task per job, so each task takes one (FIFO).
+  arena_.enqueue([this] { RunOne(); });
+}
+
+void ComputePool::RunOne() {
+  std::function<void()> job;
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    if (--running_ == 0) idle_.notify_all();
-  });
+    job = std::move(jobs_.front());
+    jobs_.pop_front();
+  }
+  tbb::this_task_arena::isolate([&job] { job(); });
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--running_ == 0) idle_.notify_all();
 }
 
 void ComputePool::WaitIdle() {

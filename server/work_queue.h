@@ -37,13 +37,16 @@ class ComputePool {
   int threads() const { return arena_.max_concurrency(); }
 
  private:
+  void RunOne();
+
   // oneTBB starts P - 1 workers for P cores, counting on the thread that waits to join in;
   // here nobody joins (gRPC threads only enqueue), so allow one more: P workers.
   tbb::global_control workers_;
   tbb::task_arena arena_;
   std::mutex mu_;
   std::condition_variable idle_;
-  int64_t running_ = 0;  // GUARDED_BY(mu_)
+  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_): submitted, not yet started
+  int64_t running_ = 0;  // GUARDED_BY(mu_): submitted, not yet finished
 };
 
 // Jobs that must not overlap and must run in the order they were posted.

@@ -84,8 +84,8 @@ class CheckpointStore {
  private:
   CheckpointStore(std::string data_dir, CheckpointStoreOptions options, int lock_fd);
   std::string data_dir_;
-  int lock_fd_;  // holds flock(DATA_DIR/LOCK) for the store's lifetime
   CheckpointStoreOptions options_;
+  int lock_fd_;  // holds flock(DATA_DIR/LOCK) for the store's lifetime
 };
 
 // The file framing and atomic writes of Note [Atomic files] (FrameRecord, UnframeRecord,

@@ -178,6 +178,30 @@ TEST_F(StreamTest, ALaterRequestMayNotNameAnotherModel) {
   EXPECT_EQ(GetModelInfo(*stub_, b.id()).step(), 0);
 }
 
+// A model deleted while its stream is open: the steps read after the delete fail NOT_FOUND.
+TEST_F(StreamTest, DeletingTheModelEndsItsOpenStream) {
+  const v1::ModelInfo model = CreateModel(*stub_, ModelRequest(TinyMlpGraph()));
+  std::vector<v1::TrainStepRequest> requests = Requests(model.id(), 4, 4);
+  auto context = Context();
+  auto stream = stub_->Train(context.get());
+  v1::TrainStepResponse response;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(stream->Write(requests[static_cast<size_t>(i)]));
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_EQ(response.step(), i + 1);
+  }
+  v1::DeleteModelRequest del;
+  del.set_model_id(model.id());
+  v1::DeleteModelResponse deleted;
+  ASSERT_TRUE(stub_->DeleteModel(Context().get(), del, &deleted).ok());
+  stream->Write(requests[2]);
+  stream->WritesDone();
+  EXPECT_FALSE(stream->Read(&response));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_EQ(status.error_message(), "request 2: model '" + model.id() + "' was deleted");
+}
+
 TEST_F(StreamTest, AnUnknownModelEndsTheStreamWithNotFound) {
   std::vector<v1::TrainStepRequest> requests = Requests("no-such-model", 2, 4);
   const StreamResult run = RunStream(*stub_, requests);

@@ -1,0 +1,61 @@
+#include "clients/cli/session.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "clients/common/rpc.h"
+
+namespace backflow::cli {
+namespace {
+
+// Error lines stay one line even when a server message spans several.
+std::string OneLine(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return text;
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> Session::channel() {
+  if (channel_ == nullptr) channel_ = clients::OpenChannel(address_);
+  return channel_;
+}
+
+v1::Backflow::Stub& Session::stub() {
+  if (stub_ == nullptr) stub_ = v1::Backflow::NewStub(channel());
+  return *stub_;
+}
+
+void Session::SetDeadline(grpc::ClientContext& context) const {
+  clients::SetTimeout(context, std::chrono::duration<double>(timeout_seconds_));
+}
+
+int Session::Fail(std::string_view what, const grpc::Status& status) const {
+  // A refused connection and a server that is draining both come back as UNAVAILABLE: either
+  // way the command could not get through, which is what the user needs to know first.
+  const std::string subject = status.error_code() == grpc::StatusCode::UNAVAILABLE
+                                  ? "cannot reach " + address_
+                                  : std::string(what);
+  std::fprintf(stderr, "backflow: %s: %s\n", subject.c_str(),
+               OneLine(clients::FormatStatus(status)).c_str());
+  return kExitFailure;
+}
+
+int Fail(std::string_view what, std::string_view message) {
+  std::fprintf(stderr, "backflow: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
+               OneLine(std::string(message)).c_str());
+  return kExitFailure;
+}
+
+int Fail(std::string_view what, const Status& status) { return Fail(what, status.message()); }
+
+int UsageError(std::string_view command, std::string_view message) {
+  const std::string name = command.empty() ? "backflow" : "backflow " + std::string(command);
+  std::fprintf(stderr, "%s: %.*s\nTry '%s --help'.\n", name.c_str(),
+               static_cast<int>(message.size()), message.data(), name.c_str());
+  return kExitUsage;
+}
+
+}  // namespace backflow::cli

@@ -1,0 +1,214 @@
+#include "clients/cli/train_stream.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "clients/cli/tensor_text.h"
+
+namespace backflow::cli {
+namespace {
+
+// Writes `count` float32 elements to `proto` as `dims` in `dtype` (float64 widens them).
+void SetWireTensor(const std::vector<int64_t>& dims, DType dtype, const float* values,
+                   int64_t count, v1::Tensor* proto) {
+  proto->Clear();
+  for (int64_t dim : dims) proto->add_shape(dim);
+  proto->set_dtype(dtype == DType::kFloat64 ? v1::FLOAT64 : v1::FLOAT32);
+  if (dtype == DType::kFloat32) {
+    proto->set_data(values, static_cast<size_t>(count) * sizeof(float));
+    return;
+  }
+  std::string bytes(static_cast<size_t>(count) * sizeof(double), '\0');
+  for (int64_t i = 0; i < count; ++i) {
+    const double value = values[i];
+    std::memcpy(bytes.data() + i * sizeof(double), &value, sizeof(double));
+  }
+  proto->set_data(std::move(bytes));
+}
+
+// Cancels a call when it makes no progress for `timeout` (no answer on a stream): a bound on a
+// stream whose total length is unknown, where a whole-call deadline would not fit.
+class StallWatchdog {
+ public:
+  StallWatchdog(grpc::ClientContext* context, double timeout_seconds)
+      : context_(context), timeout_(timeout_seconds) {
+    if (timeout_seconds > 0) thread_ = std::thread([this] { Watch(); });
+  }
+  ~StallWatchdog() {
+    {
+      std::lock_guard lock(mu_);
+      stopped_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Progress() {
+    std::lock_guard lock(mu_);
+    last_progress_ = std::chrono::steady_clock::now();
+  }
+  bool fired() const {
+    std::lock_guard lock(mu_);
+    return fired_;
+  }
+
+ private:
+  void Watch() {
+    std::unique_lock lock(mu_);
+    while (!stopped_) {
+      const auto due = last_progress_ + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::duration<double>(timeout_));
+      if (std::chrono::steady_clock::now() >= due) {
+        fired_ = true;
+        context_->TryCancel();
+        return;
+      }
+      changed_.wait_until(lock, due);
+    }
+  }
+
+  grpc::ClientContext* context_;
+  const double timeout_;
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
+  bool stopped_ = false;  // GUARDED_BY(mu_)
+  bool fired_ = false;    // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace
+
+StatusOr<DataFeed> FeedFor(const v1::ModelInfo& info, const Dataset& data) {
+  DataFeed feed;
+  feed.dtype = info.dtype() == v1::FLOAT64 ? DType::kFloat64 : DType::kFloat32;
+  for (const v1::TensorInfo& input : info.inputs()) {
+    const bool label_shaped = input.shape_size() == 1 && input.shape(0) == -1;
+    if (label_shaped && (feed.labels.empty() || input.name() == "labels")) {
+      feed.labels = input.name();
+    }
+  }
+  for (const v1::TensorInfo& input : info.inputs()) {
+    if (input.name() == feed.labels) continue;
+    if (!feed.images.empty()) {
+      return InvalidArgumentError(
+          "the model has more than two inputs; train feeds images and "
+          "labels only");
+    }
+    feed.images = input.name();
+    feed.sample_shape.assign(input.shape().begin(), input.shape().end());
+  }
+  if (feed.labels.empty() || feed.images.empty()) {
+    return InvalidArgumentError("the model needs two inputs: images [N, ...] and labels [N]");
+  }
+  const int64_t sample_elements = data.images.num_elements() / std::max<int64_t>(data.size(), 1);
+  int64_t elements = 1;
+  for (size_t i = 1; i < feed.sample_shape.size(); ++i) elements *= feed.sample_shape[i];
+  if (feed.sample_shape.empty() || feed.sample_shape[0] != -1 || elements != sample_elements) {
+    return InvalidArgumentError("input '" + feed.images + "' " + FormatShape(feed.sample_shape) +
+                                " does not take the data's samples of " +
+                                std::to_string(sample_elements) + " values");
+  }
+  feed.sample_shape.erase(feed.sample_shape.begin());
+  return feed;
+}
+
+void FillBatch(const DataFeed& feed, const Tensor& images, const Tensor& labels,
+               google::protobuf::Map<std::string, v1::Tensor>* batch) {
+  const int64_t size = labels.num_elements();
+  std::vector<int64_t> dims = {size};
+  dims.insert(dims.end(), feed.sample_shape.begin(), feed.sample_shape.end());
+  SetWireTensor(dims, feed.dtype, images.data<float>(), images.num_elements(),
+                &(*batch)[feed.images]);
+  SetWireTensor({size}, feed.dtype, labels.data<float>(), size, &(*batch)[feed.labels]);
+}
+
+grpc::Status StreamEpoch(Session& session, const std::string& model_id, const DataFeed& feed,
+                         BatchIterator& batches,
+                         const std::function<void(const v1::TrainStepResponse&)>& on_answer) {
+  grpc::ClientContext context;
+  StallWatchdog watchdog(&context, session.timeout_seconds());
+  std::unique_ptr<grpc::ClientReaderWriter<v1::TrainStepRequest, v1::TrainStepResponse>> stream =
+      session.stub().Train(&context);
+  // gRPC allows one reader and one writer on a stream at once: the writer runs ahead by as much
+  // as the server's window and flow control allow, which keeps the server's queue full.
+  std::thread writer([&] {
+    Tensor images, labels;
+    v1::TrainStepRequest request;
+    request.set_model_id(model_id);  // the first request names the model; later ones may not
+    while (batches.Next(&images, &labels)) {
+      FillBatch(feed, images, labels, request.mutable_batch());
+      if (!stream->Write(request)) break;
+      request.clear_model_id();
+    }
+    stream->WritesDone();
+  });
+  v1::TrainStepResponse answer;
+  while (stream->Read(&answer)) {
+    watchdog.Progress();
+    on_answer(answer);
+  }
+  writer.join();
+  grpc::Status status = stream->Finish();
+  if (watchdog.fired()) {
+    char message[96];
+    std::snprintf(message, sizeof message, "no answer on the Train stream for %g s (--timeout)",
+                  session.timeout_seconds());
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, message);
+  }
+  return status;
+}
+
+StatusOr<std::string> ScoreOutput(const v1::ModelInfo& info) {
+  for (const v1::TensorInfo& output : info.outputs()) {
+    if (output.name() == "logits") return output.name();
+  }
+  for (const v1::TensorInfo& output : info.outputs()) {
+    if (output.shape_size() == 2 && output.shape(0) == -1) return output.name();
+  }
+  return InvalidArgumentError("the model has no output of shape [N, C] to score");
+}
+
+grpc::Status TestAccuracy(Session& session, const std::string& model_id, const DataFeed& feed,
+                          const Dataset& data, const std::string& output, int64_t chunk,
+                          double* accuracy) {
+  const int64_t size = data.size();
+  const int64_t sample_elements = data.images.num_elements() / std::max<int64_t>(size, 1);
+  const float* labels = data.labels.data<float>();
+  int64_t correct = 0;
+  for (int64_t start = 0; start < size; start += chunk) {
+    const int64_t n = std::min(chunk, size - start);
+    v1::InferRequest request;
+    request.set_model_id(model_id);
+    request.add_outputs(output);
+    std::vector<int64_t> dims = {n};
+    dims.insert(dims.end(), feed.sample_shape.begin(), feed.sample_shape.end());
+    SetWireTensor(dims, feed.dtype, data.images.data<float>() + start * sample_elements,
+                  n * sample_elements, &(*request.mutable_inputs())[feed.images]);
+    v1::InferResponse response;
+    grpc::Status status = session.Call(&v1::Backflow::Stub::Infer, request, &response);
+    if (!status.ok()) return status;
+    auto it = response.outputs().find(output);
+    if (it == response.outputs().end()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "the server sent no '" + output + "'");
+    }
+    StatusOr<Tensor> scores = FromWire(it->second, output);
+    if (!scores.ok() || scores->shape().rank() != 2 || scores->shape().dim(0) != n) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "output '" + output + "' is not [N, C]");
+    }
+    const int64_t classes = scores->shape().dim(1);
+    const std::vector<double> values = scores->ToDoubles();
+    for (int64_t i = 0; i < n; ++i) {
+      const auto row = values.begin() + i * classes;
+      const int64_t best = std::max_element(row, row + classes) - row;
+      correct += best == static_cast<int64_t>(labels[start + i]);
+    }
+  }
+  *accuracy = size > 0 ? static_cast<double>(correct) / static_cast<double>(size) : 0;
+  return grpc::Status::OK;
+}
+
+}  // namespace backflow::cli

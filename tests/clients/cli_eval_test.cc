@@ -1,0 +1,153 @@
+// `backflow eval` on every circuit of models/seeds/ against the GOLDEN values (the case table of
+// tests/engine/golden_test.cc): the CLI's --json output must match to 1e-9 relative in float64.
+#include <cmath>
+#include <fstream>
+#include <map>
+
+#include "clients/cli/npy.h"
+#include "tests/clients/cli_fixture.h"
+
+namespace backflow::testing {
+namespace {
+
+struct GoldenCase {
+  std::string file;
+  std::map<std::string, double> inputs;  // placeholders; parameters come from their initializers
+  double output;
+  std::map<std::string, double> gradients;  // d(loss)/d(name), placeholders and parameters
+};
+
+std::ostream& operator<<(std::ostream& os, const GoldenCase& c) { return os << c.file; }
+
+const GoldenCase kCases[] = {
+    {"add_mul", {{"x", -2}, {"y", 5}, {"z", -4}}, -12, {{"x", -4}, {"y", -4}, {"z", 3}}},
+    {"routing",
+     {{"x", 3}, {"y", -4}, {"z", 2}, {"w", -1}},
+     -20,
+     {{"x", -8}, {"y", 6}, {"z", 2}, {"w", 0}}},
+    {"sigmoid_neuron_gates",
+     {{"x0", -1}, {"x1", -2}},
+     0.7310585786,
+     {{"w0", -0.1966119332},
+      {"w1", -0.3932238665},
+      {"w2", 0.1966119332},
+      {"x0", 0.3932238665},
+      {"x1", -0.5898357997}}},
+    {"sigmoid_neuron_fused",
+     {{"x0", -1}, {"x1", -2}},
+     0.7310585786,
+     {{"w0", -0.1966119332},
+      {"w1", -0.3932238665},
+      {"w2", 0.1966119332},
+      {"x0", 0.3932238665},
+      {"x1", -0.5898357997}}},
+    {"staged", {{"x", 3}, {"y", -4}}, 1.5456448841, {{"x", 2.0595697956}, {"y", 1.5922327515}}},
+    {"inverse_square", {{"x", 2}}, 0.25, {{"x", -0.25}}},
+    {"two_paths", {{"x", 2}}, 0.5, {{"x", -0.25}}},
+};
+
+// The golden values have ten significant digits; 1e-9 relative leaves room for their rounding.
+constexpr double kTolerance = 1e-9;
+
+double RelativeError(double actual, double expected) {
+  return expected == 0 ? std::abs(actual) : std::abs(actual - expected) / std::abs(expected);
+}
+
+std::string FormatNumber(double value) {
+  std::ostringstream text;
+  text << value;
+  return text.str();
+}
+
+class CliEvalTest : public CliTest, public ::testing::WithParamInterface<GoldenCase> {};
+
+TEST_P(CliEvalTest, JsonMatchesTheGoldenValues) {
+  const GoldenCase& c = GetParam();
+  std::vector<std::string> args = {"eval", Source("models/seeds/" + c.file + ".pbtxt"), "--json"};
+  for (const auto& [name, value] : c.inputs) {
+    args.insert(args.end(), {"--set", name + "=" + FormatNumber(value)});
+  }
+  for (const auto& [name, _] : c.gradients) args.insert(args.end(), {"--wrt", name});
+  const CliResult result = Cli(args);
+  ASSERT_EQ(result.exit_code, 0) << result;
+  // Exactly one JSON object on stdout.
+  const nlohmann::json json = nlohmann::json::parse(result.out, nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << result.out;
+  ASSERT_TRUE(json["outputs"].is_object()) << result.out;
+  ASSERT_EQ(json["outputs"].size(), 1u) << result.out;  // the output is the loss
+  const nlohmann::json& output = json["outputs"].begin().value();
+  ASSERT_TRUE(output.is_number()) << "scalars are plain numbers: " << result.out;
+  EXPECT_LE(RelativeError(output.get<double>(), c.output), kTolerance) << result.out;
+  ASSERT_EQ(json["gradients"].size(), c.gradients.size()) << result.out;
+  for (const auto& [name, expected] : c.gradients) {
+    ASSERT_TRUE(json["gradients"][name].is_number()) << name << ": " << result.out;
+    EXPECT_LE(RelativeError(json["gradients"][name].get<double>(), expected), kTolerance)
+        << "d/d" << name << " in " << result.out;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, CliEvalTest, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return info.param.file; });
+
+class CliEvalTextTest : public CliTest {};
+
+// The example: gradients default to every name given with --set.
+TEST_F(CliEvalTextTest, PrintsOutputsAndGradientsReadably) {
+  const CliResult result =
+      Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=3", "--set", "y=-4"});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "f = 1.545644884\ndf/dx = 2.059569796\ndf/dy = 1.592232751\n");
+}
+
+TEST_F(CliEvalTextTest, TakesListsAndNpyFilesAndFloat32) {
+  ProcessTempDir dir;
+  const std::string x_file = dir.path() + "/x.npy";
+  // A float32 file for a float64 evaluation: the CLI casts it.
+  ASSERT_TRUE(cli::WriteNpy(x_file, Tensor::Scalar(DType::kFloat32, 3)).ok());
+  const nlohmann::json from_file =
+      nlohmann::json::parse(Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set",
+                                 "x=" + x_file, "--set", "y=-4", "--json"})
+                                .out);
+  EXPECT_LE(RelativeError(from_file["gradients"]["x"].get<double>(), 2.0595697956), kTolerance);
+
+  // A comma list is a 1-d tensor; non-scalar results come as {"shape", "values"}.
+  const std::string graph = dir.path() + "/squares.pbtxt";
+  std::ofstream(graph) << "placeholders { name: 'x' shape: [3] }\n"
+                          "nodes { name: 'sq' op: 'square' inputs: 'x' }\n"
+                          "nodes { name: 's' op: 'sum' inputs: 'sq' }\n"
+                          "outputs: ['sq', 's']\nloss: 's'\n";
+  const CliResult lists = Cli({"eval", graph, "--set", "x=1,2,-4", "--json"});
+  ASSERT_EQ(lists.exit_code, 0) << lists;
+  const nlohmann::json json = nlohmann::json::parse(lists.out);
+  EXPECT_EQ(json["outputs"]["s"], 21.0) << lists.out;
+  EXPECT_EQ(json["outputs"]["sq"], nlohmann::json({{"shape", {3}}, {"values", {1.0, 4.0, 16.0}}}));
+  EXPECT_EQ(json["gradients"]["x"], nlohmann::json({{"shape", {3}}, {"values", {2.0, 4.0, -8.0}}}));
+  const CliResult text = Cli({"eval", graph, "--set", "x=1,2,-4"});
+  EXPECT_EQ(text.out, "sq [3] = 1, 4, 16\ns = 21\nds/dx [3] = 2, 4, -8\n") << text;
+
+  const CliResult f32 = Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=3", "--set",
+                             "y=-4", "--dtype", "float32", "--json"});
+  ASSERT_EQ(f32.exit_code, 0) << f32;
+  const double f = nlohmann::json::parse(f32.out)["outputs"]["f"];
+  EXPECT_LE(RelativeError(f, 1.5456448841), 1e-6);
+  EXPECT_GT(RelativeError(f, 1.5456448841), 0) << "float32 rounding must show";
+}
+
+TEST_F(CliEvalTextTest, ReportsServerAndInputErrors) {
+  const CliResult missing = Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=3"});
+  EXPECT_EQ(missing.exit_code, 1) << missing;
+  EXPECT_NE(missing.err.find("INVALID_ARGUMENT"), std::string::npos) << missing.err;
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
+
+  const CliResult bad_value =
+      Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=three"});
+  EXPECT_EQ(bad_value.exit_code, 1) << bad_value;
+  EXPECT_NE(bad_value.err.find("'three' is neither a number"), std::string::npos) << bad_value.err;
+
+  const CliResult no_graph = Cli({"eval", "/nonexistent/graph.pbtxt"});
+  EXPECT_EQ(no_graph.exit_code, 1) << no_graph;
+  EXPECT_NE(no_graph.err.find("/nonexistent/graph.pbtxt"), std::string::npos) << no_graph.err;
+}
+
+}  // namespace
+}  // namespace backflow::testing
