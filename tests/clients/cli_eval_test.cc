@@ -6,52 +6,13 @@
 
 #include "clients/cli/npy.h"
 #include "tests/clients/cli_fixture.h"
+#include "tests/testing/golden_cases.h"
 
 namespace backflow::testing {
 namespace {
 
-struct GoldenCase {
-  std::string file;
-  std::map<std::string, double> inputs;  // placeholders; parameters come from their initializers
-  double output;
-  std::map<std::string, double> gradients;  // d(loss)/d(name), placeholders and parameters
-};
-
-std::ostream& operator<<(std::ostream& os, const GoldenCase& c) { return os << c.file; }
-
-const GoldenCase kCases[] = {
-    {"add_mul", {{"x", -2}, {"y", 5}, {"z", -4}}, -12, {{"x", -4}, {"y", -4}, {"z", 3}}},
-    {"routing",
-     {{"x", 3}, {"y", -4}, {"z", 2}, {"w", -1}},
-     -20,
-     {{"x", -8}, {"y", 6}, {"z", 2}, {"w", 0}}},
-    {"sigmoid_neuron_gates",
-     {{"x0", -1}, {"x1", -2}},
-     0.7310585786,
-     {{"w0", -0.1966119332},
-      {"w1", -0.3932238665},
-      {"w2", 0.1966119332},
-      {"x0", 0.3932238665},
-      {"x1", -0.5898357997}}},
-    {"sigmoid_neuron_fused",
-     {{"x0", -1}, {"x1", -2}},
-     0.7310585786,
-     {{"w0", -0.1966119332},
-      {"w1", -0.3932238665},
-      {"w2", 0.1966119332},
-      {"x0", 0.3932238665},
-      {"x1", -0.5898357997}}},
-    {"staged", {{"x", 3}, {"y", -4}}, 1.5456448841, {{"x", 2.0595697956}, {"y", 1.5922327515}}},
-    {"inverse_square", {{"x", 2}}, 0.25, {{"x", -0.25}}},
-    {"two_paths", {{"x", 2}}, 0.5, {{"x", -0.25}}},
-};
-
 // The golden values have ten significant digits; 1e-9 relative leaves room for their rounding.
 constexpr double kTolerance = 1e-9;
-
-double RelativeError(double actual, double expected) {
-  return expected == 0 ? std::abs(actual) : std::abs(actual - expected) / std::abs(expected);
-}
 
 std::string FormatNumber(double value) {
   std::ostringstream text;
@@ -86,7 +47,7 @@ TEST_P(CliEvalTest, JsonMatchesTheGoldenValues) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, CliEvalTest, ::testing::ValuesIn(kCases),
+INSTANTIATE_TEST_SUITE_P(Seeds, CliEvalTest, ::testing::ValuesIn(GoldenCases()),
                          [](const auto& info) { return info.param.file; });
 
 class CliEvalTextTest : public CliTest {};

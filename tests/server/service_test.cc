@@ -17,6 +17,7 @@
 #include "engine/ir/cost.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/server_fixture.h"
+#include "tests/testing/golden_cases.h"
 
 namespace backflow::testing {
 namespace {
@@ -314,57 +315,6 @@ TEST_F(ServiceTest, DeleteModelRemovesItFromTheListAndTheDataDirectory) {
   EXPECT_EQ(list.models(0).id(), keep.id());
 }
 
-// The worked examples of the seeds (the table of tests/engine/golden_test.cc), now through
-// Evaluate: placeholders sent as scalars, parameters from their initializers.
-struct GoldenCase {
-  std::string file;
-  std::map<std::string, double> inputs;
-  std::string output;  // the graph's output, which is also its loss
-  double value;
-  std::map<std::string, double> gradients;
-};
-
-std::ostream& operator<<(std::ostream& os, const GoldenCase& c) { return os << c.file; }
-
-const GoldenCase kGoldenCases[] = {
-    {"add_mul", {{"x", -2}, {"y", 5}, {"z", -4}}, "f", -12, {{"x", -4}, {"y", -4}, {"z", 3}}},
-    {"routing",
-     {{"x", 3}, {"y", -4}, {"z", 2}, {"w", -1}},
-     "f",
-     -20,
-     {{"x", -8}, {"y", 6}, {"z", 2}, {"w", 0}}},
-    {"sigmoid_neuron_gates",
-     {{"x0", -1}, {"x1", -2}},
-     "f",
-     0.7310585786,
-     {{"w0", -0.1966119332},
-      {"w1", -0.3932238665},
-      {"w2", 0.1966119332},
-      {"x0", 0.3932238665},
-      {"x1", -0.5898357997}}},
-    {"sigmoid_neuron_fused",
-     {{"x0", -1}, {"x1", -2}},
-     "f",
-     0.7310585786,
-     {{"w0", -0.1966119332},
-      {"w1", -0.3932238665},
-      {"w2", 0.1966119332},
-      {"x0", 0.3932238665},
-      {"x1", -0.5898357997}}},
-    {"staged",
-     {{"x", 3}, {"y", -4}},
-     "f",
-     1.5456448841,
-     {{"x", 2.0595697956}, {"y", 1.5922327515}}},
-    {"inverse_square", {{"x", 2}}, "y", 0.25, {{"x", -0.25}}},
-    {"two_paths", {{"x", 2}}, "y", 0.5, {{"x", -0.25}}},
-};
-
-// |a - e| / |e|, or |a| when the expected value is exactly zero.
-double RelativeError(double actual, double expected) {
-  return expected == 0 ? std::abs(actual) : std::abs(actual - expected) / std::abs(expected);
-}
-
 class EvaluateGoldenTest : public ServerTest,
                            public ::testing::WithParamInterface<std::tuple<GoldenCase, bool>> {};
 
@@ -388,9 +338,9 @@ TEST_P(EvaluateGoldenTest, OutputsAndGradientsMatchTheSeeds) {
     return float64 ? Doubles(t).at(0) : static_cast<double>(Floats(t).at(0));
   };
   ASSERT_EQ(response.outputs().size(), 1u);  // the output is the loss
-  ASSERT_EQ(response.outputs().count(c.output), 1u);
-  const double output = value_of(response.outputs().at(c.output));
-  EXPECT_LE(RelativeError(output, c.value), tolerance) << output << " expected " << c.value;
+  ASSERT_EQ(response.outputs().count(c.loss), 1u);
+  const double output = value_of(response.outputs().at(c.loss));
+  EXPECT_LE(RelativeError(output, c.output), tolerance) << output << " expected " << c.output;
   ASSERT_EQ(response.gradients().size(), c.gradients.size());
   for (const auto& [name, expected] : c.gradients) {
     ASSERT_EQ(response.gradients().count(name), 1u) << name;
@@ -401,7 +351,7 @@ TEST_P(EvaluateGoldenTest, OutputsAndGradientsMatchTheSeeds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, EvaluateGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(kGoldenCases), ::testing::Bool()),
+                         ::testing::Combine(::testing::ValuesIn(GoldenCases()), ::testing::Bool()),
                          [](const auto& info) {
                            return std::get<0>(info.param).file +
                                   (std::get<1>(info.param) ? "_f64" : "_f32");

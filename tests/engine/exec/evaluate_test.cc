@@ -12,9 +12,13 @@
 
 #include "engine/ir/import.h"
 #include "engine/optim/initializers.h"
+#include "tests/testing/golden_cases.h"
 
 namespace backflow {
 namespace {
+
+using testing::GoldenCase;
+using testing::RelativeError;
 
 using ::testing::HasSubstr;
 using ValueMap = std::unordered_map<std::string, Tensor>;
@@ -41,48 +45,6 @@ ValueMap Scalars(DType dtype, const std::map<std::string, double>& values) {
   for (const auto& [name, v] : values) out.emplace(name, Tensor::Scalar(dtype, v));
   return out;
 }
-
-// |a - e| / |e|, or |a| when the expected value is exactly zero.
-double RelativeError(double actual, double expected) {
-  return expected == 0 ? std::abs(actual) : std::abs(actual - expected) / std::abs(expected);
-}
-
-// The worked examples of ../shared/seeds/GOLDEN.md, as in tests/engine/golden_test.cc.
-struct GoldenCase {
-  std::string file;
-  std::map<std::string, double> inputs;  // placeholders; parameters come from their initializers
-  double output;
-  std::map<std::string, double> gradients;  // d(loss)/d(name)
-};
-
-std::ostream& operator<<(std::ostream& os, const GoldenCase& c) { return os << c.file; }
-
-const GoldenCase kCases[] = {
-    {"add_mul", {{"x", -2}, {"y", 5}, {"z", -4}}, -12, {{"x", -4}, {"y", -4}, {"z", 3}}},
-    {"routing",
-     {{"x", 3}, {"y", -4}, {"z", 2}, {"w", -1}},
-     -20,
-     {{"x", -8}, {"y", 6}, {"z", 2}, {"w", 0}}},
-    {"sigmoid_neuron_gates",
-     {{"x0", -1}, {"x1", -2}},
-     0.7310585786,
-     {{"w0", -0.1966119332},
-      {"w1", -0.3932238665},
-      {"w2", 0.1966119332},
-      {"x0", 0.3932238665},
-      {"x1", -0.5898357997}}},
-    {"sigmoid_neuron_fused",
-     {{"x0", -1}, {"x1", -2}},
-     0.7310585786,
-     {{"w0", -0.1966119332},
-      {"w1", -0.3932238665},
-      {"w2", 0.1966119332},
-      {"x0", 0.3932238665},
-      {"x1", -0.5898357997}}},
-    {"staged", {{"x", 3}, {"y", -4}}, 1.5456448841, {{"x", 2.0595697956}, {"y", 1.5922327515}}},
-    {"inverse_square", {{"x", 2}}, 0.25, {{"x", -0.25}}},
-    {"two_paths", {{"x", 2}}, 0.5, {{"x", -0.25}}},
-};
 
 class EvaluateGoldenTest : public ::testing::TestWithParam<std::tuple<GoldenCase, DType>> {};
 
@@ -113,7 +75,7 @@ TEST_P(EvaluateGoldenTest, OutputAndGradientsMatchTheSeeds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, EvaluateGoldenTest,
-                         ::testing::Combine(::testing::ValuesIn(kCases),
+                         ::testing::Combine(::testing::ValuesIn(testing::GoldenCases()),
                                             ::testing::Values(DType::kFloat64, DType::kFloat32)),
                          [](const auto& info) {
                            return std::get<0>(info.param).file +
