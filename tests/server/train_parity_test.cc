@@ -22,6 +22,9 @@ struct OptimizerCase {
   v1::OptimizerSpec spec;
 };
 
+// Test names and ctest listings show the case's name, not its bytes.
+void PrintTo(const OptimizerCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<OptimizerCase> OptimizerCases() {
   std::vector<OptimizerCase> cases(4);
   cases[0].name = "SgdMomentum";
