@@ -12,6 +12,8 @@ PACKAGES=(
   zlib1g-dev
   dataset-fashion-mnist  # real data for the learning tests: /usr/share/datasets/fashion-mnist
   python3-grpcio python3-protobuf python3-numpy python3-pytest  # the Python client, its tests
+  python3-yaml  # the deploy manifests test
+  ocl-icd-opencl-dev  # dnnl-config.cmake requires OpenCL (only a Recommends of libdnnl-dev)
   nlohmann-json3-dev  # JSON output of the CLI and backflow-load
 )
 

@@ -1,0 +1,300 @@
+"""Checks that every deployment file agrees with the server and with each other: the port (50051)
+in --listen, EXPOSE, ports and probes; the health check (grpc.health.v1 with the service the
+server registers); the data path (--data-dir, VOLUME, mounts, StateDirectory); the stop timeouts
+(longer than --shutdown-grace-ms); a non-root user. The server's flags and defaults come from the
+real binary ($BACKFLOW_SERVER_BINARY), which also has to start with each file's command line.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import deploy_parsing as dp
+
+PORT = 50051
+DATA_DIR = "/var/lib/backflow"
+MODELS_DIR = "/usr/share/backflow/models"
+BASE_IMAGE = "debian:bookworm-slim"  # the name deploy/verify-image.sh imports its root as
+
+# ---- the files, parsed once ----
+
+DOCKER_STAGES = dp.dockerfile_stages(dp.SOURCE_DIR / "Dockerfile")
+RUNTIME = DOCKER_STAGES[-1]
+COMPOSE = dp.load_yaml_documents([dp.DEPLOY_DIR / "compose.yaml"])[0]
+K8S = dp.load_yaml_documents(sorted((dp.DEPLOY_DIR / "k8s").glob("*.yaml")))
+UNIT = dp.systemd_unit(dp.DEPLOY_DIR / "systemd/backflow.service")
+
+
+def instructions(stage, keyword):
+    return [text for kw, text in stage if kw == keyword]
+
+
+def only(items, what):
+    assert len(items) == 1, f"expected one {what}, found {len(items)}: {items}"
+    return items[0]
+
+
+def k8s_objects(kind):
+    return [doc for doc in K8S if doc.get("kind") == kind]
+
+
+STATEFULSET = only(k8s_objects("StatefulSet"), "StatefulSet")
+POD = STATEFULSET["spec"]["template"]["spec"]
+CONTAINER = only(POD["containers"], "container")
+
+# Every backflow-server command line, by where it comes from.
+SERVER_COMMANDS = {
+    "Dockerfile CMD": dp.dockerfile_args(only(instructions(RUNTIME, "CMD"), "CMD")),
+    "compose server": COMPOSE["services"]["server"]["command"],
+    "k8s StatefulSet": CONTAINER["command"] + CONTAINER.get("args", []),
+    "systemd ExecStart": UNIT["Service"]["ExecStart"].split(),
+}
+SERVER_FLAGS = {name: dp.server_flags(argv) for name, argv in SERVER_COMMANDS.items()}
+
+
+@pytest.fixture(scope="module")
+def server_binary():
+    binary = os.environ.get("BACKFLOW_SERVER_BINARY",
+                            str(dp.SOURCE_DIR / "build/bin/backflow-server"))
+    if not Path(binary).is_file():
+        pytest.skip(f"no server binary at {binary} (set BACKFLOW_SERVER_BINARY)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def server_help(server_binary):
+    return dp.server_help(server_binary)
+
+
+def grace_seconds(flags, help_defaults):
+    return int(flags.get("shutdown-grace-ms", help_defaults["shutdown-grace-ms"])) / 1000
+
+
+# ---- the server itself ----
+
+def test_server_default_port_is_the_deployed_port(server_help):
+    assert server_help["listen"] == f"127.0.0.1:{PORT}"
+    assert int(server_help["shutdown-grace-ms"]) > 0
+
+
+@pytest.mark.parametrize("source", sorted(SERVER_FLAGS))
+def test_command_uses_only_flags_the_server_has(source, server_help):
+    unknown = set(SERVER_FLAGS[source]) - set(server_help)
+    assert not unknown, f"{source}: flags the server does not know: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("source", sorted(SERVER_FLAGS))
+def test_command_listens_on_the_port_and_serves_the_data_dir(source):
+    flags = SERVER_FLAGS[source]
+    assert flags["listen"].rsplit(":", 1)[1] == str(PORT)
+    assert flags["data-dir"] == DATA_DIR
+    if source != "systemd ExecStart":  # in a container 127.0.0.1 is unreachable from outside
+        assert flags["listen"] == f"0.0.0.0:{PORT}"
+
+
+def test_all_commands_use_one_grace(server_help):
+    graces = {name: grace_seconds(flags, server_help) for name, flags in SERVER_FLAGS.items()}
+    assert len(set(graces.values())) == 1, graces
+
+
+@pytest.mark.parametrize("source", sorted(SERVER_FLAGS))
+def test_server_starts_and_drains_with_the_command_line(source, server_binary):
+    """Runs the real server with the file's flags (only --listen and --data-dir moved to a free
+    local port and a temp dir): it must start serving, then exit 0 on SIGTERM."""
+    flags = dict(SERVER_FLAGS[source], listen="127.0.0.1:0")
+    with tempfile.TemporaryDirectory() as data_dir:
+        flags["data-dir"] = data_dir
+        argv = [server_binary] + [f"--{name}={value}" for name, value in flags.items()]
+        with tempfile.TemporaryFile("w+") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and proc.poll() is None:
+                    log.seek(0)
+                    if re.search(r"listening on 127\.0\.0\.1:\d+", log.read()):
+                        break
+                    time.sleep(0.05)
+                log.seek(0)
+                output = log.read()
+                assert proc.poll() is None, f"server exited {proc.returncode}:\n{output}"
+                assert "listening on" in output, f"no 'listening on' within 20 s:\n{output}"
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+# ---- Dockerfile ----
+
+def test_dockerfile_builds_from_the_base_image_and_has_a_build_stage():
+    assert len(DOCKER_STAGES) >= 2, "multi-stage: a build stage and a runtime stage"
+    for stage in DOCKER_STAGES:
+        assert only(instructions(stage, "FROM"), "FROM").split()[0] == BASE_IMAGE
+    runtime_installs = " ".join(t for t in instructions(RUNTIME, "RUN") if "apt-get install" in t)
+    assert runtime_installs, "the runtime stage installs the shared libraries"
+    assert not re.search(r"\S+-dev\b", runtime_installs), runtime_installs
+
+
+def test_dockerfile_runs_as_the_created_non_root_user():
+    user = only(instructions(RUNTIME, "USER"), "USER").split(":")
+    assert user[0].isdigit() and int(user[0]) != 0, f"USER must be a numeric non-root uid: {user}"
+    created = " ".join(instructions(RUNTIME, "RUN"))
+    assert f"--uid {user[0]}" in created
+    assert f"chown {user[0]}:{user[1]} {DATA_DIR}" in created
+
+
+def test_dockerfile_exposes_the_port_and_the_data_volume():
+    assert only(instructions(RUNTIME, "EXPOSE"), "EXPOSE").split() == [str(PORT)]
+    assert dp.dockerfile_args(only(instructions(RUNTIME, "VOLUME"), "VOLUME")) == [DATA_DIR]
+    assert only(instructions(RUNTIME, "STOPSIGNAL"), "STOPSIGNAL") == "SIGTERM"
+    copies = " ".join(instructions(RUNTIME, "COPY"))
+    for binary in ("backflow-server", "backflow", "backflow-load"):
+        assert f"/build/bin/{binary} " in copies + " ", f"{binary} not copied into the image"
+    assert f"models {MODELS_DIR}" in copies
+
+
+def test_dockerfile_healthcheck_asks_the_server_in_the_container():
+    command = dp.healthcheck_command(only(instructions(RUNTIME, "HEALTHCHECK"), "HEALTHCHECK"))
+    assert command[0] == "backflow" and command[-1] == "health", command
+    env = " ".join(instructions(RUNTIME, "ENV"))
+    target = dp.client_flags(command).get("server") or re.search(
+        r"BACKFLOW_SERVER=(\S+)", env).group(1)
+    assert target == f"127.0.0.1:{PORT}"
+
+
+def test_dockerignore_keeps_host_state_out_of_the_context():
+    ignored = {line.strip().rstrip("/") for line in
+               (dp.SOURCE_DIR / ".dockerignore").read_text().splitlines()}
+    assert {"build", "backflow-data", ".git"} <= ignored
+
+
+# ---- compose ----
+
+def test_compose_server_port_volume_and_health():
+    server = COMPOSE["services"]["server"]
+    published = [str(port).rsplit(":", 1)[1] for port in server["ports"]]
+    assert published == [str(PORT)], server["ports"]
+    source, target = only(server["volumes"], "server volume").split(":")[:2]
+    assert target == DATA_DIR
+    assert source in COMPOSE["volumes"], f"{source} must be a named (persistent) volume"
+    test = server["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1] == "backflow" and test[-1] == "health", test
+    assert dp.client_flags(test[1:])["server"] == f"127.0.0.1:{PORT}"
+
+
+def test_compose_stop_grace_exceeds_the_drain(server_help):
+    server = COMPOSE["services"]["server"]
+    assert server.get("stop_signal", "SIGTERM") == "SIGTERM"
+    grace = grace_seconds(SERVER_FLAGS["compose server"], server_help)
+    assert dp.duration_seconds(server["stop_grace_period"]) > grace
+
+
+def test_compose_load_job_targets_the_healthy_server():
+    load = COMPOSE["services"]["load"]
+    assert load["depends_on"]["server"]["condition"] == "service_healthy"
+    assert Path(load["command"][0]).name == "backflow-load"
+    flags = dp.client_flags(load["command"])
+    assert flags["server"] == f"server:{PORT}"
+    model = Path(flags["model"])
+    assert str(model.parent).startswith(MODELS_DIR)
+    assert (dp.SOURCE_DIR / "models" / model.relative_to(MODELS_DIR)).is_file()
+
+
+# ---- Kubernetes ----
+
+def test_k8s_probes_use_grpc_health_with_the_backflow_service():
+    service_name = dp.health_service_name()
+    assert service_name == "backflow.v1.Backflow"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert CONTAINER[probe]["grpc"] == {"port": PORT, "service": service_name}, probe
+    if "startupProbe" in CONTAINER:
+        assert CONTAINER["startupProbe"]["grpc"] == {"port": PORT, "service": service_name}
+
+
+def test_k8s_container_port_and_services():
+    assert CONTAINER["ports"] == [{"name": "grpc", "containerPort": PORT, "protocol": "TCP"}]
+    labels = STATEFULSET["spec"]["template"]["metadata"]["labels"]
+    services = {svc["metadata"]["name"]: svc for svc in k8s_objects("Service")}
+    headless = services[STATEFULSET["spec"]["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert any(svc["spec"].get("clusterIP") != "None" for svc in services.values())
+    for svc in services.values():
+        assert svc["spec"]["selector"].items() <= labels.items()
+        port = only(svc["spec"]["ports"], "service port")
+        assert port["port"] == PORT and port["targetPort"] in ("grpc", PORT)
+
+
+def test_k8s_data_dir_is_a_per_pod_claim_owned_by_the_image_user():
+    claims = {t["metadata"]["name"] for t in STATEFULSET["spec"]["volumeClaimTemplates"]}
+    mounts = {m["mountPath"]: m["name"] for m in CONTAINER["volumeMounts"]}
+    assert mounts[DATA_DIR] in claims
+    uid, gid = only(instructions(RUNTIME, "USER"), "USER").split(":")
+    security = POD["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert (security["runAsUser"], security["runAsGroup"], security["fsGroup"]) == (
+        int(uid), int(gid), int(gid))
+    assert STATEFULSET["spec"]["replicas"] == 1  # one server per data dir (it flocks LOCK)
+
+
+def test_k8s_termination_grace_exceeds_the_drain(server_help):
+    grace = grace_seconds(SERVER_FLAGS["k8s StatefulSet"], server_help)
+    assert POD["terminationGracePeriodSeconds"] > grace
+
+
+def test_k8s_resources_bound_the_compute_threads():
+    resources = CONTAINER["resources"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= resources[kind].keys(), kind
+    cpu_limit = float(str(resources["limits"]["cpu"]).removesuffix("m")) / (
+        1000 if str(resources["limits"]["cpu"]).endswith("m") else 1)
+    threads = int(SERVER_FLAGS["k8s StatefulSet"].get("compute-threads", 0))
+    assert 0 < threads <= max(1, cpu_limit), "compute threads beyond the CPU limit oversubscribe"
+
+
+# ---- systemd ----
+
+def test_systemd_unit_runs_as_its_user_in_its_state_directory():
+    service = UNIT["Service"]
+    assert service["Type"] == "simple"
+    assert service["User"] not in ("", "root", "0")
+    assert f"/var/lib/{service['StateDirectory']}" == DATA_DIR
+    assert SERVER_COMMANDS["systemd ExecStart"][0] == "/usr/local/bin/backflow-server"
+    assert service["Restart"] == "on-failure"
+    assert service["NoNewPrivileges"] == "yes"
+
+
+def test_systemd_stop_timeout_exceeds_the_drain(server_help):
+    service = UNIT["Service"]
+    assert service["KillSignal"] == "SIGTERM"
+    grace = grace_seconds(SERVER_FLAGS["systemd ExecStart"], server_help)
+    assert dp.duration_seconds(service["TimeoutStopSec"]) > grace
+
+
+# ---- the parsers on known inputs (a parser that read nothing would pass everything above) ----
+
+def test_duration_parser():
+    assert dp.duration_seconds("30s") == 30
+    assert dp.duration_seconds("1m30s") == 90
+    assert dp.duration_seconds("1min 30s") == 90
+    assert dp.duration_seconds("45") == 45
+    assert dp.duration_seconds("500ms") == 0.5
+    with pytest.raises(ValueError):
+        dp.duration_seconds("soon")
+
+
+def test_flag_parsers():
+    assert dp.server_flags(["/x/backflow-server", "--listen=a:1", "--data-dir=/d"]) == {
+        "listen": "a:1", "data-dir": "/d"}
+    with pytest.raises(ValueError):
+        dp.server_flags(["backflow-server", "--listen", "a:1"])
+    assert dp.client_flags(["backflow", "--server", "h:1", "--timeout=3", "health"]) == {
+        "server": "h:1", "timeout": "3"}
+    assert dp.healthcheck_command('--interval=5s --retries=2 CMD ["a", "b"]') == ["a", "b"]
