@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tests/process/process_fixture.h"
+#include "tests/process/run_command.h"
 
 namespace backflow {
 namespace {
@@ -31,76 +32,12 @@ using testing::ServerProcess;
 
 const std::string kModel = std::string(BACKFLOW_SOURCE_DIR) + "/models/mlp_tanh.pbtxt";
 
-struct ProcessResult {
-  int exit_code = -1;  // -1: killed (by the timeout or a signal)
-  std::string out;
-  std::string err;
-};
-
-// Reads `fds` (stdout, stderr) into `sinks` until both are at EOF or `deadline` passes. Returns
-// whether both reached EOF; closes every descriptor either way.
-bool DrainPipes(int fds[2], std::string* sinks[2], std::chrono::steady_clock::time_point deadline) {
-  pollfd polls[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0 && std::chrono::steady_clock::now() < deadline) {
-    if (poll(polls, 2, 100) <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (polls[i].fd < 0 || polls[i].revents == 0) continue;
-      char buffer[4096];
-      const ssize_t n = read(polls[i].fd, buffer, sizeof buffer);
-      if (n > 0) {
-        sinks[i]->append(buffer, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(polls[i].fd);
-        polls[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (pollfd& p : polls) {
-    if (p.fd >= 0) close(p.fd);
-  }
-  return open_fds == 0;
-}
+using ProcessResult = testing::CommandResult;
 
 // Runs BACKFLOW_LOAD_BINARY with `args`, capturing stdout and stderr; killed past `timeout`.
 ProcessResult RunLoad(const std::vector<std::string>& args,
                       std::chrono::seconds timeout = std::chrono::seconds(30)) {
-  ProcessResult result;
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ADD_FAILURE() << "pipe2: " << std::strerror(errno);
-    return result;
-  }
-  std::vector<std::string> strings = {BACKFLOW_LOAD_BINARY};
-  strings.insert(strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  int read_ends[2] = {out_pipe[0], err_pipe[0]};
-  std::string* sinks[2] = {&result.out, &result.err};
-  if (rc != 0) {
-    ADD_FAILURE() << "posix_spawn " << strings[0] << ": " << std::strerror(rc);
-    DrainPipes(read_ends, sinks, std::chrono::steady_clock::now());  // just closes them
-    return result;
-  }
-  if (!DrainPipes(read_ends, sinks, std::chrono::steady_clock::now() + timeout)) {
-    ADD_FAILURE() << "backflow-load did not finish within " << timeout.count() << " s";
-    kill(pid, SIGKILL);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
+  return testing::RunCommand(BACKFLOW_LOAD_BINARY, args, timeout);
 }
 
 // Runs backflow-load with --json and parses its report (an empty object after a failure).
