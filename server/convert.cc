@@ -32,6 +32,11 @@ void EncodeTensors(const std::unordered_map<std::string, Tensor>& tensors, WireT
   for (const auto& [name, tensor] : tensors) TensorToProto(tensor, &(*wire)[name]);
 }
 
+void EncodeMetrics(const std::unordered_map<std::string, double>& metrics,
+                   google::protobuf::Map<std::string, double>* wire) {
+  for (const auto& [name, value] : metrics) (*wire)[name] = value;
+}
+
 StatusOr<DType> DecodeDType(int wire_dtype, std::string_view what) {
   return DTypeFromProto(wire_dtype, what);
 }

@@ -26,6 +26,8 @@ StatusOr<TensorMap> DecodeTensors(const WireTensorMap& wire, std::string_view wh
                                   int64_t max_elements, std::optional<DType> dtype);
 FeedMap Feeds(const TensorMap& tensors);
 void EncodeTensors(const std::unordered_map<std::string, Tensor>& tensors, WireTensorMap* wire);
+void EncodeMetrics(const std::unordered_map<std::string, double>& metrics,
+                   google::protobuf::Map<std::string, double>* wire);
 
 StatusOr<DType> DecodeDType(int wire_dtype, std::string_view what);
 v1::DataType EncodeDType(DType dtype);

@@ -5,6 +5,7 @@
 #include "engine/exec/evaluate.h"
 #include "server/call.h"
 #include "server/convert.h"
+#include "server/inputs.h"
 #include "server/train_stream.h"
 
 namespace backflow::server {
@@ -19,73 +20,10 @@ GraphLimits LimitsFor(const ServerConfig& config) {
   return limits;
 }
 
-// Inputs must be placeholders: the model supplies its parameters itself.
-Status CheckFeeds(const Graph& graph, const TensorMap& inputs, std::string_view what) {
-  for (const auto& [name, _] : inputs) {
-    std::optional<ValueId> id = graph.Find(name);
-    const std::string where = std::string(what) + " '" + name + "'";
-    if (!id) return InvalidArgumentError(where + ": not a placeholder of the graph");
-    if (graph.value(*id).kind == ValueKind::kParameter) {
-      return InvalidArgumentError(where + ": is a parameter; the model supplies it");
-    }
-    if (graph.value(*id).kind != ValueKind::kPlaceholder) {
-      return InvalidArgumentError(where + ": not a placeholder of the graph");
-    }
-  }
-  return Status::Ok();
-}
-
 StatusOr<TensorMap> DecodeBatch(const ServiceEnv& env, const Model& model,
                                 const WireTensorMap& wire, std::string_view what) {
-  BF_ASSIGN_OR_RETURN(TensorMap batch, DecodeTensors(wire, what,
-                                                     env.config.limits.max_tensor_elements,
-                                                     model.dtype()));
-  BF_RETURN_IF_ERROR(CheckFeeds(model.trainer().graph(), batch, what));
-  return batch;
-}
-
-void EncodeMetrics(const std::unordered_map<std::string, double>& metrics,
-                   google::protobuf::Map<std::string, double>* wire) {
-  for (const auto& [name, value] : metrics) (*wire)[name] = value;
-}
-
-// The placeholders `value` depends on that `fed` lacks (the first few), for choosing outputs.
-std::vector<std::string> MissingInputs(const Graph& graph, ValueId value, const TensorMap& fed) {
-  std::vector<std::string> missing;
-  std::vector<bool> seen(static_cast<size_t>(graph.num_values()), false);
-  std::vector<ValueId> stack = {value};
-  while (!stack.empty()) {
-    const ValueId v = stack.back();
-    stack.pop_back();
-    if (seen[static_cast<size_t>(v)]) continue;
-    seen[static_cast<size_t>(v)] = true;
-    const Value& val = graph.value(v);
-    if (val.kind == ValueKind::kPlaceholder && !fed.count(val.name)) missing.push_back(val.name);
-    if (val.kind == ValueKind::kNode) {
-      for (ValueId input : graph.node(val.producer).inputs) stack.push_back(input);
-    }
-  }
-  return missing;
-}
-
-// Infer's default outputs: the graph's outputs that the given inputs determine (so a model
-// with a loss can serve predictions from images alone). InvalidArgument if there are none.
-StatusOr<std::vector<std::string>> DefaultOutputs(const Graph& graph, const TensorMap& inputs) {
-  std::vector<std::string> names;
-  std::string missing;
-  for (ValueId id : graph.outputs()) {
-    std::vector<std::string> lacking = MissingInputs(graph, id, inputs);
-    if (lacking.empty()) {
-      names.push_back(graph.value(id).name);
-    } else if (missing.empty()) {
-      missing = "output '" + graph.value(id).name + "' needs input '" + lacking.front() + "'";
-    }
-  }
-  if (names.empty()) {
-    return InvalidArgumentError("no output of the graph can be computed from the inputs given" +
-                                (missing.empty() ? std::string() : ": " + missing));
-  }
-  return names;
+  return DecodeInputs(wire, model.trainer().graph(), model.dtype(),
+                      env.config.limits.max_tensor_elements, what);
 }
 
 enum class Lane { kConcurrent, kSerial };
