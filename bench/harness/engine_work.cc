@@ -1,0 +1,207 @@
+// The in-process figures of backflow-bench: training steps and inference straight on the
+// engine's Trainer (no gRPC), and the sgemm roofline of this machine.
+#include <oneapi/dnnl/dnnl.hpp>
+#include <tbb/info.h>
+
+#include <cstring>
+#include <iostream>
+#include <memory>
+
+#include "bench/harness/subcommands.h"
+#include "engine/exec/dnnl_runtime.h"
+#include "engine/ir/cost.h"
+#include "engine/ir/import.h"
+#include "engine/optim/trainer.h"
+
+namespace backflow::bench {
+namespace {
+
+// The batches of one model as engine tensors, a pool of `count` cycled by the loops below (the
+// PyTorch side cycles the same number).
+struct EngineBatches {
+  std::vector<std::vector<Tensor>> tensors;  // [batch][placeholder]
+  std::vector<FeedMap> feeds;
+};
+
+EngineBatches MakeBatches(const v1::Graph& graph, int64_t batch, int count) {
+  EngineBatches out;
+  out.tensors.resize(static_cast<size_t>(count));
+  std::vector<std::string> names;
+  for (int b = 0; b < count; ++b) {
+    NamedValues values = SyntheticBatch(graph, batch, static_cast<uint64_t>(b) + 1);
+    auto& tensors = out.tensors[static_cast<size_t>(b)];
+    for (size_t i = 0; i < values.names.size(); ++i) {
+      Tensor t(DType::kFloat32, Shape(values.shapes[i]));
+      std::memcpy(t.data<float>(), values.values[i].data(), values.values[i].size() * sizeof(float));
+      tensors.push_back(std::move(t));
+    }
+    names = std::move(values.names);
+  }
+  // The feeds point into `tensors`, which no longer grows.
+  for (auto& tensors : out.tensors) {
+    FeedMap feeds;
+    for (size_t i = 0; i < names.size(); ++i) feeds[names[i]] = &tensors[i];
+    out.feeds.push_back(std::move(feeds));
+  }
+  return out;
+}
+
+[[noreturn]] void Die(const std::string& what, const Status& status) {
+  std::cerr << "backflow-bench: " << what << ": " << status.ToString() << "\n";
+  std::exit(1);
+}
+
+struct Model {
+  v1::Graph proto;
+  std::unique_ptr<Trainer> trainer;
+  int64_t forward_flops = 0;  // per sample
+};
+
+Model MakeModel(const std::string& path) {
+  Model model;
+  model.proto = LoadGraphOrDie(path);
+  StatusOr<Graph> graph = ImportGraph(model.proto);
+  if (!graph.ok()) Die(path, graph.status());
+  model.forward_flops = EstimateForwardFlops(*graph);
+  std::vector<std::string> metrics;
+  for (const std::string& output : model.proto.outputs())
+    if (output == "accuracy") metrics.push_back(output);
+  // The optimizer every workload of bench/run uses, here and in bench/pytorch_bench.py.
+  const OptimizerConfig sgd = {
+      .kind = OptimizerConfig::Kind::kSgd, .learning_rate = 0.01, .momentum = 0.9};
+  StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(
+      *std::move(graph),
+      TrainerOptions{.dtype = DType::kFloat32, .seed = 1, .optimizer = sgd, .metrics = metrics});
+  if (!trainer.ok()) Die(path, trainer.status());
+  model.trainer = *std::move(trainer);
+  return model;
+}
+
+// Between warm-up and the measured steps: bench/run counts oneDNN's "create" lines after this
+// marker (with ONEDNN_VERBOSE) to prove no primitive is created in steady state.
+void MarkSteadyState() { std::cout << "backflow-bench: steady state" << std::endl; }
+
+}  // namespace
+
+int EngineTrain(Flags& flags) {
+  const std::string path = flags.Str("model", "");
+  const int64_t batch = flags.Int("batch", 64);
+  const Span span = Span::FromFlags(flags);
+  flags.Finish();
+  Model model = MakeModel(path);
+  const EngineBatches batches = MakeBatches(model.proto, batch, 8);
+  size_t next = 0;
+  auto step = [&] {
+    StatusOr<StepResult> result = model.trainer->Step(batches.feeds[next++ % batches.feeds.size()]);
+    if (!result.ok()) Die(path, result.status());
+    return result->loss;
+  };
+  double first_loss = 0;
+  for (int64_t i = 0; i < span.warmup; ++i) {
+    const double loss = step();
+    if (i == 0) first_loss = loss;
+  }
+  MarkSteadyState();
+  std::vector<double> step_us;
+  const Clock::time_point start = Clock::now();
+  while (!span.Done(start, static_cast<int64_t>(step_us.size()))) {
+    const Clock::time_point t0 = Clock::now();
+    step();
+    step_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  const double seconds = SecondsSince(start);
+  const auto steps = static_cast<double>(step_us.size());
+  PrintJson({{"kind", "engine_train"},
+             {"model", path},
+             {"batch", batch},
+             {"steps", step_us.size()},
+             {"seconds", seconds},
+             {"samples_per_s", steps * static_cast<double>(batch) / seconds},
+             {"step_p50_us", Percentile(step_us, 50)},
+             {"step_p99_us", Percentile(step_us, 99)},
+             {"forward_flops_per_sample", model.forward_flops},
+             {"first_loss", first_loss},
+             {"peak_rss_kib", PeakRssKib()}});
+  return 0;
+}
+
+int EngineInfer(Flags& flags) {
+  const std::string path = flags.Str("model", "");
+  const int64_t batch = flags.Int("batch", 64);
+  const std::string output = flags.Str("output", "logits");
+  const Span span = Span::FromFlags(flags);
+  flags.Finish();
+  Model model = MakeModel(path);
+  // Inference feeds only the inputs the output needs: drop the labels.
+  EngineBatches batches = MakeBatches(model.proto, batch, 8);
+  for (FeedMap& feeds : batches.feeds) feeds.erase("labels");
+  size_t next = 0;
+  auto infer = [&] {
+    auto result = model.trainer->Infer(batches.feeds[next++ % batches.feeds.size()], {output});
+    if (!result.ok()) Die(path, result.status());
+  };
+  for (int64_t i = 0; i < span.warmup; ++i) infer();
+  MarkSteadyState();
+  std::vector<double> call_us;
+  const Clock::time_point start = Clock::now();
+  while (!span.Done(start, static_cast<int64_t>(call_us.size()))) {
+    const Clock::time_point t0 = Clock::now();
+    infer();
+    call_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  const double seconds = SecondsSince(start);
+  PrintJson({{"kind", "engine_infer"},
+             {"model", path},
+             {"batch", batch},
+             {"calls", call_us.size()},
+             {"seconds", seconds},
+             {"samples_per_s",
+              static_cast<double>(call_us.size()) * static_cast<double>(batch) / seconds},
+             {"p50_us", Percentile(call_us, 50)},
+             {"p99_us", Percentile(call_us, 99)},
+             {"forward_flops_per_sample", model.forward_flops},
+             {"peak_rss_kib", PeakRssKib()}});
+  return 0;
+}
+
+int Sgemm(Flags& flags) {
+  const int64_t n = flags.Int("size", 2048);
+  const int threads = static_cast<int>(flags.Int("threads", tbb::info::default_concurrency()));
+  const Span span = Span::FromFlags(flags);
+  flags.Finish();
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const dnnl::engine& engine = dnnl_rt::CpuEngine();
+  const dnnl::memory::desc a_md({n, n}, dt::f32, tag::ab);
+  const dnnl::matmul::primitive_desc pd(
+      dnnl::matmul::desc(a_md, a_md, a_md), engine);
+  const dnnl::matmul matmul(pd);
+  dnnl::memory a(a_md, engine), b(a_md, engine), c(a_md, engine);
+  for (dnnl::memory* m : {&a, &b, &c}) {
+    auto* p = static_cast<float*>(m->get_data_handle());
+    for (int64_t i = 0; i < n * n; ++i) p[i] = static_cast<float>((i % 7) + 1) * 0.125f;
+  }
+  const dnnl_rt::Args args = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+  auto run = [&] {
+    const Status status = dnnl_rt::Execute(matmul, args, threads, "sgemm");
+    if (!status.ok()) Die("sgemm", status);
+  };
+  for (int64_t i = 0; i < span.warmup; ++i) run();
+  int64_t calls = 0;
+  const Clock::time_point start = Clock::now();
+  while (!span.Done(start, calls)) {
+    run();
+    ++calls;
+  }
+  const double seconds = SecondsSince(start);
+  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  PrintJson({{"kind", "sgemm"},
+             {"size", n},
+             {"threads", threads},
+             {"calls", calls},
+             {"seconds", seconds},
+             {"gflop_per_s", flops * static_cast<double>(calls) / seconds / 1e9}});
+  return 0;
+}
+
+}  // namespace backflow::bench
