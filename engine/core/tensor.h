@@ -10,6 +10,7 @@
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "engine/core/shape.h"
@@ -74,7 +75,9 @@ class Tensor {
   void Reshape(Shape shape);
 
  private:
+  // Returns the block to the buffer cache (Note [Buffer cache] in tensor.cc).
   struct AlignedFree {
+    size_t bytes;  // as allocated (no initializer: GCC would then not see it default-constructible here)
     void operator()(std::byte* p) const;
   };
   DType dtype_ = DType::kFloat32;
@@ -82,6 +85,22 @@ class Tensor {
   int64_t num_elements_ = 0;
   size_t capacity_ = 0;
   std::unique_ptr<std::byte[], AlignedFree> data_;
+};
+
+// Uninitialised, 64-byte aligned scratch memory from the same buffer cache as tensors (Note
+// [Buffer cache] in tensor.cc): oneDNN scratchpads and reorder buffers, which live for one run.
+class ScratchBuffer {
+ public:
+  explicit ScratchBuffer(size_t bytes);
+  ScratchBuffer(ScratchBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), bytes_(other.bytes_) {}
+  ScratchBuffer& operator=(ScratchBuffer&&) = delete;
+  ~ScratchBuffer();
+  void* data() const { return data_; }
+
+ private:
+  std::byte* data_;
+  size_t bytes_;
 };
 
 // True if both tensors have the same dtype, shape and bytes.

@@ -9,6 +9,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -51,6 +52,42 @@ auto Build(std::string_view what, F&& make) -> StatusOr<decltype(make())> {
 }
 
 dnnl::memory::dims Dims(const Shape& shape);
+// Note [Team size per primitive]
+// A oneDNN primitive runs on an OpenMP team whose size is fixed when its primitive descriptor
+// is created (oneDNN 2.6 partitions the work then, from omp_get_max_threads()). A team of every
+// core pays an OpenMP wake-up and barrier per execution (tens of microseconds on this class of
+// machine with GOMP_SPINCOUNT=0) and holds every core of the CoreBudget while it runs, so
+// independent branches (a backward pass's dW and dx, say) wait for each other. Measured on 2
+// cores (docs/PERFORMANCE.md): with every primitive on one thread, a LeNet-5 training step
+// went from 4.4 to 2.5 ms and an MLP step from 0.87 to 0.53 ms, because oneTBB then runs the
+// branches side by side; a CIFAR-sized CNN was no slower. So a primitive gets a team of every
+// core only when its work amortises that: kTeamFlops of arithmetic for convolutions and
+// matrix products, kTeamElements touched for memory-bound ones (eltwise, pooling). The plan
+// chooses per node (TeamFor) and compiles the node's kernel inside a TeamScope; the kernel
+// reads its team with CompileTeam() and asks the CoreBudget for that many cores.
+inline constexpr double kTeamFlops = 64e6;
+inline constexpr double kTeamElements = 4e6;
+
+// The team a node's primitives get: 1, or every core of CoreBudget::Global().
+int TeamFor(std::string_view op, std::span<const Shape> inputs, const Shape& output);
+
+// Sets the calling thread's OpenMP thread count to `team` until destroyed (primitive
+// descriptors created meanwhile are partitioned for that team).
+class TeamScope {
+ public:
+  explicit TeamScope(int team);
+  ~TeamScope();
+  TeamScope(const TeamScope&) = delete;
+  TeamScope& operator=(const TeamScope&) = delete;
+
+ private:
+  int previous_;
+};
+
+// For a kernel created inside a TeamScope: the cores to ask for, as Kernel::cores() returns
+// them (Kernel::kAllCores for a team of every core).
+int CompileTeam();
+
 // float32 descriptor in plain row-major order (tags a, ab, abc, abcd, ...).
 dnnl::memory::desc PlainDesc(const Shape& shape);
 // The descriptor of a tensor written in `layout`, or the plain one for a null layout.

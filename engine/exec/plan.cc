@@ -153,6 +153,9 @@ Status Plan::CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shap
   }
   BF_ASSIGN_OR_RETURN(Shape out, node.gate->CheckAndInferShape(node.name, node.op, in, node.attrs));
   const bool free = layout_free[static_cast<size_t>(node.output)];
+  // Primitives created in Compile are partitioned for this team (Note [Team size per
+  // primitive] in engine/exec/dnnl_runtime.h).
+  const dnnl_rt::TeamScope team(dnnl_rt::TeamFor(node.op, in, out));
   BF_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel,
                       node.gate->Compile(CompileContext{node.name, dtype_, in, out, node.attrs,
                                                         in_layouts, free}));

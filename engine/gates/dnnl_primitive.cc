@@ -1,5 +1,6 @@
 #include "engine/gates/dnnl_primitive.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -48,8 +49,11 @@ int BoundPrimitive::num_reorders() const {
 
 Status BoundPrimitive::RunStep(const Step& step, dnnl_rt::Args args, int threads,
                                std::string_view what) {
+  std::optional<ScratchBuffer> scratchpad;
   if (step.scratchpad_md.get_size() > 0) {
-    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(step.scratchpad_md, dnnl_rt::CpuEngine());
+    scratchpad.emplace(step.scratchpad_md.get_size());
+    args[DNNL_ARG_SCRATCHPAD] =
+        dnnl::memory(step.scratchpad_md, dnnl_rt::CpuEngine(), scratchpad->data());
   }
   return dnnl_rt::Execute(step.primitive, args, threads, what);
 }
@@ -63,6 +67,13 @@ Status BoundPrimitive::Run(std::span<const Tensor* const> inputs, Tensor& output
   try {
     const dnnl::engine& engine = dnnl_rt::CpuEngine();
     dnnl_rt::Args args = std::move(extra);
+    // The reorder buffers, alive until the primitive has run (Execute waits for it).
+    std::vector<ScratchBuffer> buffers;
+    buffers.reserve(inputs_.size() + 1);
+    auto scratch_memory = [&](const dnnl::memory::desc& md) {
+      buffers.emplace_back(md.get_size());
+      return dnnl::memory(md, engine, buffers.back().data());
+    };
     for (size_t k = 0; k < inputs_.size(); ++k) {
       const Binding& b = inputs_[k];
       // oneDNN's handles are not const-qualified; it only reads a primitive's inputs.
@@ -71,13 +82,13 @@ Status BoundPrimitive::Run(std::span<const Tensor* const> inputs, Tensor& output
         args[b.arg] = tensor_mem;
         continue;
       }
-      dnnl::memory scratch(b.primitive_md, engine);
+      dnnl::memory scratch = scratch_memory(b.primitive_md);
       BF_RETURN_IF_ERROR(RunStep(*b.reorder, {{DNNL_ARG_FROM, tensor_mem}, {DNNL_ARG_TO, scratch}},
                                  threads, what));
       args[b.arg] = scratch;
     }
     dnnl::memory out_mem(output_.tensor_md, engine, output.raw());
-    dnnl::memory result = output_.reorder ? dnnl::memory(output_.primitive_md, engine) : out_mem;
+    dnnl::memory result = output_.reorder ? scratch_memory(output_.primitive_md) : out_mem;
     args[output_.arg] = result;
     BF_RETURN_IF_ERROR(RunStep(primitive_, std::move(args), threads, what));
     if (!output_.reorder) return Status::Ok();

@@ -97,13 +97,15 @@ class DnnlKernel : public Kernel {
       : primitive_(std::move(primitive)),
         what_(std::move(what)),
         output_layout_(std::move(output_layout)) {}
-  int cores() const override { return kAllCores; }
+  // The team of the plan node it was compiled for (Note [Team size per primitive]).
+  int cores() const override { return cores_; }
   LayoutPtr output_layout() const override { return output_layout_; }
   Status Run(KernelContext& ctx) const override {
     return primitive_.Run(ctx.inputs, *ctx.output, {}, ctx.threads, what_);
   }
 
  private:
+  const int cores_ = dnnl_rt::CompileTeam();
   BoundPrimitive primitive_;
   std::string what_;
   LayoutPtr output_layout_;

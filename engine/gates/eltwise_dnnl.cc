@@ -28,7 +28,8 @@ class EltwiseGradKernel : public Kernel {
   bool overwrites_output() const override { return true; }
   EltwiseGradKernel(BoundPrimitive primitive, int data_input, LayoutPtr layout)
       : primitive_(std::move(primitive)), data_input_(data_input), layout_(std::move(layout)) {}
-  int cores() const override { return kAllCores; }
+  // The team of the plan node it was compiled for (Note [Team size per primitive]).
+  int cores() const override { return cores_; }
   LayoutPtr output_layout() const override { return layout_; }
   Status Run(KernelContext& ctx) const override {
     const Tensor* inputs[2] = {ctx.inputs[static_cast<size_t>(data_input_)], ctx.inputs[2]};
@@ -36,6 +37,7 @@ class EltwiseGradKernel : public Kernel {
   }
 
  private:
+  const int cores_ = dnnl_rt::CompileTeam();
   BoundPrimitive primitive_;
   int data_input_;
   LayoutPtr layout_;

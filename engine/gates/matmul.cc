@@ -1,5 +1,6 @@
 #include "engine/gates/matmul.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -130,10 +131,12 @@ class DnnlMatMulKernel : public Kernel {
   bool overwrites_output() const override { return true; }
   static StatusOr<std::unique_ptr<Kernel>> Create(std::string_view node, int rank,
                                                   const MatMulDims& d, bool bias);
-  int cores() const override { return kAllCores; }
+  // The team of the plan node it was compiled for (Note [Team size per primitive]).
+  int cores() const override { return cores_; }
   Status Run(KernelContext& ctx) const override;
 
  private:
+  const int cores_ = dnnl_rt::CompileTeam();
   DnnlMatMulKernel() = default;
 
   dnnl::matmul primitive_;
@@ -170,13 +173,15 @@ Status DnnlMatMulKernel::Run(KernelContext& ctx) const {
     return dnnl::memory(md, engine, const_cast<std::byte*>(t.raw()));
   };
   dnnl_rt::Args args;
+  std::optional<ScratchBuffer> scratchpad;  // alive until Execute has waited for the primitive
   try {
     args.emplace(DNNL_ARG_SRC, bind(src_md_, *ctx.inputs[0]));
     args.emplace(DNNL_ARG_WEIGHTS, bind(weights_md_, *ctx.inputs[1]));
     if (bias_) args.emplace(DNNL_ARG_BIAS, bind(bias_md_, *ctx.inputs[2]));
     args.emplace(DNNL_ARG_DST, dnnl::memory(dst_md_, engine, ctx.output->raw()));
     if (scratchpad_md_.get_size() > 0) {
-      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratchpad_md_, engine));
+      scratchpad.emplace(scratchpad_md_.get_size());
+      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratchpad_md_, engine, scratchpad->data()));
     }
   } catch (const dnnl::error& e) {
     return InternalError(std::string("matmul: binding memory: oneDNN: ") + e.what());

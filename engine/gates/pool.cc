@@ -66,7 +66,8 @@ class MaxPoolForwardKernel : public Kernel {
         workspace_md_(workspace_md),
         what_(std::move(what)),
         output_layout_(std::move(output_layout)) {}
-  int cores() const override { return kAllCores; }
+  // The team of the plan node it was compiled for (Note [Team size per primitive]).
+  int cores() const override { return cores_; }
   LayoutPtr output_layout() const override { return output_layout_; }
   Status Run(KernelContext& ctx) const override {
     dnnl::memory workspace(workspace_md_, dnnl_rt::CpuEngine());
@@ -77,6 +78,7 @@ class MaxPoolForwardKernel : public Kernel {
   }
 
  private:
+  const int cores_ = dnnl_rt::CompileTeam();
   BoundPrimitive forward_;
   dnnl::memory::desc workspace_md_;
   std::string what_;

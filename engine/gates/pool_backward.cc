@@ -48,7 +48,8 @@ class MaxPoolGradKernel : public Kernel {
         y_shape_(std::move(y_shape)),
         what_(std::move(what)),
         output_layout_(std::move(output_layout)) {}
-  int cores() const override { return kAllCores; }
+  // The team of the plan node it was compiled for (Note [Team size per primitive]).
+  int cores() const override { return cores_; }
   LayoutPtr output_layout() const override { return output_layout_; }
   Status Run(KernelContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(dnnl::memory workspace, Workspace(ctx));
@@ -57,6 +58,7 @@ class MaxPoolGradKernel : public Kernel {
   }
 
  private:
+  const int cores_ = dnnl_rt::CompileTeam();
   StatusOr<dnnl::memory> Workspace(KernelContext& ctx) const {
     if (ctx.forward_saved == nullptr) {
       // Not linked to a forward node (a graph built by hand, not by autodiff): run the forward

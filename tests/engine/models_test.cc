@@ -41,6 +41,8 @@ const std::vector<ModelCase>& Models() {
       {"mlp_tanh.pbtxt", 203530, 4, {{"logits", kLogits}, {"accuracy", kScalar}}},
       // 896 + 18496 + 1048832 + 2570.
       {"cifar_cnn.pbtxt", 1070794, 8, {{"logits", kLogits}, {"accuracy", kScalar}}},
+      // x and y, the staged circuit's inputs as parameters.
+      {"staged_circuit.pbtxt", 2, 2, {{"f", kScalar}}},
       {"seeds/add_mul.pbtxt", 0, 0, {{"f", kScalar}}},
       {"seeds/inverse_square.pbtxt", 0, 0, {{"y", kScalar}}},
       {"seeds/routing.pbtxt", 0, 0, {{"f", kScalar}}},

@@ -1,6 +1,9 @@
 // Status, Shape (broadcasting) and Tensor: the value types everything else stands on.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "engine/core/shape.h"
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
@@ -77,6 +80,33 @@ TEST(TensorTest, ValuesCopiesAndCasts) {
   EXPECT_TRUE(BitwiseEqual(t, Tensor(t)));
   EXPECT_EQ(Tensor(DType::kFloat64, Shape{3}).ToDoubles(), (std::vector<double>{0, 0, 0}));
   EXPECT_EQ(Tensor::Scalar(DType::kFloat32, 2.5).shape().rank(), 0);
+}
+
+// Note [Buffer cache]: a large block freed by one tensor is handed to the next tensor of the
+// same size, zero-filled again, and scratch buffers come from the same cache, 64-byte aligned.
+TEST(TensorTest, LargeBuffersAreRecycledAndStillZeroed) {
+  const Shape shape{512, 512};  // 1 MiB of float32: far above the cache's 64 KiB floor
+  const std::byte* first = nullptr;
+  {
+    Tensor t(DType::kFloat32, shape);
+    std::fill(t.data<float>(), t.data<float>() + t.num_elements(), 7.0f);
+    first = t.raw();
+  }
+  Tensor again(DType::kFloat32, shape);
+  EXPECT_EQ(again.raw(), first) << "the freed block was not reused";
+  EXPECT_TRUE(std::all_of(again.data<float>(), again.data<float>() + again.num_elements(),
+                          [](float v) { return v == 0.0f; }));
+  const void* scratch_block = nullptr;
+  {
+    ScratchBuffer scratch(3 << 20);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(scratch.data()) % 64, 0u);
+    scratch_block = scratch.data();
+  }
+  ScratchBuffer reused(3 << 20);
+  EXPECT_EQ(reused.data(), scratch_block);
+  ScratchBuffer moved(std::move(reused));
+  EXPECT_EQ(moved.data(), scratch_block);
+  EXPECT_EQ(ScratchBuffer(0).data(), nullptr);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <thread>
 
+#include "engine/ir/import.h"
+
 namespace backflow {
 namespace {
 
@@ -195,6 +197,34 @@ TEST(TrainerTest, CheckpointRestoreRepeatsTheSameSteps) {
   bad.parameters = partial;
   EXPECT_EQ(trainer->RestoreCheckpoint(bad).message(), "checkpoint lacks parameter 'b'");
   EXPECT_EQ(trainer->parameters()->step, 8);  // unchanged by the failed restore
+}
+
+// models/staged_circuit.pbtxt (what bench/run times against the transport floor): the seeds'
+// staged circuit with x and y as parameters at (3, -4). One step with an empty batch reports
+// f(3, -4) as its loss and the GOLDEN gradients, and moves x and y by SGD with momentum.
+TEST(TrainerTest, StagedCircuitModelStepsOnTheSeedsFunction) {
+  StatusOr<v1::Graph> proto =
+      LoadGraphText(std::string(BACKFLOW_SOURCE_DIR) + "/models/staged_circuit.pbtxt");
+  ASSERT_TRUE(proto.ok()) << proto.status().ToString();
+  StatusOr<Graph> graph = ImportGraph(*proto);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  TrainerOptions options;
+  options.dtype = DType::kFloat64;
+  options.optimizer = {.kind = OptimizerConfig::Kind::kSgd, .learning_rate = 0.01, .momentum = 0.9};
+  StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*std::move(graph), options);
+  ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
+  StatusOr<StepResult> first = (*trainer)->Step({}, StepOptions{.return_gradients = true});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_NEAR(first->loss, 1.5456448841, 1e-9);
+  EXPECT_NEAR(first->gradients.at("x").at(0), 2.0595697956, 1e-9);
+  EXPECT_NEAR(first->gradients.at("y").at(0), 1.5922327515, 1e-9);
+  const ParameterMap& after = (*trainer)->parameters()->values;
+  EXPECT_NEAR(after.at("x").at(0), 3 - 0.01 * 2.0595697956, 1e-9);
+  EXPECT_NEAR(after.at("y").at(0), -4 - 0.01 * 1.5922327515, 1e-9);
+  // The second step starts from the moved point, with momentum: the loss changes.
+  StatusOr<StepResult> second = (*trainer)->Step({});
+  ASSERT_TRUE(second.ok());
+  EXPECT_LT(second->loss, first->loss);
 }
 
 }  // namespace

@@ -1,0 +1,58 @@
+// Note [Team size per primitive]: which nodes get a team of every core, and how the choice
+// reaches the kernels compiled for them.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <vector>
+
+#include "engine/exec/core_budget.h"
+#include "engine/exec/dnnl_runtime.h"
+#include "engine/gates/gate.h"
+
+namespace backflow {
+namespace {
+
+using dnnl_rt::TeamFor;
+
+int All() { return CoreBudget::Global().total(); }
+
+TEST(TeamTest, SmallConvolutionsAndProductsRunOnOneThreadLargeOnesOnEveryCore) {
+  // LeNet-5's second convolution at batch 64: 2 * 64*16*10*10 * 6*5*5 = 30.7 MFLOP.
+  const std::vector<Shape> lenet_conv2 = {Shape{64, 6, 14, 14}, Shape{16, 6, 5, 5}};
+  EXPECT_EQ(TeamFor("conv2d", lenet_conv2, Shape{64, 16, 10, 10}), 1);
+  // The CIFAR CNN's second convolution at batch 32: 2 * 32*64*16*16 * 32*3*3 = 302 MFLOP,
+  // the same for its two backward passes.
+  const Shape x{32, 32, 16, 16}, w{64, 32, 3, 3}, y{32, 64, 16, 16};
+  EXPECT_EQ(TeamFor("conv2d", std::vector<Shape>{x, w}, y), All());
+  EXPECT_EQ(TeamFor("conv2d_backward_data", std::vector<Shape>{y, w}, x), All());
+  EXPECT_EQ(TeamFor("conv2d_backward_weights", std::vector<Shape>{x, y}, w), All());
+  // The MLP's first layer, [64, 784] x [784, 256]: 25.7 MFLOP; a 512^3 product: 268 MFLOP.
+  EXPECT_EQ(TeamFor("linear", std::vector<Shape>{Shape{64, 784}, Shape{784, 256}},
+                    Shape{64, 256}),
+            1);
+  EXPECT_EQ(TeamFor("matmul", std::vector<Shape>{Shape{512, 512}, Shape{512, 512}},
+                    Shape{512, 512}),
+            All());
+  // Memory-bound nodes go by the elements they touch (input and output).
+  EXPECT_EQ(TeamFor("relu", std::vector<Shape>{Shape{64, 6, 28, 28}}, Shape{64, 6, 28, 28}), 1);
+  EXPECT_EQ(TeamFor("relu", std::vector<Shape>{Shape{4, 1024, 1024}}, Shape{4, 1024, 1024}),
+            All());
+}
+
+TEST(TeamTest, ScopeSetsTheCompilingThreadsTeamAndRestoresIt) {
+  const int before = omp_get_max_threads();
+  EXPECT_EQ(dnnl_rt::CompileTeam(), before >= All() ? Kernel::kAllCores : before);
+  {
+    const dnnl_rt::TeamScope scope(1);
+    EXPECT_EQ(omp_get_max_threads(), 1);
+    EXPECT_EQ(dnnl_rt::CompileTeam(), All() == 1 ? Kernel::kAllCores : 1);
+  }
+  EXPECT_EQ(omp_get_max_threads(), before);
+  {
+    const dnnl_rt::TeamScope scope(All());
+    EXPECT_EQ(dnnl_rt::CompileTeam(), Kernel::kAllCores);
+  }
+}
+
+}  // namespace
+}  // namespace backflow
