@@ -1,6 +1,7 @@
 #include "engine/core/tensor.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -91,6 +92,35 @@ void Tensor::AlignedFree::operator()(std::byte* p) const {
   if (p != nullptr) BufferCache::Global().Give(p, Rounded(bytes));
 }
 
+namespace {
+
+// Non-finite floats have every exponent bit set.
+template <typename Bits>
+int64_t FirstNonFiniteBits(const Bits* bits, int64_t n, Bits exponent) {
+  constexpr int64_t kBlock = 1024;
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t end = std::min(n, start + kBlock);
+    bool any = false;
+    for (int64_t i = start; i < end; ++i) any |= (bits[i] & exponent) == exponent;
+    if (!any) continue;
+    for (int64_t i = start; i < end; ++i) {
+      if ((bits[i] & exponent) == exponent) return i;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t FirstNonFinite(const Tensor& tensor) {
+  if (tensor.dtype() == DType::kFloat64) {
+    return FirstNonFiniteBits(reinterpret_cast<const uint64_t*>(tensor.raw()),
+                              tensor.num_elements(), uint64_t{0x7ff0000000000000});
+  }
+  return FirstNonFiniteBits(reinterpret_cast<const uint32_t*>(tensor.raw()),
+                            tensor.num_elements(), uint32_t{0x7f800000});
+}
+
 ScratchBuffer::ScratchBuffer(size_t bytes)
     : data_(bytes == 0 ? nullptr : Allocate(Rounded(bytes))), bytes_(Rounded(bytes)) {}
 
@@ -120,6 +150,16 @@ Tensor Tensor::FromValues(DType dtype, Shape shape, std::span<const double> valu
   return t;
 }
 
+Tensor Tensor::Uninitialized(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.num_elements_ = t.shape_.num_elements();
+  t.capacity_ = t.byte_size();
+  if (t.capacity_ != 0) t.data_ = {Allocate(Rounded(t.capacity_)), AlignedFree{t.capacity_}};
+  return t;
+}
+
 Tensor Tensor::Scalar(DType dtype, double value) {
   return FromValues(dtype, Shape(), std::span<const double>(&value, 1));
 }
@@ -129,8 +169,11 @@ Tensor::Tensor(const Tensor& other)
       shape_(other.shape_),
       num_elements_(other.num_elements_),
       capacity_(other.byte_size()) {
-  data_ = {AllocateZeroed(capacity_), AlignedFree{capacity_}};
-  if (byte_size()) std::memcpy(data_.get(), other.data_.get(), byte_size());
+  // Every byte is copied (capacity_ == byte_size()), so no zero fill first.
+  if (capacity_ != 0) {
+    data_ = {Allocate(Rounded(capacity_)), AlignedFree{capacity_}};
+    std::memcpy(data_.get(), other.data_.get(), capacity_);
+  }
 }
 
 Tensor& Tensor::operator=(const Tensor& other) {

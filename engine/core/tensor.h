@@ -40,6 +40,9 @@ class Tensor {
   // Elements converted from doubles (row-major); values.size() must equal the element count.
   static Tensor FromValues(DType dtype, Shape shape, std::span<const double> values);
   static Tensor Scalar(DType dtype, double value);
+  // A tensor whose elements are unspecified: for a caller that writes every one of them
+  // (the optimizer's next parameter values), so the zero-fill pass is not paid.
+  static Tensor Uninitialized(DType dtype, Shape shape);
 
   Tensor(const Tensor& other);
   Tensor& operator=(const Tensor& other);
@@ -86,6 +89,10 @@ class Tensor {
   size_t capacity_ = 0;
   std::unique_ptr<std::byte[], AlignedFree> data_;
 };
+
+// The index of the first NaN or infinite element, or -1 if all are finite. Vectorised: it tests
+// exponent bits in blocks and looks for the index only in a block that has one.
+int64_t FirstNonFinite(const Tensor& tensor);
 
 // Uninitialised, 64-byte aligned scratch memory from the same buffer cache as tensors (Note
 // [Buffer cache] in tensor.cc): oneDNN scratchpads and reorder buffers, which live for one run.

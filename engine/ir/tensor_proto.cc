@@ -83,17 +83,14 @@ void TensorToProto(const Tensor& tensor, backflow::v1::Tensor* proto) {
 }
 
 Status CheckAllFinite(const Tensor& tensor, std::string_view what) {
-  for (int64_t i = 0; i < tensor.num_elements(); ++i) {
-    const double v = tensor.at(i);
-    if (!std::isfinite(v)) {
-      return InvalidArgumentError(std::string(what) + ": element " + std::to_string(i) + " is " +
-                                  (std::isnan(v) ? "NaN"
-                                   : v > 0       ? "+Inf"
-                                                 : "-Inf") +
-                                  " (values must be finite)");
-    }
-  }
-  return Status::Ok();
+  const int64_t i = FirstNonFinite(tensor);
+  if (i < 0) return Status::Ok();
+  const double v = tensor.at(i);
+  return InvalidArgumentError(std::string(what) + ": element " + std::to_string(i) + " is " +
+                              (std::isnan(v) ? "NaN"
+                               : v > 0       ? "+Inf"
+                                             : "-Inf") +
+                              " (values must be finite)");
 }
 
 }  // namespace backflow

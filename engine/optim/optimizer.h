@@ -66,6 +66,14 @@ class Optimizer {
   Status Step(std::unordered_map<std::string, Tensor>& params,
               const std::unordered_map<std::string, const Tensor*>& grads,
               std::optional<double> learning_rate = std::nullopt);
+  // The same, reading the values in `current` and writing the updated ones to `next`, which
+  // must hold a tensor of the same shape and dtype for every parameter in `grads` (its
+  // contents are overwritten; it may be `current` itself). Runs on every core (Note [Parallel
+  // optimizer step] in optimizer.cc); results are bitwise the same as the in-place step.
+  Status Step(const std::unordered_map<std::string, Tensor>& current,
+              std::unordered_map<std::string, Tensor>& next,
+              const std::unordered_map<std::string, const Tensor*>& grads,
+              std::optional<double> learning_rate = std::nullopt);
 
   int64_t steps() const { return steps_; }
   const OptimizerConfig& config() const { return config_; }
@@ -81,14 +89,24 @@ class Optimizer {
  private:
   explicit Optimizer(const OptimizerConfig& config) : config_(config) {}
 
-  // Checks one gradient against its parameter and existing slots, before anything changes.
+  // One parameter's update: its tensors and slots (null where the optimizer keeps none).
+  struct Update {
+    const Tensor* param;
+    Tensor* next;
+    const Tensor* grad;
+    Tensor* slot1;  // momentum, or Adam's first moment
+    Tensor* slot2;  // Adam's second moment
+  };
+
+  // Checks one gradient against its parameter, its place in `next` and existing slots, before
+  // anything changes.
   Status CheckGradient(const std::string& name, const Tensor* grad,
-                       const std::unordered_map<std::string, Tensor>& params) const;
+                       const std::unordered_map<std::string, Tensor>& params,
+                       const std::unordered_map<std::string, Tensor>& next) const;
   // The slot "<kind>/<name>", created zero-filled like `like` on first use.
   Tensor& Slot(const std::string& kind, const std::string& name, const Tensor& like);
-  // Updates one checked parameter in place, creating its slots on first use.
-  void Apply(const std::string& name, Tensor& param, const Tensor& grad, double lr,
-             double clip_scale);
+  // Updates elements [begin, end) of one checked parameter.
+  void Apply(const Update& u, int64_t begin, int64_t end, double lr, double clip_scale) const;
 
   OptimizerConfig config_;
   int64_t steps_ = 0;

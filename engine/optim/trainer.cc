@@ -74,8 +74,14 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
   BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run));
   std::unordered_map<std::string, const Tensor*> grads;
   for (const auto& [name, grad] : result.gradients) grads[name] = &grad;
-  auto next = std::make_shared<ParameterSnapshot>(*current);
-  BF_RETURN_IF_ERROR(optimizer_->Step(next->values, grads, options.learning_rate));
+  // The optimizer writes every updated parameter of the next snapshot from the current one in
+  // one pass; a parameter without a gradient is copied.
+  auto next = std::make_shared<ParameterSnapshot>();
+  for (const auto& [name, value] : current->values) {
+    next->values.emplace(name, grads.count(name) ? Tensor::Uninitialized(value.dtype(), value.shape())
+                                                 : value);
+  }
+  BF_RETURN_IF_ERROR(optimizer_->Step(current->values, next->values, grads, options.learning_rate));
   next->step = current->step + 1;
   result.step = next->step;
   if (!options.return_gradients) result.gradients.clear();

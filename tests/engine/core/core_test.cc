@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <vector>
 
 #include "engine/core/shape.h"
 #include "engine/core/status.h"
@@ -107,6 +109,23 @@ TEST(TensorTest, LargeBuffersAreRecycledAndStillZeroed) {
   ScratchBuffer moved(std::move(reused));
   EXPECT_EQ(moved.data(), scratch_block);
   EXPECT_EQ(ScratchBuffer(0).data(), nullptr);
+}
+
+TEST(TensorTest, FirstNonFiniteFindsTheFirstNanOrInfinity) {
+  for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    std::vector<double> values(5000, 1.5);
+    EXPECT_EQ(FirstNonFinite(Tensor::FromValues(dtype, Shape{5000}, values)), -1);
+    values[4097] = -std::numeric_limits<double>::infinity();
+    values[4999] = std::numeric_limits<double>::quiet_NaN();
+    EXPECT_EQ(FirstNonFinite(Tensor::FromValues(dtype, Shape{5000}, values)), 4097);
+    values[3] = std::numeric_limits<double>::quiet_NaN();
+    EXPECT_EQ(FirstNonFinite(Tensor::FromValues(dtype, Shape{5000}, values)), 3);
+    // The largest finite value is not flagged.
+    EXPECT_EQ(FirstNonFinite(Tensor::Scalar(dtype, dtype == DType::kFloat32
+                                                        ? std::numeric_limits<float>::max()
+                                                        : std::numeric_limits<double>::max())),
+              -1);
+  }
 }
 
 }  // namespace
