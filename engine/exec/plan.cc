@@ -108,6 +108,10 @@ StatusOr<std::shared_ptr<const Plan>> Plan::Compile(const Graph& graph, DType dt
   BF_RETURN_IF_ERROR(plan->CompileSteps(graph, feeds, IncludedValues(graph, fetches)));
   plan->LinkSteps(graph);
   plan->PlanFetchMoves();
+  int64_t touched = 0;  // every step's output, and what was fed
+  for (const PlanStep& step : plan->steps_) touched += step.output_shape.num_elements();
+  for (const Tensor* fed : feeds) touched += fed != nullptr ? fed->num_elements() : 0;
+  plan->runs_inline_ = touched <= kInlineElements;
   return std::shared_ptr<const Plan>(std::move(plan));
 }
 
@@ -259,10 +263,14 @@ StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds
     instance = AcquireInstance();
     instance->state = &state;
     state.buffers = &instance->buffers;
-    BF_TSAN_RELEASE(&tsan_flow_sync);
-    instance->start.try_put(tbb::flow::continue_msg());
-    instance->graph.wait_for_all();
-    BF_TSAN_ACQUIRE(&tsan_flow_sync);
+    if (runs_inline_) {
+      for (size_t i = 0; i < steps_.size(); ++i) RunStep(i, state, /*inline_run=*/true);
+    } else {
+      BF_TSAN_RELEASE(&tsan_flow_sync);
+      instance->start.try_put(tbb::flow::continue_msg());
+      instance->graph.wait_for_all();
+      BF_TSAN_ACQUIRE(&tsan_flow_sync);
+    }
   }
   StatusOr<std::vector<Tensor>> result = CollectFetches(state);
   // Only now: fetches may still point into the instance's buffers.
@@ -301,7 +309,7 @@ Tensor& Plan::OutputBuffer(size_t i, RunState& state) const {
   return buffer;
 }
 
-void Plan::RunStep(size_t i, RunState& state) const {
+void Plan::RunStep(size_t i, RunState& state, bool inline_run) const {
   if (state.stop.load(std::memory_order_acquire)) return;
   const PlanStep& step = steps_[i];
   const RunOptions& options = state.options;
@@ -318,13 +326,17 @@ void Plan::RunStep(size_t i, RunState& state) const {
     std::vector<const Tensor*> inputs;
     inputs.reserve(step.inputs.size());
     for (ValueId v : step.inputs) inputs.push_back(state.values[static_cast<size_t>(v)]);
+    // A tiny plan run inline takes no lease (Note [Tiny plans run inline]).
     const int wanted = step.kernel->cores();
-    CoreBudget::Lease lease = wanted == Kernel::kAllCores ? CoreBudget::Global().AcquireAll()
-                                                          : CoreBudget::Global().Acquire(wanted);
+    std::optional<CoreBudget::Lease> lease;
+    if (!inline_run) {
+      lease.emplace(wanted == Kernel::kAllCores ? CoreBudget::Global().AcquireAll()
+                                                : CoreBudget::Global().Acquire(wanted));
+    }
     KernelContext ctx{inputs, &out, &state.saved[i],
                       step.forward_step >= 0 ? &state.saved[static_cast<size_t>(step.forward_step)]
                                              : nullptr,
-                      lease.cores()};
+                      lease ? lease->cores() : 1};
     Status status = step.kernel->Run(ctx);
     if (!status.ok()) {
       state.Fail(status.WithPrefix("node " + Quote(step.name)));

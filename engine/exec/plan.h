@@ -58,6 +58,9 @@ class Plan {
   size_t num_steps() const { return steps_.size(); }
   // Values the plan keeps in a non-plain layout between steps.
   size_t num_layout_values() const { return num_layout_values_; }
+  // True if Execute runs the steps one after another on the calling thread (Note [Tiny plans
+  // run inline]).
+  bool runs_inline() const { return runs_inline_; }
 
  private:
   Plan() = default;
@@ -67,7 +70,7 @@ class Plan {
                      std::vector<LayoutPtr>& layouts, const std::vector<bool>& layout_free);
   void LinkSteps(const Graph& graph);
   void PlanFetchMoves();
-  void RunStep(size_t i, RunState& state) const;
+  void RunStep(size_t i, RunState& state, bool inline_run = false) const;
   Tensor& OutputBuffer(size_t i, RunState& state) const;
   StatusOr<std::vector<Tensor>> CollectFetches(RunState& state) const;
   std::unique_ptr<FlowInstance> AcquireInstance() const;
@@ -77,6 +80,15 @@ class Plan {
   int num_values_ = 0;
   std::vector<PlanStep> steps_;
   size_t num_layout_values_ = 0;
+  // Note [Tiny plans run inline]
+  // A plan whose steps touch at most kInlineElements elements in all (the seeds' scalar
+  // circuits, say) is run by Execute on the calling thread, step by step in order (steps are
+  // compiled in topological order), without the flow graph and without CoreBudget leases: its
+  // whole run costs a few microseconds, less than waking one oneTBB worker, and it never waits
+  // for a lease held by big kernels. So such a run never blocks on other work; the server relies
+  // on that to answer tiny requests on the thread that received them (server/work_queue.h).
+  static constexpr int64_t kInlineElements = 4096;
+  bool runs_inline_ = false;
   std::vector<ValueId> fetches_;
   // For each fetch, the step whose output may be moved out of the run (-1: copy it, because it
   // is a feed, a constant, or fetched twice).

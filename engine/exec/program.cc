@@ -76,7 +76,7 @@ StatusOr<Program::PlanInfo> Program::Explain(const FeedMap& feeds,
                                              std::span<const ValueId> fetches) const {
   std::vector<const Tensor*> by_id;
   BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, PlanFor(feeds, fetches, &by_id));
-  return PlanInfo{plan->num_steps(), plan->num_layout_values()};
+  return PlanInfo{plan->num_steps(), plan->num_layout_values(), plan->runs_inline()};
 }
 
 StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds,

@@ -73,6 +73,7 @@ class Program {
   struct PlanInfo {
     size_t steps = 0;
     size_t layout_values = 0;  // values kept in a oneDNN layout between steps
+    bool runs_inline = false;  // Note [Tiny plans run inline] in engine/exec/plan.h
   };
   StatusOr<PlanInfo> Explain(const FeedMap& feeds, std::span<const ValueId> fetches) const;
 

@@ -157,22 +157,47 @@ TEST(ProgramTest, FetchingTheForwardOnlyRunsNoBackwardNode) {
   EXPECT_GT(graph->num_nodes(), 2);
 }
 
+// x [n] -> left, right (`op`) -> y = left + right, run once; returns y's first value and
+// fills `info` with what the plan looked like.
+double RunBranches(const std::string& op, int64_t n, const std::shared_ptr<Probe>& probe,
+                   Program::PlanInfo* info) {
+  auto registry = MakeProbeRegistry(probe);
+  auto graph = std::make_shared<Graph>(registry.get());
+  const ValueId x = *graph->AddPlaceholder("x", Shape{n});
+  const ValueId left = *graph->AddNode("left", op, {x});
+  const ValueId right = *graph->AddNode("right", op, {x});
+  const ValueId y = *graph->AddNode("y", "add", {left, right});
+  Program program(graph);
+  Tensor in = Tensor::FromValues(DType::kFloat32, Shape{n},
+                                 std::vector<double>(static_cast<size_t>(n), 1.5));
+  const ValueId fetch[] = {y};
+  *info = *program.Explain({{"x", &in}}, fetch);
+  StatusOr<std::vector<Tensor>> out = program.Run({{"x", &in}}, fetch);
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? (*out)[0].at(0) : 0;
+}
+
 TEST(ProgramTest, IndependentBranchesRunConcurrently) {
   if (CoreBudget::Global().total() < 2) GTEST_SKIP() << "needs two cores";
   auto probe = std::make_shared<Probe>();
-  auto registry = MakeProbeRegistry(probe);
-  auto graph = std::make_shared<Graph>(registry.get());
-  const ValueId x = *graph->AddPlaceholder("x", Shape{4});
-  const ValueId left = *graph->AddNode("left", "rendezvous", {x});
-  const ValueId right = *graph->AddNode("right", "rendezvous", {x});
-  const ValueId y = *graph->AddNode("y", "add", {left, right});
-  Program program(graph);
-  Tensor in = Tensor::FromValues(DType::kFloat32, Shape{4}, std::vector<double>{1, 2, 3, 4});
-  const ValueId fetch[] = {y};
-  StatusOr<std::vector<Tensor>> out = program.Run({{"x", &in}}, fetch);
-  ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ((*out)[0].ToDoubles(), (std::vector<double>{2, 4, 6, 8}));
+  Program::PlanInfo info;
+  EXPECT_EQ(RunBranches("rendezvous", 2048, probe, &info), 3.0);  // 4 x 2048 elements: not a tiny plan
+  EXPECT_FALSE(info.runs_inline);
   EXPECT_EQ(probe->met.load(), 2) << "the two branches never ran at the same time";
+}
+
+// Note [Tiny plans run inline]: a plan of a few elements runs its steps in order on the calling
+// thread (no flow graph), with the same results; from 4,097 elements on it uses the flow graph.
+TEST(ProgramTest, TinyPlansRunInlineLargerOnesOnTheFlowGraph) {
+  auto probe = std::make_shared<Probe>();
+  Program::PlanInfo info;
+  EXPECT_EQ(RunBranches("count", 4, probe, &info), 3.0);  // x, left, right, y: 16 elements
+  EXPECT_TRUE(info.runs_inline);
+  EXPECT_EQ(RunBranches("count", 1024, probe, &info), 3.0);  // 4 x 1024: the largest inline
+  EXPECT_TRUE(info.runs_inline);
+  EXPECT_EQ(RunBranches("count", 1025, probe, &info), 3.0);
+  EXPECT_FALSE(info.runs_inline);
+  EXPECT_EQ(probe->runs.load(), 6);
 }
 
 class ProbeProgramTest : public ::testing::Test {
