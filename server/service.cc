@@ -28,11 +28,28 @@ StatusOr<TensorMap> DecodeBatch(const ServiceEnv& env, const Model& model,
 
 enum class Lane { kConcurrent, kSerial };
 
+using WireTensors = google::protobuf::Map<std::string, v1::Tensor>;
+
+// Note [Tiny requests run where they arrive] in server/work_queue.h.
+constexpr int64_t kInlineFlops = 4096;
+
+// True if running the model on `batch` is estimated at no more than kInlineFlops.
+bool Tiny(const Model& model, const WireTensors& batch) {
+  int64_t rows = 1;
+  for (const auto& [name, tensor] : batch) {
+    if (tensor.shape_size() > 0) rows = std::max<int64_t>(rows, tensor.shape(0));
+  }
+  const int64_t flops = model.flops_per_sample();
+  return flops >= 0 && rows <= kInlineFlops && flops <= kInlineFlops / rows;
+}
+
 // The common shape of a model RPC: find the model, take an admission slot, and run `body` on
 // the compute pool (reads) or the model's queue (writes), replying with what it returns.
+// With `batch` (a compute request's tensors), a tiny request may run right here instead.
 template <typename Body>
 grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, Ctx* ctx, const char* rpc,
-                                  const std::string& model_id, Lane lane, Body body) {
+                                  const std::string& model_id, Lane lane, Body body,
+                                  const WireTensors* batch = nullptr) {
   auto* call = new UnaryCall(env, ctx, rpc, model_id);
   StatusOr<std::shared_ptr<Model>> model = env->registry.Get(model_id);
   if (!model.ok()) {
@@ -52,8 +69,11 @@ grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, Ctx* ctx, const char* rpc,
         },
         /*admitted=*/true);
   };
+  const bool tiny = batch != nullptr && Tiny(*target, *batch);
   if (lane == Lane::kSerial) {
-    target->queue().Post(std::move(job));
+    if (!tiny || !target->queue().RunHereIfIdle(job)) target->queue().Post(std::move(job));
+  } else if (tiny) {
+    job();
   } else {
     env->pool->Submit(std::move(job));
   }
@@ -240,7 +260,8 @@ grpc::ServerUnaryReactor* BackflowService::Infer(Ctx* ctx, const v1::InferReques
                    }
                    resp->set_step(snapshot->step);
                    return Status::Ok();
-                 });
+                 },
+                 &req->inputs());
 }
 
 grpc::ServerUnaryReactor* BackflowService::ComputeGradients(
@@ -257,7 +278,8 @@ grpc::ServerUnaryReactor* BackflowService::ComputeGradients(
                    EncodeMetrics(result.metrics, resp->mutable_metrics());
                    EncodeTensors(result.gradients, resp->mutable_gradients());
                    return Status::Ok();
-                 });
+                 },
+                 &req->batch());
 }
 
 grpc::ServerUnaryReactor* BackflowService::TrainStep(Ctx* ctx, const v1::TrainStepRequest* req,
@@ -266,7 +288,8 @@ grpc::ServerUnaryReactor* BackflowService::TrainStep(Ctx* ctx, const v1::TrainSt
   return OnModel(env_, ctx, "TrainStep", req->model_id(), Lane::kSerial,
                  [env, req, resp](Model& model, const RunOptions& run) {
                    return RunTrainStep(*env, model, *req, run, resp);
-                 });
+                 },
+                 &req->batch());
 }
 
 grpc::ServerBidiReactor<v1::TrainStepRequest, v1::TrainStepResponse>* BackflowService::Train(

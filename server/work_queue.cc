@@ -60,6 +60,23 @@ void SerialQueue::Post(std::function<void()> job) {
   if (start) pool_->Submit([self = shared_from_this()] { self->RunOne(); });
 }
 
+bool SerialQueue::RunHereIfIdle(const std::function<void()>& job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_) return false;  // not running: nothing is queued either
+    running_ = true;
+  }
+  job();
+  bool more = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    more = !jobs_.empty();
+    running_ = more;
+  }
+  if (more) pool_->Submit([self = shared_from_this()] { self->RunOne(); });
+  return true;
+}
+
 int64_t SerialQueue::pending() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int64_t>(jobs_.size());

@@ -10,6 +10,18 @@
 // graph a thread never picks up another request and stacks it on top of this one.
 // Different models' queues drain in parallel; a queue drains one job per arena task, so one
 // busy model cannot starve the others.
+//
+// Note [Tiny requests run where they arrive]
+// Handing a request to the arena costs a wake-up of a oneTBB worker, and its reply a wake-up of
+// a gRPC thread: tens of microseconds each on a virtual machine, which is most of a round trip
+// for a model as small as the seeds' circuits (a training step of the staged circuit takes
+// 4 us in the engine). So a compute request whose estimated work (the model's forward FLOPs
+// per sample times the batch rows) is at most kInlineFlops runs on the gRPC thread that
+// received it, when the model's queue is idle (so steps still apply in arrival order). Such a
+// request cannot block that thread: the engine runs a plan that small inline, with no flow
+// graph and no core lease (Note [Tiny plans run inline] in engine/exec/plan.h), and the model's
+// step lock is free because its queue is idle. Everything else, and anything touching the data
+// directory, goes to the arena as above.
 #ifndef BACKFLOW_SERVER_WORK_QUEUE_H_
 #define BACKFLOW_SERVER_WORK_QUEUE_H_
 
@@ -55,6 +67,10 @@ class SerialQueue : public std::enable_shared_from_this<SerialQueue> {
   explicit SerialQueue(ComputePool* pool) : pool_(pool) {}
 
   void Post(std::function<void()> job);
+  // If nothing is queued or running, runs `job` on the calling thread, in order with later
+  // Posts, and returns true; otherwise returns false and leaves `job` alone. For jobs too small
+  // to be worth a hand-over (Note [Tiny requests run where they arrive]).
+  bool RunHereIfIdle(const std::function<void()>& job);
   int64_t pending() const;  // posted and not finished
 
  private:

@@ -5,8 +5,9 @@
 //   backflow-bench engine-infer --model models/lenet5.pbtxt --batch 64
 //   backflow-bench sgemm [--size 2048] [--threads N]
 //   backflow-bench create  --server HOST:PORT --model PATH
-//   backflow-bench latency --server HOST:PORT --model models/staged_circuit.pbtxt
-//                          --graph models/seeds/staged.pbtxt [--calls N] [--server-pid PID]
+//   backflow-bench latency --server HOST:PORT --rpc trainstep|evaluate
+//                          --model models/staged_circuit.pbtxt --graph models/seeds/staged.pbtxt
+//                          [--calls N] [--server-pid PID]
 //   backflow-bench train   --server HOST:PORT --model PATH[,PATH...] [--jobs K] [--batch B]
 //                          [--window W] [--model-id ID] [--server-pid PID]
 //   backflow-bench infer   --server HOST:PORT --model PATH [--concurrency C] [--model-id ID]

@@ -160,6 +160,7 @@ int CreateModel(Flags& flags) {
 
 int Latency(Flags& flags) {
   const std::string server = flags.Str("server", "127.0.0.1:50051");
+  const std::string rpc = flags.Str("rpc", "trainstep");  // or evaluate
   const std::string model_path = flags.Str("model", "");   // a circuit whose inputs are parameters
   const std::string graph_path = flags.Str("graph", "");   // the same circuit with placeholders
   const std::string values = flags.Str("values", "x=3,y=-4");
@@ -167,27 +168,34 @@ int Latency(Flags& flags) {
   const int64_t warmup = flags.Int("warmup", 100);
   const int server_pid = static_cast<int>(flags.Int("server-pid", 0));
   flags.Finish();
+  if (rpc != "trainstep" && rpc != "evaluate") {
+    std::cerr << "backflow-bench latency: --rpc is trainstep or evaluate\n";
+    return 2;
+  }
   Connection c = Connect(server);
   auto health = grpc::health::v1::Health::NewStub(c.channel);
-  const std::string model_id = CreateModelOrDie(*c.stub, LoadGraphOrDie(model_path));
-
-  v1::EvaluateRequest evaluate;
-  *evaluate.mutable_graph() = LoadGraphOrDie(graph_path);
-  std::istringstream pairs(values);
-  for (std::string pair; std::getline(pairs, pair, ',');) {
-    const size_t eq = pair.find('=');
-    const float value = std::stof(pair.substr(eq + 1));
-    v1::Tensor& t = (*evaluate.mutable_values())[pair.substr(0, eq)];
-    t.set_dtype(v1::FLOAT32);
-    t.mutable_data()->assign(reinterpret_cast<const char*>(&value), sizeof value);
-    evaluate.add_wrt(pair.substr(0, eq));
-  }
+  std::string model_id;
   v1::TrainStepRequest train;
-  train.set_model_id(model_id);
+  v1::EvaluateRequest evaluate;
+  if (rpc == "trainstep") {
+    model_id = CreateModelOrDie(*c.stub, LoadGraphOrDie(model_path));
+    train.set_model_id(model_id);
+  } else {
+    *evaluate.mutable_graph() = LoadGraphOrDie(graph_path);
+    std::istringstream pairs(values);
+    for (std::string pair; std::getline(pairs, pair, ',');) {
+      const size_t eq = pair.find('=');
+      const float value = std::stof(pair.substr(eq + 1));
+      v1::Tensor& t = (*evaluate.mutable_values())[pair.substr(0, eq)];
+      t.set_dtype(v1::FLOAT32);
+      t.mutable_data()->assign(reinterpret_cast<const char*>(&value), sizeof value);
+      evaluate.add_wrt(pair.substr(0, eq));
+    }
+  }
 
-  // Interleaved, so drift on a shared machine hits the three alike.
-  std::vector<double> health_us, evaluate_us, train_us;
-  double first_loss = 0, evaluated = 0;
+  // The RPC and a health check in turn, so drift on a shared machine hits both alike.
+  std::vector<double> health_us, rpc_us;
+  double first_value = 0;
   ThreadSampler sampler(server_pid, std::chrono::milliseconds(5));
   for (int64_t i = 0; i < warmup + calls; ++i) {
     if (i == warmup) sampler.Start();
@@ -201,38 +209,35 @@ int Latency(Flags& flags) {
       if (measured) health_us.push_back(MicrosSince(t0));
       if (!status.ok()) Die("Health.Check", status);
     }
-    {
-      grpc::ClientContext context;
-      v1::EvaluateResponse response;
-      const Clock::time_point t0 = Clock::now();
-      const grpc::Status status = c.stub->Evaluate(&context, evaluate, &response);
-      if (measured) evaluate_us.push_back(MicrosSince(t0));
-      if (!status.ok()) Die("Evaluate", status);
-      if (i == 0 && !response.outputs().empty()) {
-        const std::string& data = response.outputs().begin()->second.data();
-        float f = 0;
-        if (data.size() == sizeof f) std::memcpy(&f, data.data(), sizeof f);
-        evaluated = f;
-      }
-    }
-    {
-      grpc::ClientContext context;
+    grpc::ClientContext context;
+    if (rpc == "trainstep") {
       v1::TrainStepResponse response;
       const Clock::time_point t0 = Clock::now();
       const grpc::Status status = c.stub->TrainStep(&context, train, &response);
-      if (measured) train_us.push_back(MicrosSince(t0));
+      if (measured) rpc_us.push_back(MicrosSince(t0));
       if (!status.ok()) Die("TrainStep", status);
-      if (i == 0) first_loss = response.loss();
+      if (i == 0) first_value = response.loss();
+    } else {
+      v1::EvaluateResponse response;
+      const Clock::time_point t0 = Clock::now();
+      const grpc::Status status = c.stub->Evaluate(&context, evaluate, &response);
+      if (measured) rpc_us.push_back(MicrosSince(t0));
+      if (!status.ok()) Die("Evaluate", status);
+      auto f = response.outputs().find("f");
+      if (i == 0 && f != response.outputs().end() && f->second.data().size() == sizeof(float)) {
+        float v = 0;
+        std::memcpy(&v, f->second.data().data(), sizeof v);
+        first_value = v;
+      }
     }
   }
   Json threads = sampler.Stop();
-  DeleteModel(*c.stub, model_id);
+  if (!model_id.empty()) DeleteModel(*c.stub, model_id);
   PrintJson({{"kind", "latency"},
+             {"rpc", rpc},
              {"health", LatencyJson(health_us)},
-             {"evaluate", LatencyJson(evaluate_us)},
-             {"trainstep", LatencyJson(train_us)},
-             {"evaluate_first_output", evaluated},
-             {"trainstep_first_loss", first_loss},
+             {rpc, LatencyJson(rpc_us)},
+             {"first_value", first_value},
              {"server_threads", threads}});
   return 0;
 }

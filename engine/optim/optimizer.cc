@@ -245,15 +245,17 @@ Status Optimizer::Step(const std::unordered_map<std::string, Tensor>& current,
     int64_t begin, end;
   };
   std::vector<Slice> slices;
+  int64_t total = 0;
   for (const Update& u : updates) {
     const int64_t n = u.param->num_elements();
+    total += n;
     for (int64_t begin = 0; begin < n; begin += kSliceElements) {
       slices.push_back({&u, begin, std::min(n, begin + kSliceElements)});
     }
   }
   auto run = [&](const Slice& s) { Apply(*s.update, s.begin, s.end, lr, clip_scale); };
-  if (slices.size() == 1) {
-    run(slices[0]);
+  if (total <= kSliceElements) {
+    for (const Slice& s : slices) run(s);  // less than one slice of work: no hand-over
   } else {
     tbb::parallel_for(size_t{0}, slices.size(), [&](size_t k) { run(slices[k]); });
   }
