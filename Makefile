@@ -23,10 +23,10 @@ run: configure
 	cmake --build --preset release --target backflow-server
 	exec build/bin/backflow-server $(ARGS)
 
-# The performance table: backflow's gates and training steps, and the same steps in PyTorch
-# (Debian's python3-torch, installed on first use), measured side by side in one run.
+# The performance table (bench/run, docs/PERFORMANCE.md): every workload in process, over gRPC
+# and in PyTorch (Debian's python3-torch, installed on first use), side by side in one run.
 bench: deps
-	BACKFLOW_BENCH_INSTALL_TORCH=1 bench/run.sh
+	bench/run
 
 # Sanitizer builds of the same suite: make asan, make tsan.
 asan:

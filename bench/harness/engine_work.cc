@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "bench/harness/subcommands.h"
+#include "engine/exec/core_budget.h"
 #include "engine/exec/dnnl_runtime.h"
 #include "engine/ir/cost.h"
 #include "engine/ir/import.h"
@@ -121,6 +122,9 @@ int EngineTrain(Flags& flags) {
              {"step_p99_us", Percentile(step_us, 99)},
              {"forward_flops_per_sample", model.forward_flops},
              {"first_loss", first_loss},
+             // The most cores kernels held at once (Note [Threads never exceed cores]).
+             {"compute_cores_peak", CoreBudget::Global().peak_in_use()},
+             {"cores", CoreBudget::Global().total()},
              {"peak_rss_kib", PeakRssKib()}});
   return 0;
 }
