@@ -148,10 +148,23 @@ StatusOr<v1::SaveCheckpointResponse> ServiceEnv::SaveCheckpoint(Model& model) {
   return response;
 }
 
+StatusOr<TensorMap> DecodeTrainBatch(const ServiceEnv& env, const Model& model,
+                                     const v1::TrainStepRequest& request) {
+  return DecodeBatch(env, model, request.batch(), "batch");
+}
+
 Status RunTrainStep(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
                     const RunOptions& run, v1::TrainStepResponse* response) {
   BF_RETURN_IF_ERROR(model.CheckNotDeleted());
-  BF_ASSIGN_OR_RETURN(TensorMap batch, DecodeBatch(env, model, request.batch(), "batch"));
+  return RunDecodedTrainStep(model, request, DecodeTrainBatch(env, model, request), run, response);
+}
+
+Status RunDecodedTrainStep(Model& model, const v1::TrainStepRequest& request,
+                           const StatusOr<TensorMap>& decoded, const RunOptions& run,
+                           v1::TrainStepResponse* response) {
+  BF_RETURN_IF_ERROR(model.CheckNotDeleted());
+  if (!decoded.ok()) return decoded.status();
+  const TensorMap& batch = *decoded;
   StepOptions options{.return_gradients = request.return_gradients(), .run = run};
   if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
   BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(batch), options));

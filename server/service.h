@@ -14,6 +14,7 @@
 #include "backflow/v1/service.grpc.pb.h"
 #include "engine/ir/import.h"
 #include "server/config.h"
+#include "server/convert.h"
 #include "server/model.h"
 #include "server/storage/checkpoint_store.h"
 #include "server/work_queue.h"
@@ -78,6 +79,14 @@ class BackflowService final : public v1::Backflow::CallbackService {
 // The body of one training step, shared by TrainStep and the Train stream.
 Status RunTrainStep(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
                     const RunOptions& run, v1::TrainStepResponse* response);
+// The request's batch as engine tensors (InvalidArgument naming the tensor), and the step on a
+// batch decoded beforehand: the Train stream decodes each request as it arrives, off the
+// model's queue (Note [Train stream flow]).
+StatusOr<TensorMap> DecodeTrainBatch(const ServiceEnv& env, const Model& model,
+                                     const v1::TrainStepRequest& request);
+Status RunDecodedTrainStep(Model& model, const v1::TrainStepRequest& request,
+                           const StatusOr<TensorMap>& batch, const RunOptions& run,
+                           v1::TrainStepResponse* response);
 
 }  // namespace backflow::server
 

@@ -119,12 +119,16 @@ void TrainStream::OnReadDone(bool ok) {
     actions = NextLocked();
   }
   if (request != nullptr) {
-    model->queue().Post([this, index, request] { RunStep(index, request); });
+    // Decoded here, as it arrives, so the model's queue only computes (Note [Train stream
+    // flow]); a decoding error is reported by the step, in order.
+    auto batch = std::make_shared<const StatusOr<TensorMap>>(DecodeTrainBatch(*env_, *model, *request));
+    model->queue().Post([this, index, request, batch] { RunStep(index, request, batch); });
   }
   Perform(actions);
 }
 
-void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequest> request) {
+void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequest> request,
+                          std::shared_ptr<const StatusOr<TensorMap>> batch) {
   auto response = std::make_unique<v1::TrainStepResponse>();
   std::shared_ptr<Model> model;
   bool skip = false;
@@ -136,8 +140,8 @@ void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequ
   Status status;
   if (!skip) {
     try {
-      status = RunTrainStep(*env_, *model, *request, RunOptionsFor(ctx_, &cancelled_),
-                            response.get());
+      status = RunDecodedTrainStep(*model, *request, *batch,
+                                   RunOptionsFor(ctx_, &cancelled_), response.get());
     } catch (const std::bad_alloc&) {
       status = ResourceExhaustedError("out of memory");
     } catch (const std::exception& e) {
