@@ -1,6 +1,7 @@
 #include "server/work_queue.h"
 
 #include <oneapi/tbb/info.h>
+#include <pthread.h>
 
 
 namespace backflow::server {
@@ -19,6 +20,10 @@ ComputePool::ComputePool(int threads)
 }
 
 ComputePool::~ComputePool() { WaitIdle(); }
+
+void ComputePool::NameWorkers::on_scheduler_entry(bool worker) {
+  if (worker) pthread_setname_np(pthread_self(), "bf-compute");
+}
 
 void ComputePool::Submit(std::function<void()> job) {
   {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -31,16 +32,29 @@ double CpuSeconds(int pid) {
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+struct Running {
+  int all = 0;
+  int compute = 0;  // of them, threads named "bf-compute" (the server's oneTBB and OpenMP threads)
+};
+
 // Threads of `pid` in state R (running or waiting for a core).
-int RunningThreads(int pid) {
+Running RunningThreads(int pid) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
   DIR* tasks = opendir(dir.c_str());
-  if (tasks == nullptr) return 0;
-  int running = 0;
+  Running running;
+  if (tasks == nullptr) return running;
   while (const dirent* entry = readdir(tasks)) {
     if (entry->d_name[0] == '.') continue;
-    const std::string fields = FieldsAfterName(dir + "/" + entry->d_name + "/stat");
-    if (!fields.empty() && fields[0] == 'R') ++running;
+    std::ifstream in(dir + "/" + entry->d_name + "/stat");
+    std::string line;
+    std::getline(in, line);
+    const size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close + 2 >= line.size() ||
+        line[close + 2] != 'R') {
+      continue;
+    }
+    ++running.all;
+    if (line.compare(open + 1, 10, "bf-compute") == 0) ++running.compute;
   }
   closedir(tasks);
   return running;
@@ -63,11 +77,13 @@ void ThreadSampler::Start() {
 void ThreadSampler::Loop() {
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   while (!stop_.load()) {
-    const int running = RunningThreads(pid_);
+    const Running running = RunningThreads(pid_);
     ++samples_;
-    running_sum_ += running;
-    if (running > max_running_) max_running_ = running;
-    if (running > cores) ++above_cores_;
+    running_sum_ += running.all;
+    max_running_ = std::max(max_running_, running.all);
+    max_compute_ = std::max(max_compute_, running.compute);
+    if (running.all > cores) ++above_cores_;
+    if (running.compute > cores) ++compute_above_cores_;
     std::this_thread::sleep_for(period_);
   }
 }
@@ -83,6 +99,8 @@ Json ThreadSampler::Stop() {
            samples_ == 0 ? 0.0 : static_cast<double>(running_sum_) / static_cast<double>(samples_)},
           {"cores", sysconf(_SC_NPROCESSORS_ONLN)},
           {"samples_above_cores", above_cores_},
+          {"max_running_compute_threads", max_compute_},
+          {"samples_compute_above_cores", compute_above_cores_},
           {"cpu_cores_used", wall > 0 ? (CpuSeconds(pid_) - cpu_start_) / wall : 0.0}};
 }
 

@@ -20,7 +20,9 @@ class ThreadSampler {
   ~ThreadSampler();
   void Start();
   // {"samples", "max_running_threads", "mean_running_threads", "cores", "samples_above_cores",
-  //  "cpu_cores_used"}: cpu_cores_used is the process's CPU seconds over the wall seconds.
+  //  "max_running_compute_threads", "samples_compute_above_cores", "cpu_cores_used"}: compute
+  //  threads are those named "bf-compute" (backflow-server's oneTBB workers and the OpenMP
+  //  threads they start); cpu_cores_used is the process's CPU seconds over the wall seconds.
   Json Stop();
 
  private:
@@ -34,6 +36,8 @@ class ThreadSampler {
   int64_t running_sum_ = 0;
   int max_running_ = 0;
   int64_t above_cores_ = 0;
+  int max_compute_ = 0;
+  int64_t compute_above_cores_ = 0;
   double cpu_start_ = 0;
   Clock::time_point start_;
 };
