@@ -1,6 +1,10 @@
 #include "server/work_queue.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <string>
+#include <set>
+#include <future>
 
 #include <atomic>
 #include <chrono>
@@ -69,4 +73,47 @@ TEST(ComputePoolTest, WaitIdleCoversJobsThatSubmitJobs) {
 }
 
 }  // namespace
+// The arena's threads are named "bf-compute" (what bench/run's thread sampler and top -H go by).
+TEST(ComputePoolTest, JobsRunOnThreadsNamedBfCompute) {
+  ComputePool pool(2);
+  std::mutex mu;
+  std::set<std::string> names;
+  for (int i = 0; i < 8; ++i) {
+    pool.Submit([&] {
+      char name[16] = {};
+      pthread_getname_np(pthread_self(), name, sizeof name);
+      std::lock_guard<std::mutex> lock(mu);
+      names.insert(name);
+    });
+  }
+  pool.WaitIdle();
+  EXPECT_EQ(names, std::set<std::string>{"bf-compute"});
+}
+
+// RunHereIfIdle runs on the calling thread only when nothing is queued or running, and a job
+// posted meanwhile still runs after it.
+TEST(SerialQueueTest, RunHereIfIdleKeepsArrivalOrder) {
+  ComputePool pool(2);
+  auto queue = std::make_shared<SerialQueue>(&pool);
+  std::vector<int> order;  // touched only by the queue's jobs, one at a time
+  const std::thread::id caller = std::this_thread::get_id();
+  bool ran_here = false;
+  EXPECT_TRUE(queue->RunHereIfIdle([&] {
+    ran_here = std::this_thread::get_id() == caller;
+    order.push_back(1);
+    queue->Post([&] { order.push_back(2); });  // arrives while the first runs
+  }));
+  EXPECT_TRUE(ran_here);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  queue->Post([&, released] {
+    released.wait();
+    order.push_back(3);
+  });
+  EXPECT_FALSE(queue->RunHereIfIdle([&] { order.push_back(99); })) << "the queue was busy";
+  release.set_value();
+  pool.WaitIdle();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
 }  // namespace backflow::server
