@@ -60,13 +60,16 @@ dnnl::memory::dims Dims(const Shape& shape);
 // independent branches (a backward pass's dW and dx, say) wait for each other. Measured on 2
 // cores (docs/PERFORMANCE.md): with every primitive on one thread, a LeNet-5 training step
 // went from 4.4 to 2.5 ms and an MLP step from 0.87 to 0.53 ms, because oneTBB then runs the
-// branches side by side; a CIFAR-sized CNN was no slower. So a primitive gets a team of every
-// core only when its work amortises that: kTeamFlops of arithmetic for convolutions and
-// matrix products, kTeamElements touched for memory-bound ones (eltwise, pooling). The plan
+// branches side by side; even the CIFAR-sized CNN, whose 302 MFLOP convolutions had teams of
+// both cores at a 64 MFLOP threshold, trained faster with none (4,550-4,600 against
+// 3,635-4,180 samples/s, three runs each). So a primitive gets a team of every core only when
+// its work is far beyond that: kTeamFlops of arithmetic for convolutions and matrix products,
+// kTeamElements touched for memory-bound ones (eltwise, pooling); below them, parallelism comes
+// from independent nodes, concurrent requests and the optimizer's slices. The plan
 // chooses per node (TeamFor) and compiles the node's kernel inside a TeamScope; the kernel
 // reads its team with CompileTeam() and asks the CoreBudget for that many cores.
-inline constexpr double kTeamFlops = 64e6;
-inline constexpr double kTeamElements = 4e6;
+inline constexpr double kTeamFlops = 1e9;
+inline constexpr double kTeamElements = 16e6;
 
 // The team a node's primitives get: 1, or every core of CoreBudget::Global().
 int TeamFor(std::string_view op, std::span<const Shape> inputs, const Shape& output);

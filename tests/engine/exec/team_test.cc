@@ -16,26 +16,31 @@ using dnnl_rt::TeamFor;
 
 int All() { return CoreBudget::Global().total(); }
 
-TEST(TeamTest, SmallConvolutionsAndProductsRunOnOneThreadLargeOnesOnEveryCore) {
+TEST(TeamTest, OnlyVeryLargePrimitivesGetEveryCore) {
   // LeNet-5's second convolution at batch 64: 2 * 64*16*10*10 * 6*5*5 = 30.7 MFLOP.
   const std::vector<Shape> lenet_conv2 = {Shape{64, 6, 14, 14}, Shape{16, 6, 5, 5}};
   EXPECT_EQ(TeamFor("conv2d", lenet_conv2, Shape{64, 16, 10, 10}), 1);
-  // The CIFAR CNN's second convolution at batch 32: 2 * 32*64*16*16 * 32*3*3 = 302 MFLOP,
-  // the same for its two backward passes.
+  // The CIFAR CNN's second convolution at batch 32: 2 * 32*64*16*16 * 32*3*3 = 302 MFLOP, the
+  // same for its two backward passes: still one thread. At batch 128 (1.2 GFLOP): every core.
   const Shape x{32, 32, 16, 16}, w{64, 32, 3, 3}, y{32, 64, 16, 16};
-  EXPECT_EQ(TeamFor("conv2d", std::vector<Shape>{x, w}, y), All());
-  EXPECT_EQ(TeamFor("conv2d_backward_data", std::vector<Shape>{y, w}, x), All());
-  EXPECT_EQ(TeamFor("conv2d_backward_weights", std::vector<Shape>{x, y}, w), All());
-  // The MLP's first layer, [64, 784] x [784, 256]: 25.7 MFLOP; a 512^3 product: 268 MFLOP.
+  EXPECT_EQ(TeamFor("conv2d", std::vector<Shape>{x, w}, y), 1);
+  EXPECT_EQ(TeamFor("conv2d_backward_data", std::vector<Shape>{y, w}, x), 1);
+  EXPECT_EQ(TeamFor("conv2d_backward_weights", std::vector<Shape>{x, y}, w), 1);
+  const Shape x128{128, 32, 16, 16}, y128{128, 64, 16, 16};
+  EXPECT_EQ(TeamFor("conv2d", std::vector<Shape>{x128, w}, y128), All());
+  EXPECT_EQ(TeamFor("conv2d_backward_data", std::vector<Shape>{y128, w}, x128), All());
+  EXPECT_EQ(TeamFor("conv2d_backward_weights", std::vector<Shape>{x128, y128}, w), All());
+  // The MLP's first layer, [64, 784] x [784, 256]: 25.7 MFLOP; a 1024^3 product: 2.1 GFLOP.
   EXPECT_EQ(TeamFor("linear", std::vector<Shape>{Shape{64, 784}, Shape{784, 256}},
                     Shape{64, 256}),
             1);
-  EXPECT_EQ(TeamFor("matmul", std::vector<Shape>{Shape{512, 512}, Shape{512, 512}},
-                    Shape{512, 512}),
+  EXPECT_EQ(TeamFor("matmul", std::vector<Shape>{Shape{1024, 1024}, Shape{1024, 1024}},
+                    Shape{1024, 1024}),
             All());
-  // Memory-bound nodes go by the elements they touch (input and output).
+  // Memory-bound nodes go by the elements they touch (input and output): 16M and up.
   EXPECT_EQ(TeamFor("relu", std::vector<Shape>{Shape{64, 6, 28, 28}}, Shape{64, 6, 28, 28}), 1);
-  EXPECT_EQ(TeamFor("relu", std::vector<Shape>{Shape{4, 1024, 1024}}, Shape{4, 1024, 1024}),
+  EXPECT_EQ(TeamFor("relu", std::vector<Shape>{Shape{4, 1024, 1024}}, Shape{4, 1024, 1024}), 1);
+  EXPECT_EQ(TeamFor("relu", std::vector<Shape>{Shape{8, 1024, 1024}}, Shape{8, 1024, 1024}),
             All());
 }
 
