@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "bench/harness/subcommands.h"
 #include "engine/exec/core_budget.h"
@@ -78,9 +79,24 @@ Model MakeModel(const std::string& path) {
   return model;
 }
 
-// Between warm-up and the measured steps: bench/run counts oneDNN's "create" lines after this
-// marker (with ONEDNN_VERBOSE) to prove no primitive is created in steady state.
-void MarkSteadyState() { std::cout << "backflow-bench: steady state" << std::endl; }
+// Calls `once` span.warmup times, prints the steady-state marker (bench/run counts oneDNN's
+// "create" lines after it, with ONEDNN_VERBOSE, to prove no primitive is created in steady
+// state), then calls it until the span is done. Returns each measured call's microseconds and
+// sets `seconds` to the measured span.
+template <typename F>
+std::vector<double> TimeCalls(const Span& span, F once, double* seconds) {
+  for (int64_t i = 0; i < span.warmup; ++i) once();
+  std::cout << "backflow-bench: steady state" << std::endl;
+  std::vector<double> us;
+  const Clock::time_point start = Clock::now();
+  while (!span.Done(start, static_cast<int64_t>(us.size()))) {
+    const Clock::time_point t0 = Clock::now();
+    once();
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  *seconds = SecondsSince(start);
+  return us;
+}
 
 }  // namespace
 
@@ -92,25 +108,14 @@ int EngineTrain(Flags& flags) {
   Model model = MakeModel(path);
   const EngineBatches batches = MakeBatches(model.proto, batch, 8);
   size_t next = 0;
+  std::optional<double> first_loss;
   auto step = [&] {
     StatusOr<StepResult> result = model.trainer->Step(batches.feeds[next++ % batches.feeds.size()]);
     if (!result.ok()) Die(path, result.status());
-    return result->loss;
+    if (!first_loss) first_loss = result->loss;
   };
-  double first_loss = 0;
-  for (int64_t i = 0; i < span.warmup; ++i) {
-    const double loss = step();
-    if (i == 0) first_loss = loss;
-  }
-  MarkSteadyState();
-  std::vector<double> step_us;
-  const Clock::time_point start = Clock::now();
-  while (!span.Done(start, static_cast<int64_t>(step_us.size()))) {
-    const Clock::time_point t0 = Clock::now();
-    step();
-    step_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-  }
-  const double seconds = SecondsSince(start);
+  double seconds = 0;
+  const std::vector<double> step_us = TimeCalls(span, step, &seconds);
   const auto steps = static_cast<double>(step_us.size());
   PrintJson({{"kind", "engine_train"},
              {"model", path},
@@ -121,7 +126,7 @@ int EngineTrain(Flags& flags) {
              {"step_p50_us", Percentile(step_us, 50)},
              {"step_p99_us", Percentile(step_us, 99)},
              {"forward_flops_per_sample", model.forward_flops},
-             {"first_loss", first_loss},
+             {"first_loss", first_loss.value_or(0)},
              // The most cores kernels held at once (Note [Threads never exceed cores]).
              {"compute_cores_peak", CoreBudget::Global().peak_in_use()},
              {"cores", CoreBudget::Global().total()},
@@ -144,16 +149,8 @@ int EngineInfer(Flags& flags) {
     auto result = model.trainer->Infer(batches.feeds[next++ % batches.feeds.size()], {output});
     if (!result.ok()) Die(path, result.status());
   };
-  for (int64_t i = 0; i < span.warmup; ++i) infer();
-  MarkSteadyState();
-  std::vector<double> call_us;
-  const Clock::time_point start = Clock::now();
-  while (!span.Done(start, static_cast<int64_t>(call_us.size()))) {
-    const Clock::time_point t0 = Clock::now();
-    infer();
-    call_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-  }
-  const double seconds = SecondsSince(start);
+  double seconds = 0;
+  const std::vector<double> call_us = TimeCalls(span, infer, &seconds);
   PrintJson({{"kind", "engine_infer"},
              {"model", path},
              {"batch", batch},
