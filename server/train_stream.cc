@@ -97,7 +97,6 @@ void TrainStream::OnReadDone(bool ok) {
   std::shared_ptr<Model> model;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    reading_ = false;
     if (!ok) {
       reads_done_ = true;
       // gRPC ends reads on its own when the server shuts down: say so, rather than OK.
@@ -116,13 +115,21 @@ void TrainStream::OnReadDone(bool ok) {
         FailLocked(index, std::move(accepted));  // the requests before it still run
       }
     }
-    actions = NextLocked();
+    // reading_ stays true until this request is posted: a step finishing meanwhile must not
+    // start the next read, whose request could then reach the queue first.
+    if (request == nullptr) {
+      reading_ = false;
+      actions = NextLocked();
+    }
   }
   if (request != nullptr) {
     // Decoded here, as it arrives, so the model's queue only computes (Note [Train stream
     // flow]); a decoding error is reported by the step, in order.
     auto batch = std::make_shared<const StatusOr<TensorMap>>(DecodeTrainBatch(*env_, *model, *request));
     model->queue().Post([this, index, request, batch] { RunStep(index, request, batch); });
+    std::lock_guard<std::mutex> lock(mu_);
+    reading_ = false;
+    actions = NextLocked();
   }
   Perform(actions);
 }

@@ -10,6 +10,10 @@
 // it are still applied and answered, the ones queued behind it are skipped, so the model's
 // step is exactly the number of answers delivered. (A request can fail when it is read, for a
 // wrong model id, or when its step runs; either way K orders it.)
+// The next read starts only once the request just read is on the queue: otherwise a step
+// finishing meanwhile could start it, and its request could reach the queue first (which the
+// thousand-step stream test caught, once steps were fast enough, as losses diverging from the
+// engine's from some step on).
 // Each request's batch is decoded (copied into engine tensors and checked) on the gRPC thread
 // that read it, like the protobuf parsing before it, so the model's queue spends its time on
 // the steps alone; a decoding error is reported by that request's step, in order. On the MLP
