@@ -9,6 +9,7 @@
 #include <iostream>
 #include <random>
 
+#include "clients/load/stats.h"
 #include "engine/ir/import.h"
 
 namespace backflow::bench {
@@ -121,8 +122,7 @@ google::protobuf::Map<std::string, v1::Tensor> ToWire(const NamedValues& batch) 
 double Percentile(std::vector<double> samples, double q) {
   if (samples.empty()) return 0;
   std::sort(samples.begin(), samples.end());
-  const auto rank = static_cast<size_t>(std::ceil(q / 100.0 * static_cast<double>(samples.size())));
-  return samples[std::clamp<size_t>(rank, 1, samples.size()) - 1];
+  return load::Percentile(samples, q);  // backflow-load's nearest-rank definition
 }
 
 v1::Graph LoadGraphOrDie(const std::string& path) {

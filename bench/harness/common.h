@@ -56,7 +56,8 @@ struct NamedValues {
 NamedValues SyntheticBatch(const v1::Graph& graph, int64_t batch, uint64_t seed);
 google::protobuf::Map<std::string, v1::Tensor> ToWire(const NamedValues& batch);
 
-// The nearest-rank percentile q (0..100] of `samples` (sorted here); 0 when empty.
+// The nearest-rank percentile q (0..100] of `samples` (clients/load/stats.h; sorted here); 0
+// when empty.
 double Percentile(std::vector<double> samples, double q);
 
 // Reads models/... text graphs (exits 1 with the error if it cannot).

@@ -229,6 +229,7 @@ std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
   auto instance = std::make_unique<FlowInstance>();
   FlowInstance* self = instance.get();
   self->buffers.resize(steps_.size());
+  if (runs_inline_) return instance;  // only its buffers are used (Note [Tiny plans run inline])
   for (size_t i = 0; i < steps_.size(); ++i) {
     self->nodes.push_back(std::make_unique<FlowInstance::ContinueNode>(
         self->graph, [this, self, i](const tbb::flow::continue_msg&) {
