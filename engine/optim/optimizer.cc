@@ -132,6 +132,16 @@ void AdamUpdate(const StepFactors<T>& f, bool decoupled, int64_t n, const T* gra
 // server's CPU time per step to a few percent (docs/PERFORMANCE.md).
 constexpr int64_t kSliceElements = 32 * 1024;
 
+// The parameters a step updates, in name order, not hash order: the clipping norm's rounding,
+// and so every bit of the result, must not depend on the standard library's hashing.
+std::vector<std::string> SortedNames(const std::unordered_map<std::string, const Tensor*>& grads) {
+  std::vector<std::string> names;
+  names.reserve(grads.size());
+  for (const auto& [name, grad] : grads) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 }  // namespace
 
 Status ValidateOptimizerConfig(const OptimizerConfig& c) {
@@ -183,7 +193,9 @@ Status Optimizer::CheckGradient(const std::string& name, const Tensor* grad,
       out->second.shape() != param.shape()) {
     return InvalidArgumentError(where + "has no place of its shape for the updated values");
   }
-  if (FirstNonFinite(*grad) >= 0) return InvalidArgumentError(where + "gradient holds a NaN or infinity");
+  if (FirstNonFinite(*grad) >= 0) {
+    return InvalidArgumentError(where + "gradient holds a NaN or infinity");
+  }
   for (const std::string& kind : SlotKinds(config_)) {
     auto slot = slots_.find(kind + "/" + name);
     if (slot != slots_.end() &&
@@ -208,25 +220,31 @@ Status Optimizer::Step(const std::unordered_map<std::string, Tensor>& current,
                        std::optional<double> learning_rate) {
   const double lr = learning_rate.value_or(config_.learning_rate);
   BF_RETURN_IF_ERROR(CheckField(NonNegative(lr), "learning_rate", "finite and >= 0", lr));
-  // Name order, not hash order: the clipping norm's rounding, and so every bit of the result,
-  // must not depend on the standard library's hashing.
-  std::vector<std::string> names;
-  names.reserve(grads.size());
-  for (const auto& [name, grad] : grads) names.push_back(name);
-  std::sort(names.begin(), names.end());
+  const std::vector<std::string> names = SortedNames(grads);
   for (const std::string& name : names) {
     BF_RETURN_IF_ERROR(CheckGradient(name, grads.at(name), current, next));
   }
-  double clip_scale = 1.0;
-  if (config_.clip_norm > 0) {
-    NormAccumulator acc;
-    for (const std::string& name : names) {
-      const Tensor& g = *grads.at(name);
-      g.dtype() == DType::kFloat64 ? AddSquares<double>(g, acc) : AddSquares<float>(g, acc);
-    }
-    if (acc.Norm() > config_.clip_norm) clip_scale = config_.clip_norm / acc.Norm();
+  const double clip_scale = ClipScale(names, grads);
+  ApplyAll(PrepareUpdates(names, current, next, grads), lr, clip_scale);
+  ++steps_;
+  return Status::Ok();
+}
+
+double Optimizer::ClipScale(const std::vector<std::string>& names,
+                            const std::unordered_map<std::string, const Tensor*>& grads) const {
+  if (config_.clip_norm <= 0) return 1.0;
+  NormAccumulator acc;
+  for (const std::string& name : names) {
+    const Tensor& g = *grads.at(name);
+    g.dtype() == DType::kFloat64 ? AddSquares<double>(g, acc) : AddSquares<float>(g, acc);
   }
-  // Slots are created here, before the parallel part: the slot map is not thread-safe.
+  return acc.Norm() > config_.clip_norm ? config_.clip_norm / acc.Norm() : 1.0;
+}
+
+std::vector<Optimizer::Update> Optimizer::PrepareUpdates(
+    const std::vector<std::string>& names, const std::unordered_map<std::string, Tensor>& current,
+    std::unordered_map<std::string, Tensor>& next,
+    const std::unordered_map<std::string, const Tensor*>& grads) {
   std::vector<Update> updates;
   updates.reserve(names.size());
   for (const std::string& name : names) {
@@ -240,6 +258,10 @@ Status Optimizer::Step(const std::unordered_map<std::string, Tensor>& current,
     }
     updates.push_back(u);
   }
+  return updates;
+}
+
+void Optimizer::ApplyAll(const std::vector<Update>& updates, double lr, double clip_scale) const {
   struct Slice {
     const Update* update;
     int64_t begin, end;
@@ -267,8 +289,6 @@ Status Optimizer::Step(const std::unordered_map<std::string, Tensor>& current,
   } else {
     tbb::parallel_for(size_t{0}, slices.size(), [&](size_t k) { run(slices[k]); });
   }
-  ++steps_;
-  return Status::Ok();
 }
 
 Tensor& Optimizer::Slot(const std::string& kind, const std::string& name, const Tensor& like) {

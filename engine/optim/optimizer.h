@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
@@ -103,6 +104,19 @@ class Optimizer {
   Status CheckGradient(const std::string& name, const Tensor* grad,
                        const std::unordered_map<std::string, Tensor>& params,
                        const std::unordered_map<std::string, Tensor>& next) const;
+  // What this step's gradients are multiplied by: clip_norm / ||g|| (the global L2 norm over
+  // the gradients of `names`, accumulated in that order) when clipping is on and ||g|| exceeds
+  // clip_norm, 1 otherwise.
+  double ClipScale(const std::vector<std::string>& names,
+                   const std::unordered_map<std::string, const Tensor*>& grads) const;
+  // One Update per checked parameter of `names`, in that order, creating the slots it lacks.
+  // Runs before the parallel part: the slot map is not thread-safe.
+  std::vector<Update> PrepareUpdates(const std::vector<std::string>& names,
+                                     const std::unordered_map<std::string, Tensor>& current,
+                                     std::unordered_map<std::string, Tensor>& next,
+                                     const std::unordered_map<std::string, const Tensor*>& grads);
+  // Applies every update, cut into slices run on every core (Note [Parallel optimizer step]).
+  void ApplyAll(const std::vector<Update>& updates, double lr, double clip_scale) const;
   // The slot "<kind>/<name>", created zero-filled like `like` on first use.
   Tensor& Slot(const std::string& kind, const std::string& name, const Tensor& like);
   // Updates elements [begin, end) of one checked parameter.
