@@ -17,7 +17,7 @@
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 #include "engine/optim/initializers.h"
 
 namespace backflow {

@@ -4,7 +4,7 @@
 
 #include <new>
 
-#include "engine/exec/tsan.h"
+#include "engine/core/tsan.h"
 #include "server/grpc_status.h"
 #include "server/service.h"
 

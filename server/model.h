@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "backflow/v1/store.pb.h"
+#include "engine/api/import.h"
+#include "engine/api/trainer.h"
 #include "engine/core/status.h"
-#include "engine/ir/import.h"
-#include "engine/optim/trainer.h"
 #include "server/work_queue.h"
 
 namespace backflow::server {

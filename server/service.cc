@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "engine/exec/evaluate.h"
+#include "engine/api/evaluate.h"
 #include "server/call.h"
 #include "server/convert.h"
 #include "server/inputs.h"

@@ -12,7 +12,7 @@
 #include <memory>
 
 #include "backflow/v1/service.grpc.pb.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 #include "server/config.h"
 #include "server/convert.h"
 #include "server/model.h"

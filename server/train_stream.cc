@@ -2,7 +2,7 @@
 
 #include <new>
 
-#include "engine/exec/tsan.h"
+#include "engine/core/tsan.h"
 #include "server/grpc_status.h"
 
 namespace backflow::server {

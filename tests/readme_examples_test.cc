@@ -1,11 +1,11 @@
 // The README's C++ examples, verbatim apart from the assertions, so the README stays true.
 #include <gtest/gtest.h>
 
+#include "engine/api/import.h"
+#include "engine/api/trainer.h"
 #include "engine/autodiff/autodiff.h"
 #include "engine/data/dataset.h"
 #include "engine/exec/program.h"
-#include "engine/ir/import.h"
-#include "engine/optim/trainer.h"
 
 namespace {
 

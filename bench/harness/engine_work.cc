@@ -1,19 +1,15 @@
 // The in-process figures of backflow-bench: training steps and inference straight on the
 // engine's Trainer (no gRPC), and the sgemm roofline of this machine.
-#include <oneapi/dnnl/dnnl.hpp>
-#include <tbb/info.h>
-
 #include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
 
 #include "bench/harness/subcommands.h"
-#include "engine/exec/core_budget.h"
-#include "engine/exec/dnnl_runtime.h"
+#include "engine/api/import.h"
+#include "engine/api/machine.h"
+#include "engine/api/trainer.h"
 #include "engine/ir/cost.h"
-#include "engine/ir/import.h"
-#include "engine/optim/trainer.h"
 
 namespace backflow::bench {
 namespace {
@@ -128,8 +124,8 @@ int EngineTrain(Flags& flags) {
              {"forward_flops_per_sample", model.forward_flops},
              {"first_loss", first_loss.value_or(0)},
              // The most cores kernels held at once (Note [Threads never exceed cores]).
-             {"compute_cores_peak", CoreBudget::Global().peak_in_use()},
-             {"cores", CoreBudget::Global().total()},
+             {"compute_cores_peak", PeakComputeCoresInUse()},
+             {"cores", ComputeCores()},
              {"peak_rss_kib", PeakRssKib()}});
   return 0;
 }
@@ -167,24 +163,13 @@ int EngineInfer(Flags& flags) {
 
 int Sgemm(Flags& flags) {
   const int64_t n = flags.Int("size", 2048);
-  const int threads = static_cast<int>(flags.Int("threads", tbb::info::default_concurrency()));
+  const int threads = static_cast<int>(flags.Int("threads", ComputeCores()));
   const Span span = Span::FromFlags(flags);
   flags.Finish();
-  using dt = dnnl::memory::data_type;
-  using tag = dnnl::memory::format_tag;
-  const dnnl::engine& engine = dnnl_rt::CpuEngine();
-  const dnnl::memory::desc a_md({n, n}, dt::f32, tag::ab);
-  const dnnl::matmul::primitive_desc pd(
-      dnnl::matmul::desc(a_md, a_md, a_md), engine);
-  const dnnl::matmul matmul(pd);
-  dnnl::memory a(a_md, engine), b(a_md, engine), c(a_md, engine);
-  for (dnnl::memory* m : {&a, &b, &c}) {
-    auto* p = static_cast<float*>(m->get_data_handle());
-    for (int64_t i = 0; i < n * n; ++i) p[i] = static_cast<float>((i % 7) + 1) * 0.125f;
-  }
-  const dnnl_rt::Args args = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+  StatusOr<std::unique_ptr<SgemmProbe>> probe = SgemmProbe::Create(n, threads);
+  if (!probe.ok()) Die("sgemm", probe.status());
   auto run = [&] {
-    const Status status = dnnl_rt::Execute(matmul, args, threads, "sgemm");
+    const Status status = (*probe)->Run();
     if (!status.ok()) Die("sgemm", status);
   };
   for (int64_t i = 0; i < span.warmup; ++i) run();
@@ -195,7 +180,7 @@ int Sgemm(Flags& flags) {
     ++calls;
   }
   const double seconds = SecondsSince(start);
-  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  const double flops = (*probe)->flops();
   PrintJson({{"kind", "sgemm"},
              {"size", n},
              {"threads", threads},

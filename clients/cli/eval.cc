@@ -7,7 +7,7 @@
 
 #include "clients/cli/session.h"
 #include "clients/cli/tensor_text.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 
 namespace backflow::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "engine/exec/evaluate.h"
+#include "engine/api/evaluate.h"
 
 #include <algorithm>
 #include <chrono>
@@ -109,25 +109,6 @@ StatusOr<std::vector<ValueId>> AppendGradients(Graph& graph, ValueId target,
   return AppendBackward(graph, target, wrt);
 }
 
-// needed[v]: computing `fetches` reads v (the executor's own pruning, redone here so that
-// missing values can be reported, and unused parameters left uninitialised).
-std::vector<bool> NeededValues(const Graph& graph, const std::vector<ValueId>& fetches) {
-  std::vector<bool> needed(static_cast<size_t>(graph.num_values()), false);
-  std::vector<ValueId> stack(fetches.begin(), fetches.end());
-  while (!stack.empty()) {
-    const ValueId v = stack.back();
-    stack.pop_back();
-    if (needed[static_cast<size_t>(v)]) continue;
-    needed[static_cast<size_t>(v)] = true;
-    const NodeId producer = graph.value(v).producer;
-    if (producer == kNoId) continue;
-    const Node& node = graph.node(producer);
-    stack.insert(stack.end(), node.inputs.begin(), node.inputs.end());
-    if (node.forward_node != kNoId) stack.push_back(graph.node(node.forward_node).output);
-  }
-  return needed;
-}
-
 Status CheckRunOptions(const RunOptions& run) {
   if (run.cancelled != nullptr && run.cancelled->load()) {
     return CancelledError("evaluation cancelled before it ran");
@@ -173,7 +154,7 @@ StatusOr<EvaluateResult> Evaluate(Graph graph, const ValueMap& values, const Eva
   fetches.insert(fetches.end(), gradients.begin(), gradients.end());
   BF_RETURN_IF_ERROR(CheckRunOptions(run));
   ValueMap initialized;
-  BF_ASSIGN_OR_RETURN(FeedMap feeds, BuildFeeds(graph, NeededValues(graph, fetches), values, dtype,
+  BF_ASSIGN_OR_RETURN(FeedMap feeds, BuildFeeds(graph, ValuesNeededFor(graph, fetches), values, dtype,
                                                 spec.seed, initialized));
 
   Program program(std::make_shared<const Graph>(std::move(graph)));

@@ -38,8 +38,8 @@
 // gradients in the order of spec.wrt, each shaped like its wrt value with the run's batch size.
 //
 // Thread safety: Evaluate touches only its arguments; any number of calls may run at once.
-#ifndef BACKFLOW_ENGINE_EXEC_EVALUATE_H_
-#define BACKFLOW_ENGINE_EXEC_EVALUATE_H_
+#ifndef BACKFLOW_ENGINE_API_EVALUATE_H_
+#define BACKFLOW_ENGINE_API_EVALUATE_H_
 
 #include <cstdint>
 #include <optional>
@@ -76,4 +76,4 @@ StatusOr<EvaluateResult> Evaluate(Graph graph,
 
 }  // namespace backflow
 
-#endif  // BACKFLOW_ENGINE_EXEC_EVALUATE_H_
+#endif  // BACKFLOW_ENGINE_API_EVALUATE_H_

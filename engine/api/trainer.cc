@@ -1,4 +1,4 @@
-#include "engine/optim/trainer.h"
+#include "engine/api/trainer.h"
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/optim/initializers.h"

@@ -12,8 +12,8 @@
 // Thread safety: Infer, ComputeGradients, parameters() and step() may be called from any number
 // of threads, also while a Step runs. Step and SetParameters serialise among themselves
 // (steps apply in the order they take the step lock).
-#ifndef BACKFLOW_ENGINE_OPTIM_TRAINER_H_
-#define BACKFLOW_ENGINE_OPTIM_TRAINER_H_
+#ifndef BACKFLOW_ENGINE_API_TRAINER_H_
+#define BACKFLOW_ENGINE_API_TRAINER_H_
 
 #include <cstdint>
 #include <memory>
@@ -117,4 +117,4 @@ class Trainer {
 
 }  // namespace backflow
 
-#endif  // BACKFLOW_ENGINE_OPTIM_TRAINER_H_
+#endif  // BACKFLOW_ENGINE_API_TRAINER_H_

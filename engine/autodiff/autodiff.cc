@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
 
 namespace backflow {
 namespace {

@@ -34,7 +34,7 @@ class Tensor {
   // Zero-filled tensor. `shape` must be fully defined.
   Tensor(DType dtype, Shape shape);
   // The same with a buffer of at least `min_bytes`: room for a blocked (padded) layout of the
-  // elements, which only oneDNN kernels read (see engine/gates/gate.h, TensorLayout).
+  // elements, which only oneDNN kernels read (see engine/ir/gate.h, TensorLayout).
   Tensor(DType dtype, Shape shape, size_t min_bytes);
 
   // Elements converted from doubles (row-major); values.size() must equal the element count.

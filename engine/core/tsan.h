@@ -4,8 +4,8 @@
 // inside it: the flow graph does order a node after its predecessors and wait_for_all after
 // every node, but TSAN would report those accesses as races. The executor states those edges
 // with these annotations; tests/tsan.supp silences the races left inside TBB's own templates.
-#ifndef BACKFLOW_ENGINE_EXEC_TSAN_H_
-#define BACKFLOW_ENGINE_EXEC_TSAN_H_
+#ifndef BACKFLOW_ENGINE_CORE_TSAN_H_
+#define BACKFLOW_ENGINE_CORE_TSAN_H_
 
 #if defined(BACKFLOW_TSAN)
 extern "C" void __tsan_acquire(void* addr);
@@ -17,4 +17,4 @@ extern "C" void __tsan_release(void* addr);
 #define BF_TSAN_RELEASE(addr) ((void)(addr))
 #endif
 
-#endif  // BACKFLOW_ENGINE_EXEC_TSAN_H_
+#endif  // BACKFLOW_ENGINE_CORE_TSAN_H_

@@ -6,10 +6,11 @@
 #include <optional>
 #include <tbb/flow_graph.h>
 
-#include "engine/exec/core_budget.h"
-#include "engine/exec/dnnl_runtime.h"
+#include "engine/core/tsan.h"
 #include "engine/exec/run_state.h"
-#include "engine/exec/tsan.h"
+#include "engine/exec/team.h"
+#include "engine/runtime/core_budget.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 
@@ -25,31 +26,13 @@ struct FlowInstance {
 
 namespace {
 
-// The one address the TSAN annotations synchronise on (see engine/exec/tsan.h). It must be
+// The one address the TSAN annotations synchronise on (see engine/core/tsan.h). It must be
 // reachable without reading the node body's captures, which are themselves what the annotation
 // orders. Coarse: it also orders bodies of different runs that happened one after the other, so
 // TSAN only reports cross-run races whose accesses truly overlapped.
 char tsan_flow_sync;
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
-
-// included[v]: value v is needed to compute the fetches.
-std::vector<bool> IncludedValues(const Graph& graph, std::span<const ValueId> fetches) {
-  std::vector<bool> included(static_cast<size_t>(graph.num_values()), false);
-  std::vector<ValueId> stack(fetches.begin(), fetches.end());
-  while (!stack.empty()) {
-    const ValueId v = stack.back();
-    stack.pop_back();
-    if (included[static_cast<size_t>(v)]) continue;
-    included[static_cast<size_t>(v)] = true;
-    const NodeId producer = graph.value(v).producer;
-    if (producer == kNoId) continue;
-    const Node& node = graph.node(producer);
-    stack.insert(stack.end(), node.inputs.begin(), node.inputs.end());
-    if (node.forward_node != kNoId) stack.push_back(graph.node(node.forward_node).output);
-  }
-  return included;
-}
 
 // Checks a fed tensor against its declared shape; the open dimension takes the batch size,
 // which must be the same for every feed of the run.
@@ -105,7 +88,7 @@ StatusOr<std::shared_ptr<const Plan>> Plan::Compile(const Graph& graph, DType dt
   plan->dtype_ = dtype;
   plan->num_values_ = graph.num_values();
   plan->fetches_.assign(fetches.begin(), fetches.end());
-  BF_RETURN_IF_ERROR(plan->CompileSteps(graph, feeds, IncludedValues(graph, fetches)));
+  BF_RETURN_IF_ERROR(plan->CompileSteps(graph, feeds, ValuesNeededFor(graph, fetches)));
   plan->LinkSteps(graph);
   plan->PlanFetchMoves();
   int64_t touched = 0;  // every step's output, and what was fed
@@ -158,8 +141,8 @@ Status Plan::CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shap
   BF_ASSIGN_OR_RETURN(Shape out, node.gate->CheckAndInferShape(node.name, node.op, in, node.attrs));
   const bool free = layout_free[static_cast<size_t>(node.output)];
   // Primitives created in Compile are partitioned for this team (Note [Team size per
-  // primitive] in engine/exec/dnnl_runtime.h).
-  const dnnl_rt::TeamScope team(dnnl_rt::TeamFor(node.op, in, out));
+  // primitive] in engine/runtime/dnnl_runtime.h).
+  const dnnl_rt::TeamScope team(TeamForNode(*node.gate, in, out, node.attrs));
   BF_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel,
                       node.gate->Compile(CompileContext{node.name, dtype_, in, out, node.attrs,
                                                         in_layouts, free}));

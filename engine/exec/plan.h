@@ -12,7 +12,7 @@
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
 #include "engine/exec/program.h"
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
 #include "engine/ir/graph.h"
 
 namespace backflow {

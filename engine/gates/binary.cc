@@ -4,7 +4,7 @@
 
 #include "engine/gates/broadcast.h"
 #include "engine/gates/gradient_ops.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 
 namespace backflow {
 namespace {

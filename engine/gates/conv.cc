@@ -3,11 +3,12 @@
 #include <string>
 #include <vector>
 
-#include "engine/exec/dnnl_runtime.h"
+#include "engine/core/saturating.h"
 #include "engine/gates/conv_internal.h"
 #include "engine/gates/dnnl_primitive.h"
-#include "engine/gates/registry.h"
 #include "engine/gates/spatial.h"
+#include "engine/ir/gate_registry.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 namespace conv_internal {
@@ -52,6 +53,12 @@ StatusOr<dnnl::convolution_forward::primitive_desc> MakeForwardPd(const Conv2dSh
                               win.padding_l, win.padding_r);
     return Fwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine());
   });
+}
+
+int64_t ConvFlops(int64_t out_elements, const Shape& w) {
+  if (w.rank() != 4) return out_elements;
+  const int64_t taps = SaturatingMul(w.dim(1), SaturatingMul(w.dim(2), w.dim(3)));
+  return SaturatingMul(2, SaturatingMul(out_elements, taps));
 }
 
 }  // namespace conv_internal
@@ -106,6 +113,13 @@ class Conv2dGate : public Gate {
   std::vector<AttrSpec> attr_specs() const override {
     return {
         {"stride", AttrType::kInts}, {"padding", AttrType::kInts}, {"dilation", AttrType::kInts}};
+  }
+  bool compute_bound() const override { return true; }
+  // 2 * out * C * KH * KW, plus out for the bias.
+  int64_t Flops(const FlopsContext& ctx) const override {
+    const int64_t out = FlopsContext::Elements(ctx.output);
+    const int64_t bias = ctx.inputs.size() > 2 ? out : 0;
+    return SaturatingAdd(conv_internal::ConvFlops(out, ctx.inputs[1]), bias);
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ctx));

@@ -3,10 +3,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/exec/dnnl_runtime.h"
+#include "engine/core/saturating.h"
 #include "engine/gates/conv_internal.h"
 #include "engine/gates/dnnl_primitive.h"
 #include "engine/gates/spatial.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow::conv_internal {
 namespace {
@@ -122,6 +123,11 @@ class Conv2dBackwardDataGate : public Gate {
   Arity arity() const override { return {2, 2}; }
   bool accepts_layout(int input) const override { return input == 0; }  // dy
   std::vector<AttrSpec> attr_specs() const override { return WindowSpecs("input_size"); }
+  bool compute_bound() const override { return true; }
+  // The forward pass's work: 2 * |dy| * C * KH * KW (inputs dy, w).
+  int64_t Flops(const FlopsContext& ctx) const override {
+    return ConvFlops(FlopsContext::Elements(ctx.inputs[0]), ctx.inputs[1]);
+  }
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
@@ -148,6 +154,11 @@ class Conv2dBackwardWeightsGate : public Gate {
   Arity arity() const override { return {2, 2}; }
   bool accepts_layout(int input) const override { return true; }  // x and dy
   std::vector<AttrSpec> attr_specs() const override { return WindowSpecs("kernel_size"); }
+  bool compute_bound() const override { return true; }
+  // The forward pass's work: 2 * |dy| * C * KH * KW (inputs x, dy; output dw).
+  int64_t Flops(const FlopsContext& ctx) const override {
+    return ConvFlops(FlopsContext::Elements(ctx.inputs[1]), ctx.output);
+  }
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/exec/dnnl_runtime.h"
 #include "engine/gates/conv_internal.h"
 #include "engine/gates/dnnl_primitive.h"
 #include "engine/gates/spatial.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow::conv_internal {
 namespace {

@@ -3,14 +3,15 @@
 #ifndef BACKFLOW_ENGINE_GATES_CONV_INTERNAL_H_
 #define BACKFLOW_ENGINE_GATES_CONV_INTERNAL_H_
 
+#include <cstdint>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string_view>
 
 #include "engine/core/status.h"
 #include "engine/gates/dnnl_primitive.h"
-#include "engine/gates/gate.h"
 #include "engine/gates/reference/conv.h"
+#include "engine/ir/gate.h"
 
 namespace backflow::conv_internal {
 
@@ -42,6 +43,10 @@ struct DnnlWindow {
 DnnlWindow ToDnnl(const reference::Window2d& win);
 
 // The internal gates conv2d's Backward emits (engine/gates/conv_backward.cc).
+// 2 * out_elements * C * KH * KW for weights `w` [O, C, KH, KW]: the arithmetic of a
+// convolution producing `out_elements` outputs, and of each of its two backward passes.
+int64_t ConvFlops(int64_t out_elements, const Shape& w);
+
 std::unique_ptr<Gate> MakeConv2dBackwardDataGate();
 std::unique_ptr<Gate> MakeConv2dBackwardWeightsGate();
 std::unique_ptr<Gate> MakeConv2dBackwardBiasGate();

@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
 
 namespace backflow {
 

@@ -24,8 +24,8 @@
 #include "engine/core/shape.h"
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
-#include "engine/exec/dnnl_runtime.h"
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 

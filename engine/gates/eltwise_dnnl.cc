@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/exec/dnnl_runtime.h"
 #include "engine/gates/dnnl_primitive.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 namespace {

@@ -14,7 +14,7 @@
 #include <memory>
 
 #include "engine/core/status.h"
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
 
 namespace backflow {
 

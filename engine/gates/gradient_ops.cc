@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "engine/gates/broadcast.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 
 namespace backflow {
 namespace {

@@ -9,7 +9,7 @@
 #define BACKFLOW_ENGINE_GATES_GRADIENT_OPS_H_
 
 #include "engine/core/status.h"
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
 
 namespace backflow {
 

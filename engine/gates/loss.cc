@@ -6,7 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/gates/registry.h"
+#include "engine/core/saturating.h"
+#include "engine/ir/gate_registry.h"
 
 namespace backflow {
 namespace {
@@ -346,6 +347,9 @@ class LossGate : public Gate {
   Arity arity() const override { return {2, 2}; }
   std::vector<AttrSpec> attr_specs() const override { return Op::Specs(); }
   bool differentiable() const override { return Op::kDifferentiable; }
+  int64_t Flops(const FlopsContext& ctx) const override {
+    return SaturatingMul(kLossFlopsPerElement, FlopsContext::Elements(ctx.inputs[0]));
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     BF_RETURN_IF_ERROR(CheckParams(ctx));
     return Op::Rule(ctx);

@@ -37,7 +37,13 @@
 #ifndef BACKFLOW_ENGINE_GATES_LOSS_H_
 #define BACKFLOW_ENGINE_GATES_LOSS_H_
 
+#include <cstdint>
+
 namespace backflow {
+
+// The cost model's FLOPs per element of a loss's first input (Gate::Flops): each loss does a
+// handful of exp/log/compare/add steps per element, and 5 is the conventional stand-in for that.
+inline constexpr int64_t kLossFlopsPerElement = 5;
 
 class GateRegistry;
 void RegisterLossGates(GateRegistry& registry);

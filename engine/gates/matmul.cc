@@ -5,9 +5,10 @@
 #include <utility>
 #include <vector>
 
-#include "engine/exec/dnnl_runtime.h"
+#include "engine/core/saturating.h"
 #include "engine/gates/reference/dense.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 namespace {
@@ -206,6 +207,15 @@ class MatMulGate : public Gate {
   std::vector<AttrSpec> attr_specs() const override {
     return {{"transpose_a", AttrType::kInt}, {"transpose_b", AttrType::kInt}};
   }
+  bool compute_bound() const override { return true; }
+  // 2 * out * K, K being a's last dimension (its next-to-last when transposed).
+  int64_t Flops(const FlopsContext& ctx) const override {
+    const Shape& a = ctx.inputs[0];
+    const int64_t out = FlopsContext::Elements(ctx.output);
+    if (a.rank() < 2) return out;
+    const bool transpose_a = ctx.attrs.GetInt("transpose_a", 0) == 1;
+    return SaturatingMul(2, SaturatingMul(out, a.dim(transpose_a ? a.rank() - 2 : a.rank() - 1)));
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return MatMulRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return CompileProduct(ctx, ctx.inputs[0].rank(), MatMulDimsOf(ctx), /*bias=*/false);
@@ -241,6 +251,15 @@ Status MatMulGate::Backward(BackwardContext& ctx) const {
 class LinearGate : public Gate {
  public:
   Arity arity() const override { return {2, 3}; }
+  bool compute_bound() const override { return true; }
+  // 2 * out * in, plus out for the bias (x is [rows, in]).
+  int64_t Flops(const FlopsContext& ctx) const override {
+    const Shape& x = ctx.inputs[0];
+    const int64_t out = FlopsContext::Elements(ctx.output);
+    const int64_t in = x.rank() > 0 ? x.dim(x.rank() - 1) : 1;
+    const int64_t bias = ctx.inputs.size() > 2 ? out : 0;
+    return SaturatingAdd(SaturatingMul(2, SaturatingMul(out, in)), bias);
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return LinearRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const MatMulDims d{.batch = 1,

@@ -3,10 +3,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/exec/dnnl_runtime.h"
+#include "engine/core/saturating.h"
 #include "engine/gates/pool_internal.h"
-#include "engine/gates/registry.h"
 #include "engine/gates/spatial.h"
+#include "engine/ir/gate_registry.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 namespace pool_internal {
@@ -124,6 +125,12 @@ class Pool2dGate : public Gate {
     return {{"kernel", AttrType::kInts, /*required=*/true},
             {"stride", AttrType::kInts},
             {"padding", AttrType::kInts}};
+  }
+  // out * KH * KW: one comparison or addition per tap.
+  int64_t Flops(const FlopsContext& ctx) const override {
+    int64_t flops = FlopsContext::Elements(ctx.output);
+    for (int64_t k : ctx.attrs.GetInts("kernel", {})) flops = SaturatingMul(flops, k < 0 ? 0 : k);
+    return flops;
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(ctx, ctx.inputs[0]));

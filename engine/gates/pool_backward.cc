@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/exec/dnnl_runtime.h"
 #include "engine/gates/pool_internal.h"
 #include "engine/gates/spatial.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow::pool_internal {
 namespace {

@@ -10,8 +10,8 @@
 #include "engine/core/shape.h"
 #include "engine/core/status.h"
 #include "engine/gates/dnnl_primitive.h"
-#include "engine/gates/gate.h"
 #include "engine/gates/reference/conv.h"
+#include "engine/ir/gate.h"
 
 namespace backflow::pool_internal {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "engine/gates/copy_kernel.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 
 namespace backflow {
 namespace {

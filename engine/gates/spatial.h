@@ -19,9 +19,9 @@
 #include "engine/core/shape.h"
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
-#include "engine/gates/gate.h"
 #include "engine/gates/reference/conv.h"
 #include "engine/ir/attributes.h"
+#include "engine/ir/gate.h"
 
 namespace backflow {
 

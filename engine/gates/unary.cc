@@ -4,7 +4,7 @@
 #include <string>
 
 #include "engine/gates/eltwise_dnnl.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 
 namespace backflow {
 namespace {

@@ -5,21 +5,17 @@
 // It is a model, not a measurement; it exists so that a server can report "how big is this
 // graph" and budget work before running anything.
 //
-// The model, per forward node (out = the output's element count, batch dimension as 1):
-//   matmul      2 * out * K (K the contracted dimension): a multiply-add counts 2, as the usual
-//               FLOPs figures for LeNet-5 and AlexNet do; [M, K] x [K, N] gives 2*M*K*N
-//   linear      2 * out * in, plus out for the bias add when there is a bias
-//   conv2d      2 * out * C * KH * KW (C = input channels, w is [O, C, KH, KW]; conv2d has no
-//               groups), plus out for the bias add when there is a bias
+// The model: each forward node costs what its gate's Flops rule says (engine/ir/gate.h), on the
+// node's shapes with the batch dimension as 1. The rules live with the gates; in short:
+//   matmul, linear        2 * out * K (K the contracted dimension; a multiply-add counts 2, as
+//                         the usual FLOPs figures for LeNet-5 and AlexNet do), plus out for a bias
+//   conv2d                2 * out * C * KH * KW, plus out for a bias
 //   max_pool2d, avg_pool2d
-//               out * KH * KW (one comparison or addition per tap)
-//   losses      kLossFlopsPerElement (5) per element of the first input (the logits or
-//               predictions): squared_error, softmax_cross_entropy, svm_hinge,
-//               sigmoid_cross_entropy and accuracy each do a handful of exp/log/compare/add
-//               steps per element, and 5 is the conventional stand-in for that handful
-//   anything else
-//               out: one FLOP per output element (elementwise math, reductions, and also pure
-//               data movement such as flatten or reshape, which keeps the rule uniform)
+//                         out * KH * KW (one comparison or addition per tap)
+//   losses, accuracy      kLossFlopsPerElement (engine/gates/loss.h) per element of the first input: a handful of
+//                         exp/log/compare/add steps per element
+//   anything else         out: one FLOP per output element (elementwise math, reductions, and
+//                         also pure data movement such as flatten, which keeps the rule uniform)
 //
 // Only forward nodes count: a node with Node::forward_node != kNoId reads a forward node's
 // saved state and is backward, and is skipped. Pass the graph as ImportGraph made it (before
@@ -32,11 +28,10 @@
 
 #include <cstdint>
 
+#include "engine/ir/gate.h"
 #include "engine/ir/graph.h"
 
 namespace backflow {
-
-inline constexpr int64_t kLossFlopsPerElement = 5;
 
 // FLOPs of one forward pass for one sample, under the model above. Never negative.
 int64_t EstimateForwardFlops(const Graph& graph);

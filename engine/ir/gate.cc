@@ -1,6 +1,8 @@
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
 
 #include <algorithm>
+
+#include "engine/core/saturating.h"
 
 namespace backflow {
 
@@ -46,6 +48,14 @@ StatusOr<Shape> Gate::CheckAndInferShape(std::string_view node, std::string_view
   }
   return InferShape(ShapeContext{node, inputs, attrs});
 }
+
+int64_t FlopsContext::Elements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape.dims()) n = SaturatingMul(n, d < 0 ? 0 : d);
+  return n;
+}
+
+int64_t Gate::Flops(const FlopsContext& ctx) const { return FlopsContext::Elements(ctx.output); }
 
 Status Gate::Backward(BackwardContext& ctx) const {
   return InvalidArgumentError("node '" + ctx.node().name + "' (" + ctx.node().op +

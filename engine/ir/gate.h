@@ -6,14 +6,20 @@
 //   - a forward kernel (Compile), built once per plan for concrete shapes and dtype, then run by
 //     many concurrent runs: a Kernel is immutable and keeps no per-run state;
 //   - a backward rule (Backward) that appends the vector-Jacobian product to the graph as
-//     ordinary nodes (Note [Backward is graph nodes] in engine/autodiff/autodiff.h).
+//     ordinary nodes (Note [Backward is graph nodes] in engine/autodiff/autodiff.h);
+//   - its cost (Flops, compute_bound), which feeds the cost model (engine/ir/cost.h) and the
+//     size of the oneDNN team its kernel gets (Note [Team size per primitive]).
+//
+// This header is the op interface: the layers above (gates, autodiff, exec) program against it;
+// the implementations live in engine/gates/ and are registered by RegisterBuiltinGates.
 //
 // The public entry points (CheckAndInferShape) check arity and attribute types once, against
 // what the gate declares, so the virtual hooks can assume well-formed nodes (Caffe's pattern).
-#ifndef BACKFLOW_ENGINE_GATES_GATE_H_
-#define BACKFLOW_ENGINE_GATES_GATE_H_
+#ifndef BACKFLOW_ENGINE_IR_GATE_H_
+#define BACKFLOW_ENGINE_IR_GATE_H_
 
 #include <any>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,11 +31,13 @@
 #include "engine/core/tensor.h"
 #include "engine/ir/attributes.h"
 #include "engine/ir/graph.h"
+#include "engine/runtime/core_budget.h"
+#include "engine/runtime/layout.h"
 
 namespace backflow {
 
 // How a tensor's elements sit in its buffer when not plain row-major: a oneDNN memory
-// descriptor (engine/exec/dnnl_runtime.h). Null LayoutPtr means plain.
+// descriptor (engine/runtime/dnnl_runtime.h). Null LayoutPtr means plain.
 // See Note [Layouts between oneDNN gates] in engine/exec/plan.h.
 struct TensorLayout;
 using LayoutPtr = std::shared_ptr<const TensorLayout>;
@@ -55,6 +63,18 @@ struct ShapeContext {
   Status Error(std::string_view message) const;
 };
 
+// The shapes and attributes of one application of a gate, for its cost rule. Shapes are fully
+// defined: the cost model counts the open batch dimension as 1 (per-sample cost), the executor
+// passes a plan's concrete shapes.
+struct FlopsContext {
+  std::span<const Shape> inputs;
+  const Shape& output;
+  const Attributes& attrs;
+
+  // Elements of `shape`, saturating at INT64_MAX.
+  static int64_t Elements(const Shape& shape);
+};
+
 // What one kernel invocation reads and writes. Inputs and output are allocated by the executor
 // with the plan's concrete shapes; `saved` is this node's per-run slot for state its backward
 // gate needs (a workspace), and `forward_saved` the slot of the forward node a backward gate
@@ -65,13 +85,13 @@ struct KernelContext {
   std::any* saved;
   const std::any* forward_saved;
   // Cores lent to this invocation (see Note [Threads never exceed cores] in
-  // engine/exec/core_budget.h): a kernel that starts threads (an OpenMP team) starts this many.
+  // engine/runtime/core_budget.h): a kernel that starts threads (an OpenMP team) starts this many.
   int threads = 1;
 };
 
 class Kernel {
  public:
-  static constexpr int kAllCores = 0;
+  static constexpr int kAllCores = backflow::kAllCores;
 
   virtual ~Kernel() = default;
   // Cores this kernel keeps busy while it runs: 1 for kernels that compute on the calling
@@ -143,6 +163,16 @@ class Gate {
                                      std::span<const Shape> inputs,
                                      const Attributes& attrs) const;
 
+  // Floating-point operations of one application, a multiply-add counting 2, saturating at
+  // INT64_MAX. The default, one per output element, fits elementwise math, reductions and data
+  // movement; gates that contract dimensions (matrix products, convolutions, pooling windows,
+  // losses) override it.
+  virtual int64_t Flops(const FlopsContext& ctx) const;
+  // True for gates whose time is set by their arithmetic (matrix products, convolutions) rather
+  // than by the elements they touch: their oneDNN team is sized by Flops, the others' by
+  // elements (Note [Team size per primitive] in engine/runtime/dnnl_runtime.h).
+  virtual bool compute_bound() const { return false; }
+
   virtual StatusOr<Shape> InferShape(const ShapeContext& ctx) const = 0;
   virtual StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const = 0;
   virtual Status Backward(BackwardContext& ctx) const;
@@ -159,4 +189,4 @@ std::unique_ptr<Kernel> MakeTypedKernel(DType dtype, Args&&... args) {
 
 }  // namespace backflow
 
-#endif  // BACKFLOW_ENGINE_GATES_GATE_H_
+#endif  // BACKFLOW_ENGINE_IR_GATE_H_

@@ -1,26 +1,6 @@
-#include "engine/gates/registry.h"
-
-#include "engine/gates/binary.h"
-#include "engine/gates/conv.h"
-#include "engine/gates/gradient_ops.h"
-#include "engine/gates/loss.h"
-#include "engine/gates/matmul.h"
-#include "engine/gates/pool.h"
-#include "engine/gates/reduce.h"
-#include "engine/gates/shape_ops.h"
-#include "engine/gates/tensor_ops.h"
-#include "engine/gates/unary.h"
+#include "engine/ir/gate_registry.h"
 
 namespace backflow {
-
-const GateRegistry& GateRegistry::Builtin() {
-  static const GateRegistry* const registry = [] {
-    auto* r = new GateRegistry();
-    RegisterBuiltinGates(*r);
-    return r;
-  }();
-  return *registry;
-}
 
 Status GateRegistry::Register(std::string op, std::unique_ptr<Gate> gate) {
   if (gates_.count(op)) return AlreadyExistsError("gate '" + op + "' is already registered");
@@ -46,19 +26,6 @@ std::vector<std::string> GateRegistry::PublicOps() const {
     if (!gate->internal()) names.push_back(name);
   }
   return names;
-}
-
-void RegisterBuiltinGates(GateRegistry& registry) {
-  RegisterBinaryGates(registry);
-  RegisterConvGates(registry);
-  RegisterPoolGates(registry);
-  RegisterUnaryGates(registry);
-  RegisterReduceGates(registry);
-  RegisterShapeGates(registry);
-  RegisterGradientGates(registry);
-  RegisterLossGates(registry);
-  RegisterMatMulGates(registry);
-  RegisterTensorGates(registry);
 }
 
 }  // namespace backflow

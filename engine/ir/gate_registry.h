@@ -1,10 +1,12 @@
-// GateRegistry: op name -> Gate. Gates are registered explicitly (RegisterBuiltinGates lists
-// every family), never by static initialisers.
+// GateRegistry: op name -> Gate. Gates are registered explicitly, never by static initialisers:
+// the built-in ones by RegisterBuiltinGates (engine/gates/builtin.h), which also offers the
+// shared registry holding them (BuiltinGates). This layer has no default registry: whoever builds
+// a Graph says which gates it may use.
 //
 // Thread safety: Register is for set-up only; once a registry is shared, only const methods are
-// called, and those are safe from any thread. Builtin() is initialised once, thread-safely.
-#ifndef BACKFLOW_ENGINE_GATES_REGISTRY_H_
-#define BACKFLOW_ENGINE_GATES_REGISTRY_H_
+// called, and those are safe from any thread.
+#ifndef BACKFLOW_ENGINE_IR_GATE_REGISTRY_H_
+#define BACKFLOW_ENGINE_IR_GATE_REGISTRY_H_
 
 #include <map>
 #include <memory>
@@ -13,15 +15,12 @@
 #include <vector>
 
 #include "engine/core/status.h"
-#include "engine/gates/gate.h"
+#include "engine/ir/gate.h"
 
 namespace backflow {
 
 class GateRegistry {
  public:
-  // The registry holding every built-in gate.
-  static const GateRegistry& Builtin();
-
   // Fails with AlreadyExists if `op` is taken.
   Status Register(std::string op, std::unique_ptr<Gate> gate);
 
@@ -35,9 +34,6 @@ class GateRegistry {
   std::map<std::string, std::unique_ptr<Gate>, std::less<>> gates_;
 };
 
-// Adds every built-in gate family to `registry`.
-void RegisterBuiltinGates(GateRegistry& registry);
-
 }  // namespace backflow
 
-#endif  // BACKFLOW_ENGINE_GATES_REGISTRY_H_
+#endif  // BACKFLOW_ENGINE_IR_GATE_REGISTRY_H_

@@ -1,7 +1,7 @@
 #include "engine/ir/graph.h"
 
-#include "engine/gates/gate.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate.h"
+#include "engine/ir/gate_registry.h"
 
 namespace backflow {
 namespace {
@@ -10,8 +10,7 @@ std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 }  // namespace
 
-Graph::Graph(const GateRegistry* registry)
-    : registry_(registry ? registry : &GateRegistry::Builtin()) {}
+Graph::Graph(const GateRegistry& gates) : registry_(&gates) {}
 
 StatusOr<ValueId> Graph::AddValue(Value value) {
   if (value.name.empty()) return InvalidArgumentError("a tensor has an empty name");
@@ -105,6 +104,23 @@ std::vector<ValueId> Graph::ValuesOfKind(ValueKind kind) const {
     if (value(i).kind == kind) ids.push_back(i);
   }
   return ids;
+}
+
+std::vector<bool> ValuesNeededFor(const Graph& graph, std::span<const ValueId> fetches) {
+  std::vector<bool> needed(static_cast<size_t>(graph.num_values()), false);
+  std::vector<ValueId> stack(fetches.begin(), fetches.end());
+  while (!stack.empty()) {
+    const ValueId v = stack.back();
+    stack.pop_back();
+    if (needed[static_cast<size_t>(v)]) continue;
+    needed[static_cast<size_t>(v)] = true;
+    const NodeId producer = graph.value(v).producer;
+    if (producer == kNoId) continue;
+    const Node& node = graph.node(producer);
+    stack.insert(stack.end(), node.inputs.begin(), node.inputs.end());
+    if (node.forward_node != kNoId) stack.push_back(graph.node(node.forward_node).output);
+  }
+  return needed;
 }
 
 }  // namespace backflow

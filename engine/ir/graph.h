@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,7 +67,9 @@ struct Node {
 
 class Graph {
  public:
-  explicit Graph(const GateRegistry* registry = nullptr);  // nullptr: the built-in gates
+  // A graph whose nodes may use the gates of `gates` (which must outlive the graph and its
+  // copies): BuiltinGates() from engine/gates/builtin.h, or a registry of one's own.
+  explicit Graph(const GateRegistry& gates);
 
   StatusOr<ValueId> AddPlaceholder(std::string name, Shape shape);
   StatusOr<ValueId> AddParameter(std::string name, Shape shape, InitializerSpec init = {});
@@ -108,6 +111,11 @@ class Graph {
   std::vector<ValueId> outputs_;
   ValueId loss_ = kNoId;
 };
+
+// needed[v] for every value v of `graph`: computing `fetches` reads v, directly or through the
+// nodes that produce them (a backward node also reads the forward node whose saved state it
+// uses). The executor compiles only these nodes; Evaluate initialises only these parameters.
+std::vector<bool> ValuesNeededFor(const Graph& graph, std::span<const ValueId> fetches);
 
 }  // namespace backflow
 

@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "engine/gates/gate.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/import_internal.h"
 
 namespace backflow {
@@ -23,8 +23,11 @@ using import_internal::Quote;
 // a client sees the most basic fault of its graph.
 class Importer {
  public:
-  Importer(const v1::Graph& proto, const GraphLimits& limits)
-      : proto_(proto), limits_(limits), attrs_(static_cast<size_t>(proto.nodes_size())) {}
+  Importer(const v1::Graph& proto, const GateRegistry& gates, const GraphLimits& limits)
+      : proto_(proto),
+        limits_(limits),
+        graph_(gates),
+        attrs_(static_cast<size_t>(proto.nodes_size())) {}
 
   StatusOr<Graph> Run();
 
@@ -304,8 +307,9 @@ Status Importer::SetOutputsAndLoss() {
 
 }  // namespace
 
-StatusOr<Graph> ImportGraph(const backflow::v1::Graph& proto, const GraphLimits& limits) {
-  return Importer(proto, limits).Run();
+StatusOr<Graph> ImportGraph(const backflow::v1::Graph& proto, const GateRegistry& gates,
+                            const GraphLimits& limits) {
+  return Importer(proto, gates, limits).Run();
 }
 
 }  // namespace backflow

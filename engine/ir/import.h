@@ -44,7 +44,10 @@ struct GraphLimits {
 // keeps the proto's order where the data flow leaves a choice (Kahn's algorithm, ties by
 // position), its outputs and loss are set, and every shape has been inferred. Parameters keep
 // their initializer (engine/optim/initializers.h draws the values).
-StatusOr<Graph> ImportGraph(const backflow::v1::Graph& proto, const GraphLimits& limits = {});
+// Nodes may use the gates of `gates` (engine/api/import.h has the overload with the built-in
+// ones, which is what servers and clients call).
+StatusOr<Graph> ImportGraph(const backflow::v1::Graph& proto, const GateRegistry& gates,
+                            const GraphLimits& limits = {});
 
 // Parses protobuf text format ("nodes { name: 'h' op: 'add' inputs: 'x' inputs: 'w' }").
 // InvalidArgument "graph text:LINE:COLUMN: MESSAGE" (1-based) for the first syntax error.

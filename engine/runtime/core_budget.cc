@@ -1,4 +1,4 @@
-#include "engine/exec/core_budget.h"
+#include "engine/runtime/core_budget.h"
 
 #include <algorithm>
 #include <tbb/info.h>

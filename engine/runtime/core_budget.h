@@ -12,14 +12,17 @@
 // P: small independent branches run side by side on TBB, big primitives use all cores in turn.
 // Libgomp's idle team threads spin for a while after a parallel region (GOMP_SPINCOUNT); libgomp
 // reads that when it loads, so the deploy files and `make run` set it in the environment.
-#ifndef BACKFLOW_ENGINE_EXEC_CORE_BUDGET_H_
-#define BACKFLOW_ENGINE_EXEC_CORE_BUDGET_H_
+#ifndef BACKFLOW_ENGINE_RUNTIME_CORE_BUDGET_H_
+#define BACKFLOW_ENGINE_RUNTIME_CORE_BUDGET_H_
 
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 
 namespace backflow {
+
+// What a kernel that runs a team of every core asks for (Kernel::cores() in engine/ir/gate.h).
+inline constexpr int kAllCores = 0;
 
 class CoreBudget {
  public:
@@ -69,4 +72,4 @@ class CoreBudget {
 
 }  // namespace backflow
 
-#endif  // BACKFLOW_ENGINE_EXEC_CORE_BUDGET_H_
+#endif  // BACKFLOW_ENGINE_RUNTIME_CORE_BUDGET_H_

@@ -1,10 +1,8 @@
-#include "engine/exec/dnnl_runtime.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 #include <omp.h>
 
-#include <cmath>
-
-#include "engine/exec/core_budget.h"
+#include "engine/runtime/core_budget.h"
 
 namespace backflow::dnnl_rt {
 
@@ -26,30 +24,10 @@ Status Execute(const dnnl::primitive& primitive, const Args& args, int threads,
   }
 }
 
-int TeamFor(std::string_view op, std::span<const Shape> inputs, const Shape& output) {
-  const int all = CoreBudget::Global().total();
-  auto elements = [](const Shape& s) { return static_cast<double>(s.num_elements()); };
-  const bool conv = op == "conv2d" || op == "conv2d_backward_data" ||
-                    op == "conv2d_backward_weights";
-  if (conv && inputs.size() >= 2) {
-    // 2 * (elements of the convolution's output y) * C*KH*KW, the same for its two
-    // backward passes: y is the output (forward), or dy (input 0 of backward data, input 1
-    // of backward weights); w is input 1, or the output of backward weights.
-    const bool weights = op == "conv2d_backward_weights";
-    const Shape& y = op == "conv2d" ? output : inputs[weights ? 1 : 0];
-    const Shape& w = weights ? output : inputs[1];
-    if (w.rank() != 4 || w.dim(0) == 0) return 1;
-    const double flops = 2 * elements(y) * elements(w) / static_cast<double>(w.dim(0));
-    return flops >= kTeamFlops ? all : 1;
-  }
-  if ((op == "matmul" || op == "linear") && inputs.size() >= 2) {
-    // [M, K] x [K, N] -> [M, N], transposed or not: M*K*N = sqrt(MK * KN * MN).
-    const double mkn = std::sqrt(elements(inputs[0]) * elements(inputs[1]) * elements(output));
-    return 2 * mkn >= kTeamFlops ? all : 1;
-  }
-  double touched = elements(output);
-  for (const Shape& s : inputs) touched += elements(s);
-  return touched >= kTeamElements ? all : 1;
+int TeamFor(const PrimitiveWork& work) {
+  const bool big = work.compute_bound ? work.flops >= kTeamFlops
+                                      : work.elements_touched >= kTeamElements;
+  return big ? CoreBudget::Global().total() : 1;
 }
 
 TeamScope::TeamScope(int team) : previous_(omp_get_max_threads()) { omp_set_num_threads(team); }
@@ -58,7 +36,7 @@ TeamScope::~TeamScope() { omp_set_num_threads(previous_); }
 
 int CompileTeam() {
   const int team = omp_get_max_threads();
-  return team >= CoreBudget::Global().total() ? Kernel::kAllCores : team;
+  return team >= CoreBudget::Global().total() ? kAllCores : team;
 }
 
 dnnl::memory::dims Dims(const Shape& shape) {

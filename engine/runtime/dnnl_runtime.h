@@ -3,9 +3,9 @@
 //
 // Kernels create their primitives (and any reorders) once, in Gate::Compile, and only bind
 // memory and execute per run. Debian's oneDNN is built for float32 on CPU with an OpenMP
-// runtime; see Note [Threads never exceed cores] in engine/exec/core_budget.h.
-#ifndef BACKFLOW_ENGINE_EXEC_DNNL_RUNTIME_H_
-#define BACKFLOW_ENGINE_EXEC_DNNL_RUNTIME_H_
+// runtime; see Note [Threads never exceed cores] in engine/runtime/core_budget.h.
+#ifndef BACKFLOW_ENGINE_RUNTIME_DNNL_RUNTIME_H_
+#define BACKFLOW_ENGINE_RUNTIME_DNNL_RUNTIME_H_
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -16,11 +16,11 @@
 
 #include "engine/core/shape.h"
 #include "engine/core/status.h"
-#include "engine/gates/gate.h"
+#include "engine/runtime/layout.h"
 
 namespace backflow {
 
-// A tensor's non-plain layout (see engine/gates/gate.h): the oneDNN descriptor it was written
+// A tensor's non-plain layout (see engine/ir/gate.h): the oneDNN descriptor it was written
 // with, whose size may exceed the plain size (blocked channels are padded).
 struct TensorLayout {
   dnnl::memory::desc md;
@@ -65,14 +65,22 @@ dnnl::memory::dims Dims(const Shape& shape);
 // 3,635-4,180 samples/s, three runs each). So a primitive gets a team of every core only when
 // its work is far beyond that: kTeamFlops of arithmetic for convolutions and matrix products,
 // kTeamElements touched for memory-bound ones (eltwise, pooling); below them, parallelism comes
-// from independent nodes, concurrent requests and the optimizer's slices. The plan
-// chooses per node (TeamFor) and compiles the node's kernel inside a TeamScope; the kernel
+// from independent nodes, concurrent requests and the optimizer's slices. Each gate states its
+// work (Gate::Flops, Gate::compute_bound in engine/ir/gate.h); the executor turns that into a
+// PrimitiveWork, asks TeamFor, and compiles the node's kernel inside a TeamScope; the kernel
 // reads its team with CompileTeam() and asks the CoreBudget for that many cores.
 inline constexpr double kTeamFlops = 1e9;
 inline constexpr double kTeamElements = 16e6;
 
-// The team a node's primitives get: 1, or every core of CoreBudget::Global().
-int TeamFor(std::string_view op, std::span<const Shape> inputs, const Shape& output);
+// What one application of a primitive costs.
+struct PrimitiveWork {
+  double flops = 0;             // arithmetic (a multiply-add counts 2)
+  double elements_touched = 0;  // elements of its inputs and output
+  bool compute_bound = false;   // true: judged by flops (convolutions, matrix products)
+};
+
+// The team a primitive gets: 1, or every core of CoreBudget::Global().
+int TeamFor(const PrimitiveWork& work);
 
 // Sets the calling thread's OpenMP thread count to `team` until destroyed (primitive
 // descriptors created meanwhile are partitioned for that team).
@@ -88,7 +96,7 @@ class TeamScope {
 };
 
 // For a kernel created inside a TeamScope: the cores to ask for, as Kernel::cores() returns
-// them (Kernel::kAllCores for a team of every core).
+// them (kAllCores for a team of every core).
 int CompileTeam();
 
 // float32 descriptor in plain row-major order (tags a, ab, abc, abcd, ...).
@@ -100,4 +108,4 @@ LayoutPtr LayoutOf(const dnnl::memory::desc& md, const Shape& shape);
 
 }  // namespace backflow::dnnl_rt
 
-#endif  // BACKFLOW_ENGINE_EXEC_DNNL_RUNTIME_H_
+#endif  // BACKFLOW_ENGINE_RUNTIME_DNNL_RUNTIME_H_

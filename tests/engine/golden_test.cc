@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
+#include "engine/api/import.h"
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
-#include "engine/ir/import.h"
 #include "engine/optim/initializers.h"
 #include "tests/testing/golden_cases.h"
 

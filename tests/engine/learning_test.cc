@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/api/import.h"
+#include "engine/api/trainer.h"
 #include "engine/data/dataset.h"
-#include "engine/ir/import.h"
-#include "engine/optim/trainer.h"
 
 namespace backflow {
 namespace {

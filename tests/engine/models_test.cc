@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/api/import.h"
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
-#include "engine/ir/import.h"
 #include "engine/optim/initializers.h"
 
 namespace backflow {

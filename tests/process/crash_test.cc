@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "backflow/v1/service.grpc.pb.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 #include "tests/process/process_fixture.h"
 
 namespace backflow::testing {

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "backflow/v1/service.grpc.pb.h"
-#include "engine/ir/import.h"
-#include "engine/optim/trainer.h"
+#include "engine/api/import.h"
+#include "engine/api/trainer.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/process/process_fixture.h"

@@ -9,6 +9,7 @@
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
+#include "engine/gates/builtin.h"
 
 namespace backflow::testing {
 namespace {
@@ -44,7 +45,7 @@ std::string InputName(size_t i) { return "x" + std::to_string(i); }
 
 // L = sum(op(x...) * R): one graph holding the gate under test.
 struct CheckGraph {
-  std::shared_ptr<Graph> graph = std::make_shared<Graph>();
+  std::shared_ptr<Graph> graph = std::make_shared<Graph>(BuiltinGates());
   std::vector<ValueId> inputs;
   ValueId loss = kNoId;
 };
@@ -128,7 +129,7 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
 
 StatusOr<Tensor> RunGate(const std::string& op, const std::vector<Tensor>& inputs,
                          const Attributes& attrs) {
-  auto graph = std::make_shared<Graph>();
+  auto graph = std::make_shared<Graph>(BuiltinGates());
   std::vector<ValueId> ids;
   FeedMap feeds;
   for (size_t i = 0; i < inputs.size(); ++i) {

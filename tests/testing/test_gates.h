@@ -5,7 +5,7 @@
 #include <atomic>
 #include <memory>
 
-#include "engine/gates/registry.h"
+#include "engine/gates/builtin.h"
 
 namespace backflow::testing {
 

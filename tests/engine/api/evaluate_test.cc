@@ -1,4 +1,4 @@
-#include "engine/exec/evaluate.h"
+#include "engine/api/evaluate.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,8 @@
 #include <map>
 #include <string>
 
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
+#include "engine/gates/builtin.h"
 #include "engine/optim/initializers.h"
 #include "tests/testing/golden_cases.h"
 
@@ -151,7 +152,7 @@ TEST(Evaluate, PlaceholdersNothingRequestedReadsMayBeLeftOut) {
 }
 
 TEST(Evaluate, ConstantsCanBeDifferentiatedButNotFed) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{});
   const ValueId c = *g.AddConstant("c", Tensor::Scalar(DType::kFloat64, 3));
   g.set_loss(*g.AddNode("f", "mul", {x, c}));

@@ -1,4 +1,4 @@
-#include "engine/optim/trainer.h"
+#include "engine/api/trainer.h"
 
 #include <gtest/gtest.h>
 
@@ -6,14 +6,15 @@
 #include <chrono>
 #include <thread>
 
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
+#include "engine/gates/builtin.h"
 
 namespace backflow {
 namespace {
 
 // y = x * w + b fitted to t = 3x - 1 with squared error; "w_times_two" is a scalar metric.
 Graph LinearGraph() {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim});
   const ValueId t = *g.AddPlaceholder("t", Shape{kBatchDim});
   const ValueId w = *g.AddParameter("w", Shape{});

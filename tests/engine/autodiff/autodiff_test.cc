@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "engine/exec/program.h"
+#include "engine/gates/builtin.h"
 #include "tests/testing/test_gates.h"
 
 namespace backflow {
@@ -20,7 +21,7 @@ bool HasNodeWithPrefix(const Graph& g, const std::string& prefix) {
 
 // L = a*x + b*c: only the branch through a needs a gradient when only a is asked for.
 TEST(AutodiffTest, OnlyWhatNeedsAGradientGetsOne) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId a = *g.AddParameter("a", Shape{});
   const ValueId x = *g.AddPlaceholder("x", Shape{});
   const ValueId b = *g.AddParameter("b", Shape{});
@@ -39,7 +40,7 @@ TEST(AutodiffTest, OnlyWhatNeedsAGradientGetsOne) {
 }
 
 TEST(AutodiffTest, AValueThatDoesNotReachTheTargetGetsAZeroGradient) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{3});
   const ValueId unused = *g->AddParameter("unused", Shape{2, 2});
   const ValueId loss = *g->AddNode("L", "sum", {x});
@@ -57,7 +58,7 @@ TEST(AutodiffTest, AValueThatDoesNotReachTheTargetGetsAZeroGradient) {
 
 // A diamond: y = u * v with u = v = exp(x) reaches x along two paths.
 TEST(AutodiffTest, GradientsThroughADiamondAddUp) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{});
   const ValueId e = *g->AddNode("e", "exp", {x});
   const ValueId y = *g->AddNode("y", "mul", {e, e});
@@ -72,7 +73,7 @@ TEST(AutodiffTest, GradientsThroughADiamondAddUp) {
 }
 
 TEST(AutodiffTest, TheTargetMustBeAScalar) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3});
   const ValueId y = *g.AddNode("y", "exp", {x});
   const ValueId wrt[] = {x};
@@ -85,7 +86,7 @@ TEST(AutodiffTest, TheTargetMustBeAScalar) {
 TEST(AutodiffTest, AGateWithoutGradientOnThePathIsReportedByName) {
   auto probe = std::make_shared<testing::Probe>();
   auto registry = testing::MakeProbeRegistry(probe);
-  Graph g(registry.get());
+  Graph g(*registry);
   const ValueId x = *g.AddPlaceholder("x", Shape{});
   const ValueId o = *g.AddNode("blocker", "opaque", {x});
   const ValueId y = *g.AddNode("y", "exp", {o});
@@ -97,7 +98,7 @@ TEST(AutodiffTest, AGateWithoutGradientOnThePathIsReportedByName) {
 }
 
 TEST(AutodiffTest, OpenBatchDimensionsFlowThroughBackward) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{kBatchDim, 2});
   const ValueId w = *g->AddParameter("w", Shape{2});
   const ValueId xw = *g->AddNode("xw", "mul", {x, w});

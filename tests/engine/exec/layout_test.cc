@@ -8,6 +8,7 @@
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
+#include "engine/gates/builtin.h"
 #include "engine/optim/initializers.h"
 
 namespace backflow {
@@ -17,7 +18,7 @@ namespace {
 // every edge up to the flatten joins oneDNN gates (relu runs on oneDNN's eltwise), forward and
 // backward.
 struct Net {
-  std::shared_ptr<Graph> graph = std::make_shared<Graph>();
+  std::shared_ptr<Graph> graph = std::make_shared<Graph>(BuiltinGates());
   std::vector<ValueId> fetches;
 };
 

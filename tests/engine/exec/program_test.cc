@@ -8,8 +8,9 @@
 #include <thread>
 
 #include "engine/autodiff/autodiff.h"
-#include "engine/exec/core_budget.h"
+#include "engine/gates/builtin.h"
 #include "engine/optim/initializers.h"
+#include "engine/runtime/core_budget.h"
 #include "tests/testing/test_gates.h"
 
 namespace backflow {
@@ -21,7 +22,7 @@ using testing::Probe;
 // A small network of elementwise gates, forward and backward:
 //   h = tanh(x * a + b), L = mean(square(h - t)), gradients for a, b and x.
 struct Net {
-  std::shared_ptr<Graph> graph = std::make_shared<Graph>();
+  std::shared_ptr<Graph> graph = std::make_shared<Graph>(BuiltinGates());
   std::vector<ValueId> fetches;  // L, dL/da, dL/db, dL/dx
 };
 
@@ -140,7 +141,7 @@ TEST(ProgramTest, PlansAreCachedPerFeedShapes) {
 TEST(ProgramTest, FetchingTheForwardOnlyRunsNoBackwardNode) {
   auto probe = std::make_shared<Probe>();
   auto registry = MakeProbeRegistry(probe);
-  auto graph = std::make_shared<Graph>(registry.get());
+  auto graph = std::make_shared<Graph>(*registry);
   const ValueId x = *graph->AddPlaceholder("x", Shape{});
   const ValueId c = *graph->AddNode("c", "count", {x});
   const ValueId y = *graph->AddNode("y", "square", {c});
@@ -162,7 +163,7 @@ TEST(ProgramTest, FetchingTheForwardOnlyRunsNoBackwardNode) {
 double RunBranches(const std::string& op, int64_t n, const std::shared_ptr<Probe>& probe,
                    Program::PlanInfo* info) {
   auto registry = MakeProbeRegistry(probe);
-  auto graph = std::make_shared<Graph>(registry.get());
+  auto graph = std::make_shared<Graph>(*registry);
   const ValueId x = *graph->AddPlaceholder("x", Shape{n});
   const ValueId left = *graph->AddNode("left", op, {x});
   const ValueId right = *graph->AddNode("right", op, {x});
@@ -204,7 +205,7 @@ class ProbeProgramTest : public ::testing::Test {
  protected:
   // x -> first (op) -> second (count) -> y
   StatusOr<std::vector<Tensor>> RunChain(const std::string& op, const RunOptions& options = {}) {
-    graph_ = std::make_shared<Graph>(registry_.get());
+    graph_ = std::make_shared<Graph>(*registry_);
     const ValueId x = *graph_->AddPlaceholder("x", Shape{2});
     const ValueId first = *graph_->AddNode("first", op, {x});
     const ValueId second = *graph_->AddNode("second", "count", {first});

@@ -3,16 +3,22 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <string_view>
 #include <vector>
 
-#include "engine/exec/core_budget.h"
-#include "engine/exec/dnnl_runtime.h"
-#include "engine/gates/gate.h"
+#include "engine/exec/team.h"
+#include "engine/gates/builtin.h"
+#include "engine/ir/gate.h"
+#include "engine/runtime/core_budget.h"
+#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 namespace {
 
-using dnnl_rt::TeamFor;
+// The team of one application of the built-in gate `op` (no attributes).
+int TeamFor(std::string_view op, const std::vector<Shape>& inputs, const Shape& output) {
+  return TeamForNode(*BuiltinGates().Find(op), inputs, output, Attributes{});
+}
 
 int All() { return CoreBudget::Global().total(); }
 

@@ -10,7 +10,8 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/gates/registry.h"
+#include "engine/gates/builtin.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
 #include "tests/testing/gradient_checker.h"
 
@@ -156,7 +157,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(BinaryShapeTest, BroadcastsWithTheOpenBatchDimension) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3});
   const ValueId b = *g.AddPlaceholder("b", Shape{3});
   StatusOr<ValueId> y = g.AddNode("y", "add", {x, b});
@@ -165,7 +166,7 @@ TEST(BinaryShapeTest, BroadcastsWithTheOpenBatchDimension) {
 }
 
 TEST(BinaryShapeTest, IncompatibleShapesAreAnErrorNamingTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId a = *g.AddPlaceholder("a", Shape{2, 3});
   const ValueId b = *g.AddPlaceholder("b", Shape{4});
   for (const char* op : {"add", "sub", "mul", "div", "max", "min", "pow"}) {
@@ -176,14 +177,14 @@ TEST(BinaryShapeTest, IncompatibleShapesAreAnErrorNamingTheNode) {
 }
 
 TEST(BinaryShapeTest, WrongArityIsAnErrorNamingTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId a = *g.AddPlaceholder("a", Shape{2});
   StatusOr<ValueId> y = g.AddNode("lonely", "mul", {a});
   EXPECT_EQ(y.status().message(), "node 'lonely' (mul): takes 2 input(s), got 1");
 }
 
 TEST(BinaryGatesTest, GradientGatesAreInternal) {
-  const GateRegistry& registry = GateRegistry::Builtin();
+  const GateRegistry& registry = BuiltinGates();
   for (const char* op : {"mul", "div", "max", "min", "pow"}) {
     const Gate* gate = registry.Find(std::string(op) + "_grad");
     ASSERT_NE(gate, nullptr) << op;

@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/conv.h"
 
 #include <gmock/gmock.h>
@@ -13,7 +14,7 @@
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
 #include "engine/gates/reference/conv.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
 #include "tests/engine/gates/spatial_test_util.h"
 #include "tests/testing/gradient_checker.h"
@@ -241,7 +242,7 @@ TEST_P(ConvFloat32Test, BackwardWeightsMatchesReference) {
 // wires up, computed by the oneDNN kernels, against the reference's.
 TEST_P(ConvFloat32Test, TrainingGraphMatchesReference) {
   const ConvCase& c = GetParam();
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{kBatchDim, c.c, c.h, c.w});
   const ValueId w = *g->AddPlaceholder("w", WShape(c));
   std::vector<ValueId> inputs = {x, w};
@@ -285,7 +286,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, ConvFloat32Test, ::testing::ValuesIn(Cases())
 // The shape rule's message for conv2d(x, w[, b]) with `attrs`, added as node "conv".
 std::string ShapeError(const Shape& x, const Shape& w, Attributes attrs = {},
                        const Shape* b = nullptr) {
-  Graph g;
+  Graph g(BuiltinGates());
   std::vector<ValueId> inputs = {*g.AddPlaceholder("x", x), *g.AddPlaceholder("w", w)};
   if (b != nullptr) inputs.push_back(*g.AddPlaceholder("b", *b));
   StatusOr<ValueId> y = g.AddNode("conv", "conv2d", inputs, std::move(attrs));
@@ -294,7 +295,7 @@ std::string ShapeError(const Shape& x, const Shape& w, Attributes attrs = {},
 }
 
 TEST(ConvShapeTest, InfersTheOutputShapeWithTheOpenBatchDimension) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3, 7, 6});
   const ValueId w = *g.AddPlaceholder("w", Shape{5, 3, 3, 2});
   StatusOr<ValueId> y =
@@ -318,7 +319,7 @@ TEST(ConvShapeTest, KernelLargerThanThePaddedInputNamesTheNode) {
             "node 'conv': kernel 3x3 (spanning 5x5 dilated) is larger than the padded input "
             "4x4, so the output would have no elements");
   // Padding makes room.
-  Graph g;
+  Graph g(BuiltinGates());
   EXPECT_TRUE(g.AddNode("conv", "conv2d",
                         {*g.AddPlaceholder("x", Shape{1, 3, 4, 4}),
                          *g.AddPlaceholder("w", Shape{2, 3, 5, 5})},
@@ -343,7 +344,7 @@ TEST(ConvShapeTest, BadBiasAndAttributesNameTheNode) {
 }
 
 TEST(ConvShapeTest, BackwardGatesCheckDyAgainstTheForwardShape) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId dy = *g.AddPlaceholder("dy", Shape{2, 5, 4, 4});
   const ValueId w = *g.AddPlaceholder("w", Shape{5, 3, 3, 3});
   StatusOr<ValueId> dx =
@@ -354,17 +355,17 @@ TEST(ConvShapeTest, BackwardGatesCheckDyAgainstTheForwardShape) {
 
 TEST(ConvGatesTest, BackwardGatesAreInternal) {
   for (const char* op : {"conv2d_backward_data", "conv2d_backward_weights"}) {
-    const Gate* gate = GateRegistry::Builtin().Find(op);
+    const Gate* gate = BuiltinGates().Find(op);
     ASSERT_NE(gate, nullptr) << op;
     EXPECT_TRUE(gate->internal()) << op;
   }
-  EXPECT_FALSE(GateRegistry::Builtin().Find("conv2d")->internal());
+  EXPECT_FALSE(BuiltinGates().Find("conv2d")->internal());
 }
 
 // One compiled float32 plan run from several threads at once: each run allocates its own
 // scratch and scratchpad, so all agree with a run made alone.
 TEST(ConvFloat32Test, ConcurrentRunsOfOnePlanAgree) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{kBatchDim, 3, 9, 9});
   const ValueId w = *g->AddPlaceholder("w", Shape{16, 3, 3, 3});
   const ValueId y = *g->AddNode("y", "conv2d", {x, w}, {{"padding", Ints{1, 1}}});

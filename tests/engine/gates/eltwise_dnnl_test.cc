@@ -1,5 +1,6 @@
 // The float32 oneDNN eltwise kernels (relu, leaky_relu, tanh, sigmoid, exp and their gradients)
 // against the plain float64 loops, on tensors big enough to take the oneDNN path.
+#include "engine/gates/builtin.h"
 #include "engine/gates/eltwise_dnnl.h"
 
 #include <gtest/gtest.h>
@@ -25,7 +26,7 @@ TEST_P(EltwiseDnnlTest, ForwardAndGradientMatchTheFloat64Loops) {
   const Case& c = GetParam();
   const Shape shape{64, 100};  // above kEltwiseMinElements
   ASSERT_GE(shape.num_elements(), kEltwiseMinElements);
-  auto graph = std::make_shared<Graph>();
+  auto graph = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *graph->AddPlaceholder("x", shape);
   const ValueId r = *graph->AddPlaceholder("r", shape);
   const ValueId y = *graph->AddNode("y", c.op, {x}, c.attrs);

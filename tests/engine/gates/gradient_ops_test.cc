@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/gradient_ops.h"
 
 #include <gmock/gmock.h>
@@ -6,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
 #include "tests/testing/gradient_checker.h"
 
@@ -50,7 +51,7 @@ TEST(AddNTest, GradientMatchesFiniteDifferences) {
 }
 
 TEST(AddNTest, MismatchedShapesAreAnErrorNamingTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId a = *g.AddPlaceholder("a", Shape{2, 3});
   const ValueId b = *g.AddPlaceholder("b", Shape{3});
   StatusOr<ValueId> y = g.AddNode("acc", "add_n", {a, a, b});
@@ -88,7 +89,7 @@ TEST(ReduceLikeTest, ComputesInFloat32) {
 }
 
 TEST(ReduceLikeTest, AShapeItCannotSumDownToIsAnErrorNamingTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId grad = *g.AddPlaceholder("g", Shape{2, 3});
   const ValueId ref = *g.AddPlaceholder("ref", Shape{4});
   StatusOr<ValueId> y = g.AddNode("rl", "reduce_like", {grad, ref});
@@ -96,7 +97,7 @@ TEST(ReduceLikeTest, AShapeItCannotSumDownToIsAnErrorNamingTheNode) {
 }
 
 TEST(GradientOpsTest, OnlyAddNIsPublicAndDifferentiable) {
-  const GateRegistry& registry = GateRegistry::Builtin();
+  const GateRegistry& registry = BuiltinGates();
   EXPECT_THAT(registry.PublicOps(), ::testing::Contains("add_n"));
   EXPECT_TRUE(registry.Find("add_n")->differentiable());
   for (const char* op : {"fill_like", "reduce_like"}) {

@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/loss.h"
 
 #include <gmock/gmock.h>
@@ -13,7 +14,7 @@
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
 #include "tests/testing/gradient_checker.h"
 
@@ -199,7 +200,7 @@ struct LossAndGrad {
   std::vector<double> grad;
 };
 LossAndGrad RunWithGradient(const std::string& op, const Tensor& x, const Tensor& labels) {
-  auto graph = std::make_shared<Graph>();
+  auto graph = std::make_shared<Graph>(BuiltinGates());
   const ValueId xv = *graph->AddPlaceholder("x", Shape{kBatchDim, x.shape().dim(1)});
   const ValueId lv = *graph->AddPlaceholder("labels", Shape{kBatchDim});
   const ValueId loss = *graph->AddNode("loss", op, {xv, lv});
@@ -240,7 +241,7 @@ TEST(LossGatesTest, SvmGradientFollowsCs231nInFloat32) {
 }
 
 TEST(LossGatesTest, OpenBatchDimensionGivesAScalar) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 10});
   const ValueId labels = *g.AddPlaceholder("labels", Shape{kBatchDim});
   const ValueId y = *g.AddPlaceholder("y", Shape{kBatchDim, 10});
@@ -263,7 +264,7 @@ TEST(LossGatesTest, EmptyBatchGivesZeroLoss) {
   const Tensor labels(DType::kFloat64, Shape{0});
   const Shape in_shapes[] = {x.shape(), labels.shape()};
   for (const char* op : {"softmax_cross_entropy", "svm_hinge", "accuracy"}) {
-    const Gate* gate = GateRegistry::Builtin().Find(op);
+    const Gate* gate = BuiltinGates().Find(op);
     const Shape out_shape;
     StatusOr<std::unique_ptr<Kernel>> kernel =
         gate->Compile(CompileContext{"y", DType::kFloat64, in_shapes, out_shape, Attributes{}});
@@ -311,7 +312,7 @@ TEST(LossGatesTest, TargetsOutsideTheUnitIntervalAreRejected) {
 
 TEST(LossGatesTest, GradientToLabelsIsAnErrorNamingTheNode) {
   for (const char* op : {"softmax_cross_entropy", "svm_hinge"}) {
-    Graph g;
+    Graph g(BuiltinGates());
     const ValueId x = *g.AddPlaceholder("x", Shape{2, 3});
     const ValueId labels = *g.AddPlaceholder("labels", Shape{2});
     const std::string name = std::string(op) + "_loss";
@@ -325,7 +326,7 @@ TEST(LossGatesTest, GradientToLabelsIsAnErrorNamingTheNode) {
 }
 
 TEST(LossGatesTest, AccuracyHasNoGradient) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{2, 3});
   const ValueId labels = *g.AddPlaceholder("labels", Shape{2});
   const ValueId acc = *g.AddNode("acc", "accuracy", {x, labels});
@@ -345,7 +346,7 @@ struct ShapeErrorCase {
 };
 
 TEST(LossGatesTest, BadShapesAndAttributesNameTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   int k = 0;
   for (const ShapeErrorCase& c : std::vector<ShapeErrorCase>{
            {"squared_error",
@@ -376,7 +377,7 @@ TEST(LossGatesTest, BadShapesAndAttributesNameTheNode) {
 // Placeholders cannot declare an empty or open class dimension, but shapes computed by other
 // gates reach the rule too.
 TEST(LossGatesTest, ClassDimensionMustBeKnownAndNonEmpty) {
-  const Gate* gate = GateRegistry::Builtin().Find("accuracy");
+  const Gate* gate = BuiltinGates().Find("accuracy");
   for (const Shape& logits : {Shape{4, 0}, Shape{4, kBatchDim}}) {
     const Shape inputs[] = {logits, Shape{4}};
     StatusOr<Shape> out = gate->CheckAndInferShape("acc", "accuracy", inputs, {});
@@ -387,7 +388,7 @@ TEST(LossGatesTest, ClassDimensionMustBeKnownAndNonEmpty) {
 }
 
 TEST(LossGatesTest, GradientGatesAreInternal) {
-  const GateRegistry& registry = GateRegistry::Builtin();
+  const GateRegistry& registry = BuiltinGates();
   const std::vector<std::string> public_ops = registry.PublicOps();
   for (const char* op :
        {"squared_error", "softmax_cross_entropy", "svm_hinge", "sigmoid_cross_entropy"}) {

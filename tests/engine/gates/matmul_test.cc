@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/matmul.h"
 
 #include <gmock/gmock.h>
@@ -100,7 +101,7 @@ TEST(LinearForwardTest, AddsTheBiasToEveryRowInBothDtypes) {
 
 TEST(LinearForwardTest, EmptyInnerDimensionGivesTheBias) {
   for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
-    auto g = std::make_shared<Graph>();
+    auto g = std::make_shared<Graph>(BuiltinGates());
     const ValueId x = *g->AddConstant("x", Tensor(dtype, Shape{2, 0}));
     const ValueId w = *g->AddConstant("w", Tensor(dtype, Shape{0, 3}));
     const ValueId b =
@@ -230,7 +231,7 @@ INSTANTIATE_TEST_SUITE_P(Gates, LinearFloat32Test,
 // ---- the open batch dimension and concurrent runs ------------------------------------------
 
 TEST(LinearBatchTest, OpenBatchRunsForwardAndBackwardAtAnyBatchSize) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{kBatchDim, 13});
   const ValueId w = *g->AddPlaceholder("w", Shape{13, 7});
   const ValueId b = *g->AddPlaceholder("b", Shape{7});
@@ -264,7 +265,7 @@ TEST(LinearBatchTest, OpenBatchRunsForwardAndBackwardAtAnyBatchSize) {
 }
 
 TEST(MatMulConcurrencyTest, OnePlanRunsFromManyThreadsAtOnce) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId a = *g->AddPlaceholder("a", Shape{33, 65});
   const ValueId b = *g->AddPlaceholder("b", Shape{17, 65});
   const ValueId y = *g->AddNode("y", "matmul", {a, b}, Transposes(false, true));
@@ -302,7 +303,7 @@ TEST(MatMulSeedTest, VectorizedGradientsAreTheMatrixProductsOfTheSeed) {
     const Tensor w = Random(dtype, {5, 10}, rng);
     const Tensor x = Random(dtype, {10, 3}, rng);
     const Tensor r = Random(DType::kFloat64, {5, 3}, rng).CastTo(dtype);
-    auto g = std::make_shared<Graph>();
+    auto g = std::make_shared<Graph>(BuiltinGates());
     const ValueId wid = *g->AddPlaceholder("W", w.shape());
     const ValueId xid = *g->AddPlaceholder("X", x.shape());
     const ValueId d = *g->AddNode("D", "matmul", {wid, xid});
@@ -349,7 +350,7 @@ TEST(MatMulSeedTest, VectorizedGradientsAreTheMatrixProductsOfTheSeed) {
 // Seed 003's network h = tanh(W x + b), y = V h + a, L = 1/2 ||y - y*||^2, built from gates.
 struct TwoLayer {
   static constexpr int64_t kIn = 4, kHidden = 5, kOut = 3;
-  std::shared_ptr<Graph> graph = std::make_shared<Graph>();
+  std::shared_ptr<Graph> graph = std::make_shared<Graph>(BuiltinGates());
   ValueId h = kNoId, y = kNoId, loss = kNoId;
   std::vector<ValueId> grads;  // dL/dW, dL/db, dL/dV, dL/da
 };
@@ -432,7 +433,7 @@ class MatMulShapeErrorTest : public ::testing::TestWithParam<ErrorCase> {};
 
 TEST_P(MatMulShapeErrorTest, NamesTheNodeAndBothShapes) {
   const ErrorCase& c = GetParam();
-  Graph g;
+  Graph g(BuiltinGates());
   std::vector<ValueId> in;
   for (size_t i = 0; i < c.shapes.size(); ++i) {
     in.push_back(*g.AddPlaceholder("x" + std::to_string(i), c.shapes[i]));
@@ -498,7 +499,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
 
 TEST(MatMulShapeTest, OpenBatchFlowsThroughBothGates) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 784});
   const ValueId w = *g.AddPlaceholder("w", Shape{784, 256});
   EXPECT_EQ(g.value(*g.AddNode("m", "matmul", {x, w})).shape, (Shape{kBatchDim, 256}));
@@ -515,7 +516,7 @@ TEST(MatMulShapeTest, OpenBatchFlowsThroughBothGates) {
 TEST(MatMulBackwardTest, GradientsAreMatMulNodesWithTransposes) {
   for (const auto& [ta, tb] : {std::pair{false, false}, std::pair{true, false},
                                std::pair{false, true}, std::pair{true, true}}) {
-    Graph g;
+    Graph g(BuiltinGates());
     const ValueId a = *g.AddPlaceholder("a", ta ? Shape{4, 3} : Shape{3, 4});
     const ValueId b = *g.AddPlaceholder("b", tb ? Shape{5, 4} : Shape{4, 5});
     const ValueId y = *g.AddNode("y", "matmul", {a, b}, Transposes(ta, tb));

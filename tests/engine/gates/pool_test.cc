@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/pool.h"
 
 #include <gmock/gmock.h>
@@ -13,7 +14,7 @@
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
 #include "engine/gates/reference/conv.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
 #include "tests/engine/gates/spatial_test_util.h"
 #include "tests/testing/gradient_checker.h"
@@ -181,7 +182,7 @@ void ExpectNear(const Tensor& got, const Values& want) {
 // reads the workspace the forward kernel saved.
 StatusOr<Tensor> GradientThroughGraph(const std::string& op, const PoolCase& c, const Tensor& x,
                                       const Tensor& r) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId xv = *g->AddPlaceholder("x", Shape{kBatchDim, c.c, c.h, c.w});
   BF_ASSIGN_OR_RETURN(ValueId y, g->AddNode("y", op, {xv}, c.attrs));
   const ValueId rv = *g->AddConstant("r", r);
@@ -306,14 +307,14 @@ TEST(PoolSeedTest, MeanPoolingExcludesPaddingFromTheCount) {
 
 // The shape rule's message for `op`(x) with `attrs`, added as node "pool".
 std::string ShapeError(const std::string& op, const Shape& x, Attributes attrs) {
-  Graph g;
+  Graph g(BuiltinGates());
   StatusOr<ValueId> y = g.AddNode("pool", op, {*g.AddPlaceholder("x", x)}, std::move(attrs));
   EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument);
   return y.status().message();
 }
 
 TEST(PoolShapeTest, InfersTheOutputShapeWithTheOpenBatchDimension) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3, 7, 6});
   StatusOr<ValueId> y =
       g.AddNode("pool", "max_pool2d", {x}, {{"kernel", Ints{3, 2}}, {"padding", Ints{1, 0, 0, 1}}});
@@ -346,7 +347,7 @@ TEST(PoolShapeTest, ErrorsNameTheNode) {
 
 TEST(PoolGatesTest, GradientGatesAreInternal) {
   for (const char* op : {"max_pool2d_grad", "avg_pool2d_grad"}) {
-    const Gate* gate = GateRegistry::Builtin().Find(op);
+    const Gate* gate = BuiltinGates().Find(op);
     ASSERT_NE(gate, nullptr) << op;
     EXPECT_TRUE(gate->internal()) << op;
   }

@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/reduce.h"
 
 #include <gmock/gmock.h>
@@ -178,7 +179,7 @@ TEST(ExpandLikeTest, BroadcastsBackAndDividesForMean) {
 }
 
 TEST(ExpandLikeTest, BackwardRecordsNormalisedAxes) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{2, 3, 4});
   const ValueId m = *g.AddNode("m", "mean", {x}, {{"axes", Ints{-1, 0}}});
   const ValueId loss = *g.AddNode("L", "sum", {m});
@@ -196,7 +197,7 @@ TEST(ExpandLikeTest, BackwardRecordsNormalisedAxes) {
 }
 
 StatusOr<Shape> ReduceShape(const char* op, Shape x, Attributes attrs) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId in = *g.AddPlaceholder("x", std::move(x));
   BF_ASSIGN_OR_RETURN(ValueId y, g.AddNode("r", op, {in}, std::move(attrs)));
   return g.value(y).shape;
@@ -236,7 +237,7 @@ TEST(ReduceShapeTest, BadAttributesAreErrorsNamingTheNodeAndAxis) {
 }
 
 TEST(ExpandLikeTest, RejectsAGradientOfTheWrongShape) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId dy = *g.AddPlaceholder("dy", Shape{3});
   const ValueId x = *g.AddPlaceholder("x", Shape{2, 3});
   StatusOr<ValueId> bad = g.AddNode("e", "expand_like", {dy, x}, {{"axes", Ints{1}}});

@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/shape_ops.h"
 
 #include <gmock/gmock.h>
@@ -93,7 +94,7 @@ TEST(ReshapeGradientTest, MatchesFiniteDifferences) {
 }
 
 StatusOr<Shape> ReshapeShape(Shape x, Ints target) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId in = *g.AddPlaceholder("x", std::move(x));
   BF_ASSIGN_OR_RETURN(ValueId y, g.AddNode("r", "reshape", {in}, {{"shape", std::move(target)}}));
   return g.value(y).shape;
@@ -112,7 +113,7 @@ TEST(ReshapeShapeTest, InfersWhatItCanAroundTheOpenBatchDimension) {
 
 // At compile time the rule sees the concrete batch size: [N, 6] -> [-1] with N = 2 gives 12.
 TEST(ReshapeShapeTest, AnOpenMinusOneBecomesConcreteWhenRun) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{kBatchDim, 6});
   const ValueId y = *g->AddNode("y", "reshape", {x}, {{"shape", Ints{-1}}});
   Program program(g);
@@ -151,7 +152,7 @@ TEST(ReshapeShapeTest, BadTargetsAreErrorsNamingTheNode) {
 }
 
 TEST(ReshapeShapeTest, TheTargetShapeIsRequired) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{2, 3});
   StatusOr<ValueId> y = g.AddNode("r", "reshape", {x});
   EXPECT_THAT(y.status().message(), ::testing::HasSubstr("node 'r'"));
@@ -159,7 +160,7 @@ TEST(ReshapeShapeTest, TheTargetShapeIsRequired) {
 }
 
 TEST(ReshapeLikeTest, RejectsMismatchedElementCounts) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId dy = *g.AddPlaceholder("dy", Shape{5});
   const ValueId x = *g.AddPlaceholder("x", Shape{2, 3});
   StatusOr<ValueId> bad = g.AddNode("rl", "reshape_like", {dy, x});

@@ -28,6 +28,7 @@
 #include "engine/autodiff/autodiff.h"
 #include "engine/core/tensor.h"
 #include "engine/exec/program.h"
+#include "engine/gates/builtin.h"
 #include "engine/ir/graph.h"
 
 namespace backflow::spatial_test {
@@ -48,7 +49,7 @@ inline Tensor RandomTensor(const Shape& shape, unsigned seed, bool small_integer
 inline void ExpectGradientsMatchLinearDifferences(const std::string& op, std::vector<Tensor> xs,
                                                   const Attributes& attrs, double step,
                                                   double tolerance) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   std::vector<ValueId> inputs;
   FeedMap feeds;
   for (size_t i = 0; i < xs.size(); ++i) {

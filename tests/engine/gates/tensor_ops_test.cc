@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/tensor_ops.h"
 
 #include <gmock/gmock.h>
@@ -11,7 +12,7 @@
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
 #include "tests/testing/gradient_checker.h"
 
@@ -75,7 +76,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<FlattenCase>& info) { return info.param.name; });
 
 TEST(FlattenShapeTest, KeepsTheOpenBatchDimension) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3, 4, 5});
   EXPECT_EQ(g.value(*g.AddNode("f", "flatten", {x})).shape, (Shape{kBatchDim, 60}));
   EXPECT_EQ(g.value(*g.AddNode("f2", "flatten", {x}, {{"axis", int64_t{2}}})).shape,
@@ -86,7 +87,7 @@ TEST(FlattenShapeTest, KeepsTheOpenBatchDimension) {
 }
 
 TEST(FlattenShapeTest, AxisOutOfRangeIsAnErrorNamingTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{2, 3});
   StatusOr<ValueId> y = g.AddNode("flat", "flatten", {x}, {{"axis", int64_t{3}}});
   EXPECT_EQ(y.status().message(), "node 'flat': axis 3 is out of range for rank 2");
@@ -154,7 +155,7 @@ TEST(TransposeGradientTest, DefaultAndFourDimensionalPermutations) {
 }
 
 TEST(TransposeShapeTest, CarriesTheOpenBatchDimension) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3, 4});
   EXPECT_EQ(g.value(*g.AddNode("t", "transpose", {x}, {{"perm", Ints{0, 2, 1}}})).shape,
             (Shape{kBatchDim, 4, 3}));
@@ -162,7 +163,7 @@ TEST(TransposeShapeTest, CarriesTheOpenBatchDimension) {
 }
 
 TEST(TransposeShapeTest, BadPermutationIsAnErrorNamingTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{2, 3});
   for (const Ints& perm : {Ints{0, 0}, Ints{0}, Ints{0, 2}, Ints{-1, 0}}) {
     StatusOr<ValueId> y = g.AddNode("t", "transpose", {x}, {{"perm", perm}});
@@ -225,7 +226,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // L = sum(concat(x, y)^2) over the batch axis, whose offsets are known only at run time.
 TEST(ConcatBatchTest, JoinsAndSplitsAlongTheOpenBatchDimension) {
-  auto g = std::make_shared<Graph>();
+  auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId x = *g->AddPlaceholder("x", Shape{kBatchDim, 3});
   const ValueId y = *g->AddPlaceholder("y", Shape{2, 3});
   const ValueId c = *g->AddNode("c", "concat", {x, y}, {{"axis", int64_t{0}}});
@@ -246,7 +247,7 @@ TEST(ConcatBatchTest, JoinsAndSplitsAlongTheOpenBatchDimension) {
 }
 
 TEST(ConcatShapeTest, OpenDimensionsAgreeOffTheAxis) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3});
   const ValueId z = *g.AddPlaceholder("z", Shape{kBatchDim, 4});
   EXPECT_EQ(g.value(*g.AddNode("c", "concat", {x, z, x}, {{"axis", int64_t{1}}})).shape,
@@ -265,7 +266,7 @@ class ConcatShapeErrorTest : public ::testing::TestWithParam<ConcatErrorCase> {}
 
 TEST_P(ConcatShapeErrorTest, NamesTheNodeAndTheShapes) {
   const ConcatErrorCase& c = GetParam();
-  Graph g;
+  Graph g(BuiltinGates());
   std::vector<ValueId> in;
   for (size_t i = 0; i < c.shapes.size(); ++i) {
     in.push_back(*g.AddPlaceholder("x" + std::to_string(i), c.shapes[i]));
@@ -306,13 +307,13 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<ConcatErrorCase>& info) { return info.param.name; });
 
 TEST(TensorGatesTest, ConcatGradIsInternal) {
-  const Gate* gate = GateRegistry::Builtin().Find("concat_grad");
+  const Gate* gate = BuiltinGates().Find("concat_grad");
   ASSERT_NE(gate, nullptr);
   EXPECT_TRUE(gate->internal());
   EXPECT_FALSE(gate->differentiable());
   for (const char* op : {"flatten", "transpose", "concat"}) {
-    ASSERT_NE(GateRegistry::Builtin().Find(op), nullptr) << op;
-    EXPECT_FALSE(GateRegistry::Builtin().Find(op)->internal()) << op;
+    ASSERT_NE(BuiltinGates().Find(op), nullptr) << op;
+    EXPECT_FALSE(BuiltinGates().Find(op)->internal()) << op;
   }
 }
 

@@ -1,3 +1,4 @@
+#include "engine/gates/builtin.h"
 #include "engine/gates/unary.h"
 
 #include <gmock/gmock.h>
@@ -7,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gates/registry.h"
+#include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
 #include "tests/testing/gradient_checker.h"
 
@@ -125,7 +126,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<GradCase>& info) { return info.param.name; });
 
 TEST(UnaryGatesTest, GradientGatesAreInternal) {
-  const GateRegistry& registry = GateRegistry::Builtin();
+  const GateRegistry& registry = BuiltinGates();
   const std::vector<std::string> public_ops = registry.PublicOps();
   for (const char* op :
        {"exp", "log", "reciprocal", "square", "sqrt", "sigmoid", "tanh", "relu", "leaky_relu"}) {
@@ -140,7 +141,7 @@ TEST(UnaryGatesTest, GradientGatesAreInternal) {
 }
 
 TEST(UnaryGatesTest, KeepsTheOpenBatchDimension) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 3});
   StatusOr<ValueId> y = g.AddNode("y", "leaky_relu", {x}, {{"alpha", 0.1}});
   ASSERT_TRUE(y.ok()) << y.status().ToString();
@@ -148,7 +149,7 @@ TEST(UnaryGatesTest, KeepsTheOpenBatchDimension) {
 }
 
 TEST(UnaryGatesTest, AttributeOfTheWrongTypeNamesTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{3});
   StatusOr<ValueId> y = g.AddNode("shift", "add_scalar", {x}, {{"c", std::string("two")}});
   EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument);
@@ -157,7 +158,7 @@ TEST(UnaryGatesTest, AttributeOfTheWrongTypeNamesTheNode) {
 }
 
 TEST(UnaryGatesTest, UnknownAttributeNamesTheNode) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{3});
   StatusOr<ValueId> y = g.AddNode("act", "relu", {x}, {{"alpha", 0.1}});
   EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument);

@@ -6,7 +6,8 @@
 #include <limits>
 #include <string>
 
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
+#include "engine/gates/builtin.h"
 
 namespace backflow {
 namespace {
@@ -20,7 +21,7 @@ Graph LoadModel(const std::string& relative_path) {
 }
 
 TEST(EstimateForwardFlops, MatMulCountsAMultiplyAddAsTwo) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 784});
   const ValueId w = *g.AddParameter("w", Shape{784, 256});
   ASSERT_TRUE(g.AddNode("h", "matmul", {x, w}).ok());
@@ -29,7 +30,7 @@ TEST(EstimateForwardFlops, MatMulCountsAMultiplyAddAsTwo) {
 }
 
 TEST(EstimateForwardFlops, MatMulReadsTheContractedDimensionThroughTransposes) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 784});
   const ValueId w = *g.AddParameter("w", Shape{256, 784});  // used as w^T
   ASSERT_TRUE(g.AddNode("h", "matmul", {x, w}, Attributes{{"transpose_b", int64_t{1}}}).ok());
@@ -40,7 +41,7 @@ TEST(EstimateForwardFlops, MatMulReadsTheContractedDimensionThroughTransposes) {
 }
 
 TEST(EstimateForwardFlops, BatchedMatMulCountsEveryProduct) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId a = *g.AddParameter("a", Shape{4, 3, 5});
   const ValueId b = *g.AddParameter("b", Shape{4, 5, 6});
   ASSERT_TRUE(g.AddNode("ab", "matmul", {a, b}).ok());
@@ -48,7 +49,7 @@ TEST(EstimateForwardFlops, BatchedMatMulCountsEveryProduct) {
 }
 
 TEST(EstimateForwardFlops, LinearAddsTheBiasOnlyWhenThereIsOne) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 10});
   const ValueId w = *g.AddParameter("w", Shape{10, 4});
   const ValueId b = *g.AddParameter("b", Shape{4});
@@ -92,7 +93,7 @@ TEST(EstimateForwardFlops, ScalarCircuitCostsOnePerNode) {
 }
 
 TEST(EstimateForwardFlops, ElementwiseAndLossGatesFollowTheModel) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId y = *g.AddPlaceholder("y", Shape{kBatchDim, 3, 4});
   const ValueId t = *g.AddPlaceholder("t", Shape{kBatchDim, 3, 4});
   const ValueId d = *g.AddNode("d", "tanh", {y});             // 12
@@ -101,7 +102,7 @@ TEST(EstimateForwardFlops, ElementwiseAndLossGatesFollowTheModel) {
 }
 
 TEST(EstimateForwardFlops, AvgPoolCountsEveryTap) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 2, 9, 9});
   ASSERT_TRUE(g.AddNode("p", "avg_pool2d", {x},
                         Attributes{{"kernel", std::vector<int64_t>{3, 3}},
@@ -112,7 +113,7 @@ TEST(EstimateForwardFlops, AvgPoolCountsEveryTap) {
 }
 
 TEST(EstimateForwardFlops, SkipsNodesThatReadAForwardNodesState) {
-  Graph g;
+  Graph g(BuiltinGates());
   const ValueId x = *g.AddPlaceholder("x", Shape{1, 1, 4, 4});
   const Attributes window{{"kernel", std::vector<int64_t>{2, 2}}};
   const ValueId y = *g.AddNode("y", "max_pool2d", {x}, window);  // 4 outputs * 4 taps
@@ -123,7 +124,7 @@ TEST(EstimateForwardFlops, SkipsNodesThatReadAForwardNodesState) {
 }
 
 TEST(EstimateForwardFlops, SaturatesInsteadOfOverflowing) {
-  Graph g;
+  Graph g(BuiltinGates());
   const int64_t big = int64_t{1} << 31;
   const ValueId a = *g.AddParameter("a", Shape{big, big});
   const ValueId b = *g.AddParameter("b", Shape{big, big});

@@ -1,4 +1,4 @@
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 
 #include <gtest/gtest.h>
 

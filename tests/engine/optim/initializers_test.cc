@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 
 namespace backflow {
 namespace {

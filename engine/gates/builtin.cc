@@ -1,0 +1,38 @@
+#include "engine/gates/builtin.h"
+
+#include "engine/gates/binary.h"
+#include "engine/gates/conv.h"
+#include "engine/gates/gradient_ops.h"
+#include "engine/gates/loss.h"
+#include "engine/gates/matmul.h"
+#include "engine/gates/pool.h"
+#include "engine/gates/reduce.h"
+#include "engine/gates/shape_ops.h"
+#include "engine/gates/tensor_ops.h"
+#include "engine/gates/unary.h"
+
+namespace backflow {
+
+void RegisterBuiltinGates(GateRegistry& registry) {
+  RegisterBinaryGates(registry);
+  RegisterConvGates(registry);
+  RegisterPoolGates(registry);
+  RegisterUnaryGates(registry);
+  RegisterReduceGates(registry);
+  RegisterShapeGates(registry);
+  RegisterGradientGates(registry);
+  RegisterLossGates(registry);
+  RegisterMatMulGates(registry);
+  RegisterTensorGates(registry);
+}
+
+const GateRegistry& BuiltinGates() {
+  static const GateRegistry* const registry = [] {
+    auto* r = new GateRegistry();
+    RegisterBuiltinGates(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace backflow
