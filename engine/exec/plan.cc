@@ -4,7 +4,6 @@
 #include <cstring>
 #include <exception>
 #include <optional>
-#include <tbb/flow_graph.h>
 
 #include "engine/core/tsan.h"
 #include "engine/exec/run_state.h"
@@ -13,16 +12,6 @@
 #include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
-
-// One flow graph wired like the plan; see Note [Flow-graph pool] in plan.h.
-struct FlowInstance {
-  using ContinueNode = tbb::flow::continue_node<tbb::flow::continue_msg>;
-  tbb::flow::graph graph;
-  tbb::flow::broadcast_node<tbb::flow::continue_msg> start{graph};
-  std::vector<std::unique_ptr<ContinueNode>> nodes;
-  std::vector<Tensor> buffers;  // by step, reused by every run that takes this instance
-  RunState* state = nullptr;  // bound for the duration of one run
-};
 
 namespace {
 
@@ -200,15 +189,7 @@ void Plan::PlanFetchMoves() {
   }
 }
 
-std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
-  {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    if (!pool_.empty()) {
-      std::unique_ptr<FlowInstance> instance = std::move(pool_.back());
-      pool_.pop_back();
-      return instance;
-    }
-  }
+std::unique_ptr<FlowInstance> Plan::BuildFlowInstance() const {
   auto instance = std::make_unique<FlowInstance>();
   FlowInstance* self = instance.get();
   self->buffers.resize(steps_.size());
@@ -230,36 +211,25 @@ std::unique_ptr<FlowInstance> Plan::AcquireInstance() const {
   return instance;
 }
 
-void Plan::ReleaseInstance(std::unique_ptr<FlowInstance> instance) const {
-  instance->state = nullptr;
-  std::lock_guard<std::mutex> lock(pool_mu_);
-  pool_.push_back(std::move(instance));
-}
-
 StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds,
                                             const RunOptions& options) const {
   RunState state(num_values_, steps_.size(), options);
   for (size_t v = 0; v < feeds.size(); ++v) state.values[v] = feeds[v];
   for (const auto& [v, tensor] : constants_) state.values[static_cast<size_t>(v)] = &tensor;
 
-  std::unique_ptr<FlowInstance> instance;
   if (!steps_.empty()) {
-    instance = AcquireInstance();
-    instance->state = &state;
-    state.buffers = &instance->buffers;
+    state.flow = pool_.Take(state);
     if (runs_inline_) {
       for (size_t i = 0; i < steps_.size(); ++i) RunStep(i, state, /*inline_run=*/true);
     } else {
       BF_TSAN_RELEASE(&tsan_flow_sync);
-      instance->start.try_put(tbb::flow::continue_msg());
-      instance->graph.wait_for_all();
+      state.flow->start.try_put(tbb::flow::continue_msg());
+      state.flow->graph.wait_for_all();
       BF_TSAN_ACQUIRE(&tsan_flow_sync);
     }
   }
-  StatusOr<std::vector<Tensor>> result = CollectFetches(state);
-  // Only now: fetches may still point into the instance's buffers.
-  if (instance) ReleaseInstance(std::move(instance));
-  return result;
+  // The flow instance goes back to the pool with `state`, after the fetches are out of it.
+  return CollectFetches(state);
 }
 
 StatusOr<std::vector<Tensor>> Plan::CollectFetches(RunState& state) const {
@@ -284,7 +254,7 @@ Tensor& Plan::OutputBuffer(size_t i, RunState& state) const {
   if (step_returned_[i]) {
     return state.outputs[i] = Tensor(dtype_, step.output_shape, step.output_bytes);
   }
-  Tensor& buffer = (*state.buffers)[i];
+  Tensor& buffer = state.flow->buffers[i];
   if (buffer.raw() == nullptr) {
     buffer = Tensor(dtype_, step.output_shape, step.output_bytes);  // zero-filled
   } else if (!step.kernel->overwrites_output()) {

@@ -11,6 +11,7 @@
 
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
+#include "engine/exec/flow_pool.h"
 #include "engine/exec/program.h"
 #include "engine/ir/gate.h"
 #include "engine/ir/graph.h"
@@ -18,7 +19,6 @@
 namespace backflow {
 
 struct RunState;
-struct FlowInstance;
 
 // One node of the plan: what it reads, what it writes, and the kernel that does it.
 struct PlanStep {
@@ -73,8 +73,7 @@ class Plan {
   void RunStep(size_t i, RunState& state, bool inline_run = false) const;
   Tensor& OutputBuffer(size_t i, RunState& state) const;
   StatusOr<std::vector<Tensor>> CollectFetches(RunState& state) const;
-  std::unique_ptr<FlowInstance> AcquireInstance() const;
-  void ReleaseInstance(std::unique_ptr<FlowInstance> instance) const;
+  std::unique_ptr<FlowInstance> BuildFlowInstance() const;
 
   DType dtype_ = DType::kFloat32;
   int num_values_ = 0;
@@ -96,17 +95,9 @@ class Plan {
   std::vector<bool> step_returned_;  // by step: its output is moved out to the caller
   std::unordered_map<ValueId, Tensor> constants_;  // converted to dtype_ at compile time
 
-  // Note [Flow-graph pool]
-  // A tbb::flow::graph counts the messages each node has received, so one instance can serve
-  // only one run at a time. Building one costs an allocation per node, so instances are kept in
-  // a pool: a run takes one (or builds one if none is free) and gives it back. An instance also
-  // keeps the buffers of the outputs a run does not hand to its caller, so steady-state runs
-  // allocate (and page-fault) only for what they return; a kernel that does not overwrite its
-  // whole output (Kernel::overwrites_output) gets its reused buffer zero-filled. The price is
-  // memory: each pooled instance holds one run's intermediates. The pool is the only mutable
-  // part of a Plan, and it is guarded by pool_mu_.
-  mutable std::mutex pool_mu_;
-  mutable std::vector<std::unique_ptr<FlowInstance>> pool_;  // GUARDED_BY(pool_mu_)
+  // The only mutable part of a Plan: flow graphs kept for the next runs (Note [Flow-graph
+  // pool] in engine/exec/flow_pool.h); thread-safe.
+  mutable FlowPool pool_{[this] { return BuildFlowInstance(); }};
 };
 
 }  // namespace backflow

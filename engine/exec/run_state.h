@@ -1,4 +1,4 @@
-// RunState: everything one run of a Plan mutates. See Note [Plans and runs].
+// RunState: everything one run of a Plan mutates, in one object. See Note [Plans and runs].
 #ifndef BACKFLOW_ENGINE_EXEC_RUN_STATE_H_
 #define BACKFLOW_ENGINE_EXEC_RUN_STATE_H_
 
@@ -9,6 +9,7 @@
 
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
+#include "engine/exec/flow_pool.h"
 #include "engine/exec/program.h"
 
 namespace backflow {
@@ -31,15 +32,17 @@ struct RunState {
   // edges order those accesses.
   std::vector<const Tensor*> values;  // by value id
   std::vector<Tensor> outputs;  // by step: the outputs handed to the caller
-  // By step: the flow-graph instance's buffers for the other outputs, reused run after run
-  // (Note [Flow-graph pool] in plan.h).
-  std::vector<Tensor>* buffers = nullptr;
   std::vector<std::any> saved;  // by step
   const RunOptions& options;
   std::atomic<bool> stop{false};
 
   std::mutex mu;
   Status error;  // GUARDED_BY(mu)
+
+  // The flow graph this run executes on, and its buffers for the outputs not handed to the
+  // caller (Note [Flow-graph pool] in flow_pool.h). Declared last: given back to the pool only
+  // after everything above, which may point into its buffers, is gone.
+  FlowPool::Checkout flow;
 };
 
 }  // namespace backflow
