@@ -163,7 +163,7 @@ serve() {
   eval_out=$(in_image timeout 60 backflow --server "127.0.0.1:$port" --timeout 30 \
     eval /usr/share/backflow/models/seeds/staged.pbtxt --set x=3 --set y=-4)
   echo "$eval_out"
-  # (x + sigmoid(y)) / (sigmoid(x) + (x + y)^2) at x=3, y=-4 (tests/engine/exec/evaluate_test.cc)
+  # (x + sigmoid(y)) / (sigmoid(x) + (x + y)^2) at x=3, y=-4 (tests/engine/api/evaluate_test.cc)
   grep -qx 'f = 1.545644884' <<<"$eval_out" || fail "eval gave the wrong f"
   step "backflow-load mlp_tanh.pbtxt --rpc mixed --concurrency 2 --duration 3 --keep-model"
   in_image timeout 120 backflow-load --server "127.0.0.1:$port" \
