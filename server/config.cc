@@ -1,158 +1,102 @@
 #include "server/config.h"
 
-#include <charconv>
-#include <functional>
-#include <map>
+#include "clients/common/flags.h"
 
 namespace backflow::server {
 namespace {
 
-StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& text, int64_t min,
-                           int64_t max) {
-  int64_t value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end) {
-    return InvalidArgumentError("--" + flag + ": '" + text + "' is not an integer");
-  }
-  if (value < min || value > max) {
-    return InvalidArgumentError("--" + flag + ": " + text + " is outside [" +
-                                std::to_string(min) + ", " + std::to_string(max) + "]");
-  }
-  return value;
-}
+using clients::FlagKind;
+using clients::FlagSpec;
 
-using Setter = std::function<Status(ServerConfig&, const std::string&)>;
+constexpr int64_t kBig = int64_t{1} << 40;
+constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 
-Setter IntFlag(const std::string& name, int64_t min, int64_t max,
-               std::function<void(ServerConfig&, int64_t)> set) {
-  return [=](ServerConfig& config, const std::string& text) -> Status {
-    BF_ASSIGN_OR_RETURN(int64_t value, ParseInt(name, text, min, max));
-    set(config, value);
-    return Status::Ok();
+// An integer setting: its flag, its range, the help (" (default N)" is added) and its field.
+struct IntSetting {
+  std::string_view name;
+  int64_t min;
+  int64_t max;
+  std::string_view help;
+  int64_t (*get)(const ServerConfig&);
+  void (*set)(ServerConfig&, int64_t);
+};
+
+#define BF_SETTING(field) \
+  [](const ServerConfig& c) -> int64_t { return c.field; }, \
+      [](ServerConfig& c, int64_t v) { c.field = v; }
+#define BF_MS_SETTING(field) \
+  [](const ServerConfig& c) -> int64_t { return c.field.count(); }, \
+      [](ServerConfig& c, int64_t v) { c.field = std::chrono::milliseconds(v); }
+
+const IntSetting kIntSettings[] = {
+    {"compute-threads", 0, 1024, "oneTBB threads for compute (default 0: one per core)",
+     BF_SETTING(compute_threads)},
+    {"rpc-threads", 0, 1024, "cap on gRPC's threads (default 0: gRPC's choice)",
+     BF_SETTING(rpc_threads)},
+    {"max-message-bytes", 1024, (int64_t{1} << 31) - 1, "largest request or response",
+     BF_SETTING(limits.max_message_bytes)},
+    {"max-nodes", 1, kBig, "gate nodes per graph", BF_SETTING(limits.max_nodes)},
+    {"max-tensor-elements", 1, kBig, "elements in any one tensor",
+     BF_SETTING(limits.max_tensor_elements)},
+    {"max-models", 1, kBig, "models held at once", BF_SETTING(limits.max_models)},
+    {"max-pending-requests", 1, kBig, "compute requests queued or running",
+     BF_SETTING(limits.max_pending_requests)},
+    {"max-streams", 1, kBig, "Train streams open at once", BF_SETTING(limits.max_streams)},
+    {"stream-window", 1, 4096, "batches a Train stream reads ahead",
+     BF_SETTING(limits.stream_window)},
+    {"shutdown-grace-ms", 0, kBig, "time in-flight calls get on SIGTERM",
+     BF_MS_SETTING(shutdown_grace)},
+    {"checkpoint-write-delay-ms", 0, 600000,
+     "testing aid: pause mid-way through checkpoint writes", BF_MS_SETTING(checkpoint_write_delay)},
+};
+
+#undef BF_SETTING
+#undef BF_MS_SETTING
+
+// The flags in --help order, their help showing the defaults of `d`.
+std::vector<FlagSpec> Specs(const ServerConfig& d) {
+  std::vector<FlagSpec> specs = {
+      {"listen", FlagKind::kValue, "HOST:PORT",
+       "address to serve on (default " + d.listen + ";\nport 0 picks a free port)"},
+      {"data-dir", FlagKind::kValue, "DIR", "models and checkpoints (default ./" + d.data_dir + ")"},
   };
-}
-
-const std::map<std::string, Setter>& Flags() {
-  constexpr int64_t kBig = int64_t{1} << 40;
-  static const auto* flags = new std::map<std::string, Setter>{
-      {"listen",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         if (v.find(':') == std::string::npos) {
-           return InvalidArgumentError("--listen: '" + v + "' is not HOST:PORT");
-         }
-         c.listen = v;
-         return Status::Ok();
-       }},
-      {"data-dir",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         if (v.empty()) return InvalidArgumentError("--data-dir: empty");
-         c.data_dir = v;
-         return Status::Ok();
-       }},
-      {"log-level",
-       [](ServerConfig& c, const std::string& v) -> Status {
-         static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-         for (const char* level : kLevels) {
-           if (v == level) {
-             c.log_level = v;
-             return Status::Ok();
-           }
-         }
-         return InvalidArgumentError("--log-level: '" + v +
-                                     "' is not one of trace, debug, info, warn, error, off");
-       }},
-      {"compute-threads",
-       IntFlag("compute-threads", 0, 1024, [](auto& c, int64_t v) { c.compute_threads = v; })},
-      {"rpc-threads",
-       IntFlag("rpc-threads", 0, 1024, [](auto& c, int64_t v) { c.rpc_threads = v; })},
-      {"max-message-bytes", IntFlag("max-message-bytes", 1024, (int64_t{1} << 31) - 1,
-                                    [](auto& c, int64_t v) { c.limits.max_message_bytes = v; })},
-      {"max-nodes",
-       IntFlag("max-nodes", 1, kBig, [](auto& c, int64_t v) { c.limits.max_nodes = v; })},
-      {"max-tensor-elements", IntFlag("max-tensor-elements", 1, kBig, [](auto& c, int64_t v) {
-         c.limits.max_tensor_elements = v;
-       })},
-      {"max-models",
-       IntFlag("max-models", 1, kBig, [](auto& c, int64_t v) { c.limits.max_models = v; })},
-      {"max-pending-requests", IntFlag("max-pending-requests", 1, kBig, [](auto& c, int64_t v) {
-         c.limits.max_pending_requests = v;
-       })},
-      {"max-streams",
-       IntFlag("max-streams", 1, kBig, [](auto& c, int64_t v) { c.limits.max_streams = v; })},
-      {"stream-window",
-       IntFlag("stream-window", 1, 4096, [](auto& c, int64_t v) { c.limits.stream_window = v; })},
-      {"shutdown-grace-ms", IntFlag("shutdown-grace-ms", 0, kBig, [](auto& c, int64_t v) {
-         c.shutdown_grace = std::chrono::milliseconds(v);
-       })},
-      {"checkpoint-write-delay-ms",
-       IntFlag("checkpoint-write-delay-ms", 0, 600000,
-               [](auto& c, int64_t v) { c.checkpoint_write_delay = std::chrono::milliseconds(v); })},
-  };
-  return *flags;
+  for (const IntSetting& setting : kIntSettings) {
+    std::string help(setting.help);
+    if (help.find("(default") == std::string::npos) {
+      help += " (default " + std::to_string(setting.get(d)) + ")";
+    }
+    specs.push_back({setting.name, FlagKind::kValue, "N", std::move(help)});
+  }
+  specs.push_back({"log-level", FlagKind::kValue, "LEVEL",
+                   "trace, debug, info, warn, error, off (default " + d.log_level + ")"});
+  specs.push_back({"help", FlagKind::kSwitch, "", "show this help and exit"});
+  return specs;
 }
 
 }  // namespace
 
-StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args, bool* help) {
+StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* help) {
   ServerConfig config;
-  *help = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      *help = true;
-      continue;
-    }
-    if (arg.rfind("--", 0) != 0) return InvalidArgumentError("unexpected argument '" + arg + "'");
-    const size_t eq = arg.find('=');
-    const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    auto flag = Flags().find(name);
-    if (flag == Flags().end()) {
-      return InvalidArgumentError("unknown flag --" + name + " (see --help)");
-    }
-    std::string value;
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return InvalidArgumentError("--" + name + ": missing value");
-    }
-    BF_RETURN_IF_ERROR(flag->second(config, value));
+  BF_ASSIGN_OR_RETURN(const clients::Args args, clients::ParseArgs(argv, Specs(config)));
+  BF_RETURN_IF_ERROR(args.NoOperands());
+  *help = args.Has("help");
+  BF_ASSIGN_OR_RETURN(config.listen, args.Address("listen", config.listen));
+  BF_ASSIGN_OR_RETURN(config.data_dir, args.NonEmpty("data-dir", config.data_dir));
+  BF_ASSIGN_OR_RETURN(config.log_level, args.Choice("log-level", config.log_level, kLogLevels));
+  for (const IntSetting& setting : kIntSettings) {
+    BF_ASSIGN_OR_RETURN(const int64_t value, args.Integer(setting.name, setting.get(config),
+                                                          setting.min, setting.max));
+    setting.set(config, value);
   }
   return config;
 }
 
 std::string Usage() {
-  const ServerConfig d;
   return "usage: backflow-server [--flag=value ...]\n"
          "\n"
          "Serves backflow.v1.Backflow, grpc.health.v1.Health and server reflection.\n"
-         "\n"
-         "  --listen=HOST:PORT            address to serve on (default " + d.listen + ";\n"
-         "                                port 0 picks a free port)\n"
-         "  --data-dir=DIR                models and checkpoints (default ./" + d.data_dir + ")\n"
-         "  --compute-threads=N           oneTBB threads for compute (default 0: one per core)\n"
-         "  --rpc-threads=N               cap on gRPC's threads (default 0: gRPC's choice)\n"
-         "  --max-message-bytes=N         largest request or response (default " +
-         std::to_string(d.limits.max_message_bytes) + ")\n"
-         "  --max-nodes=N                 gate nodes per graph (default " +
-         std::to_string(d.limits.max_nodes) + ")\n"
-         "  --max-tensor-elements=N       elements in any one tensor (default " +
-         std::to_string(d.limits.max_tensor_elements) + ")\n"
-         "  --max-models=N                models held at once (default " +
-         std::to_string(d.limits.max_models) + ")\n"
-         "  --max-pending-requests=N      compute requests queued or running (default " +
-         std::to_string(d.limits.max_pending_requests) + ")\n"
-         "  --max-streams=N               Train streams open at once (default " +
-         std::to_string(d.limits.max_streams) + ")\n"
-         "  --stream-window=N             batches a Train stream reads ahead (default " +
-         std::to_string(d.limits.stream_window) + ")\n"
-         "  --shutdown-grace-ms=N         time in-flight calls get on SIGTERM (default " +
-         std::to_string(d.shutdown_grace.count()) + ")\n"
-         "  --log-level=LEVEL             trace, debug, info, warn, error, off (default " +
-         d.log_level + ")\n"
-         "  --checkpoint-write-delay-ms=N testing aid: pause mid-way through checkpoint writes\n";
+         "\n" +
+         clients::FormatFlags(Specs(ServerConfig{}), {.equals = true, .column = 32});
 }
 
 std::vector<std::string> Describe(const ServerConfig& c) {

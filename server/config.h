@@ -38,10 +38,12 @@ struct ServerConfig {
   std::chrono::milliseconds checkpoint_write_delay{0};
 };
 
-// Parses `--flag=value` or `--flag value` arguments (argv[0] is skipped). InvalidArgument naming
-// the flag for an unknown flag, a missing or malformed value, or a value out of range.
-// `--help` sets *help and returns the defaults.
+// Parses `--flag=value` or `--flag value` arguments (no argv[0]) with the flag parser of every
+// backflow binary (clients/common/flags.h: a flag given twice keeps its last value).
+// InvalidArgument naming the flag for an unknown flag (suggesting the closest one), a missing or
+// malformed value, or a value out of range. `--help` sets *help.
 StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args, bool* help);
+// The --help text, generated from the flags with their defaults.
 std::string Usage();
 // One line per setting, for the start-up log.
 std::vector<std::string> Describe(const ServerConfig& config);

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "clients/common/flags.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -39,8 +40,7 @@ int main(int argc, char** argv) {
   backflow::StatusOr<ServerConfig> config =
       backflow::server::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), &help);
   if (!config.ok()) {
-    std::fprintf(stderr, "backflow-server: %s\n", config.status().message().c_str());
-    return 2;
+    return backflow::clients::PrintUsageError("backflow-server", config.status().message());
   }
   if (help) {
     std::fputs(backflow::server::Usage().c_str(), stdout);

@@ -1,4 +1,4 @@
-// Shared pieces of backflow-bench (bench/harness/): flags, synthetic batches, percentiles and
+// Shared pieces of backflow-bench (bench/harness/): flags, engine batches, percentiles and
 // the one-line JSON every subcommand prints for bench/run to read.
 #ifndef BACKFLOW_BENCH_HARNESS_COMMON_H_
 #define BACKFLOW_BENCH_HARNESS_COMMON_H_
@@ -7,33 +7,51 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
+#include <set>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backflow/v1/graph.pb.h"
-#include "backflow/v1/tensor.pb.h"
+#include "clients/common/flags.h"
 
 namespace backflow::bench {
 
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
-// --name=value or --name value; a flag given twice keeps the last value. Unknown flags are an
-// error when the subcommand reads its flags with Finish().
+// The flags of one subcommand, parsed by the parser of every backflow binary
+// (clients/common/flags.h: a flag given twice keeps its last value; an unknown flag is a usage
+// error before the subcommand runs). A value the getters cannot read is a usage error too:
+// they print it and exit 2.
 class Flags {
  public:
-  Flags(int argc, char** argv, int first);
+  // `program` names the subcommand in errors: "backflow-bench sgemm"; `specs` are its flags.
+  Flags(std::string program, clients::Args args, std::span<const clients::FlagSpec> specs);
   std::string Str(const std::string& name, const std::string& fallback);
   int64_t Int(const std::string& name, int64_t fallback);
   double Real(const std::string& name, double fallback);
-  // Exits 2 naming any flag no getter asked for.
+  // Str(name, fallback), which must be one of `choices`.
+  std::string Choice(const std::string& name, const std::string& fallback,
+                     std::span<const std::string_view> choices);
+  // Exits 2 for an operand, or for a flag that was given but that no getter asked for (one
+  // declared for the subcommand in main.cc that its code does not read).
   void Finish() const;
+  // Prints `message` as this subcommand's usage error; returns the exit code, 2.
+  int UsageError(const std::string& message) const;
 
  private:
-  std::map<std::string, std::string> values_;
-  std::map<std::string, bool> used_;
+  [[noreturn]] void Exit(const Status& status) const;
+
+  std::string program_;
+  clients::Args args_;
+  std::vector<std::string> declared_;
+  std::set<std::string> used_;
 };
+
+// The flags of a timed loop (Span::FromFlags).
+std::vector<clients::FlagSpec> SpanFlags();
 
 // How long a measurement runs: at least `seconds` and at least `min_steps` steps, after
 // `warmup` steps that are not counted.
@@ -45,16 +63,16 @@ struct Span {
   bool Done(Clock::time_point start, int64_t steps) const;
 };
 
-// The synthetic batch of a model: a placeholder of shape [-1] holds class ids in [0, 10) stored
-// as floats, any other uniform values in [0, 1); -1 becomes `batch`. Seeded, so every run
-// (and bench/pytorch_bench.py's pool of the same size) does the same work.
+// The synthetic batch of a model as float32 values, for the engine (clients/common/synthetic.h:
+// labels in [0, 10)). Seeded, so every run (and bench/pytorch_bench.py's pool of the same size)
+// does the same work, and the same seed sends the same batch over the wire
+// (clients::SyntheticBatch with the default spec).
 struct NamedValues {
   std::vector<std::string> names;
   std::vector<std::vector<int64_t>> shapes;
   std::vector<std::vector<float>> values;
 };
 NamedValues SyntheticBatch(const v1::Graph& graph, int64_t batch, uint64_t seed);
-google::protobuf::Map<std::string, v1::Tensor> ToWire(const NamedValues& batch);
 
 // The nearest-rank percentile q (0..100] of `samples` (clients/load/stats.h; sorted here); 0
 // when empty.

@@ -2,10 +2,10 @@
 // latency against the transport floor (a grpc.health.v1 Check), training throughput over the
 // Train stream (one or several jobs at once), and Infer throughput at a given concurrency.
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
 #include <iostream>
 #include <mutex>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -13,6 +13,9 @@
 #include "bench/harness/sampler.h"
 #include "bench/harness/subcommands.h"
 #include "clients/common/rpc.h"
+#include "clients/common/synthetic.h"
+#include "clients/common/tensors.h"
+#include "clients/common/train_stream.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace backflow::bench {
@@ -79,7 +82,7 @@ Json LatencyJson(const std::vector<double>& us) {
 }
 
 // One training job: a Train stream on `model_id` that keeps up to `window` requests in flight
-// (a writer thread) while this thread reads the answers.
+// (clients/common/train_stream.h) while this thread reads the answers.
 struct StreamFigures {
   int64_t steps = 0;  // after the warm-up
   double seconds = 0;
@@ -89,62 +92,166 @@ struct StreamFigures {
 StreamFigures RunTrainStream(Backflow::Stub& stub, const std::string& model_id,
                              const std::vector<v1::TrainStepRequest>& pool, const Span& span,
                              int window) {
-  grpc::ClientContext context;
-  auto stream = stub.Train(&context);
-  std::mutex mu;
-  std::condition_variable cv;
-  int in_flight = 0;    // GUARDED_BY(mu)
-  bool stop = false;    // GUARDED_BY(mu)
-  std::thread writer([&] {
-    for (size_t i = 0;; ++i) {
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return stop || in_flight < window; });
-        if (stop) break;
-        ++in_flight;
-      }
-      v1::TrainStepRequest request = pool[i % pool.size()];
-      if (i == 0) request.set_model_id(model_id);
-      if (!stream->Write(request)) break;  // the stream ended: Finish says why
-    }
-    stream->WritesDone();
-  });
   StreamFigures figures;
-  v1::TrainStepResponse response;
+  size_t sent = 0;
   int64_t answered = 0;
   Clock::time_point start;
-  while (stream->Read(&response)) {
+  clients::TrainStreamCalls calls;
+  calls.next = [&](v1::TrainStepRequest* request) {
+    *request = pool[sent++ % pool.size()];
+    return true;
+  };
+  calls.on_answer = [&](const v1::TrainStepResponse& response) {
     ++answered;
     if (answered == 1) figures.first_loss = response.loss();
     if (answered == span.warmup) start = Clock::now();
     const int64_t measured = answered - span.warmup;
-    bool done = false;
-    if (measured > 0) {
-      figures.steps = measured;
-      figures.seconds = SecondsSince(start);
-      done = span.Done(start, measured);
-    }
-    std::lock_guard lock(mu);
-    --in_flight;
-    if (done) stop = true;
-    cv.notify_all();
-  }
-  {
-    std::lock_guard lock(mu);
-    stop = true;
-    cv.notify_all();
-  }
-  writer.join();
-  const grpc::Status status = stream->Finish();
+    if (measured <= 0) return true;
+    figures.steps = measured;
+    figures.seconds = SecondsSince(start);
+    return !span.Done(start, measured);
+  };
+  grpc::ClientContext context;
+  const grpc::Status status = clients::StreamTrainSteps(stub, context, model_id, calls, window);
   if (!status.ok()) Die("Train stream", status);
   return figures;
 }
 
+// The synthetic batches of `graph` (seeds first, first + 1, ...), as in engine_work.cc.
+google::protobuf::Map<std::string, v1::Tensor> WireBatch(const v1::Graph& graph, int64_t batch,
+                                                         uint64_t seed) {
+  return clients::SyntheticBatch(graph, {.batch = batch}, seed);
+}
+
 std::vector<v1::TrainStepRequest> TrainPool(const v1::Graph& graph, int64_t batch) {
   std::vector<v1::TrainStepRequest> pool(8);
-  for (size_t i = 0; i < pool.size(); ++i)
-    *pool[i].mutable_batch() = ToWire(SyntheticBatch(graph, batch, i + 1));
+  for (size_t i = 0; i < pool.size(); ++i) *pool[i].mutable_batch() = WireBatch(graph, batch, i + 1);
   return pool;
+}
+
+// The requests of `latency`: a TrainStep on a model made from --model, or an Evaluate of
+// --graph at --values.
+struct LatencyCall {
+  std::string rpc;
+  std::string model_id;  // trainstep: created here, deleted at the end
+  v1::TrainStepRequest train;
+  v1::EvaluateRequest evaluate;
+};
+
+LatencyCall PrepareLatencyCall(Backflow::Stub& stub, const std::string& rpc,
+                               const std::string& model_path, const std::string& graph_path,
+                               const std::string& values) {
+  LatencyCall call{.rpc = rpc};
+  if (rpc == "trainstep") {
+    call.model_id = CreateModelOrDie(stub, LoadGraphOrDie(model_path));
+    call.train.set_model_id(call.model_id);
+    return call;
+  }
+  *call.evaluate.mutable_graph() = LoadGraphOrDie(graph_path);
+  std::istringstream pairs(values);
+  for (std::string pair; std::getline(pairs, pair, ',');) {
+    const size_t eq = pair.find('=');
+    const float value = std::stof(pair.substr(eq + 1));
+    const std::string name = pair.substr(0, eq);
+    clients::EncodeTensor({}, v1::FLOAT32, std::span<const float>(&value, 1),
+                          &(*call.evaluate.mutable_values())[name]);
+    call.evaluate.add_wrt(name);
+  }
+  return call;
+}
+
+// One call of `call`, its microseconds appended to `us` when `measured`; returns the value it
+// computed (the loss, or the circuit's f).
+double TimeLatencyCall(Backflow::Stub& stub, const LatencyCall& call, bool measured,
+                       std::vector<double>& us) {
+  grpc::ClientContext context;
+  const Clock::time_point t0 = Clock::now();
+  if (call.rpc == "trainstep") {
+    v1::TrainStepResponse response;
+    const grpc::Status status = stub.TrainStep(&context, call.train, &response);
+    if (measured) us.push_back(MicrosSince(t0));
+    if (!status.ok()) Die("TrainStep", status);
+    return response.loss();
+  }
+  v1::EvaluateResponse response;
+  const grpc::Status status = stub.Evaluate(&context, call.evaluate, &response);
+  if (measured) us.push_back(MicrosSince(t0));
+  if (!status.ok()) Die("Evaluate", status);
+  auto f = response.outputs().find("f");
+  float value = 0;
+  if (f != response.outputs().end() && f->second.data().size() == sizeof(float)) {
+    std::memcpy(&value, f->second.data().data(), sizeof value);
+  }
+  return value;
+}
+
+void TimeHealthCheck(grpc::health::v1::Health::Stub& health, bool measured,
+                     std::vector<double>& us) {
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  const Clock::time_point t0 = Clock::now();
+  const grpc::Status status = health.Check(&context, request, &response);
+  if (measured) us.push_back(MicrosSince(t0));
+  if (!status.ok()) Die("Health.Check", status);
+}
+
+// The figures of `infer`: every worker's call latencies over the measured span.
+struct InferFigures {
+  std::vector<double> us;
+  double seconds = 0;
+  Json server_threads;
+};
+
+// `concurrency` workers call Infer with their own synthetic batch (seed = worker + 1) in a
+// loop; the measured span starts when the last is warm and lasts span.seconds.
+InferFigures RunInferWorkers(Backflow::Stub& stub, const v1::InferRequest& base,
+                             const v1::Graph& graph, int64_t batch, int concurrency,
+                             const Span& span, ThreadSampler& sampler) {
+  std::vector<std::vector<double>> latencies(static_cast<size_t>(concurrency));
+  std::atomic<bool> stop{false};
+  std::atomic<int> warm{0};
+  Clock::time_point start;
+  std::mutex start_mu;
+  auto worker = [&](int w) {
+    v1::InferRequest request = base;
+    *request.mutable_inputs() = WireBatch(graph, batch, static_cast<uint64_t>(w) + 1);
+    request.mutable_inputs()->erase("labels");
+    auto call = [&] {
+      grpc::ClientContext context;
+      v1::InferResponse response;
+      const grpc::Status status = stub.Infer(&context, request, &response);
+      if (!status.ok()) Die("Infer", status);
+    };
+    for (int64_t i = 0; i < span.warmup; ++i) call();
+    if (++warm == concurrency) {
+      std::lock_guard lock(start_mu);
+      start = Clock::now();
+      sampler.Start();
+    }
+    while (warm.load() < concurrency) std::this_thread::yield();
+    auto& mine = latencies[static_cast<size_t>(w)];
+    while (!stop.load()) {
+      const Clock::time_point t0 = Clock::now();
+      call();
+      mine.push_back(MicrosSince(t0));
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < concurrency; ++w) threads.emplace_back(worker, w);
+  while (warm.load() < concurrency) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  Clock::time_point measured_from;
+  {
+    std::lock_guard lock(start_mu);
+    measured_from = start;
+  }
+  while (SecondsSince(measured_from) < span.seconds)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  InferFigures figures{.seconds = SecondsSince(measured_from), .server_threads = sampler.Stop()};
+  for (const auto& l : latencies) figures.us.insert(figures.us.end(), l.begin(), l.end());
+  return figures;
 }
 
 }  // namespace
@@ -159,39 +266,19 @@ int CreateModel(Flags& flags) {
 }
 
 int Latency(Flags& flags) {
+  constexpr std::string_view kRpcs[] = {"trainstep", "evaluate"};
   const std::string server = flags.Str("server", "127.0.0.1:50051");
-  const std::string rpc = flags.Str("rpc", "trainstep");  // or evaluate
-  const std::string model_path = flags.Str("model", "");   // a circuit whose inputs are parameters
-  const std::string graph_path = flags.Str("graph", "");   // the same circuit with placeholders
+  const std::string rpc = flags.Choice("rpc", "trainstep", kRpcs);
+  const std::string model_path = flags.Str("model", "");  // a circuit whose inputs are parameters
+  const std::string graph_path = flags.Str("graph", "");  // the same circuit with placeholders
   const std::string values = flags.Str("values", "x=3,y=-4");
   const int64_t calls = flags.Int("calls", 2000);
   const int64_t warmup = flags.Int("warmup", 100);
   const int server_pid = static_cast<int>(flags.Int("server-pid", 0));
   flags.Finish();
-  if (rpc != "trainstep" && rpc != "evaluate") {
-    std::cerr << "backflow-bench latency: --rpc is trainstep or evaluate\n";
-    return 2;
-  }
   Connection c = Connect(server);
   auto health = grpc::health::v1::Health::NewStub(c.channel);
-  std::string model_id;
-  v1::TrainStepRequest train;
-  v1::EvaluateRequest evaluate;
-  if (rpc == "trainstep") {
-    model_id = CreateModelOrDie(*c.stub, LoadGraphOrDie(model_path));
-    train.set_model_id(model_id);
-  } else {
-    *evaluate.mutable_graph() = LoadGraphOrDie(graph_path);
-    std::istringstream pairs(values);
-    for (std::string pair; std::getline(pairs, pair, ',');) {
-      const size_t eq = pair.find('=');
-      const float value = std::stof(pair.substr(eq + 1));
-      v1::Tensor& t = (*evaluate.mutable_values())[pair.substr(0, eq)];
-      t.set_dtype(v1::FLOAT32);
-      t.mutable_data()->assign(reinterpret_cast<const char*>(&value), sizeof value);
-      evaluate.add_wrt(pair.substr(0, eq));
-    }
-  }
+  const LatencyCall call = PrepareLatencyCall(*c.stub, rpc, model_path, graph_path, values);
 
   // The RPC and a health check in turn, so drift on a shared machine hits both alike.
   std::vector<double> health_us, rpc_us;
@@ -200,39 +287,12 @@ int Latency(Flags& flags) {
   for (int64_t i = 0; i < warmup + calls; ++i) {
     if (i == warmup) sampler.Start();
     const bool measured = i >= warmup;
-    {
-      grpc::ClientContext context;
-      grpc::health::v1::HealthCheckRequest request;
-      grpc::health::v1::HealthCheckResponse response;
-      const Clock::time_point t0 = Clock::now();
-      const grpc::Status status = health->Check(&context, request, &response);
-      if (measured) health_us.push_back(MicrosSince(t0));
-      if (!status.ok()) Die("Health.Check", status);
-    }
-    grpc::ClientContext context;
-    if (rpc == "trainstep") {
-      v1::TrainStepResponse response;
-      const Clock::time_point t0 = Clock::now();
-      const grpc::Status status = c.stub->TrainStep(&context, train, &response);
-      if (measured) rpc_us.push_back(MicrosSince(t0));
-      if (!status.ok()) Die("TrainStep", status);
-      if (i == 0) first_value = response.loss();
-    } else {
-      v1::EvaluateResponse response;
-      const Clock::time_point t0 = Clock::now();
-      const grpc::Status status = c.stub->Evaluate(&context, evaluate, &response);
-      if (measured) rpc_us.push_back(MicrosSince(t0));
-      if (!status.ok()) Die("Evaluate", status);
-      auto f = response.outputs().find("f");
-      if (i == 0 && f != response.outputs().end() && f->second.data().size() == sizeof(float)) {
-        float v = 0;
-        std::memcpy(&v, f->second.data().data(), sizeof v);
-        first_value = v;
-      }
-    }
+    TimeHealthCheck(*health, measured, health_us);
+    const double value = TimeLatencyCall(*c.stub, call, measured, rpc_us);
+    if (i == 0) first_value = value;
   }
   Json threads = sampler.Stop();
-  if (!model_id.empty()) DeleteModel(*c.stub, model_id);
+  if (!call.model_id.empty()) DeleteModel(*c.stub, call.model_id);
   PrintJson({{"kind", "latency"},
              {"rpc", rpc},
              {"health", LatencyJson(health_us)},
@@ -256,8 +316,7 @@ int Train(Flags& flags) {
   std::istringstream list(models);
   for (std::string path; std::getline(list, path, ',');) paths.push_back(path);
   if (paths.empty() || jobs < 1 || (!existing.empty() && jobs != 1)) {
-    std::cerr << "backflow-bench train: needs --model PATH[,PATH...] (--model-id: one job)\n";
-    return 2;
+    return flags.UsageError("needs --model PATH[,PATH...] (--model-id: one job)");
   }
   Connection c = Connect(server);
   struct Job {
@@ -315,65 +374,23 @@ int Infer(Flags& flags) {
   Connection c = Connect(server);
   const v1::Graph graph = LoadGraphOrDie(path);
   const std::string model_id = existing.empty() ? CreateModelOrDie(*c.stub, graph) : existing;
-  std::vector<std::vector<double>> latencies(static_cast<size_t>(concurrency));
-  std::atomic<bool> stop{false};
-  std::atomic<int> warm{0};
-  Clock::time_point start;
-  std::mutex start_mu;
+  v1::InferRequest request;
+  request.set_model_id(model_id);
+  request.add_outputs(output);
   ThreadSampler sampler(server_pid, std::chrono::milliseconds(5));
-  auto worker = [&](int w) {
-    v1::InferRequest request;
-    request.set_model_id(model_id);
-    *request.mutable_inputs() = ToWire(SyntheticBatch(graph, batch, static_cast<uint64_t>(w) + 1));
-    request.mutable_inputs()->erase("labels");
-    request.add_outputs(output);
-    auto call = [&] {
-      grpc::ClientContext context;
-      v1::InferResponse response;
-      const grpc::Status status = c.stub->Infer(&context, request, &response);
-      if (!status.ok()) Die("Infer", status);
-    };
-    for (int64_t i = 0; i < span.warmup; ++i) call();
-    // The measured span starts when the last worker is warm.
-    if (++warm == concurrency) {
-      std::lock_guard lock(start_mu);
-      start = Clock::now();
-      sampler.Start();
-    }
-    while (warm.load() < concurrency) std::this_thread::yield();
-    auto& mine = latencies[static_cast<size_t>(w)];
-    while (!stop.load()) {
-      const Clock::time_point t0 = Clock::now();
-      call();
-      mine.push_back(MicrosSince(t0));
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int w = 0; w < concurrency; ++w) threads.emplace_back(worker, w);
-  while (warm.load() < concurrency) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  Clock::time_point measured_from;
-  {
-    std::lock_guard lock(start_mu);
-    measured_from = start;
-  }
-  while (SecondsSince(measured_from) < span.seconds)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  stop = true;
-  for (std::thread& t : threads) t.join();
-  const double seconds = SecondsSince(measured_from);
-  Json server_threads = sampler.Stop();
-  std::vector<double> all;
-  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  const InferFigures figures =
+      RunInferWorkers(*c.stub, request, graph, batch, concurrency, span, sampler);
   if (existing.empty()) DeleteModel(*c.stub, model_id);
+  const auto calls = static_cast<double>(figures.us.size());
   PrintJson({{"kind", "infer"},
              {"batch", batch},
              {"concurrency", concurrency},
-             {"calls", all.size()},
-             {"seconds", seconds},
-             {"samples_per_s", static_cast<double>(all.size()) * static_cast<double>(batch) / seconds},
-             {"p50_us", Percentile(all, 50)},
-             {"p99_us", Percentile(all, 99)},
-             {"server_threads", server_threads}});
+             {"calls", figures.us.size()},
+             {"seconds", figures.seconds},
+             {"samples_per_s", calls * static_cast<double>(batch) / figures.seconds},
+             {"p50_us", Percentile(figures.us, 50)},
+             {"p99_us", Percentile(figures.us, 99)},
+             {"server_threads", figures.server_threads}});
   return 0;
 }
 

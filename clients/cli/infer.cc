@@ -7,6 +7,7 @@
 #include "clients/cli/npy.h"
 #include "clients/cli/session.h"
 #include "clients/cli/tensor_text.h"
+#include "clients/common/models.h"
 #include "engine/ir/tensor_proto.h"
 
 namespace backflow::cli {
@@ -69,13 +70,11 @@ int RunInfer(Session& session, const Args& args) {
   const std::string& id = args.operands()[0];
   const std::string what = "infer " + id;
   if (args.Has("json") && args.Has("out")) return UsageError("infer", "--json or --out, not both");
-  v1::GetModelRequest get;
-  get.set_model_id(id);
   v1::ModelInfo info;
-  if (grpc::Status status = session.Call(&Stub::GetModel, get, &info); !status.ok()) {
+  if (grpc::Status status = session.GetModel(id, &info); !status.ok()) {
     return session.Fail(what, status);
   }
-  const DType dtype = info.dtype() == v1::FLOAT64 ? DType::kFloat64 : DType::kFloat32;
+  const DType dtype = clients::ModelDType(info);
   v1::InferRequest request;
   request.set_model_id(id);
   for (const std::string& input : args.Values("input")) {

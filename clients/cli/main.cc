@@ -47,7 +47,7 @@ void PrintMainHelp(const std::vector<Command>& commands) {
                 command.summary.data());
   }
   std::printf("\nGlobal flags (accepted anywhere on the line):\n%s\n",
-              FormatFlags(kGlobalFlags).c_str());
+              clients::FormatFlags(kGlobalFlags).c_str());
   std::printf("'backflow COMMAND --help' shows a command's flags; docs/cli.md has examples.\n");
 }
 
@@ -60,8 +60,10 @@ void PrintCommandHelp(const Command& command) {
   if (!command.details.empty()) {
     std::printf("\n%.*s", static_cast<int>(command.details.size()), command.details.data());
   }
-  if (!command.flags.empty()) std::printf("\nFlags:\n%s", FormatFlags(command.flags).c_str());
-  std::printf("\nGlobal flags:\n%s", FormatFlags(kGlobalFlags).c_str());
+  if (!command.flags.empty()) {
+    std::printf("\nFlags:\n%s", clients::FormatFlags(command.flags).c_str());
+  }
+  std::printf("\nGlobal flags:\n%s", clients::FormatFlags(kGlobalFlags).c_str());
 }
 
 // The command named by args[*next] (and args[*next + 1] for a group), advancing *next past the
@@ -109,7 +111,7 @@ const Command* FindCommand(const std::vector<Command>& commands,
 int RunCommand(const Command& command, const Args& leading, std::span<const std::string> rest) {
   std::vector<FlagSpec> specs = command.flags;
   specs.insert(specs.end(), std::begin(kGlobalFlags), std::end(kGlobalFlags));
-  StatusOr<Args> args = ParseArgs(rest, specs);
+  StatusOr<Args> args = clients::ParseArgs(rest, specs);
   if (!args.ok()) return UsageError(command.name, args.status().message());
   if (args->Has("help")) {
     PrintCommandHelp(command);
@@ -144,7 +146,7 @@ int Main(const std::vector<std::string>& argv) {
             : 1;
   }
   StatusOr<Args> leading =
-      ParseArgs(std::span(argv).first(std::min(next, argv.size())), kGlobalFlags);
+      clients::ParseArgs(std::span(argv).first(std::min(next, argv.size())), kGlobalFlags);
   if (!leading.ok()) return UsageError("", leading.status().message());
   if (leading->Has("help")) {
     PrintMainHelp(commands);

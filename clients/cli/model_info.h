@@ -8,10 +8,14 @@
 #include <vector>
 
 #include "backflow/v1/service.pb.h"
-#include "clients/cli/args.h"
+#include "clients/common/flags.h"
 #include "engine/core/status.h"
 
 namespace backflow::cli {
+
+using clients::Args;
+using clients::FlagKind;
+using clients::FlagSpec;
 
 // --optimizer, --lr, --momentum, --nesterov, --weight-decay.
 std::vector<FlagSpec> OptimizerFlags();

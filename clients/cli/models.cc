@@ -62,11 +62,10 @@ int RunList(Session& session, const Args& args) {
 }
 
 int RunShow(Session& session, const Args& args) {
-  v1::GetModelRequest request;
-  request.set_model_id(args.operands()[0]);
+  const std::string& id = args.operands()[0];
   v1::ModelInfo info;
-  const grpc::Status status = session.Call(&Stub::GetModel, request, &info);
-  if (!status.ok()) return session.Fail("models show " + request.model_id(), status);
+  const grpc::Status status = session.GetModel(id, &info);
+  if (!status.ok()) return session.Fail("models show " + id, status);
   if (args.Has("json")) {
     PrintJson(ModelInfoJson(info));
   } else {

@@ -6,6 +6,7 @@
 #include "clients/cli/npy.h"
 #include "clients/cli/session.h"
 #include "clients/cli/tensor_text.h"
+#include "clients/common/models.h"
 #include "engine/ir/tensor_proto.h"
 
 namespace backflow::cli {
@@ -72,13 +73,11 @@ int RunSet(Session& session, const Args& args) {
     assignments.push_back(std::move(*assignment));
   }
   // The model's dtype, so a float64 file can set a float32 model (and the reverse).
-  v1::GetModelRequest get;
-  get.set_model_id(id);
   v1::ModelInfo info;
-  if (grpc::Status status = session.Call(&Stub::GetModel, get, &info); !status.ok()) {
+  if (grpc::Status status = session.GetModel(id, &info); !status.ok()) {
     return session.Fail(what, status);
   }
-  const DType dtype = info.dtype() == v1::FLOAT64 ? DType::kFloat64 : DType::kFloat32;
+  const DType dtype = clients::ModelDType(info);
   for (const auto& [name, path] : assignments) {
     StatusOr<Tensor> tensor = ReadNpy(path);
     if (!tensor.ok()) return Fail(what, tensor.status());

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "clients/common/models.h"
 #include "clients/common/rpc.h"
 
 namespace backflow::cli {
@@ -32,6 +33,10 @@ void Session::SetDeadline(grpc::ClientContext& context) const {
   clients::SetTimeout(context, std::chrono::duration<double>(timeout_seconds_));
 }
 
+grpc::Status Session::GetModel(const std::string& model_id, v1::ModelInfo* info) {
+  return clients::GetModel(stub(), model_id, std::chrono::duration<double>(timeout_seconds_), info);
+}
+
 int Session::Fail(std::string_view what, const grpc::Status& status) const {
   // A refused connection and a server that is draining both come back as UNAVAILABLE: either
   // way the command could not get through, which is what the user needs to know first.
@@ -52,10 +57,8 @@ int Fail(std::string_view what, std::string_view message) {
 int Fail(std::string_view what, const Status& status) { return Fail(what, status.message()); }
 
 int UsageError(std::string_view command, std::string_view message) {
-  const std::string name = command.empty() ? "backflow" : "backflow " + std::string(command);
-  std::fprintf(stderr, "%s: %.*s\nTry '%s --help'.\n", name.c_str(),
-               static_cast<int>(message.size()), message.data(), name.c_str());
-  return kExitUsage;
+  return clients::PrintUsageError(
+      command.empty() ? "backflow" : "backflow " + std::string(command), message);
 }
 
 }  // namespace backflow::cli

@@ -19,14 +19,18 @@
 #include <vector>
 
 #include "backflow/v1/service.grpc.pb.h"
-#include "clients/cli/args.h"
+#include "clients/common/flags.h"
 #include "engine/core/status.h"
 
 namespace backflow::cli {
 
+using clients::Args;
+using clients::FlagKind;
+using clients::FlagSpec;
+
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
-inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUsage = clients::kExitUsage;
 
 class Session {
  public:
@@ -51,6 +55,9 @@ class Session {
     SetDeadline(context);
     return (stub().*method)(&context, request, response);
   }
+
+  // GetModel with the --timeout deadline (clients/common/models.h).
+  grpc::Status GetModel(const std::string& model_id, v1::ModelInfo* info);
 
   // Prints the error line for a failed RPC and returns kExitFailure.
   int Fail(std::string_view what, const grpc::Status& status) const;

@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "clients/cli/args.h"
+#include "clients/common/flags.h"
 #include "clients/cli/npy.h"
 #include "engine/ir/tensor_proto.h"
 
@@ -24,7 +24,7 @@ std::optional<std::vector<double>> ParseNumberList(std::string_view text) {
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     // A trailing comma makes a one-element list ("5,"), as in Python.
     if (!(item.empty() && comma == text.size() && !values.empty())) {
-      StatusOr<double> value = ParseNumber(item);
+      StatusOr<double> value = clients::ParseNumber(item);
       if (!value.ok()) return std::nullopt;
       values.push_back(*value);
     }

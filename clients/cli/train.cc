@@ -103,9 +103,7 @@ class TrainingRun {
   int ObtainModel() {
     grpc::Status status;
     if (!options_.model_id.empty()) {
-      v1::GetModelRequest request;
-      request.set_model_id(options_.model_id);
-      status = session_.Call(&v1::Backflow::Stub::GetModel, request, &info_);
+      status = session_.GetModel(options_.model_id, &info_);
     } else {
       StatusOr<v1::Graph> graph = LoadGraphText(options_.graph_path);
       if (!graph.ok()) return Fail(kCommand, graph.status());

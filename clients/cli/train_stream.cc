@@ -3,11 +3,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <cstring>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "clients/cli/tensor_text.h"
+#include "clients/common/models.h"
+#include "clients/common/tensors.h"
+#include "clients/common/train_stream.h"
 
 namespace backflow::cli {
 namespace {
@@ -15,19 +18,8 @@ namespace {
 // Writes `count` float32 elements to `proto` as `dims` in `dtype` (float64 widens them).
 void SetWireTensor(const std::vector<int64_t>& dims, DType dtype, const float* values,
                    int64_t count, v1::Tensor* proto) {
-  proto->Clear();
-  for (int64_t dim : dims) proto->add_shape(dim);
-  proto->set_dtype(dtype == DType::kFloat64 ? v1::FLOAT64 : v1::FLOAT32);
-  if (dtype == DType::kFloat32) {
-    proto->set_data(values, static_cast<size_t>(count) * sizeof(float));
-    return;
-  }
-  std::string bytes(static_cast<size_t>(count) * sizeof(double), '\0');
-  for (int64_t i = 0; i < count; ++i) {
-    const double value = values[i];
-    std::memcpy(bytes.data() + i * sizeof(double), &value, sizeof(double));
-  }
-  proto->set_data(std::move(bytes));
+  clients::EncodeTensor(dims, clients::WireDType(dtype),
+                        std::span<const float>(values, static_cast<size_t>(count)), proto);
 }
 
 // Cancels a call when it makes no progress for `timeout` (no answer on a stream): a bound on a
@@ -84,7 +76,7 @@ class StallWatchdog {
 
 StatusOr<DataFeed> FeedFor(const v1::ModelInfo& info, const Dataset& data) {
   DataFeed feed;
-  feed.dtype = info.dtype() == v1::FLOAT64 ? DType::kFloat64 : DType::kFloat32;
+  feed.dtype = clients::ModelDType(info);
   for (const v1::TensorInfo& input : info.inputs()) {
     const bool label_shaped = input.shape_size() == 1 && input.shape(0) == -1;
     if (label_shaped && (feed.labels.empty() || input.name() == "labels")) {
@@ -131,28 +123,22 @@ grpc::Status StreamEpoch(Session& session, const std::string& model_id, const Da
                          const std::function<void(const v1::TrainStepResponse&)>& on_answer) {
   grpc::ClientContext context;
   StallWatchdog watchdog(&context, session.timeout_seconds());
-  std::unique_ptr<grpc::ClientReaderWriter<v1::TrainStepRequest, v1::TrainStepResponse>> stream =
-      session.stub().Train(&context);
-  // gRPC allows one reader and one writer on a stream at once: the writer runs ahead by as much
-  // as the server's window and flow control allow, which keeps the server's queue full.
-  std::thread writer([&] {
-    Tensor images, labels;
-    v1::TrainStepRequest request;
-    request.set_model_id(model_id);  // the first request names the model; later ones may not
-    while (batches.Next(&images, &labels)) {
-      FillBatch(feed, images, labels, request.mutable_batch());
-      if (!stream->Write(request)) break;
-      request.clear_model_id();
-    }
-    stream->WritesDone();
-  });
-  v1::TrainStepResponse answer;
-  while (stream->Read(&answer)) {
-    watchdog.Progress();
-    on_answer(answer);
-  }
-  writer.join();
-  grpc::Status status = stream->Finish();
+  Tensor images, labels;
+  const clients::TrainStreamCalls calls = {
+      .next =
+          [&](v1::TrainStepRequest* request) {
+            if (!batches.Next(&images, &labels)) return false;
+            FillBatch(feed, images, labels, request->mutable_batch());
+            return true;
+          },
+      .on_answer =
+          [&](const v1::TrainStepResponse& answer) {
+            watchdog.Progress();
+            on_answer(answer);
+            return true;
+          },
+  };
+  grpc::Status status = clients::StreamTrainSteps(session.stub(), context, model_id, calls);
   if (watchdog.fired()) {
     char message[96];
     std::snprintf(message, sizeof message, "no answer on the Train stream for %g s (--timeout)",

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "clients/common/flags.h"
 #include "clients/common/rpc.h"
 #include "clients/load/options.h"
 #include "clients/load/report.h"
@@ -12,7 +13,6 @@
 namespace {
 
 constexpr int kExitSetupFailed = 1;
-constexpr int kExitUsage = 2;
 
 int Fail(int code, const std::string& message) {
   std::fprintf(stderr, "backflow-load: %s\n", message.c_str());
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   backflow::StatusOr<LoadOptions> parsed = ParseOptions(args);
   if (!parsed.ok()) {
-    return Fail(kExitUsage, parsed.status().message() + " (see backflow-load --help)");
+    return backflow::clients::PrintUsageError("backflow-load", parsed.status().message());
   }
   const LoadOptions& options = *parsed;
   if (options.help) {

@@ -39,8 +39,9 @@ struct LoadOptions {
   bool open_loop() const { return rate > 0; }
 };
 
-// Parses argv[1..] ("--flag value" or "--flag=value"). InvalidArgument with a one-line
-// reason for unknown flags, bad values and conflicting flags.
+// Parses argv[1..] ("--flag value" or "--flag=value") with the flag parser of every backflow
+// binary (clients/common/flags.h: a flag given twice keeps its last value). InvalidArgument with
+// a one-line reason for unknown flags, bad values and conflicting flags.
 StatusOr<LoadOptions> ParseOptions(const std::vector<std::string>& args);
 
 // The --help text.

@@ -1,43 +1,11 @@
 // BuildRequests, KindChooser and the calls of workload.h.
-#include <cstring>
 #include <random>
 
+#include "clients/common/synthetic.h"
 #include "clients/load/workload.h"
 
 namespace backflow::load {
-namespace {
-
 namespace v1 = backflow::v1;
-
-// One synthetic wire tensor for `placeholder`: see BuildRequests.
-v1::Tensor SyntheticTensor(const v1::Placeholder& placeholder, const LoadOptions& options,
-                           v1::DataType dtype, std::mt19937_64& rng) {
-  v1::Tensor tensor;
-  tensor.set_dtype(dtype);
-  int64_t count = 1;
-  for (int64_t dim : placeholder.shape()) {
-    const int64_t size = dim < 0 ? options.batch : dim;
-    tensor.add_shape(size);
-    count *= size;
-  }
-  const bool labels = placeholder.shape_size() == 1 && placeholder.shape(0) < 0;
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  std::uniform_int_distribution<int64_t> label(0, options.classes - 1);
-  std::vector<double> values(static_cast<size_t>(count));
-  for (double& v : values) v = labels ? static_cast<double>(label(rng)) : uniform(rng);
-  std::string& data = *tensor.mutable_data();
-  if (dtype == v1::FLOAT64) {
-    data.resize(values.size() * sizeof(double));
-    std::memcpy(data.data(), values.data(), data.size());
-  } else {
-    std::vector<float> floats(values.begin(), values.end());
-    data.resize(floats.size() * sizeof(float));
-    std::memcpy(data.data(), floats.data(), data.size());
-  }
-  return tensor;
-}
-
-}  // namespace
 
 std::string_view RpcKindName(RpcKind kind) {
   switch (kind) {
@@ -54,11 +22,9 @@ std::string_view RpcKindName(RpcKind kind) {
 }
 
 Requests BuildRequests(const Workload& workload, const LoadOptions& options, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  google::protobuf::Map<std::string, v1::Tensor> batch;
-  for (const v1::Placeholder& placeholder : workload.graph.placeholders()) {
-    batch[placeholder.name()] = SyntheticTensor(placeholder, options, workload.dtype, rng);
-  }
+  const google::protobuf::Map<std::string, v1::Tensor> batch = clients::SyntheticBatch(
+      workload.graph, {.batch = options.batch, .classes = options.classes, .dtype = workload.dtype},
+      seed);
   Requests requests;
   requests.infer.set_model_id(workload.model_id);
   *requests.infer.mutable_inputs() = batch;

@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <chrono>
 
+#include "clients/common/models.h"
 #include "clients/common/rpc.h"
+#include "clients/common/tensors.h"
 #include "clients/load/workload.h"
 #include "engine/ir/import.h"
 
@@ -48,7 +50,7 @@ Status CreateModel(const LoadOptions& options, v1::Backflow::Stub& stub, Workloa
     return Status(StatusCode::kUnknown, "CreateModel: " + clients::FormatStatus(status));
   workload.model_id = info.id();
   workload.created_model = true;
-  workload.dtype = info.dtype() == v1::FLOAT64 ? v1::FLOAT64 : v1::FLOAT32;
+  workload.dtype = clients::WireDType(clients::ModelDType(info));
   return Status::Ok();
 }
 
@@ -56,16 +58,13 @@ Status CreateModel(const LoadOptions& options, v1::Backflow::Stub& stub, Workloa
 // so only failures to talk to the server at all are setup errors.
 Status LookUpModel(const LoadOptions& options, v1::Backflow::Stub& stub, Workload& workload) {
   workload.model_id = options.model_id;
-  v1::GetModelRequest request;
-  request.set_model_id(options.model_id);
   v1::ModelInfo info;
-  grpc::ClientContext context;
-  clients::SetTimeout(context, std::chrono::duration<double>(options.timeout_s));
-  const grpc::Status status = stub.GetModel(&context, request, &info);
+  const grpc::Status status = clients::GetModel(
+      stub, options.model_id, std::chrono::duration<double>(options.timeout_s), &info);
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) return Status::Ok();
   if (!status.ok())
     return Status(StatusCode::kUnknown, "GetModel: " + clients::FormatStatus(status));
-  workload.dtype = info.dtype() == v1::FLOAT64 ? v1::FLOAT64 : v1::FLOAT32;
+  workload.dtype = clients::WireDType(clients::ModelDType(info));
   return Status::Ok();
 }
 

@@ -51,9 +51,10 @@ struct Requests {
   backflow::v1::EvaluateRequest evaluate;
 };
 
-// A batch of options.batch samples for every placeholder, drawn from `seed`: a placeholder of
-// shape [-1] holds class labels, integers in [0, classes) stored as floats; any other holds
-// uniform values in [0, 1). The open batch dimension (-1) becomes options.batch.
+// A batch of options.batch samples for every placeholder, drawn from `seed`
+// (clients/common/synthetic.h): a placeholder of shape [-1] holds class labels, integers in
+// [0, classes) stored as floats; any other holds uniform values in [0, 1). The open batch
+// dimension (-1) becomes options.batch.
 Requests BuildRequests(const Workload& workload, const LoadOptions& options, uint64_t seed);
 
 // The kind of each successive request: always the same for a single-kind mode; for kMixed a

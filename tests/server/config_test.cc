@@ -37,7 +37,10 @@ TEST(ConfigTest, BothFlagSpellingsSetValues) {
 }
 
 TEST(ConfigTest, ErrorsNameTheFlag) {
-  EXPECT_EQ(Parse({"--bogus=1"}).status().message(), "unknown flag --bogus (see --help)");
+  // The unified format of clients/common/flags.h (was "unknown flag --bogus (see --help)").
+  EXPECT_EQ(Parse({"--bogus=1"}).status().message(), "unknown flag '--bogus'");
+  EXPECT_EQ(Parse({"--max-model=3"}).status().message(),
+            "unknown flag '--max-model'; did you mean '--max-models'?");
   EXPECT_EQ(Parse({"--max-models=ten"}).status().message(),
             "--max-models: 'ten' is not an integer");
   EXPECT_EQ(Parse({"--max-models=0"}).status().message(),
@@ -45,9 +48,16 @@ TEST(ConfigTest, ErrorsNameTheFlag) {
   EXPECT_EQ(Parse({"--listen=50051"}).status().message(), "--listen: '50051' is not HOST:PORT");
   EXPECT_EQ(Parse({"--log-level=loud"}).status().message(),
             "--log-level: 'loud' is not one of trace, debug, info, warn, error, off");
-  EXPECT_EQ(Parse({"--data-dir"}).status().message(), "--data-dir: missing value");
+  // Was "--data-dir: missing value".
+  EXPECT_EQ(Parse({"--data-dir"}).status().message(), "--data-dir needs a value (DIR)");
   EXPECT_EQ(Parse({"serve"}).status().message(), "unexpected argument 'serve'");
   EXPECT_EQ(Parse({"--bogus"}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ConfigTest, ARepeatedFlagKeepsItsLastValue) {
+  StatusOr<ServerConfig> config = Parse({"--max-models=3", "--max-models", "5"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->limits.max_models, 5);
 }
 
 TEST(ConfigTest, HelpAndDescription) {
@@ -55,6 +65,7 @@ TEST(ConfigTest, HelpAndDescription) {
   ASSERT_TRUE(Parse({"--help"}, &help).ok());
   EXPECT_TRUE(help);
   EXPECT_NE(Usage().find("--max-pending-requests=N"), std::string::npos);
+  EXPECT_NE(Usage().find("(default 127.0.0.1:50051;"), std::string::npos) << Usage();
   std::vector<std::string> lines = Describe(ServerConfig{});
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines[0], "listen=127.0.0.1:50051");
