@@ -26,27 +26,16 @@
 #include <thread>
 #include <vector>
 
+#include "tests/testing/temp_dir.h"
+
 extern char** environ;
 
 namespace backflow::testing {
 
-// A fresh, empty directory under the system temp dir, removed by the destructor.
-class ProcessTempDir {
+// The temp dir of the child-process tests (tests/testing/temp_dir.h), named backflow-proc-*.
+class ProcessTempDir : public TempDir {
  public:
-  ProcessTempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("backflow-proc-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~ProcessTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
+  ProcessTempDir() : TempDir("backflow-proc-") {}
 };
 
 // One backflow-server child. Not thread-safe, except output(), WaitForOutput() and the

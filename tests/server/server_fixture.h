@@ -22,27 +22,9 @@
 #include "engine/ir/import.h"
 #include "engine/optim/trainer.h"
 #include "server/server.h"
+#include "tests/testing/temp_dir.h"
 
 namespace backflow::testing {
-
-// A fresh, empty directory under the system temp dir, removed by the destructor.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("backflow-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Config for a test server: loopback, free port, small limits that tests can reach.
 inline server::ServerConfig TestConfig(const std::string& data_dir) {
