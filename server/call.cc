@@ -6,7 +6,7 @@
 
 #include "engine/core/tsan.h"
 #include "server/grpc_status.h"
-#include "server/service.h"
+#include "server/service_env.h"
 
 namespace backflow::server {
 
@@ -52,7 +52,13 @@ UnaryCall::UnaryCall(ServiceEnv* env, grpc::CallbackServerContext* ctx, const ch
                      std::string model_id)
     : env_(env), ctx_(ctx), log_(env, rpc, std::move(model_id)) {}
 
+Status UnaryCall::Admit() {
+  BF_ASSIGN_OR_RETURN(slot_, env_->admission.AdmitRequest());
+  return Status::Ok();
+}
+
 void UnaryCall::Reply(const Status& status) {
+  slot_.Release();
   log_.Done(status);
   BF_TSAN_RELEASE(this);  // the response we wrote, to whichever gRPC thread sends it
   Finish(ToGrpcStatus(status));
@@ -63,7 +69,7 @@ void UnaryCall::OnDone() {
   delete this;
 }
 
-void UnaryCall::RunAndReply(const std::function<Status()>& body, bool admitted) {
+void UnaryCall::RunAndReply(const std::function<Status()>& body) {
   Status status;
   if (cancelled()) {
     status = CancelledError("cancelled before it started");
@@ -76,7 +82,6 @@ void UnaryCall::RunAndReply(const std::function<Status()>& body, bool admitted) 
       status = InternalError(std::string("unexpected exception: ") + e.what());
     }
   }
-  if (admitted) env_->Release();
   Reply(status);
 }
 

@@ -1,6 +1,6 @@
-// UnaryCall: the reactor behind every unary RPC. It owns the call's request id, logs the
-// outcome (errors always, every call at debug level), and exposes the client's cancellation
-// and deadline as RunOptions for the engine.
+// UnaryCall: the reactor behind every unary RPC. It owns the call's request id and admission
+// slot, logs the outcome (errors always, every call at debug level), and exposes the client's
+// cancellation and deadline as RunOptions for the engine.
 #ifndef BACKFLOW_SERVER_CALL_H_
 #define BACKFLOW_SERVER_CALL_H_
 
@@ -13,6 +13,7 @@
 
 #include "engine/core/status.h"
 #include "engine/exec/program.h"
+#include "server/admission.h"
 
 namespace backflow::server {
 
@@ -47,16 +48,22 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   RunOptions run() const { return RunOptionsFor(ctx_, &cancelled_); }
   bool cancelled() const { return cancelled_.load(); }
 
-  // Finishes the call with `status`. The reactor may be gone when this returns.
+  // Takes a slot for this call among the server's requests in flight (Admission::
+  // AdmitRequest), held until the reply; the error that refused it otherwise. Call once, on
+  // the gRPC thread, before handing the call's job on.
+  Status Admit();
+  // Finishes the call with `status`, giving its admission slot (if any) back first, so the
+  // client's next request finds it free. The reactor may be gone when this returns.
   void Reply(const Status& status);
-  // Runs `body` (on a compute thread), catching what it throws, releases the admission slot
-  // if `admitted`, and replies. A call cancelled before it starts is not run.
-  void RunAndReply(const std::function<Status()>& body, bool admitted);
+  // Runs `body` (on a compute thread), catching what it throws, and replies. A call cancelled
+  // before it starts is not run.
+  void RunAndReply(const std::function<Status()>& body);
 
  private:
   ServiceEnv* const env_;
   grpc::CallbackServerContext* const ctx_;
   CallLog log_;
+  AdmissionSlot slot_;  // empty until Admit(), and again from Reply()
   std::atomic<bool> cancelled_{false};
 };
 

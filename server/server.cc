@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "server/model.h"
+#include "server/operations.h"
 #include "server/service.h"
 #include "server/storage/checkpoint_store.h"
 #include "server/work_queue.h"
@@ -115,7 +116,7 @@ Status Server::Impl::SaveDirtyModels() {
   Status first;
   for (const std::shared_ptr<Model>& model : env_->registry.All()) {
     if (!model->dirty()) continue;
-    StatusOr<v1::SaveCheckpointResponse> saved = env_->SaveCheckpoint(*model);
+    StatusOr<v1::SaveCheckpointResponse> saved = ops::SaveCheckpoint(*env_, *model);
     if (saved.ok()) {
       spdlog::info("checkpointed model {} at step {}", model->id(), saved->step());
     } else {
@@ -138,7 +139,7 @@ Status Server::Impl::Shutdown() {
   Status status;
   if (server_ != nullptr) {
     spdlog::info("draining: finishing in-flight calls (up to {} ms)", config_.shutdown_grace.count());
-    env_->draining.store(true);  // refuse new compute first, then tell the health checkers
+    env_->admission.StartDraining();  // refuse new compute first, then tell the health checkers
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + config_.shutdown_grace);
     pool_->WaitIdle();

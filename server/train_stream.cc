@@ -1,30 +1,23 @@
 #include "server/train_stream.h"
 
 #include <new>
+#include <utility>
 
 #include "engine/core/tsan.h"
 #include "server/grpc_status.h"
+#include "server/operations.h"
 
 namespace backflow::server {
 
 TrainStream::TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx)
     : env_(env), ctx_(ctx), log_(env, "Train", "") {
-  Status admitted = Status::Ok();
-  if (env_->draining.load()) {
-    admitted = UnavailableError("the server is shutting down");
-  } else if (env_->streams.fetch_add(1) >= env_->config.limits.max_streams) {
-    env_->streams.fetch_sub(1);
-    admitted = ResourceExhaustedError("more than " +
-                                      std::to_string(env_->config.limits.max_streams) +
-                                      " Train streams open (--max-streams)");
-  } else {
-    admitted_ = true;
-  }
+  StatusOr<AdmissionSlot> admitted = env_->admission.AdmitStream();
+  if (admitted.ok()) slot_ = std::move(*admitted);
   Actions actions;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!admitted.ok()) {
-      FailLocked(0, admitted);
+      FailLocked(0, admitted.status());
       reads_done_ = true;
     }
     actions = NextLocked();
@@ -100,7 +93,7 @@ void TrainStream::OnReadDone(bool ok) {
     if (!ok) {
       reads_done_ = true;
       // gRPC ends reads on its own when the server shuts down: say so, rather than OK.
-      if (env_->draining.load() && !cancelled_.load()) {
+      if (env_->admission.draining() && !cancelled_.load()) {
         FailLocked(received_, UnavailableError("request " + std::to_string(received_) +
                                                ": the server is shutting down"));
       }
@@ -125,7 +118,8 @@ void TrainStream::OnReadDone(bool ok) {
   if (request != nullptr) {
     // Decoded here, as it arrives, so the model's queue only computes (Note [Train stream
     // flow]); a decoding error is reported by the step, in order.
-    auto batch = std::make_shared<const StatusOr<TensorMap>>(DecodeTrainBatch(*env_, *model, *request));
+    auto batch =
+        std::make_shared<const StatusOr<TensorMap>>(ops::DecodeTrainBatch(*env_, *model, *request));
     model->queue().Post([this, index, request, batch] { RunStep(index, request, batch); });
     std::lock_guard<std::mutex> lock(mu_);
     reading_ = false;
@@ -147,8 +141,8 @@ void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequ
   Status status;
   if (!skip) {
     try {
-      status = RunDecodedTrainStep(*model, *request, *batch,
-                                   RunOptionsFor(ctx_, &cancelled_), response.get());
+      status = ops::TrainStepOnBatch(*model, *request, *batch, RunOptionsFor(ctx_, &cancelled_),
+                                     response.get());
     } catch (const std::bad_alloc&) {
       status = ResourceExhaustedError("out of memory");
     } catch (const std::exception& e) {
@@ -194,8 +188,7 @@ void TrainStream::OnCancel() {
 
 void TrainStream::OnDone() {
   BF_TSAN_ACQUIRE(this);
-  if (admitted_) env_->streams.fetch_sub(1);
-  delete this;
+  delete this;  // and with it slot_, giving the stream's place back
 }
 
 }  // namespace backflow::server

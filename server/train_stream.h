@@ -33,9 +33,11 @@
 #include <optional>
 
 #include "backflow/v1/service.grpc.pb.h"
+#include "server/admission.h"
 #include "server/call.h"
+#include "server/convert.h"
 #include "server/model.h"
-#include "server/service.h"
+#include "server/service_env.h"
 
 namespace backflow::server {
 
@@ -68,7 +70,7 @@ class TrainStream final
   ServiceEnv* const env_;
   grpc::CallbackServerContext* const ctx_;
   CallLog log_;
-  bool admitted_ = false;
+  AdmissionSlot slot_;  // among the Train streams open; given back when the reactor is deleted
   std::atomic<bool> cancelled_{false};
   v1::TrainStepRequest incoming_;  // filled by the one outstanding read
 

@@ -1,0 +1,212 @@
+#include "server/operations.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/api/evaluate.h"
+#include "server/inputs.h"
+
+namespace backflow::server::ops {
+namespace {
+
+StatusOr<TensorMap> DecodeBatch(const ServiceEnv& env, const Model& model,
+                                const WireTensorMap& wire, std::string_view what) {
+  return DecodeInputs(wire, model.trainer().graph(), model.dtype(),
+                      env.config.limits.max_tensor_elements, what);
+}
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The outputs an Infer request names, or by default those `inputs` determine; InvalidArgument
+// for a name that is not in the graph.
+StatusOr<std::vector<std::string>> OutputNames(const Graph& graph, const v1::InferRequest& request,
+                                               const TensorMap& inputs) {
+  std::vector<std::string> names(request.outputs().begin(), request.outputs().end());
+  if (names.empty()) {
+    BF_ASSIGN_OR_RETURN(names, DefaultOutputs(graph, inputs));
+  }
+  for (const std::string& name : names) {
+    if (!graph.Find(name)) {
+      return InvalidArgumentError("output '" + name + "' is not in the graph");
+    }
+  }
+  return names;
+}
+
+// What an Evaluate request asks for besides its graph and values.
+StatusOr<EvaluateSpec> DecodeEvaluateSpec(const v1::EvaluateRequest& request) {
+  EvaluateSpec spec;
+  spec.outputs.assign(request.outputs().begin(), request.outputs().end());
+  spec.target = request.target();
+  spec.wrt.assign(request.wrt().begin(), request.wrt().end());
+  spec.seed = request.seed();
+  if (request.dtype() != v1::DATA_TYPE_UNSPECIFIED) {
+    BF_ASSIGN_OR_RETURN(spec.dtype, DecodeDType(request.dtype(), "dtype"));
+  }
+  return spec;
+}
+
+}  // namespace
+
+Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
+                   v1::ModelInfo* response) {
+  v1::ModelRecord record;
+  record.set_id(env.registry.NewId());
+  *record.mutable_request() = request;
+  record.set_created_unix_ms(NowUnixMs());
+  BF_ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
+                      Model::Create(std::move(record), env.graph_limits,
+                                    env.config.limits.max_tensor_elements, env.pool));
+  BF_RETURN_IF_ERROR(env.store->CreateModel(model->record()));
+  BF_RETURN_IF_ERROR(env.registry.Add(model));
+  *response = model->Info();
+  return Status::Ok();
+}
+
+Status DeleteModel(const ServiceEnv& env, Model& model) {
+  model.MarkDeleted();
+  return env.store->DeleteModel(model.id());
+}
+
+Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,
+             const RunOptions& run, v1::InferResponse* response) {
+  BF_ASSIGN_OR_RETURN(TensorMap inputs, DecodeBatch(env, model, request.inputs(), "input"));
+  BF_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                      OutputNames(model.trainer().graph(), request, inputs));
+  std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> outputs,
+                      model.trainer().Infer(*snapshot, Feeds(inputs), names, run));
+  for (size_t i = 0; i < names.size(); ++i) {
+    TensorToProto(outputs[i], &(*response->mutable_outputs())[names[i]]);
+  }
+  response->set_step(snapshot->step);
+  return Status::Ok();
+}
+
+Status ComputeGradients(const ServiceEnv& env, const Model& model,
+                        const v1::ComputeGradientsRequest& request, const RunOptions& run,
+                        v1::ComputeGradientsResponse* response) {
+  BF_ASSIGN_OR_RETURN(TensorMap batch, DecodeBatch(env, model, request.batch(), "batch"));
+  BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().ComputeGradients(Feeds(batch), run));
+  response->set_step(result.step);
+  response->set_loss(result.loss);
+  EncodeMetrics(result.metrics, response->mutable_metrics());
+  EncodeTensors(result.gradients, response->mutable_gradients());
+  return Status::Ok();
+}
+
+Status TrainStep(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
+                 const RunOptions& run, v1::TrainStepResponse* response) {
+  BF_RETURN_IF_ERROR(model.CheckNotDeleted());
+  return TrainStepOnBatch(model, request, DecodeTrainBatch(env, model, request), run, response);
+}
+
+StatusOr<TensorMap> DecodeTrainBatch(const ServiceEnv& env, const Model& model,
+                                     const v1::TrainStepRequest& request) {
+  return DecodeBatch(env, model, request.batch(), "batch");
+}
+
+Status TrainStepOnBatch(Model& model, const v1::TrainStepRequest& request,
+                        const StatusOr<TensorMap>& batch, const RunOptions& run,
+                        v1::TrainStepResponse* response) {
+  BF_RETURN_IF_ERROR(model.CheckNotDeleted());
+  if (!batch.ok()) return batch.status();
+  StepOptions options{.return_gradients = request.return_gradients(), .run = run};
+  if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
+  BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(*batch), options));
+  model.MarkChanged();
+  response->set_step(result.step);
+  response->set_loss(result.loss);
+  EncodeMetrics(result.metrics, response->mutable_metrics());
+  EncodeTensors(result.gradients, response->mutable_gradients());
+  if (request.return_parameters()) {
+    // Only this queue publishes snapshots, so the current one is this step's.
+    EncodeTensors(model.trainer().parameters()->values, response->mutable_parameters());
+  }
+  return Status::Ok();
+}
+
+Status GetParameters(const Model& model, const v1::GetParametersRequest& request,
+                     v1::GetParametersResponse* response) {
+  std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
+  response->set_step(snapshot->step);
+  if (request.names().empty()) {
+    EncodeTensors(snapshot->values, response->mutable_parameters());
+    return Status::Ok();
+  }
+  for (const std::string& name : request.names()) {
+    auto it = snapshot->values.find(name);
+    if (it == snapshot->values.end()) {
+      return NotFoundError("parameter '" + name + "' not found");
+    }
+    TensorToProto(it->second, &(*response->mutable_parameters())[name]);
+  }
+  return Status::Ok();
+}
+
+Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParametersRequest& request,
+                     v1::SetParametersResponse* response) {
+  BF_ASSIGN_OR_RETURN(TensorMap values,
+                      DecodeTensors(request.parameters(), "parameter",
+                                    env.config.limits.max_tensor_elements, model.dtype()));
+  std::optional<int64_t> if_step;
+  if (request.has_if_step()) if_step = request.if_step();
+  BF_RETURN_IF_ERROR(model.trainer().SetParameters(values, if_step));
+  model.MarkChanged();
+  response->set_step(model.trainer().parameters()->step);
+  return Status::Ok();
+}
+
+StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model) {
+  const int64_t generation = model.generation();
+  v1::CheckpointRecord record = model.TakeCheckpoint();
+  BF_ASSIGN_OR_RETURN(int64_t bytes, env.store->SaveCheckpoint(model.id(), record));
+  model.MarkSaved(generation, record.step());
+  v1::SaveCheckpointResponse response;
+  response.set_step(record.step());
+  response.set_bytes(bytes);
+  return response;
+}
+
+Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
+                         v1::RestoreCheckpointResponse* response) {
+  StatusOr<v1::CheckpointRecord> record = env.store->LoadCheckpoint(model.id());
+  if (record.status().code() == StatusCode::kNotFound) {
+    return FailedPreconditionError("model '" + model.id() + "' has no checkpoint");
+  }
+  BF_RETURN_IF_ERROR(record.status());
+  BF_RETURN_IF_ERROR(model.RestoreCheckpoint(*record, env.config.limits.max_tensor_elements));
+  model.MarkChanged();
+  model.MarkSaved(model.generation(), record->step());
+  response->set_step(record->step());
+  return Status::Ok();
+}
+
+Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const RunOptions& run,
+                v1::EvaluateResponse* response) {
+  BF_ASSIGN_OR_RETURN(Graph graph, ImportGraph(request.graph(), env.graph_limits));
+  BF_ASSIGN_OR_RETURN(TensorMap values,
+                      DecodeTensors(request.values(), "value",
+                                    env.config.limits.max_tensor_elements, std::nullopt));
+  BF_ASSIGN_OR_RETURN(EvaluateSpec spec, DecodeEvaluateSpec(request));
+  BF_ASSIGN_OR_RETURN(EvaluateResult result,
+                      backflow::Evaluate(std::move(graph), values, spec, run));
+  for (const auto& [name, tensor] : result.outputs) {
+    TensorToProto(tensor, &(*response->mutable_outputs())[name]);
+  }
+  for (const auto& [name, tensor] : result.gradients) {
+    TensorToProto(tensor, &(*response->mutable_gradients())[name]);
+  }
+  return Status::Ok();
+}
+
+}  // namespace backflow::server::ops

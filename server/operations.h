@@ -1,0 +1,69 @@
+// The operations behind the backflow.v1.Backflow RPCs: each decodes its request (with the
+// checks of server/convert.h and server/inputs.h), runs it on a model (or, for Evaluate, on the
+// request's own graph) and fills in the response.
+//
+// They run synchronously on the calling thread and know nothing of gRPC: the handlers of
+// server/service.h decide where each one runs (Note [Serving threads]), after checking that the
+// model has not been deleted. Operations that change a model (TrainStep, SetParameters,
+// SaveCheckpoint, RestoreCheckpoint, DeleteModel) must run on its SerialQueue; the others may
+// run anywhere, at the same time as anything. On error the response is left partly filled and
+// must not be sent.
+#ifndef BACKFLOW_SERVER_OPERATIONS_H_
+#define BACKFLOW_SERVER_OPERATIONS_H_
+
+#include "backflow/v1/service.pb.h"
+#include "engine/core/status.h"
+#include "engine/exec/program.h"
+#include "server/convert.h"
+#include "server/model.h"
+#include "server/service_env.h"
+
+namespace backflow::server::ops {
+
+// Builds the model the request describes, records it in the data directory and registers it.
+// The caller holds a reservation in env.registry (ModelRegistry::Reserve), which success uses
+// up and failure leaves to the caller to cancel.
+Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request, v1::ModelInfo* response);
+// Marks the model deleted (work still reaching it fails NOT_FOUND) and removes its files.
+// The caller has taken it out of env.registry already.
+Status DeleteModel(const ServiceEnv& env, Model& model);
+
+// The requested outputs (by default those the inputs determine) on the current parameters.
+Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,
+             const RunOptions& run, v1::InferResponse* response);
+// Loss, metrics and gradients on the current parameters; the parameters do not change.
+Status ComputeGradients(const ServiceEnv& env, const Model& model,
+                        const v1::ComputeGradientsRequest& request, const RunOptions& run,
+                        v1::ComputeGradientsResponse* response);
+
+// One training step: DecodeTrainBatch followed by TrainStepOnBatch.
+Status TrainStep(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
+                 const RunOptions& run, v1::TrainStepResponse* response);
+// The request's batch as engine tensors (InvalidArgument naming the tensor). The Train stream
+// decodes each request as it arrives, off the model's queue (Note [Train stream flow]).
+StatusOr<TensorMap> DecodeTrainBatch(const ServiceEnv& env, const Model& model,
+                                     const v1::TrainStepRequest& request);
+// The step on a batch decoded beforehand; fails with the decoding error if there was one.
+Status TrainStepOnBatch(Model& model, const v1::TrainStepRequest& request,
+                        const StatusOr<TensorMap>& batch, const RunOptions& run,
+                        v1::TrainStepResponse* response);
+
+// The named parameters (all of them when none is named) of the current snapshot.
+Status GetParameters(const Model& model, const v1::GetParametersRequest& request,
+                     v1::GetParametersResponse* response);
+Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParametersRequest& request,
+                     v1::SetParametersResponse* response);
+
+// Checkpoints the model now. Also called by the server's shutdown, once it is idle.
+StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model);
+// Back to the latest checkpoint: FAILED_PRECONDITION if the model has none.
+Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
+                         v1::RestoreCheckpointResponse* response);
+
+// Imports the request's graph and evaluates it (values, then gradients if asked for).
+Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const RunOptions& run,
+                v1::EvaluateResponse* response);
+
+}  // namespace backflow::server::ops
+
+#endif  // BACKFLOW_SERVER_OPERATIONS_H_

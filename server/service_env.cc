@@ -1,0 +1,23 @@
+#include "server/service_env.h"
+
+namespace backflow::server {
+namespace {
+
+GraphLimits LimitsFor(const ServerConfig& config) {
+  GraphLimits limits;
+  limits.max_nodes = config.limits.max_nodes;
+  limits.max_tensor_elements = config.limits.max_tensor_elements;
+  return limits;
+}
+
+}  // namespace
+
+ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, ComputePool* pool)
+    : config(config),
+      graph_limits(LimitsFor(config)),
+      admission(config.limits.max_pending_requests, config.limits.max_streams),
+      registry(config.limits.max_models),
+      store(store),
+      pool(pool) {}
+
+}  // namespace backflow::server

@@ -1,0 +1,33 @@
+// ServiceEnv: what the RPC handlers, the Train streams and the model operations share: the
+// configuration, admission control, the models, the data directory and the compute pool.
+// One per server, created before the gRPC service and destroyed after it has stopped.
+#ifndef BACKFLOW_SERVER_SERVICE_ENV_H_
+#define BACKFLOW_SERVER_SERVICE_ENV_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "engine/api/import.h"
+#include "server/admission.h"
+#include "server/config.h"
+#include "server/model.h"
+#include "server/storage/checkpoint_store.h"
+#include "server/work_queue.h"
+
+namespace backflow::server {
+
+struct ServiceEnv {
+  ServiceEnv(const ServerConfig& config, CheckpointStore* store, ComputePool* pool);
+
+  const ServerConfig config;
+  const GraphLimits graph_limits;  // config.limits as the graph importer takes them
+  Admission admission;             // config.limits.max_pending_requests and max_streams
+  ModelRegistry registry;
+  CheckpointStore* const store;
+  ComputePool* const pool;
+  std::atomic<int64_t> next_request_id{1};  // for the logs (CallLog)
+};
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_SERVICE_ENV_H_
