@@ -9,7 +9,7 @@
 
 #include "clients/common/synthetic.h"
 #include "clients/load/stats.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 
 namespace backflow::bench {
 

@@ -3,7 +3,7 @@
 
 #include "clients/cli/model_info.h"
 #include "clients/cli/session.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 
 namespace backflow::cli {
 namespace {

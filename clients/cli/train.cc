@@ -12,7 +12,7 @@
 #include "clients/cli/progress.h"
 #include "clients/cli/session.h"
 #include "clients/cli/train_stream.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 
 namespace backflow::cli {
 namespace {

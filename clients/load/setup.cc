@@ -6,7 +6,7 @@
 #include "clients/common/rpc.h"
 #include "clients/common/tensors.h"
 #include "clients/load/workload.h"
-#include "engine/ir/import.h"
+#include "engine/api/import.h"
 
 namespace backflow::load {
 namespace {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "backflow/v1/service.grpc.pb.h"
-#include "engine/ir/import.h"
-#include "engine/optim/trainer.h"
+#include "engine/api/import.h"
+#include "engine/api/trainer.h"
 #include "server/server.h"
 #include "tests/testing/temp_dir.h"
 
