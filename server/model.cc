@@ -140,26 +140,40 @@ Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_
   return trainer_->RestoreCheckpoint(checkpoint);
 }
 
-Status ModelRegistry::Reserve() {
+ModelRegistry::Reservation& ModelRegistry::Reservation::operator=(Reservation&& other) noexcept {
+  if (this != &other) {
+    Release();
+    registry_ = other.registry_;
+    other.registry_ = nullptr;
+  }
+  return *this;
+}
+
+void ModelRegistry::Reservation::Release() {
+  if (registry_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(registry_->mu_);
+  --registry_->reserved_;
+  registry_ = nullptr;
+}
+
+StatusOr<ModelRegistry::Reservation> ModelRegistry::Reserve() {
   std::lock_guard<std::mutex> lock(mu_);
   if (static_cast<int64_t>(models_.size()) + reserved_ >= max_models_) {
     return ResourceExhaustedError("the server holds its limit of " + std::to_string(max_models_) +
                                   " models (--max-models); delete one first");
   }
   ++reserved_;
-  return Status::Ok();
+  return Reservation(this);
 }
 
-void ModelRegistry::CancelReservation() {
+Status ModelRegistry::Add(std::shared_ptr<Model> model, Reservation* reservation) {
   std::lock_guard<std::mutex> lock(mu_);
-  --reserved_;
-}
-
-Status ModelRegistry::Add(std::shared_ptr<Model> model) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (reserved_ > 0) --reserved_;
   if (!models_.emplace(model->id(), model).second) {
     return AlreadyExistsError("model '" + model->id() + "' already exists");
+  }
+  if (reservation != nullptr && reservation->registry_ == this) {
+    --reserved_;  // the model now holds the place
+    reservation->registry_ = nullptr;
   }
   return Status::Ok();
 }

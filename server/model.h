@@ -82,16 +82,36 @@ class ModelRegistry {
  public:
   explicit ModelRegistry(int64_t max_models) : max_models_(max_models) {}
 
-  // RESOURCE_EXHAUSTED past max_models; ALREADY_EXISTS for a taken id.
-  Status Add(std::shared_ptr<Model> model);
+  // Room for one more model, held from Reserve until Add uses it up or the reservation is
+  // destroyed (a creation that failed, threw or was cancelled before it ran), so concurrent
+  // creations cannot overshoot the limit while they build, and none can leak its place.
+  class Reservation {
+   public:
+    Reservation() = default;
+    Reservation(Reservation&& other) noexcept : registry_(other.registry_) {
+      other.registry_ = nullptr;
+    }
+    Reservation& operator=(Reservation&& other) noexcept;
+    ~Reservation() { Release(); }
+    bool held() const { return registry_ != nullptr; }
+
+   private:
+    friend class ModelRegistry;
+    explicit Reservation(ModelRegistry* registry) : registry_(registry) {}
+    void Release();
+    ModelRegistry* registry_ = nullptr;
+  };
+
+  // RESOURCE_EXHAUSTED "the server holds its limit of N models" when models and reservations
+  // together reach max_models.
+  StatusOr<Reservation> Reserve();
+  // Registers `model`, using up `reservation` if one is given and held (models loaded at start
+  // take none). ALREADY_EXISTS for a taken id, and then the reservation stays held.
+  Status Add(std::shared_ptr<Model> model, Reservation* reservation = nullptr);
   // NOT_FOUND "model 'ID' not found".
   StatusOr<std::shared_ptr<Model>> Get(const std::string& id) const;
   StatusOr<std::shared_ptr<Model>> Remove(const std::string& id);
   std::vector<std::shared_ptr<Model>> All() const;  // by id
-  // Reserves room for one more model (released by Add or Cancel), so concurrent creations
-  // cannot overshoot the limit while they build.
-  Status Reserve();
-  void CancelReservation();
   std::string NewId() const;
 
  private:

@@ -58,7 +58,7 @@ StatusOr<EvaluateSpec> DecodeEvaluateSpec(const v1::EvaluateRequest& request) {
 }  // namespace
 
 Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
-                   v1::ModelInfo* response) {
+                   ModelRegistry::Reservation& reservation, v1::ModelInfo* response) {
   v1::ModelRecord record;
   record.set_id(env.registry.NewId());
   *record.mutable_request() = request;
@@ -67,7 +67,7 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
                       Model::Create(std::move(record), env.graph_limits,
                                     env.config.limits.max_tensor_elements, env.pool));
   BF_RETURN_IF_ERROR(env.store->CreateModel(model->record()));
-  BF_RETURN_IF_ERROR(env.registry.Add(model));
+  BF_RETURN_IF_ERROR(env.registry.Add(model, &reservation));
   *response = model->Info();
   return Status::Ok();
 }

@@ -20,10 +20,11 @@
 
 namespace backflow::server::ops {
 
-// Builds the model the request describes, records it in the data directory and registers it.
-// The caller holds a reservation in env.registry (ModelRegistry::Reserve), which success uses
-// up and failure leaves to the caller to cancel.
-Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request, v1::ModelInfo* response);
+// Builds the model the request describes, records it in the data directory and registers it,
+// using up `reservation` (from env.registry.Reserve()); on failure the reservation is left held,
+// for its owner to release by destroying it.
+Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
+                   ModelRegistry::Reservation& reservation, v1::ModelInfo* response);
 // Marks the model deleted (work still reaching it fails NOT_FOUND) and removes its files.
 // The caller has taken it out of env.registry already.
 Status DeleteModel(const ServiceEnv& env, Model& model);

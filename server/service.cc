@@ -83,22 +83,21 @@ grpc::ServerUnaryReactor* OnPool(ServiceEnv* env, Ctx* ctx, const char* rpc, Bod
 grpc::ServerUnaryReactor* BackflowService::CreateModel(Ctx* ctx, const v1::CreateModelRequest* req,
                                                        v1::ModelInfo* resp) {
   auto* call = new UnaryCall(env_, ctx, "CreateModel", "");
-  if (Status reserved = env_->registry.Reserve(); !reserved.ok()) {
-    call->Reply(reserved);
+  StatusOr<ModelRegistry::Reservation> reserved = env_->registry.Reserve();
+  if (!reserved.ok()) {
+    call->Reply(reserved.status());
     return call;
   }
   if (Status admitted = call->Admit(); !admitted.ok()) {
-    env_->registry.CancelReservation();
     call->Reply(admitted);
-    return call;
+    return call;  // `reserved` gives its place back here
   }
+  // Held by the job until it ends: a creation that fails, throws or is cancelled before it
+  // runs gives the place back when the job is destroyed.
+  auto reservation = std::make_shared<ModelRegistry::Reservation>(std::move(*reserved));
   ServiceEnv* env = env_;
-  env_->pool->Submit([env, call, req, resp] {
-    call->RunAndReply([&] {
-      Status created = ops::CreateModel(*env, *req, resp);
-      if (!created.ok()) env->registry.CancelReservation();
-      return created;
-    });
+  env_->pool->Submit([env, call, req, resp, reservation] {
+    call->RunAndReply([&] { return ops::CreateModel(*env, *req, *reservation, resp); });
   });
   return call;
 }
