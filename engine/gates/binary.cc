@@ -1,6 +1,7 @@
 #include "engine/gates/binary.h"
 
 #include <cmath>
+#include <string_view>
 
 #include "engine/gates/broadcast.h"
 #include "engine/gates/gradient_ops.h"
@@ -9,12 +10,21 @@
 namespace backflow {
 namespace {
 
+// An op's entry in the op reference (docs/ops.md): the table in binary.h, one op at a time.
+struct OpText {
+  std::string_view summary;
+  std::string_view forward;
+  std::string_view gradient;
+};
+
 // Each op: the forward function and the local derivatives with respect to a and b, given the
 // forward output y. kSignB is set for ops whose dL/da = dy and dL/db = kSignB * dy, whose
 // backward then needs no gradient kernel at all.
 struct AddOp {
   static constexpr const char* kName = "add";
   static constexpr int kSignB = 1;
+  static constexpr OpText kDoc = {"Elementwise sum, with NumPy broadcasting.", "y = a + b",
+                                  "dL/da = dy\ndL/db = dy"};
   template <typename T> static T Fwd(T a, T b) { return a + b; }
   template <typename T> static T Da(T, T, T) { return 1; }
   template <typename T> static T Db(T, T, T) { return 1; }
@@ -22,6 +32,8 @@ struct AddOp {
 struct SubOp {
   static constexpr const char* kName = "sub";
   static constexpr int kSignB = -1;
+  static constexpr OpText kDoc = {"Elementwise difference, with NumPy broadcasting.", "y = a - b",
+                                  "dL/da = dy\ndL/db = -dy"};
   template <typename T> static T Fwd(T a, T b) { return a - b; }
   template <typename T> static T Da(T, T, T) { return 1; }
   template <typename T> static T Db(T, T, T) { return -1; }
@@ -29,6 +41,8 @@ struct SubOp {
 struct MulOp {
   static constexpr const char* kName = "mul";
   static constexpr int kSignB = 0;
+  static constexpr OpText kDoc = {"Elementwise product, with NumPy broadcasting.", "y = a * b",
+                                  "dL/da = dy * b\ndL/db = dy * a"};
   template <typename T> static T Fwd(T a, T b) { return a * b; }
   template <typename T> static T Da(T, T b, T) { return b; }
   template <typename T> static T Db(T a, T, T) { return a; }
@@ -36,6 +50,8 @@ struct MulOp {
 struct DivOp {
   static constexpr const char* kName = "div";
   static constexpr int kSignB = 0;
+  static constexpr OpText kDoc = {"Elementwise quotient, with NumPy broadcasting.", "y = a / b",
+                                  "dL/da = dy / b\ndL/db = -dy * a / b^2"};
   template <typename T> static T Fwd(T a, T b) { return a / b; }
   template <typename T> static T Da(T, T b, T) { return T(1) / b; }
   template <typename T> static T Db(T, T b, T y) { return -y / b; }
@@ -43,6 +59,9 @@ struct DivOp {
 struct MaxOp {
   static constexpr const char* kName = "max";
   static constexpr int kSignB = 0;
+  static constexpr OpText kDoc = {"Elementwise maximum, with NumPy broadcasting.", "y = max(a, b)",
+                                  "dL/da = dy * 1(a >= b)\ndL/db = dy * 1(b > a)\n"
+                                  "(a tie sends the whole gradient to a)"};
   template <typename T> static T Fwd(T a, T b) { return a >= b ? a : b; }
   template <typename T> static T Da(T a, T b, T) { return a >= b ? T(1) : T(0); }
   template <typename T> static T Db(T a, T b, T) { return b > a ? T(1) : T(0); }
@@ -50,6 +69,9 @@ struct MaxOp {
 struct MinOp {
   static constexpr const char* kName = "min";
   static constexpr int kSignB = 0;
+  static constexpr OpText kDoc = {"Elementwise minimum, with NumPy broadcasting.", "y = min(a, b)",
+                                  "dL/da = dy * 1(a <= b)\ndL/db = dy * 1(b < a)\n"
+                                  "(a tie sends the whole gradient to a)"};
   template <typename T> static T Fwd(T a, T b) { return a <= b ? a : b; }
   template <typename T> static T Da(T a, T b, T) { return a <= b ? T(1) : T(0); }
   template <typename T> static T Db(T a, T b, T) { return b < a ? T(1) : T(0); }
@@ -57,6 +79,9 @@ struct MinOp {
 struct PowOp {
   static constexpr const char* kName = "pow";
   static constexpr int kSignB = 0;
+  static constexpr OpText kDoc = {"Elementwise power a^b, with NumPy broadcasting.", "y = a ^ b",
+                                  "dL/da = dy * b * a^(b - 1)\n"
+                                  "dL/db = dy * ln(a) * y   where a > 0, else 0"};
   template <typename T> static T Fwd(T a, T b) { return std::pow(a, b); }
   template <typename T> static T Da(T a, T b, T) { return b * std::pow(a, b - T(1)); }
   template <typename T> static T Db(T a, T, T y) { return a > T(0) ? std::log(a) * y : T(0); }
@@ -142,10 +167,24 @@ class BinaryGradGate : public Gate {
   }
 };
 
+// The inputs and output every binary op shares.
+template <typename Op>
+OpDoc BinaryDoc() {
+  return {.summary = Op::kDoc.summary,
+          .inputs = {{"a",
+                      "any shape that broadcasts with b (NumPy rules); where a was broadcast, "
+                      "dL/da is summed back to a's shape"},
+                     {"b", "any shape that broadcasts with a; likewise for dL/db"}},
+          .output = "the broadcast shape of a and b",
+          .forward = Op::kDoc.forward,
+          .gradient = Op::kDoc.gradient};
+}
+
 template <typename Op>
 class BinaryGate : public Gate {
  public:
   Arity arity() const override { return {2, 2}; }
+  OpDoc doc() const override { return BinaryDoc<Op>(); }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return BroadcastRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return MakeTypedKernel<ForwardKernel<Op>::template K>(ctx.dtype);

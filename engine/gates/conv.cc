@@ -106,14 +106,43 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Conv2dShape& s, bool 
       std::move(bound), std::string(kOp), dnnl_rt::LayoutOf(dst, ctx.output)));
 }
 
+// The op reference's entry: the formulas of conv.h.
+OpDoc Conv2dDoc() {
+  return {
+      .summary = "2-D convolution (cross-correlation) of NCHW images with a bank of filters.",
+      .inputs = {{"x", "[N, C, H, W]; N may be open"}, {"w", "[O, C, KH, KW]"}, {"b", "[O]"}},
+      .output = "[N, O, OH, OW]",
+      .forward =
+          "y[n,o,i,j] = b[o] + sum_{c,a,e} x[n, c, i*sh - pt + a*dh, j*sw - pl + e*dw]"
+          " * w[o,c,a,e]\n"
+          "(taps in the padding read zero)\n"
+          "OH = floor((H + pt + pb - ((KH - 1) * dh + 1)) / sh) + 1, and likewise OW",
+      .gradient =
+          "dL/dx = dy, dilated by the stride and padded, convolved with w rotated 180 degrees:\n"
+          "        each x element collects the dy of every output it fed, times the weight\n"
+          "dL/dw[o,c,a,e] = sum_{n,i,j} dy[n,o,i,j] * x[n, c, i*sh - pt + a*dh, j*sw - pl + e*dw]\n"
+          "dL/db[o] = sum_{n,i,j} dy[n,o,i,j]"};
+}
+
 class Conv2dGate : public Gate {
  public:
   Arity arity() const override { return {2, 3}; }
   bool accepts_layout(int input) const override { return input == 0; }  // x
   std::vector<AttrSpec> attr_specs() const override {
-    return {
-        {"stride", AttrType::kInts}, {"padding", AttrType::kInts}, {"dilation", AttrType::kInts}};
+    return {{.name = "stride",
+             .type = AttrType::kInts,
+             .default_value = "[1, 1]",
+             .description = "[sh, sw], each > 0"},
+            {.name = "padding",
+             .type = AttrType::kInts,
+             .default_value = "[0, 0]",
+             .description = "[ph, pw] (both sides alike) or [pt, pl, pb, pr], each >= 0"},
+            {.name = "dilation",
+             .type = AttrType::kInts,
+             .default_value = "[1, 1]",
+             .description = "[dh, dw], each >= 1; 1 means adjacent taps"}};
   }
+  OpDoc doc() const override { return Conv2dDoc(); }
   bool compute_bound() const override { return true; }
   // 2 * out * C * KH * KW, plus out for the bias.
   int64_t Flops(const FlopsContext& ctx) const override {

@@ -28,6 +28,13 @@ class AddNKernel : public Kernel {
 class AddNGate : public Gate {
  public:
   Arity arity() const override { return {1, Arity::kVariadic}; }
+  OpDoc doc() const override {
+    return {.summary = "Elementwise sum of any number of tensors of one shape (no broadcasting).",
+            .inputs = {{"x1, ..., xn", "one shape"}},
+            .output = "that shape",
+            .forward = "y = x1 + x2 + ... + xn",
+            .gradient = "dL/dxi = dy"};
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     for (size_t i = 1; i < ctx.inputs.size(); ++i) {
       if (ctx.inputs[i] != ctx.inputs[0]) {

@@ -34,6 +34,9 @@
 //
 // Gradients come from internal gates "<op>_grad" (inputs: the two forward inputs and dy;
 // attributes: the forward node's plus "wrt", the input differentiated).
+//
+// loss.cc holds squared_error and sigmoid_cross_entropy, loss_class.cc the losses over class
+// scores, and loss_internal.h the gate templates they share.
 #ifndef BACKFLOW_ENGINE_GATES_LOSS_H_
 #define BACKFLOW_ENGINE_GATES_LOSS_H_
 

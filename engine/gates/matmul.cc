@@ -201,11 +201,28 @@ StatusOr<std::unique_ptr<Kernel>> CompileProduct(const CompileContext& ctx, int 
   return MakeTypedKernel<ReferenceKernel>(ctx.dtype, d, bias);
 }
 
+AttrSpec TransposeSpec(std::string_view name, std::string_view description) {
+  return {.name = name, .type = AttrType::kInt, .default_value = "0", .description = description};
+}
+
 class MatMulGate : public Gate {
  public:
   Arity arity() const override { return {2, 2}; }
   std::vector<AttrSpec> attr_specs() const override {
-    return {{"transpose_a", AttrType::kInt}, {"transpose_b", AttrType::kInt}};
+    return {TransposeSpec("transpose_a", "1: op(a) is a with its last two dimensions swapped"),
+            TransposeSpec("transpose_b", "1: op(b) is b with its last two dimensions swapped")};
+  }
+  OpDoc doc() const override {
+    return {
+        .summary = "Matrix product, or a batch of them (one per leading index).",
+        .inputs = {{"a", "op(a) is [M, K], or [B, M, K]"}, {"b", "op(b) is [K, N], or [B, K, N]"}},
+        .output = "[M, N], or [B, M, N]",
+        .forward = "y = op(a) op(b)",
+        .gradient =
+            "dL/da = dy op(b)^T   (transpose_a = 0)\n"
+            "dL/da = op(b) dy^T   (transpose_a = 1)\n"
+            "dL/db = op(a)^T dy   (transpose_b = 0)\n"
+            "dL/db = dy^T op(a)   (transpose_b = 1)"};
   }
   bool compute_bound() const override { return true; }
   // 2 * out * K, K being a's last dimension (its next-to-last when transposed).
@@ -251,6 +268,14 @@ Status MatMulGate::Backward(BackwardContext& ctx) const {
 class LinearGate : public Gate {
  public:
   Arity arity() const override { return {2, 3}; }
+  OpDoc doc() const override {
+    return {
+        .summary = "Fully connected layer: x times w, plus a bias per output.",
+        .inputs = {{"x", "[rows, in]; rows may be the open N"}, {"w", "[in, out]"}, {"b", "[out]"}},
+        .output = "[rows, out]",
+        .forward = "y = x w + b   (b added to every row)",
+        .gradient = "dL/dx = dy w^T\ndL/dw = x^T dy\ndL/db = dy summed over rows"};
+  }
   bool compute_bound() const override { return true; }
   // 2 * out * in, plus out for the bias (x is [rows, in]).
   int64_t Flops(const FlopsContext& ctx) const override {

@@ -116,16 +116,53 @@ std::unique_ptr<Kernel> ReferenceForward(const Pool2dShape& s, PoolKind kind) {
       });
 }
 
+// The op reference's entries: the formulas of pool.h.
+OpDoc Pool2dDoc(PoolKind kind) {
+  OpDoc doc{.inputs = {{"x", "[N, C, H, W]; N may be open"}}, .output = "[N, C, OH, OW]"};
+  if (kind == PoolKind::kMax) {
+    doc.summary = "2-D max pooling over each channel.";
+    doc.forward =
+        "y[n,c,i,j] = max of x[n, c, i*sh - pt + a, j*sw - pl + e]\n"
+        "             over the taps 0 <= a < KH, 0 <= e < KW inside x\n"
+        "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW";
+    doc.gradient =
+        "dL/dx: each dy element goes, whole, to the arg-max of its window\n"
+        "(summed where windows overlap; a tie goes to the first maximum,\n"
+        "row by row, then column)";
+  } else {
+    doc.summary = "2-D average pooling over each channel; padding never counts.";
+    doc.forward =
+        "y[n,c,i,j] = mean of x[n, c, i*sh - pt + a, j*sw - pl + e]\n"
+        "             over the taps 0 <= a < KH, 0 <= e < KW inside x\n"
+        "             (count = the number of those taps, padding excluded)\n"
+        "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW";
+    doc.gradient =
+        "dL/dx: each dy element spread evenly, dy / count, over its window's taps\n"
+        "(summed where windows overlap)";
+  }
+  return doc;
+}
+
 class Pool2dGate : public Gate {
  public:
   explicit Pool2dGate(PoolKind kind) : kind_(kind) {}
   Arity arity() const override { return {1, 1}; }
   bool accepts_layout(int input) const override { return true; }  // x
   std::vector<AttrSpec> attr_specs() const override {
-    return {{"kernel", AttrType::kInts, /*required=*/true},
-            {"stride", AttrType::kInts},
-            {"padding", AttrType::kInts}};
+    return {{.name = "kernel",
+             .type = AttrType::kInts,
+             .required = true,
+             .description = "the window, [KH, KW], each > 0"},
+            {.name = "stride",
+             .type = AttrType::kInts,
+             .description = "[sh, sw], each > 0; absent: the kernel, so windows tile the input"},
+            {.name = "padding",
+             .type = AttrType::kInts,
+             .default_value = "[0, 0]",
+             .description = "[ph, pw] (both sides alike) or [pt, pl, pb, pr], each >= 0 and "
+                            "smaller than the kernel"}};
   }
+  OpDoc doc() const override { return Pool2dDoc(kind_); }
   // out * KH * KW: one comparison or addition per tap.
   int64_t Flops(const FlopsContext& ctx) const override {
     int64_t flops = FlopsContext::Elements(ctx.output);

@@ -132,13 +132,39 @@ class ExpandLikeKernel : public Kernel {
   int64_t divisor_;
 };
 
+// The op reference's entries for sum and mean: the table in reduce.h.
+OpDoc ReduceDoc(bool mean) {
+  if (!mean) {
+    return {.summary = "Sum over the given axes.",
+            .inputs = {{"x", "any shape; N may be open, and may be reduced"}},
+            .output = "x's shape with the reduced axes dropped (keepdims 0) or of size 1",
+            .forward = "y = sum of x over axes",
+            .gradient = "dL/dx = dy broadcast back over axes"};
+  }
+  return {.summary = "Mean over the given axes.",
+          .inputs = {{"x", "any shape; N may be open, and may be reduced"}},
+          .output = "x's shape with the reduced axes dropped (keepdims 0) or of size 1",
+          .forward =
+              "y = (sum of x over axes) / count\n"
+              "count = the number of elements reduced into each y element",
+          .gradient = "dL/dx = dy broadcast back over axes / count"};
+}
+
 class ReduceGate : public Gate {
  public:
   explicit ReduceGate(bool mean) : mean_(mean) {}
   Arity arity() const override { return {1, 1}; }
   std::vector<AttrSpec> attr_specs() const override {
-    return {{"axes", AttrType::kInts}, {"keepdims", AttrType::kInt}};
+    return {{.name = "axes",
+             .type = AttrType::kInts,
+             .default_value = "[]",
+             .description = "the axes to reduce, negative counting from the end; empty: all"},
+            {.name = "keepdims",
+             .type = AttrType::kInt,
+             .default_value = "0",
+             .description = "1 keeps each reduced axis with size 1, 0 drops it"}};
   }
+  OpDoc doc() const override { return ReduceDoc(mean_); }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(ReduceSpec spec, ParseReduce(ctx, ctx.inputs[0].rank()));
     return ReducedShape(ctx.inputs[0], spec.reduced, spec.keepdims);

@@ -113,7 +113,20 @@ StatusOr<std::unique_ptr<Kernel>> CompileCopy(const CompileContext& ctx) {
 class ReshapeGate : public Gate {
  public:
   Arity arity() const override { return {1, 1}; }
-  std::vector<AttrSpec> attr_specs() const override { return {{"shape", AttrType::kInts, true}}; }
+  std::vector<AttrSpec> attr_specs() const override {
+    return {{.name = "shape",
+             .type = AttrType::kInts,
+             .required = true,
+             .description = "the new shape (ONNX Reshape): 0 copies x's dimension at that index, "
+                            "one -1 is inferred from the element count"}};
+  }
+  OpDoc doc() const override {
+    return {.summary = "The same elements, in row-major order, in a new shape.",
+            .inputs = {{"x", "any shape; N may be open"}},
+            .output = "`shape`, with its 0s and -1 resolved; as many elements as x",
+            .forward = "y = x viewed as shape",
+            .gradient = "dL/dx = dy viewed as x's shape"};
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ReshapeRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return CompileCopy(ctx);

@@ -46,7 +46,22 @@ StatusOr<Shape> FlattenRule(const ShapeContext& ctx) {
 class FlattenGate : public Gate {
  public:
   Arity arity() const override { return {1, 1}; }
-  std::vector<AttrSpec> attr_specs() const override { return {{"axis", AttrType::kInt}}; }
+  std::vector<AttrSpec> attr_specs() const override {
+    return {{.name = "axis",
+             .type = AttrType::kInt,
+             .default_value = "1",
+             .description = "in [-r, r], negative counting from the end: the dimensions before "
+                            "it make y's rows, the rest its columns"}};
+  }
+  OpDoc doc() const override {
+    return {.summary = "x as a matrix: the dimensions before axis become rows (ONNX Flatten).",
+            .inputs = {{"x", "any shape [d0, ..., d(r-1)]; N may be open"}},
+            .output = "[d0 * ... * d(axis-1), d(axis) * ... * d(r-1)]",
+            .forward =
+                "y = x viewed as [d0 * ... * d(axis-1), d(axis) * ... * d(r-1)]\n"
+                "(axis 0 gives [1, all], axis r gives [all, 1])",
+            .gradient = "dL/dx = dy viewed as x's shape"};
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return FlattenRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext&) const override {
     return std::unique_ptr<Kernel>(std::make_unique<CopyKernel>());
@@ -128,7 +143,20 @@ class TransposeKernel : public Kernel {
 class TransposeGate : public Gate {
  public:
   Arity arity() const override { return {1, 1}; }
-  std::vector<AttrSpec> attr_specs() const override { return {{"perm", AttrType::kInts}}; }
+  std::vector<AttrSpec> attr_specs() const override {
+    return {{.name = "perm",
+             .type = AttrType::kInts,
+             .default_value = "[]",
+             .description = "a permutation of 0..r-1: y's dimension k is x's dimension perm[k]; "
+                            "empty reverses the dimensions"}};
+  }
+  OpDoc doc() const override {
+    return {.summary = "Permutes the dimensions of x.",
+            .inputs = {{"x", "any shape; N may be open, and moves with its dimension"}},
+            .output = "[x.dim(perm[0]), ..., x.dim(perm[r-1])]",
+            .forward = "y[i0, ..., i(r-1)] = x[j], where j[perm[k]] = ik",
+            .gradient = "dL/dx = transpose(dy) with the inverse permutation"};
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return TransposeRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const Shape& x = ctx.inputs[0];
@@ -260,7 +288,20 @@ class ConcatGradKernel : public Kernel {
 class ConcatGate : public Gate {
  public:
   Arity arity() const override { return {1, Arity::kVariadic}; }
-  std::vector<AttrSpec> attr_specs() const override { return {{"axis", AttrType::kInt, true}}; }
+  std::vector<AttrSpec> attr_specs() const override {
+    return {{.name = "axis",
+             .type = AttrType::kInt,
+             .required = true,
+             .description = "the dimension to join along, in [-r, r-1], negative counting from "
+                            "the end"}};
+  }
+  OpDoc doc() const override {
+    return {.summary = "Joins tensors along one dimension.",
+            .inputs = {{"x1, ..., xn", "one rank; equal in every dimension but axis"}},
+            .output = "x1's shape with dimension axis the sum of the inputs' sizes there",
+            .forward = "y = x1, x2, ..., xn joined along axis",
+            .gradient = "dL/dxi = the slice of dy that xi was copied into"};
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ConcatRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(const int axis, ConcatAxis(ShapeContext{ctx.node, ctx.inputs, ctx.attrs},

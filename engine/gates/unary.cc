@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
 
 #include "engine/gates/eltwise_dnnl.h"
 #include "engine/ir/gate_registry.h"
@@ -14,21 +15,33 @@ namespace {
 // op: neg and mul_scalar), which needs no gradient kernel at all.
 enum class GradRule { kKernel, kPassThrough, kSelf };
 
-// Each op: its name, its one float attribute p (kAttr, nullptr if none, and its default), the
+// An op's entry in the op reference (docs/ops.md): the table in unary.h, one op at a time.
+struct OpText {
+  std::string_view summary;
+  std::string_view forward;
+  std::string_view gradient;
+};
+
+// Each op: its name, its entry in the op reference, its one float attribute p (kAttr, nullptr if
+// none; its default, and that default and a description as the op reference shows them), the
 // forward function Fwd(x, p), and for kKernel ops the local derivative D(x, y, p), y = Fwd(x, p).
 struct NoAttr {
   static constexpr const char* kAttr = nullptr;
   static constexpr double kDefault = 0.0;
+  static constexpr std::string_view kDefaultText = {};
+  static constexpr std::string_view kAttrDoc = {};
 };
 
 // clang-format off
 struct NegOp : NoAttr {
   static constexpr const char* kName = "neg";
+  static constexpr OpText kDoc = {"Elementwise negation.", "y = -x", "dL/dx = -dy"};
   static constexpr GradRule kGrad = GradRule::kSelf;
   template <typename T> static T Fwd(T x, T) { return -x; }
 };
 struct ExpOp : NoAttr {
   static constexpr const char* kName = "exp";
+  static constexpr OpText kDoc = {"Elementwise natural exponential.", "y = e^x", "dL/dx = dy * y"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return std::exp(x); }
   template <typename T> static T D(T, T y, T) { return y; }
@@ -38,44 +51,60 @@ struct ExpOp : NoAttr {
 };
 struct LogOp : NoAttr {
   static constexpr const char* kName = "log";
+  static constexpr OpText kDoc = {"Elementwise natural logarithm, for x > 0.", "y = ln(x)",
+                                  "dL/dx = dy / x"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return std::log(x); }
   template <typename T> static T D(T x, T, T) { return T(1) / x; }
 };
 struct ReciprocalOp : NoAttr {
   static constexpr const char* kName = "reciprocal";
+  static constexpr OpText kDoc = {"Elementwise reciprocal.", "y = 1 / x", "dL/dx = -dy * y^2"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return T(1) / x; }
   template <typename T> static T D(T, T y, T) { return -y * y; }
 };
 struct AddScalarOp {
   static constexpr const char* kName = "add_scalar";
+  static constexpr OpText kDoc = {"Adds the constant c to every element.", "y = c + x",
+                                  "dL/dx = dy"};
   static constexpr const char* kAttr = "c";
   static constexpr double kDefault = 0.0;
+  static constexpr std::string_view kDefaultText = "0";
+  static constexpr std::string_view kAttrDoc = "the constant added";
   static constexpr GradRule kGrad = GradRule::kPassThrough;
   template <typename T> static T Fwd(T x, T c) { return c + x; }
 };
 struct MulScalarOp {
   static constexpr const char* kName = "mul_scalar";
+  static constexpr OpText kDoc = {"Multiplies every element by the constant a.", "y = a * x",
+                                  "dL/dx = a * dy"};
   static constexpr const char* kAttr = "a";
   static constexpr double kDefault = 1.0;
+  static constexpr std::string_view kDefaultText = "1";
+  static constexpr std::string_view kAttrDoc = "the factor";
   static constexpr GradRule kGrad = GradRule::kSelf;
   template <typename T> static T Fwd(T x, T a) { return a * x; }
 };
 struct SquareOp : NoAttr {
   static constexpr const char* kName = "square";
+  static constexpr OpText kDoc = {"Elementwise square.", "y = x^2", "dL/dx = dy * 2x"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return x * x; }
   template <typename T> static T D(T x, T, T) { return T(2) * x; }
 };
 struct SqrtOp : NoAttr {
   static constexpr const char* kName = "sqrt";
+  static constexpr OpText kDoc = {"Elementwise square root, for x >= 0.", "y = sqrt(x)",
+                                  "dL/dx = dy * 0.5 / y"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return std::sqrt(x); }
   template <typename T> static T D(T, T y, T) { return T(0.5) / y; }
 };
 struct SigmoidOp : NoAttr {
   static constexpr const char* kName = "sigmoid";
+  static constexpr OpText kDoc = {"Elementwise logistic sigmoid.", "y = 1 / (1 + e^-x)",
+                                  "dL/dx = dy * y * (1 - y)"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   // exp() only ever sees a non-positive argument, so it cannot overflow for large |x|.
   template <typename T> static T Fwd(T x, T) {
@@ -91,6 +120,8 @@ struct SigmoidOp : NoAttr {
 };
 struct TanhOp : NoAttr {
   static constexpr const char* kName = "tanh";
+  static constexpr OpText kDoc = {"Elementwise hyperbolic tangent.", "y = tanh(x)",
+                                  "dL/dx = dy * (1 - y^2)"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return std::tanh(x); }
   template <typename T> static T D(T, T y, T) { return T(1) - y * y; }
@@ -101,6 +132,8 @@ struct TanhOp : NoAttr {
 };
 struct ReluOp : NoAttr {
   static constexpr const char* kName = "relu";
+  static constexpr OpText kDoc = {"Rectified linear unit.", "y = max(x, 0)",
+                                  "dL/dx = dy * 1(x > 0)"};
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T) { return x > T(0) ? x : T(0); }
   template <typename T> static T D(T x, T, T) { return x > T(0) ? T(1) : T(0); }
@@ -111,8 +144,13 @@ struct ReluOp : NoAttr {
 };
 struct LeakyReluOp {
   static constexpr const char* kName = "leaky_relu";
+  static constexpr OpText kDoc = {"Leaky rectified linear unit: slope alpha below zero.",
+                                  "y = x if x > 0, else alpha * x",
+                                  "dL/dx = dy * (1 if x > 0, else alpha)"};
   static constexpr const char* kAttr = "alpha";
   static constexpr double kDefault = 0.01;
+  static constexpr std::string_view kDefaultText = "0.01";
+  static constexpr std::string_view kAttrDoc = "the slope for x <= 0";
   static constexpr GradRule kGrad = GradRule::kKernel;
   template <typename T> static T Fwd(T x, T alpha) { return x > T(0) ? x : alpha * x; }
   template <typename T> static T D(T x, T, T alpha) { return x > T(0) ? T(1) : alpha; }
@@ -132,7 +170,12 @@ constexpr bool kTakesLayouts = requires { Op::kZeroAtZero; };
 
 template <typename Op>
 std::vector<AttrSpec> UnaryAttrSpecs() {
-  if constexpr (Op::kAttr != nullptr) return {{Op::kAttr, AttrType::kFloat}};
+  if constexpr (Op::kAttr != nullptr) {
+    return {{.name = Op::kAttr,
+             .type = AttrType::kFloat,
+             .default_value = Op::kDefaultText,
+             .description = Op::kAttrDoc}};
+  }
   return {};
 }
 
@@ -216,6 +259,13 @@ class UnaryGate : public Gate {
  public:
   Arity arity() const override { return {1, 1}; }
   std::vector<AttrSpec> attr_specs() const override { return UnaryAttrSpecs<Op>(); }
+  OpDoc doc() const override {
+    return {.summary = Op::kDoc.summary,
+            .inputs = {{"x", "any shape"}},
+            .output = "x's shape",
+            .forward = Op::kDoc.forward,
+            .gradient = Op::kDoc.gradient};
+  }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ctx.inputs[0]; }
   bool accepts_layout(int input) const override { return kTakesLayouts<Op>; }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
