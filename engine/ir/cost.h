@@ -12,8 +12,8 @@
 //   conv2d                2 * out * C * KH * KW, plus out for a bias
 //   max_pool2d, avg_pool2d
 //                         out * KH * KW (one comparison or addition per tap)
-//   losses, accuracy      kLossFlopsPerElement (engine/gates/loss.h) per element of the first input: a handful of
-//                         exp/log/compare/add steps per element
+//   losses, accuracy      5 per element of the first input (kLossFlopsPerElement in
+//                         engine/gates/loss.h): a handful of exp/log/compare/add steps each
 //   anything else         out: one FLOP per output element (elementwise math, reductions, and
 //                         also pure data movement such as flatten, which keeps the rule uniform)
 //

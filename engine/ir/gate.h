@@ -38,12 +38,6 @@
 
 namespace backflow {
 
-// How a tensor's elements sit in its buffer when not plain row-major: a oneDNN memory
-// descriptor (engine/runtime/dnnl_runtime.h). Null LayoutPtr means plain.
-// See Note [Layouts between oneDNN gates] in engine/exec/plan.h.
-struct TensorLayout;
-using LayoutPtr = std::shared_ptr<const TensorLayout>;
-
 struct AttrSpec {
   std::string_view name;
   AttrType type;
