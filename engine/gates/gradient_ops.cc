@@ -1,7 +1,9 @@
 #include "engine/gates/gradient_ops.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "engine/gates/accumulate.h"
 #include "engine/gates/broadcast.h"
 #include "engine/ir/gate_registry.h"
 
@@ -88,9 +90,11 @@ class ReduceLikeKernel : public Kernel {
   Status Run(KernelContext& ctx) const override {
     const Tensor& g = *ctx.inputs[0];
     const T* pg = g.data<T>();
-    T* y = ctx.output->data<T>();  // zero-filled by the executor
+    // Note [Float32 sums accumulate in double] in engine/gates/accumulate.h.
+    std::vector<Accumulator> sums(static_cast<size_t>(ctx.output->num_elements()), 0);
     ForEachBroadcast(g.shape(), g.shape(), ctx.output->shape(),
-                     [&](int64_t i, int64_t, int64_t iy) { y[iy] += pg[i]; });
+                     [&](int64_t i, int64_t, int64_t iy) { sums[iy] += pg[i]; });
+    std::copy(sums.begin(), sums.end(), ctx.output->data<T>());
     return Status::Ok();
   }
 };

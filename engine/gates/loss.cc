@@ -100,9 +100,12 @@ struct SquaredErrorOp {
   static Status Forward(const Tensor& y, const Tensor& t, const LossParams& p, T* loss) {
     const T* py = y.data<T>();
     const T* pt = t.data<T>();
-    T sum = 0;
-    for (int64_t i = 0; i < y.num_elements(); ++i) sum += (py[i] - pt[i]) * (py[i] - pt[i]);
-    *loss = sum / (T(2) * BatchDivisor<T>(y, p));
+    Accumulator sum = 0;  // Note [Float32 sums accumulate in double]
+    for (int64_t i = 0; i < y.num_elements(); ++i) {
+      const Accumulator d = static_cast<Accumulator>(py[i]) - pt[i];
+      sum += d * d;
+    }
+    *loss = static_cast<T>(sum / (2 * BatchDivisor<Accumulator>(y, p)));
     return Status::Ok();
   }
   template <typename T>
@@ -136,11 +139,11 @@ struct SigmoidCrossEntropyOp {
     BF_RETURN_IF_ERROR(CheckTargets<T>(t));
     const T* px = x.data<T>();
     const T* pt = t.data<T>();
-    T total = 0;
+    Accumulator total = 0;  // Note [Float32 sums accumulate in double]
     for (int64_t i = 0; i < x.num_elements(); ++i) {
       total += std::max(px[i], T(0)) - px[i] * pt[i] + std::log1p(std::exp(-std::abs(px[i])));
     }
-    *loss = total / Divisor<T>(x.num_elements());
+    *loss = static_cast<T>(total / Divisor<Accumulator>(x.num_elements()));
     return Status::Ok();
   }
   template <typename T>

@@ -30,7 +30,8 @@
 // with InvalidArgument ("label 3.5 at index 2 is not a class id in [0, 10)"), as does a target of
 // sigmoid_cross_entropy outside [0, 1]. Labels have no gradient: asking for one is an error
 // naming the node. An empty batch (N = 0) gives L = 0 and zero gradients rather than 0/0.
-// Sums run serially in row-major order in the inputs' dtype, so results are reproducible.
+// Sums run serially in row-major order and accumulate in double, float32 inputs too (Note
+// [Float32 sums accumulate in double] in engine/gates/accumulate.h), so results are reproducible.
 //
 // Gradients come from internal gates "<op>_grad" (inputs: the two forward inputs and dy;
 // attributes: the forward node's plus "wrt", the input differentiated).

@@ -74,14 +74,14 @@ struct SoftmaxCrossEntropyOp {
     const int64_t n = x.shape().dim(0), c = x.shape().dim(1);
     BF_RETURN_IF_ERROR(CheckLabels<T>(labels, c));
     const T* l = labels.data<T>();
-    T total = 0;
+    Accumulator total = 0;  // Note [Float32 sums accumulate in double]
     for (int64_t i = 0; i < n; ++i) {
       const T* row = x.data<T>() + i * c;
       T m;
       const T lse = ShiftedLogSumExp(row, c, &m);
       total += lse - (row[static_cast<int64_t>(l[i])] - m);
     }
-    *loss = total / Divisor<T>(n);
+    *loss = static_cast<T>(total / Divisor<Accumulator>(n));
     return Status::Ok();
   }
   // The softmax is recomputed here rather than saved by the forward: it costs one exp per
@@ -131,7 +131,7 @@ struct SvmHingeOp {
     BF_RETURN_IF_ERROR(CheckLabels<T>(labels, c));
     const T* l = labels.data<T>();
     const T margin = static_cast<T>(p.margin);
-    T total = 0;
+    Accumulator total = 0;  // Note [Float32 sums accumulate in double]
     for (int64_t i = 0; i < n; ++i) {
       const T* row = s.data<T>() + i * c;
       const int64_t label = static_cast<int64_t>(l[i]);
@@ -139,7 +139,7 @@ struct SvmHingeOp {
         if (j != label) total += std::max(T(0), row[j] - row[label] + margin);
       }
     }
-    *loss = total / Divisor<T>(n);
+    *loss = static_cast<T>(total / Divisor<Accumulator>(n));
     return Status::Ok();
   }
   // At a kink (s_j - s_y + margin exactly 0) the subgradient 0 is taken, as max(0, .) is flat

@@ -20,6 +20,7 @@
 
 #include "engine/core/saturating.h"
 #include "engine/core/status.h"
+#include "engine/gates/accumulate.h"
 #include "engine/gates/loss.h"
 #include "engine/ir/gate.h"
 #include "engine/ir/gate_registry.h"

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/gates/accumulate.h"
 #include "engine/gates/broadcast.h"
 #include "engine/ir/gate_registry.h"
 
@@ -94,14 +95,15 @@ class ReduceKernel : public Kernel {
   Status Run(KernelContext& ctx) const override {
     const Tensor& x = *ctx.inputs[0];
     const T* px = x.data<T>();
-    T* y = ctx.output->data<T>();
     const int64_t n = ctx.output->num_elements();
-    std::fill(y, y + n, T(0));
+    // Note [Float32 sums accumulate in double] in engine/gates/accumulate.h.
+    std::vector<Accumulator> sums(static_cast<size_t>(n), 0);
     ForEachBroadcast(x.shape(), x.shape(), kept_,
-                     [&](int64_t i, int64_t, int64_t iy) { y[iy] += px[i]; });
+                     [&](int64_t i, int64_t, int64_t iy) { sums[iy] += px[i]; });
     if (mean_) {
-      for (int64_t j = 0; j < n; ++j) y[j] /= static_cast<T>(count_);
+      for (Accumulator& s : sums) s /= static_cast<Accumulator>(count_);
     }
+    std::copy(sums.begin(), sums.end(), ctx.output->data<T>());
     return Status::Ok();
   }
 

@@ -6,8 +6,9 @@
 // Attributes: "axes" (ints; absent or empty: every axis; negative axes count from the end) and
 // "keepdims" (int 0 or 1, default 0: reduced axes are dropped; 1: kept with size 1). `count` is
 // the number of elements reduced into each output element. Reducing the open batch dimension is
-// allowed. Summation runs serially in row-major order of x and accumulates in x's dtype, so a
-// result is bitwise reproducible from run to run.
+// allowed. Summation runs serially in row-major order of x and accumulates in double (float32
+// too: Note [Float32 sums accumulate in double] in engine/gates/accumulate.h), rounding to x's
+// dtype once, so a result is bitwise reproducible from run to run.
 //
 // The backward is the internal gate "expand_like" (inputs dy, x; attributes the normalised axes,
 // keepdims, and "mean" = 1 to divide by count).
