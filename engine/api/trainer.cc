@@ -33,6 +33,9 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOpt
     }
   }
   if (graph.loss() != kNoId && !params.empty()) {
+    const ValueId loss[] = {graph.loss()};
+    const std::vector<bool> needed = ValuesNeededFor(graph, loss);
+    for (ValueId p : params) trainer->reached_.push_back(needed[static_cast<size_t>(p)]);
     BF_ASSIGN_OR_RETURN(trainer->gradient_ids_, AppendBackward(graph, graph.loss(), params));
   }
   trainer->program_ = std::make_unique<Program>(std::make_shared<const Graph>(std::move(graph)));
@@ -72,8 +75,11 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
   BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run));
+  // Only the parameters the loss reaches are the optimizer's (see the top of trainer.h).
   std::unordered_map<std::string, const Tensor*> grads;
-  for (const auto& [name, grad] : result.gradients) grads[name] = &grad;
+  for (size_t i = 0; i < parameter_names_.size(); ++i) {
+    if (reached_[i]) grads[parameter_names_[i]] = &result.gradients.at(parameter_names_[i]);
+  }
   // The optimizer writes every updated parameter of the next snapshot from the current one in
   // one pass; a parameter without a gradient is copied.
   auto next = std::make_shared<ParameterSnapshot>();

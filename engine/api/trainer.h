@@ -1,7 +1,10 @@
 // Trainer: one model's graph, parameters and optimizer, and the step that ties them together.
 //
 // Create() appends the backward pass for every parameter to the graph once; a Step() runs
-// forward and backward on one batch as a single plan, then applies the optimizer.
+// forward and backward on one batch as a single plan, then applies the optimizer to the
+// parameters the loss reaches. A parameter the loss does not depend on has no gradient in
+// torch.optim's sense: the step leaves it as it is (no weight decay, no optimizer state), as
+// PyTorch skips a parameter whose .grad is None; ComputeGradients reports zeros for it.
 //
 // Note [Parameter snapshots]
 // Parameters live in an immutable, shared ParameterSnapshot. Infer() and ComputeGradients() read
@@ -107,6 +110,7 @@ class Trainer {
   std::unique_ptr<Program> program_;
   std::vector<std::string> parameter_names_;
   std::vector<ValueId> gradient_ids_;  // in parameter_names_ order
+  std::vector<bool> reached_;  // in parameter_names_ order: the loss depends on it
   std::vector<ValueId> metric_ids_;
   std::unique_ptr<Optimizer> optimizer_;  // GUARDED_BY(step_mu_)
 

@@ -44,6 +44,40 @@ std::unique_ptr<Trainer> MakeTrainer(double lr = 0.1) {
   return std::move(*trainer);
 }
 
+// torch.optim skips a parameter whose .grad is None: a parameter the loss does not depend on
+// keeps its value under weight decay (SGD's L2 and AdamW's decoupled decay alike), while the
+// parameters the loss reaches decay as usual.
+TEST(TrainerTest, WeightDecaySkipsParametersTheLossDoesNotReach) {
+  for (OptimizerConfig::Kind kind : {OptimizerConfig::Kind::kSgd, OptimizerConfig::Kind::kAdamW}) {
+    // y = x * w fitted to t = 2x, starting at w = 2: the loss gradient is 0, so only weight decay
+    // moves w. "unused" feeds a node the loss does not read.
+    Graph g(BuiltinGates());
+    const InitializerSpec two{.kind = InitializerSpec::Kind::kConstant, .a = 2.0};
+    const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim});
+    const ValueId t = *g.AddPlaceholder("t", Shape{kBatchDim});
+    const ValueId w = *g.AddParameter("w", Shape{}, two);
+    const ValueId unused = *g.AddParameter("unused", Shape{3}, two);
+    const ValueId y = *g.AddNode("y", "mul", {x, w});
+    g.set_loss(*g.AddNode("loss", "squared_error", {y, t}));
+    g.AddOutput(*g.AddNode("side", "mul_scalar", {unused}, Attributes{{"a", 3.0}}));
+    TrainerOptions options;
+    options.optimizer = {.kind = kind, .learning_rate = 0.1, .weight_decay = 0.5};
+    options.dtype = DType::kFloat64;
+    StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(std::move(g), options);
+    ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
+    const Tensor xs = Tensor::FromValues(DType::kFloat64, Shape{4}, std::vector<double>{-1, 0, 1, 2});
+    const Tensor ts = Tensor::FromValues(DType::kFloat64, Shape{4}, std::vector<double>{-2, 0, 2, 4});
+    StatusOr<StepResult> step = (*trainer)->Step({{"x", &xs}, {"t", &ts}}, {.return_gradients = true});
+    ASSERT_TRUE(step.ok()) << step.status().ToString();
+    // ComputeGradients' contract is unchanged: zeros for what the loss does not reach.
+    EXPECT_EQ(step->gradients.at("unused").ToDoubles(), (std::vector<double>{0, 0, 0}));
+    std::shared_ptr<const ParameterSnapshot> p = (*trainer)->parameters();
+    // SGD: 2 - 0.1 * (0 + 0.5 * 2); AdamW: 2 * (1 - 0.1 * 0.5), then an Adam step of 0.
+    EXPECT_DOUBLE_EQ(p->values.at("w").at(0), 1.9);
+    EXPECT_EQ(p->values.at("unused").ToDoubles(), (std::vector<double>{2, 2, 2}));
+  }
+}
+
 TEST(TrainerTest, StepsFitTheLineAndCountSteps) {
   auto trainer = MakeTrainer();
   Batch batch;
