@@ -64,6 +64,7 @@ StatusOr<OptimizerConfig> DecodeOptimizer(const v1::OptimizerSpec& spec) {
   if (spec.has_beta2()) config.beta2 = spec.beta2();
   if (spec.has_epsilon()) config.epsilon = spec.epsilon();
   config.clip_norm = spec.clip_norm();
+  if (spec.has_clip_epsilon()) config.clip_epsilon = spec.clip_epsilon();
   Status valid = ValidateOptimizerConfig(config);
   if (!valid.ok()) return valid.WithPrefix("optimizer");
   return config;

@@ -118,6 +118,7 @@ std::string DescribeOptimizer(const v1::OptimizerSpec& spec) {
   if (spec.has_beta2()) text += " beta2=" + Number(spec.beta2());
   if (spec.has_epsilon()) text += " epsilon=" + Number(spec.epsilon());
   if (spec.clip_norm() != 0) text += " clip_norm=" + Number(spec.clip_norm());
+  if (spec.has_clip_epsilon()) text += " clip_epsilon=" + Number(spec.clip_epsilon());
   return text;
 }
 
@@ -137,6 +138,7 @@ nlohmann::json ModelInfoJson(const v1::ModelInfo& info) {
   if (spec.has_beta1()) optimizer["beta1"] = spec.beta1();
   if (spec.has_beta2()) optimizer["beta2"] = spec.beta2();
   if (spec.has_epsilon()) optimizer["epsilon"] = spec.epsilon();
+  if (spec.has_clip_epsilon()) optimizer["clip_epsilon"] = spec.clip_epsilon();
   return {{"id", info.id()},
           {"name", info.name()},
           {"graph_name", info.graph_name()},

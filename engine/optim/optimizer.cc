@@ -162,6 +162,8 @@ Status ValidateOptimizerConfig(const OptimizerConfig& c) {
       CheckField(NonNegative(c.weight_decay), "weight_decay", "finite and >= 0", c.weight_decay));
   BF_RETURN_IF_ERROR(
       CheckField(NonNegative(c.clip_norm), "clip_norm", "finite and >= 0", c.clip_norm));
+  BF_RETURN_IF_ERROR(CheckField(NonNegative(c.clip_epsilon), "clip_epsilon", "finite and >= 0",
+                                c.clip_epsilon));
   if (!IsAdam(c.kind)) return Status::Ok();  // SGD ignores the Adam fields
   BF_RETURN_IF_ERROR(CheckField(UnitInterval(c.beta1), "beta1", "in [0, 1)", c.beta1));
   BF_RETURN_IF_ERROR(CheckField(UnitInterval(c.beta2), "beta2", "in [0, 1)", c.beta2));
@@ -238,7 +240,8 @@ double Optimizer::ClipScale(const std::vector<std::string>& names,
     const Tensor& g = *grads.at(name);
     g.dtype() == DType::kFloat64 ? AddSquares<double>(g, acc) : AddSquares<float>(g, acc);
   }
-  return acc.Norm() > config_.clip_norm ? config_.clip_norm / acc.Norm() : 1.0;
+  const double scale = config_.clip_norm / (acc.Norm() + config_.clip_epsilon);
+  return scale < 1.0 ? scale : 1.0;
 }
 
 std::vector<Optimizer::Update> Optimizer::PrepareUpdates(

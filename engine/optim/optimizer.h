@@ -10,9 +10,11 @@
 //   AdamW  p *= 1 - lr * wd, i.e. p -= lr * wd * p (decoupled: the decay never enters m or v),
 //          then Adam with wd = 0
 //
-// Clipping (clip_norm > 0) scales every gradient of a step by clip_norm / ||g|| when the global
-// L2 norm ||g|| over all of them exceeds clip_norm (exactly that factor: no epsilon is added
-// to the norm as PyTorch's clip_grad_norm_ does).
+// Clipping (clip_norm > 0) scales every gradient of a step by clip_norm / (||g|| + clip_epsilon)
+// when that factor is below 1, ||g|| being the global L2 norm over all of them: the formula of
+// PyTorch's torch.nn.utils.clip_grad_norm_, whose epsilon 1e-6 is the default, so that a clipped
+// step matches PyTorch's (the difference without it is a few 1e-7 of the update); clip_epsilon 0
+// scales by exactly clip_norm / ||g||.
 //
 // Arithmetic runs in each parameter's dtype, parameters in name order, elements in row-major
 // order, so a step is bitwise reproducible. Scalar factors (lr / (1 - beta1^t), ...) are
@@ -47,10 +49,11 @@ struct OptimizerConfig {
   double weight_decay = 0.0;  // SGD and Adam: L2 added to the gradient; AdamW: decoupled
   double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;  // Adam, AdamW
   double clip_norm = 0.0;  // > 0: scale all gradients so their global L2 norm is at most this
+  double clip_epsilon = 1e-6;  // added to the norm when clipping, as clip_grad_norm_ does
 };
 
-// OK, or InvalidArgument naming the first bad field: learning_rate, weight_decay and clip_norm
-// must be finite and >= 0; momentum in [0, 1) (and 0 for Adam and AdamW, which use beta1);
+// OK, or InvalidArgument naming the first bad field: learning_rate, weight_decay, clip_norm and
+// clip_epsilon must be finite and >= 0; momentum in [0, 1) (and 0 for Adam and AdamW, which use beta1);
 // nesterov only with SGD and momentum > 0; beta1 and beta2 in [0, 1); epsilon finite and > 0.
 Status ValidateOptimizerConfig(const OptimizerConfig& config);
 

@@ -106,26 +106,31 @@ TEST(LearningTest, TwoSpiralsMlpReachesNinetyFivePercent) {
   ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
   const FeedMap all = {{"images", &data.images}, {"labels", &data.labels}};
 
-  // Full-batch training: the data set is small, and a full batch makes the accuracy the step
-  // reports (computed before its update) the training accuracy.
+  // Full-batch training: the data set is small, and a full batch makes the accuracy a step
+  // reports (computed before its update) the training accuracy of the parameters the step before
+  // published. Full-batch Adam at this rate still oscillates by a point or two near the end, so
+  // training stops once the published parameters themselves score above 95%, read back with
+  // Infer; the step's own figure says when to look.
   constexpr int kMaxSteps = 3000;
   const auto start = std::chrono::steady_clock::now();
   int steps = 0;
-  double accuracy = 0, first_loss = 0, loss = 0;
-  while (steps < kMaxSteps && accuracy <= 0.95) {
+  double first_loss = 0, loss = 0, published_accuracy = 0;
+  while (steps < kMaxSteps && published_accuracy <= 0.95) {
     StatusOr<StepResult> step = (*trainer)->Step(all);
     ASSERT_TRUE(step.ok()) << step.status().ToString();
     if (steps++ == 0) first_loss = step->loss;
     loss = step->loss;
-    accuracy = step->metrics.at("accuracy");
+    const double step_accuracy = step->metrics.at("accuracy");
+    if (step_accuracy <= 0.95) continue;
+    StatusOr<std::vector<Tensor>> accuracy = (*trainer)->Infer(all, {"accuracy"});
+    ASSERT_TRUE(accuracy.ok()) << accuracy.status().ToString();
+    published_accuracy = (*accuracy)[0].at(0);
   }
-  // Confirm on the parameters the last step published.
-  StatusOr<std::vector<Tensor>> final_accuracy = (*trainer)->Infer(all, {"accuracy"});
-  ASSERT_TRUE(final_accuracy.ok()) << final_accuracy.status().ToString();
   std::cout << "two spirals: " << steps << " steps, loss " << first_loss << " -> " << loss
-            << ", accuracy " << (*final_accuracy)[0].at(0) << ", " << Elapsed(start) << " s\n";
+            << ", accuracy " << published_accuracy << ", " << Elapsed(start) << " s\n";
   EXPECT_LT(steps, kMaxSteps) << "did not reach 95% training accuracy";
-  EXPECT_GT((*final_accuracy)[0].at(0), 0.95);
+  EXPECT_GT(published_accuracy, 0.95);
+  EXPECT_LT(loss, 0.5 * first_loss);
 }
 
 TEST(LearningTest, LeNet5FashionMnistLossFallsAndBeatsChance) {

@@ -184,6 +184,7 @@ inline OptimizerConfig OptimizerConfigFromSpec(const v1::OptimizerSpec& spec) {
   if (spec.has_beta2()) config.beta2 = spec.beta2();
   if (spec.has_epsilon()) config.epsilon = spec.epsilon();
   config.clip_norm = spec.clip_norm();
+  if (spec.has_clip_epsilon()) config.clip_epsilon = spec.clip_epsilon();
   return config;
 }
 

@@ -86,16 +86,19 @@ class StepResult:
 def optimizer_spec(optimizer: str = "sgd", lr: Optional[float] = 0.01, momentum: float = 0.0,
                    nesterov: bool = False, weight_decay: float = 0.0,
                    beta1: Optional[float] = None, beta2: Optional[float] = None,
-                   epsilon: Optional[float] = None, clip_norm: float = 0.0) -> OptimizerSpec:
+                   epsilon: Optional[float] = None, clip_norm: float = 0.0,
+                   clip_epsilon: Optional[float] = None) -> OptimizerSpec:
     """An OptimizerSpec; `optimizer` is "sgd", "adam" or "adamw". None leaves an optional
-    field unset (the server's default: lr 0.01, beta1 0.9, beta2 0.999, epsilon 1e-8)."""
+    field unset (the server's default: lr 0.01, beta1 0.9, beta2 0.999, epsilon 1e-8,
+    clip_epsilon 1e-6: clipping scales by clip_norm / (norm + clip_epsilon), as PyTorch's
+    clip_grad_norm_ does)."""
     kind = _OPTIMIZERS.get(optimizer.lower())
     if kind is None:
         raise ValueError(f"unknown optimizer {optimizer!r} (known: {', '.join(_OPTIMIZERS)})")
     spec = OptimizerSpec(kind=kind, momentum=momentum, nesterov=nesterov,
                          weight_decay=weight_decay, clip_norm=clip_norm)
     for name, value in (("learning_rate", lr), ("beta1", beta1), ("beta2", beta2),
-                        ("epsilon", epsilon)):
+                        ("epsilon", epsilon), ("clip_epsilon", clip_epsilon)):
         if value is not None:
             setattr(spec, name, value)
     return spec
@@ -157,7 +160,8 @@ class Client:
                      epsilon: Optional[float] = None, clip_norm: float = 0.0, seed: int = 0,
                      dtype: DTypeLike = "float32", name: str = "",
                      initial_parameters: Optional[Arrays] = None,
-                     metrics: Optional[Sequence[str]] = None) -> ModelInfo:
+                     metrics: Optional[Sequence[str]] = None,
+                     clip_epsilon: Optional[float] = None) -> ModelInfo:
         """Creates a model from `graph`; optimizer settings as in `optimizer_spec`.
 
         initial_parameters: values for some parameters (the rest come from their initializers,
@@ -168,7 +172,7 @@ class Client:
         request = service_pb2.CreateModelRequest(
             graph=as_graph(graph),
             optimizer=optimizer_spec(optimizer, lr, momentum, nesterov, weight_decay, beta1,
-                                     beta2, epsilon, clip_norm),
+                                     beta2, epsilon, clip_norm, clip_epsilon),
             seed=seed, dtype=wire_dtype, name=name, metrics=list(metrics or []),
             initial_parameters=to_tensor_map(initial_parameters, wire_dtype))
         return self._remember(self._call(self._stub.CreateModel, request))

@@ -38,6 +38,16 @@ def test_create_model_describes_the_graph(client: Client) -> None:
     assert info.id in [m.id for m in client.list_models()]
 
 
+def test_clip_epsilon_is_sent_only_when_set(client: Client) -> None:
+    default = client.create_model(tanh_mlp(), clip_norm=1.0)
+    assert default.optimizer.clip_norm == 1.0
+    assert not default.optimizer.HasField("clip_epsilon")  # the server's default, 1e-6
+    exact = client.create_model(tanh_mlp(), clip_norm=1.0, clip_epsilon=0.0)
+    assert exact.optimizer.HasField("clip_epsilon") and exact.optimizer.clip_epsilon == 0.0
+    with pytest.raises(BackflowError, match="clip_epsilon"):
+        client.create_model(tanh_mlp(), clip_norm=1.0, clip_epsilon=-1.0)
+
+
 def test_delete_model(client: Client) -> None:
     info = client.create_model(tanh_mlp())
     client.delete_model(info.id)

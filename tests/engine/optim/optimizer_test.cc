@@ -108,7 +108,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<StepCase>& info) { return info.param.name; });
 
 TEST(OptimizerTest, ClipsByTheGlobalNormWithTheExactScale) {
-  std::unique_ptr<Optimizer> opt = Make({.learning_rate = 1, .clip_norm = 1});
+  std::unique_ptr<Optimizer> opt = Make({.learning_rate = 1, .clip_norm = 1, .clip_epsilon = 0});
   Params params{{"a", T64({1})}, {"b", T64({1, 1})}};
   const Tensor ga = T64({3}), gb = T64({4, 0});  // global norm 5: scale 1/5
   ASSERT_TRUE(opt->Step(params, {{"a", &ga}, {"b", &gb}}).ok());
@@ -122,6 +122,25 @@ TEST(OptimizerTest, ClipsByTheGlobalNormWithTheExactScale) {
   ASSERT_TRUE(loose->Step(same, {{"a", &ga}, {"b", &gb}}).ok());
   EXPECT_EQ(same.at("a").ToDoubles(), std::vector<double>{-2});
   EXPECT_EQ(same.at("b").ToDoubles(), (std::vector<double>{-3, 1}));
+}
+
+// The default epsilon is PyTorch's: clip_grad_norm_ scales by max_norm / (norm + 1e-6), also
+// just below the limit, where the factor is still below 1.
+TEST(OptimizerTest, ClipsAsClipGradNormDoesByDefault) {
+  EXPECT_EQ(OptimizerConfig{}.clip_epsilon, 1e-6);
+  std::unique_ptr<Optimizer> opt = Make({.learning_rate = 1, .clip_norm = 1});
+  Params params{{"a", T64({1})}, {"b", T64({1, 1})}};
+  const Tensor ga = T64({3}), gb = T64({4, 0});  // global norm 5
+  ASSERT_TRUE(opt->Step(params, {{"a", &ga}, {"b", &gb}}).ok());
+  const double scale = 1 / (5 + 1e-6);
+  EXPECT_THAT(params.at("a").ToDoubles(), Pointwise(DoubleNear(1e-15), {1 - 3 * scale}));
+  EXPECT_THAT(params.at("b").ToDoubles(),
+              Pointwise(DoubleNear(1e-15), std::vector<double>{1 - 4 * scale, 1}));
+  // A norm of exactly clip_norm is still scaled, by 5 / (5 + 1e-6).
+  std::unique_ptr<Optimizer> at_limit = Make({.learning_rate = 1, .clip_norm = 5});
+  Params same{{"a", T64({0})}, {"b", T64({0, 0})}};
+  ASSERT_TRUE(at_limit->Step(same, {{"a", &ga}, {"b", &gb}}).ok());
+  EXPECT_THAT(same.at("a").ToDoubles(), Pointwise(DoubleNear(1e-15), {-3 * 5 / (5 + 1e-6)}));
 }
 
 TEST(OptimizerTest, ClippingSurvivesHugeFloat64Gradients) {
@@ -228,6 +247,7 @@ TEST(OptimizerTest, InvalidConfigNamesTheField) {
                                {{.nesterov = true}, "nesterov"},
                                {{.weight_decay = -0.1}, "weight_decay"},
                                {{.clip_norm = -1}, "clip_norm"},
+                               {{.clip_epsilon = -1e-6}, "clip_epsilon"},
                                {{.kind = Kind::kAdam, .beta1 = 1}, "beta1"},
                                {{.kind = Kind::kAdamW, .beta2 = -0.5}, "beta2"},
                                {{.kind = Kind::kAdam, .epsilon = 0}, "epsilon"},
