@@ -49,6 +49,14 @@ StatusOr<EvaluateSpec> DecodeEvaluateSpec(const v1::EvaluateRequest& request) {
   spec.target = request.target();
   spec.wrt.assign(request.wrt().begin(), request.wrt().end());
   spec.seed = request.seed();
+  switch (request.mode()) {
+    case v1::EvaluateRequest::MODE_UNSPECIFIED: spec.mode = EvaluateMode::kAuto; break;
+    case v1::EvaluateRequest::MODE_TRAINING: spec.mode = EvaluateMode::kTraining; break;
+    case v1::EvaluateRequest::MODE_INFERENCE: spec.mode = EvaluateMode::kInference; break;
+    default:
+      return InvalidArgumentError("mode " + std::to_string(request.mode()) +
+                                  " is not MODE_TRAINING or MODE_INFERENCE");
+  }
   if (request.dtype() != v1::DATA_TYPE_UNSPECIFIED) {
     BF_ASSIGN_OR_RETURN(spec.dtype, DecodeDType(request.dtype(), "dtype"));
   }

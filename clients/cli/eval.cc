@@ -86,8 +86,17 @@ std::optional<v1::EvaluateRequest> BuildRequest(const Args& args, std::vector<st
     *exit_code = UsageError("eval", seed.status().message());
     return std::nullopt;
   }
+  const std::string mode = args.Value("mode", "");
+  if (!mode.empty() && mode != "training" && mode != "inference") {
+    *exit_code = UsageError("eval", "--mode: '" + mode + "' is not training or inference");
+    return std::nullopt;
+  }
   const DType dtype = dtype_text == "float32" ? DType::kFloat32 : DType::kFloat64;
   v1::EvaluateRequest request;
+  if (!mode.empty()) {
+    request.set_mode(mode == "training" ? v1::EvaluateRequest::MODE_TRAINING
+                                        : v1::EvaluateRequest::MODE_INFERENCE);
+  }
   request.set_dtype(dtype == DType::kFloat32 ? v1::FLOAT32 : v1::FLOAT64);
   request.set_seed(static_cast<uint64_t>(*seed));
   std::vector<std::string> set_names;
@@ -145,7 +154,9 @@ std::vector<Command> EvalCommands() {
                 {"target", FlagKind::kValue, "NAME", "the scalar to differentiate (default loss)"},
                 {"output", FlagKind::kList, "NAME", "a tensor to return (repeat)"},
                 {"dtype", FlagKind::kValue, "float32|float64", "default float64"},
-                {"seed", FlagKind::kValue, "S", "seed of the parameters' initializers"},
+                {"seed", FlagKind::kValue, "S", "seed of the parameters' initializers and dropout"},
+                {"mode", FlagKind::kValue, "training|inference",
+                 "default: training with gradients, else inference"},
                 {"json", FlagKind::kSwitch, "",
                  "print {\"outputs\": {...}, \"gradients\": {...}}; scalars as numbers"}},
       .min_operands = 1,

@@ -157,8 +157,14 @@ StatusOr<EvaluateResult> Evaluate(Graph graph, const ValueMap& values, const Eva
   BF_ASSIGN_OR_RETURN(FeedMap feeds, BuildFeeds(graph, ValuesNeededFor(graph, fetches), values, dtype,
                                                 spec.seed, initialized));
 
+  RunOptions moded = run;
+  moded.info = RunInfo{.training = spec.mode == EvaluateMode::kAuto
+                                       ? !spec.wrt.empty()
+                                       : spec.mode == EvaluateMode::kTraining,
+                       .seed = spec.seed,
+                       .step = 0};
   Program program(std::make_shared<const Graph>(std::move(graph)));
-  BF_ASSIGN_OR_RETURN(std::vector<Tensor> fetched, program.Run(feeds, fetches, run));
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> fetched, program.Run(feeds, fetches, moded));
 
   EvaluateResult result;
   for (size_t i = 0; i < outputs.size(); ++i) {

@@ -31,6 +31,11 @@
 //              error ("no target: the graph has no loss; set target"). A value that does not
 //              influence the target gets zeros. A gradient that must flow through a gate without
 //              one (the labels of a loss, accuracy) fails as AppendBackward reports it.
+//   mode       Training or inference (Note [Training and inference mode] in engine/ir/run_info.h):
+//              dropout drops and batch norm uses batch statistics only in training. kAuto, the
+//              default, is training when gradients are asked for (wrt not empty), else inference,
+//              so a gradient is the one a training step would take and a forward pass is the
+//              one Infer would compute. Random gates draw from (spec.seed, step 0, node).
 //   run        Honoured before parameters are initialised and between nodes: CANCELLED once
 //              *run.cancelled is true, DEADLINE_EXCEEDED past run.deadline.
 //
@@ -55,12 +60,15 @@
 
 namespace backflow {
 
+enum class EvaluateMode { kAuto, kTraining, kInference };
+
 struct EvaluateSpec {
   std::vector<std::string> outputs;  // empty: the graph's outputs and loss
   std::string target;                // empty: the graph's loss
   std::vector<std::string> wrt;      // d target / d each of these
   uint64_t seed = 0;                 // for parameters without a value
   std::optional<DType> dtype;        // used when there are no values; else must match them
+  EvaluateMode mode = EvaluateMode::kAuto;
 };
 
 struct EvaluateResult {

@@ -60,7 +60,10 @@ StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot&
   std::vector<ValueId> fetches = {g.loss()};
   fetches.insert(fetches.end(), metric_ids_.begin(), metric_ids_.end());
   if (with_gradients) fetches.insert(fetches.end(), gradient_ids_.begin(), gradient_ids_.end());
-  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program_->Run(feeds, fetches, run));
+  // Loss and gradients are taken in training mode (Note [Training and inference mode]).
+  RunOptions training = run;
+  training.info = RunInfo{.training = true, .seed = options_.seed, .step = params.step};
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program_->Run(feeds, fetches, training));
 
   StepResult result{.step = params.step, .loss = out[0].at(0)};
   size_t k = 1;
@@ -117,7 +120,9 @@ StatusOr<std::vector<Tensor>> Trainer::Infer(const ParameterSnapshot& params,
       return InvalidArgumentError("input '" + name + "' is a parameter; the model supplies it");
     }
   }
-  return program_->Run(feeds, names, run);
+  RunOptions inference = run;
+  inference.info = RunInfo{.training = false, .seed = options_.seed, .step = params.step};
+  return program_->Run(feeds, names, inference);
 }
 
 std::shared_ptr<const ParameterSnapshot> Trainer::parameters() const {

@@ -290,7 +290,7 @@ void Plan::RunStep(size_t i, RunState& state, bool inline_run) const {
     KernelContext ctx{inputs, &out, &state.saved[i],
                       step.forward_step >= 0 ? &state.saved[static_cast<size_t>(step.forward_step)]
                                              : nullptr,
-                      lease ? lease->cores() : 1};
+                      lease ? lease->cores() : 1, options.info};
     Status status = step.kernel->Run(ctx);
     if (!status.ok()) {
       state.Fail(status.WithPrefix("node " + Quote(step.name)));

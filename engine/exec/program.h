@@ -28,6 +28,7 @@
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
 #include "engine/ir/graph.h"
+#include "engine/ir/run_info.h"
 
 namespace backflow {
 
@@ -43,6 +44,9 @@ struct RunOptions {
   const std::atomic<bool>* cancelled = nullptr;
   // Checked between nodes: past it, the run stops and returns DEADLINE_EXCEEDED.
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // Training or inference mode, and the seed and step random gates draw from (Note [Training
+  // and inference mode] in engine/ir/gate.h). The default is inference.
+  RunInfo info;
 };
 
 struct ProgramOptions {

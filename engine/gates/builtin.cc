@@ -2,6 +2,7 @@
 
 #include "engine/gates/binary.h"
 #include "engine/gates/conv.h"
+#include "engine/gates/dropout.h"
 #include "engine/gates/gradient_ops.h"
 #include "engine/gates/loss.h"
 #include "engine/gates/matmul.h"
@@ -24,6 +25,7 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterLossGates(registry);
   RegisterMatMulGates(registry);
   RegisterTensorGates(registry);
+  RegisterDropoutGates(registry);
 }
 
 const GateRegistry& BuiltinGates() {

@@ -33,6 +33,7 @@
 #include "engine/core/tensor.h"
 #include "engine/ir/attributes.h"
 #include "engine/ir/graph.h"
+#include "engine/ir/run_info.h"
 #include "engine/runtime/core_budget.h"
 #include "engine/runtime/layout.h"
 
@@ -110,6 +111,7 @@ struct KernelContext {
   // Cores lent to this invocation (see Note [Threads never exceed cores] in
   // engine/runtime/core_budget.h): a kernel that starts threads (an OpenMP team) starts this many.
   int threads = 1;
+  RunInfo info = {};  // the run's mode (Note [Training and inference mode])
 };
 
 class Kernel {

@@ -108,6 +108,19 @@ TEST_F(CliEvalTextTest, ReportsServerAndInputErrors) {
   const CliResult no_graph = Cli({"eval", "/nonexistent/graph.pbtxt"});
   EXPECT_EQ(no_graph.exit_code, 1) << no_graph;
   EXPECT_NE(no_graph.err.find("/nonexistent/graph.pbtxt"), std::string::npos) << no_graph.err;
+
+  const CliResult bad_mode = Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=3",
+                                  "--set", "y=-4", "--mode", "eval"});
+  EXPECT_EQ(bad_mode.exit_code, 2) << bad_mode;
+  EXPECT_NE(bad_mode.err.find("--mode: 'eval' is not training or inference"), std::string::npos)
+      << bad_mode.err;
+  // A graph without mode-dependent gates gives the same values in both modes.
+  const CliResult inference = Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=3",
+                                   "--set", "y=-4", "--mode", "inference"});
+  const CliResult training = Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=3",
+                                  "--set", "y=-4", "--mode", "training"});
+  EXPECT_EQ(inference.exit_code, 0) << inference;
+  EXPECT_EQ(inference.out, training.out);
 }
 
 }  // namespace

@@ -69,9 +69,9 @@ double RelativeError(double a, double n) {
   return scale == 0.0 ? 0.0 : std::abs(a - n) / scale;
 }
 
-double Loss(const Program& program, const FeedMap& feeds, ValueId loss) {
+double Loss(const Program& program, const FeedMap& feeds, ValueId loss, const RunInfo& info) {
   const ValueId fetch[] = {loss};
-  StatusOr<std::vector<Tensor>> out = program.Run(feeds, fetch);
+  StatusOr<std::vector<Tensor>> out = program.Run(feeds, fetch, RunOptions{.info = info});
   EXPECT_TRUE(out.ok()) << out.status().ToString();
   return out.ok() ? (*out)[0].at(0) : std::nan("");
 }
@@ -104,7 +104,7 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
   }
   FeedMap feeds;
   for (size_t i = 0; i < xs.size(); ++i) feeds[InputName(i)] = &xs[i];
-  StatusOr<std::vector<Tensor>> analytic = program.Run(feeds, *grads);
+  StatusOr<std::vector<Tensor>> analytic = program.Run(feeds, *grads, RunOptions{.info = c.info});
   ASSERT_TRUE(analytic.ok()) << analytic.status().ToString();
 
   for (size_t k = 0; k < wrt.size(); ++k) {
@@ -115,9 +115,9 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
       double& v = x.data<double>()[j];
       const double saved = v;
       v = saved + kStep;
-      const double up = Loss(program, feeds, built->loss);
+      const double up = Loss(program, feeds, built->loss, c.info);
       v = saved - kStep;
-      const double down = Loss(program, feeds, built->loss);
+      const double down = Loss(program, feeds, built->loss, c.info);
       v = saved;
       const double numeric = (up - down) / (2 * kStep);
       EXPECT_LE(RelativeError(g.at(j), numeric), c.tolerance)
@@ -128,7 +128,7 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
 }
 
 StatusOr<Tensor> RunGate(const std::string& op, const std::vector<Tensor>& inputs,
-                         const Attributes& attrs) {
+                         const Attributes& attrs, const RunInfo& info) {
   auto graph = std::make_shared<Graph>(BuiltinGates());
   std::vector<ValueId> ids;
   FeedMap feeds;
@@ -140,7 +140,7 @@ StatusOr<Tensor> RunGate(const std::string& op, const std::vector<Tensor>& input
   BF_ASSIGN_OR_RETURN(ValueId y, graph->AddNode("y", op, ids, attrs));
   Program program(graph);
   const ValueId fetch[] = {y};
-  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program.Run(feeds, fetch));
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program.Run(feeds, fetch, RunOptions{.info = info}));
   return std::move(out[0]);
 }
 

@@ -15,6 +15,7 @@
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
 #include "engine/ir/attributes.h"
+#include "engine/ir/run_info.h"
 
 namespace backflow::testing {
 
@@ -32,6 +33,10 @@ struct GateCase {
   std::vector<int> wrt;
   double tolerance = 1e-7;
   unsigned seed = 1234;
+  // Every run of the check (the analytic gradient and each finite difference) is in this mode,
+  // training by default, as gradients are taken: dropout's mask, one function of (seed, step,
+  // node), is then the same in all of them.
+  RunInfo info{.training = true, .seed = 99, .step = 3};
 };
 
 // Runs the check and reports each mismatching element through GoogleTest (EXPECT failures).
@@ -39,7 +44,7 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c);
 
 // Forward only: the output of `op` applied to `inputs` (all of one dtype) with `attrs`.
 StatusOr<Tensor> RunGate(const std::string& op, const std::vector<Tensor>& inputs,
-                         const Attributes& attrs = {});
+                         const Attributes& attrs = {}, const RunInfo& info = {});
 
 // A float64 tensor from values, for tests.
 Tensor T64(Shape shape, std::vector<double> values);

@@ -247,17 +247,25 @@ class Client:
 
     def evaluate(self, graph: GraphLike, values: Arrays, outputs: Optional[Sequence[str]] = None,
                  target: str = "", wrt: Sequence[str] = (), seed: int = 0,
-                 dtype: DTypeLike = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                 dtype: DTypeLike = None,
+                 mode: Optional[str] = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Stateless: runs `graph` on `values` (placeholders, optionally parameters).
 
         Returns (outputs, gradients): outputs by name (None: the graph's outputs and loss), and
-        d target / d w for each w in `wrt` (target "": the graph's loss).
+        d target / d w for each w in `wrt` (target "": the graph's loss). `mode` is "training"
+        (dropout drops, batch norm uses batch statistics) or "inference"; None: training when
+        `wrt` asks for gradients, else inference.
         """
+        modes = {None: service_pb2.EvaluateRequest.MODE_UNSPECIFIED,
+                 "training": service_pb2.EvaluateRequest.MODE_TRAINING,
+                 "inference": service_pb2.EvaluateRequest.MODE_INFERENCE}
+        if mode not in modes:
+            raise ValueError(f"mode {mode!r} is not 'training', 'inference' or None")
         if dtype is None:
             dtype = np.float64 if any(is_float64(v) for v in values.values()) else np.float32
         request = service_pb2.EvaluateRequest(
             graph=as_graph(graph), values=to_tensor_map(values, dtype), outputs=list(outputs or []),
-            target=target, wrt=list(wrt), seed=seed, dtype=data_type(dtype))
+            target=target, wrt=list(wrt), seed=seed, dtype=data_type(dtype), mode=modes[mode])
         response = self._call(self._stub.Evaluate, request)
         return to_numpy_map(response.outputs), to_numpy_map(response.gradients)
 

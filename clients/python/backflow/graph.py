@@ -276,6 +276,11 @@ class GraphBuilder:
 
     # Shapes and reductions (tensor_ops.h, shape_ops.h, reduce.h) -----------------------------
 
+    def dropout(self, x: str, p: float = 0.5, name: Optional[str] = None) -> str:
+        """Inverted dropout in training mode (drop with probability p, scale by 1 / (1 - p)),
+        the identity in inference mode."""
+        return self.op("dropout", x, name=name, p=float(p))
+
     def flatten(self, x: str, axis: int = 1, name: Optional[str] = None) -> str:
         return self.op("flatten", x, name=name, axis=axis)
 

@@ -262,5 +262,52 @@ TEST(TrainerTest, StagedCircuitModelStepsOnTheSeedsFunction) {
   EXPECT_LT(second->loss, first->loss);
 }
 
+// Note [Training and inference mode]: a step and ComputeGradients drop, Infer does not; the mask
+// is a function of (seed, step, node), so the gradient at one snapshot repeats exactly and the
+// next step draws another mask.
+TEST(TrainerModeTest, StepsRunInTrainingModeAndInferInInference) {
+  Graph g(BuiltinGates());
+  const InitializerSpec one{.kind = InitializerSpec::Kind::kConstant, .a = 1.0};
+  const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim, 32});
+  const ValueId w = *g.AddParameter("w", Shape{32}, one);
+  const ValueId xw = *g.AddNode("xw", "mul", {x, w});
+  const ValueId drop = *g.AddNode("drop", "dropout", {xw}, Attributes{{"p", 0.5}});
+  g.set_loss(*g.AddNode("loss", "sum", {drop}));
+  TrainerOptions options;
+  options.seed = 11;
+  options.optimizer.learning_rate = 0.01;
+  StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(std::move(g), options);
+  ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
+  std::vector<double> ones(64, 1.0);
+  const Tensor xs = Tensor::FromValues(DType::kFloat32, Shape{2, 32}, ones);
+  const FeedMap feeds{{"x", &xs}};
+
+  StatusOr<std::vector<Tensor>> inferred = (*trainer)->Infer(feeds, {"drop"});
+  ASSERT_TRUE(inferred.ok()) << inferred.status().ToString();
+  for (int64_t i = 0; i < 64; ++i) EXPECT_EQ((*inferred)[0].at(i), 1.0);
+
+  StatusOr<StepResult> a = (*trainer)->ComputeGradients(feeds);
+  StatusOr<StepResult> b = (*trainer)->ComputeGradients(feeds);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const Tensor& ga = a->gradients.at("w");
+  int zeros = 0;
+  for (int64_t i = 0; i < 32; ++i) {
+    EXPECT_EQ(ga.at(i), b->gradients.at("w").at(i));
+    EXPECT_TRUE(ga.at(i) == 0.0 || ga.at(i) == 2.0 || ga.at(i) == 4.0) << ga.at(i);
+    zeros += ga.at(i) == 0.0 ? 1 : 0;
+  }
+  EXPECT_GT(zeros, 0);
+  StatusOr<StepResult> step = (*trainer)->Step(feeds, StepOptions{.return_gradients = true});
+  ASSERT_TRUE(step.ok());
+  StatusOr<StepResult> next = (*trainer)->ComputeGradients(feeds);
+  ASSERT_TRUE(next.ok());
+  bool differs = false;
+  for (int64_t i = 0; i < 32; ++i) {
+    EXPECT_EQ(step->gradients.at("w").at(i), ga.at(i)) << "the step at snapshot 0 drew mask 0";
+    differs = differs || next->gradients.at("w").at(i) != ga.at(i);
+  }
+  EXPECT_TRUE(differs) << "step 1 draws a new mask";
+}
+
 }  // namespace
 }  // namespace backflow

@@ -117,6 +117,7 @@ const std::vector<CoverageCase>& Cases() {
        {.op = "mean",
         .shapes = {{2, 3, 4}},
         .attrs = {{"axes", Ints{0, 2}}, {"keepdims", int64_t{1}}}}},
+      {"dropout", {.op = "dropout", .shapes = {{4, 5}}, .attrs = {{"p", 0.3}}}},
       {"reshape", {.op = "reshape", .shapes = {{2, 3, 4}}, .attrs = {{"shape", Ints{4, 0, -1}}}}},
       {"flatten", {.op = "flatten", .shapes = {{2, 3, 4}}, .attrs = {{"axis", int64_t{2}}}}},
       {"transpose", {.op = "transpose", .shapes = {{2, 3, 4}}, .attrs = {{"perm", Ints{2, 0, 1}}}}},
