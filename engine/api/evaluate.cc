@@ -47,10 +47,11 @@ Status CheckValueNames(const Graph& graph, const std::vector<std::string>& sorte
   for (const std::string& name : sorted) {
     std::optional<ValueId> id = graph.Find(name);
     const bool feedable = id && (graph.value(*id).kind == ValueKind::kPlaceholder ||
-                                 graph.value(*id).kind == ValueKind::kParameter);
+                                 graph.value(*id).kind == ValueKind::kParameter ||
+                                 graph.value(*id).kind == ValueKind::kState);
     if (!feedable) {
       return InvalidArgumentError("value " + Quote(name) +
-                                  ": not a placeholder or parameter of the graph");
+                                  ": not a placeholder, parameter or state of the graph");
     }
   }
   return Status::Ok();
@@ -132,7 +133,7 @@ StatusOr<FeedMap> BuildFeeds(const Graph& graph, const std::vector<bool>& needed
     if (value.kind == ValueKind::kPlaceholder) {
       return InvalidArgumentError("placeholder " + Quote(value.name) + " has no value");
     }
-    if (value.kind != ValueKind::kParameter) continue;
+    if (value.kind != ValueKind::kParameter && value.kind != ValueKind::kState) continue;
     BF_ASSIGN_OR_RETURN(Tensor drawn, InitializeParameter(value, dtype, seed));
     feeds[value.name] = &initialized.insert_or_assign(value.name, std::move(drawn)).first->second;
   }

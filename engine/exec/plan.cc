@@ -28,8 +28,7 @@ std::string Quote(const std::string& s) { return "'" + s + "'"; }
 Status CheckFeedShape(const Value& value, const Tensor& tensor, std::optional<int64_t>& batch) {
   const Shape& declared = value.shape;
   const Shape& got = tensor.shape();
-  const std::string where =
-      (value.kind == ValueKind::kParameter ? "parameter " : "placeholder ") + Quote(value.name);
+  const std::string where = std::string(ValueKindName(value.kind)) + " " + Quote(value.name);
   bool ok = declared.rank() == got.rank();
   for (int i = 0; ok && i < declared.rank(); ++i) {
     if (declared.dim(i) != kBatchDim) {
@@ -101,9 +100,7 @@ Status Plan::CompileSteps(const Graph& graph, std::span<const Tensor* const> fee
     }
     const Tensor* fed = feeds[static_cast<size_t>(v)];
     if (fed == nullptr) {
-      return InvalidArgumentError(std::string(value.kind == ValueKind::kParameter
-                                                  ? "parameter "
-                                                  : "placeholder ") +
+      return InvalidArgumentError(std::string(ValueKindName(value.kind)) + " " +
                                   Quote(value.name) + " is needed but was not fed");
     }
     BF_RETURN_IF_ERROR(CheckFeedShape(value, *fed, batch));

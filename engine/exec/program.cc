@@ -14,9 +14,10 @@ StatusOr<std::vector<const Tensor*>> ResolveFeeds(const Graph& graph, const Feed
     std::optional<ValueId> id = graph.Find(name);
     if (!id) return InvalidArgumentError("feed '" + name + "': no such tensor in the graph");
     const Value& value = graph.value(*id);
-    if (value.kind != ValueKind::kPlaceholder && value.kind != ValueKind::kParameter) {
+    if (value.kind != ValueKind::kPlaceholder && value.kind != ValueKind::kParameter &&
+        value.kind != ValueKind::kState) {
       return InvalidArgumentError("feed '" + name +
-                                  "': only placeholders and parameters can be fed");
+                                  "': only placeholders, parameters and state can be fed");
     }
     if (tensor == nullptr || !tensor->valid()) {
       return InvalidArgumentError("feed '" + name + "': no tensor");

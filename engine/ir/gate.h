@@ -169,6 +169,27 @@ class BackwardContext {
   virtual void SetGrad(int i, ValueId grad) = 0;
 };
 
+// The interface a gate's AppendStateUpdates uses to say how a training step changes running
+// state (Note [Running state] in engine/api/trainer.h). Implemented by the trainer.
+class StateUpdateContext {
+ public:
+  virtual ~StateUpdateContext() = default;
+  virtual const Graph& graph() const = 0;
+  virtual const Node& node() const = 0;
+  ValueId input(int i) const { return node().inputs[static_cast<size_t>(i)]; }
+  // True if input i is a running-state value of the model (ValueKind::kState).
+  bool is_state(int i) const {
+    return i < static_cast<int>(node().inputs.size()) &&
+           graph().value(input(i)).kind == ValueKind::kState;
+  }
+  // Appends a node that computes (part of) an update, in training mode.
+  virtual StatusOr<ValueId> Emit(std::string_view op, std::vector<ValueId> inputs,
+                                 Attributes attrs = {}) = 0;
+  // Records the value input i (a state) takes after the step. Fails if another node already
+  // updates that state (two batch norms sharing one running mean).
+  virtual Status SetUpdate(int i, ValueId next) = 0;
+};
+
 class Gate {
  public:
   virtual ~Gate() = default;
@@ -203,6 +224,9 @@ class Gate {
   virtual StatusOr<Shape> InferShape(const ShapeContext& ctx) const = 0;
   virtual StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const = 0;
   virtual Status Backward(BackwardContext& ctx) const;
+  // Appends the nodes that compute the next value of the running state this node reads (batch
+  // norm's running mean and variance); the default, for gates with no state, appends none.
+  virtual Status AppendStateUpdates(StateUpdateContext&) const { return Status::Ok(); }
 };
 
 // Builds Kernel<float> or Kernel<double> for `dtype`: the one place kernels meet dtypes.

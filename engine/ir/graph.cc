@@ -36,20 +36,48 @@ StatusOr<ValueId> Graph::AddPlaceholder(std::string name, Shape shape) {
                         .shape = std::move(shape)});
 }
 
-StatusOr<ValueId> Graph::AddParameter(std::string name, Shape shape, InitializerSpec init) {
+namespace {
+
+Status CheckModelValue(std::string_view kind, const std::string& name,
+                                  const Shape& shape, const InitializerSpec& init) {
   for (int i = 0; i < shape.rank(); ++i) {
     if (shape.dim(i) <= 0) {
-      return InvalidArgumentError("parameter " + Quote(name) + ": dimension " +
+      return InvalidArgumentError(std::string(kind) + " " + Quote(name) + ": dimension " +
                                   std::to_string(i) + " is " + std::to_string(shape.dim(i)) +
-                                  " (parameters need a fully defined shape)");
+                                  " (" + std::string(kind) + "s need a fully defined shape)");
     }
   }
   if (init.kind == InitializerSpec::Kind::kValue && (!init.value || init.value->shape() != shape)) {
-    return InvalidArgumentError("parameter " + Quote(name) + ": initial value has shape " +
+    return InvalidArgumentError(std::string(kind) + " " + Quote(name) +
+                                ": initial value has shape " +
                                 (init.value ? init.value->shape().ToString() : "none") +
                                 ", expected " + shape.ToString());
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view ValueKindName(ValueKind kind) {
+  switch (kind) {
+    case ValueKind::kPlaceholder: return "placeholder";
+    case ValueKind::kParameter: return "parameter";
+    case ValueKind::kConstant: return "constant";
+    case ValueKind::kNode: return "node";
+    case ValueKind::kState: return "state";
+  }
+  return "value";
+}
+
+StatusOr<ValueId> Graph::AddParameter(std::string name, Shape shape, InitializerSpec init) {
+  BF_RETURN_IF_ERROR(CheckModelValue("parameter", name, shape, init));
   return AddValue(Value{.name = std::move(name), .kind = ValueKind::kParameter,
+                        .shape = std::move(shape), .init = std::move(init)});
+}
+
+StatusOr<ValueId> Graph::AddState(std::string name, Shape shape, InitializerSpec init) {
+  BF_RETURN_IF_ERROR(CheckModelValue("state", name, shape, init));
+  return AddValue(Value{.name = std::move(name), .kind = ValueKind::kState,
                         .shape = std::move(shape), .init = std::move(init)});
 }
 

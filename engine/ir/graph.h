@@ -32,7 +32,14 @@ using ValueId = int32_t;
 using NodeId = int32_t;
 inline constexpr int32_t kNoId = -1;
 
-enum class ValueKind { kPlaceholder, kParameter, kConstant, kNode };
+// kState: running state (batch norm's running mean and variance): a model value that is not
+// trained. The optimizer never touches it; a training step replaces it with what the gates'
+// state updates compute (Gate::AppendStateUpdates, Note [Running state] in
+// engine/api/trainer.h). It is fed like a parameter and drawn from its initializer like one.
+enum class ValueKind { kPlaceholder, kParameter, kConstant, kNode, kState };
+
+// "parameter", "state", ...: how errors name a value's kind.
+std::string_view ValueKindName(ValueKind kind);
 
 // How a parameter's first value is drawn (see engine/optim/initializers.h).
 struct InitializerSpec {
@@ -49,7 +56,7 @@ struct Value {
   ValueKind kind = ValueKind::kNode;
   Shape shape;  // may hold kBatchDim for placeholders and what depends on them
   NodeId producer = kNoId;  // kNode only
-  InitializerSpec init;  // kParameter only
+  InitializerSpec init;  // kParameter and kState only
   std::shared_ptr<const Tensor> constant;  // kConstant only
 };
 
@@ -73,6 +80,8 @@ class Graph {
 
   StatusOr<ValueId> AddPlaceholder(std::string name, Shape shape);
   StatusOr<ValueId> AddParameter(std::string name, Shape shape, InitializerSpec init = {});
+  // Running state: as a parameter (fully defined shape, an initializer), but not trained.
+  StatusOr<ValueId> AddState(std::string name, Shape shape, InitializerSpec init = {});
   StatusOr<ValueId> AddConstant(std::string name, Tensor value);
 
   // Appends a node. Fails with InvalidArgument naming the node if the name is taken, the op is

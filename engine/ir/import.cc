@@ -37,7 +37,7 @@ class Importer {
   Status CheckRank(size_t rank, const std::string& what) const;
   Status CheckShapeLimits(std::span<const int64_t> dims, const std::string& what) const;
   Status ImportPlaceholders();
-  Status ImportParameter(const v1::Parameter& param);
+  Status ImportParameter(const v1::Parameter& param, ValueKind kind);
   Status ImportConstants();
   Status CheckNode(int index);
   StatusOr<std::vector<int>> SortNodes() const;
@@ -58,7 +58,12 @@ StatusOr<Graph> Importer::Run() {
   graph_.name = proto_.name();
   BF_RETURN_IF_ERROR(CheckSizeAndNames());
   BF_RETURN_IF_ERROR(ImportPlaceholders());
-  for (const v1::Parameter& param : proto_.parameters()) BF_RETURN_IF_ERROR(ImportParameter(param));
+  for (const v1::Parameter& param : proto_.parameters()) {
+    BF_RETURN_IF_ERROR(ImportParameter(param, ValueKind::kParameter));
+  }
+  for (const v1::Parameter& state : proto_.states()) {
+    BF_RETURN_IF_ERROR(ImportParameter(state, ValueKind::kState));
+  }
   BF_RETURN_IF_ERROR(ImportConstants());
   for (int i = 0; i < proto_.nodes_size(); ++i) BF_RETURN_IF_ERROR(CheckNode(i));
   BF_ASSIGN_OR_RETURN(const std::vector<int> order, SortNodes());
@@ -83,6 +88,9 @@ Status Importer::CheckSizeAndNames() {
   }
   for (int i = 0; i < proto_.parameters_size(); ++i) {
     BF_RETURN_IF_ERROR(RegisterName("parameter", i, proto_.parameters(i).name()));
+  }
+  for (int i = 0; i < proto_.states_size(); ++i) {
+    BF_RETURN_IF_ERROR(RegisterName("state", i, proto_.states(i).name()));
   }
   for (int i = 0; i < proto_.constants_size(); ++i) {
     BF_RETURN_IF_ERROR(RegisterName("constant", i, proto_.constants(i).name()));
@@ -137,16 +145,18 @@ Status Importer::ImportPlaceholders() {
   return Status::Ok();
 }
 
-Status Importer::ImportParameter(const v1::Parameter& param) {
+// A parameter or a running state (the two count together toward the parameter limit).
+Status Importer::ImportParameter(const v1::Parameter& param, ValueKind kind) {
   const std::span<const int64_t> dims(param.shape().data(),
                                       static_cast<size_t>(param.shape_size()));
-  const std::string where = "parameter " + Quote(param.name());
+  const std::string kind_name(ValueKindName(kind));
+  const std::string where = kind_name + " " + Quote(param.name());
   BF_RETURN_IF_ERROR(CheckRank(dims.size(), where));
   for (size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] <= 0) {
       return InvalidArgumentError(where + ": dimension " + std::to_string(i) + " is " +
                                   std::to_string(dims[i]) +
-                                  " (parameters need a fully defined shape)");
+                                  " (" + kind_name + "s need a fully defined shape)");
     }
   }
   BF_ASSIGN_OR_RETURN(const int64_t n,
@@ -164,7 +174,9 @@ Status Importer::ImportParameter(const v1::Parameter& param) {
   BF_ASSIGN_OR_RETURN(InitializerSpec init,
                       import_internal::ConvertInitializer(param.init(), where, Shape(dims),
                                                           limits_.max_tensor_elements));
-  return graph_.AddParameter(param.name(), Shape(dims), std::move(init)).status();
+  return (kind == ValueKind::kState ? graph_.AddState(param.name(), Shape(dims), std::move(init))
+                                    : graph_.AddParameter(param.name(), Shape(dims), std::move(init)))
+      .status();
 }
 
 Status Importer::ImportConstants() {

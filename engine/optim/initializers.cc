@@ -106,8 +106,10 @@ Fans ComputeFans(const Shape& shape) {
 }
 
 StatusOr<Tensor> InitializeParameter(const Value& param, DType dtype, uint64_t seed) {
-  const std::string where = "parameter '" + param.name + "'";
-  if (param.kind != ValueKind::kParameter) return InvalidArgumentError(where + ": not a parameter");
+  const std::string where = std::string(ValueKindName(param.kind)) + " '" + param.name + "'";
+  if (param.kind != ValueKind::kParameter && param.kind != ValueKind::kState) {
+    return InvalidArgumentError(where + ": not a parameter or state");
+  }
   if (!param.shape.fully_defined()) {
     return InvalidArgumentError(where + ": shape " + param.shape.ToString() +
                                 " is not fully defined");
@@ -132,9 +134,10 @@ StatusOr<Tensor> InitializeParameter(const Value& param, DType dtype, uint64_t s
 }
 
 StatusOr<std::unordered_map<std::string, Tensor>> InitializeParameters(const Graph& graph,
-                                                                       DType dtype, uint64_t seed) {
+                                                                       DType dtype, uint64_t seed,
+                                                                       ValueKind kind) {
   std::unordered_map<std::string, Tensor> values;
-  for (ValueId id : graph.ValuesOfKind(ValueKind::kParameter)) {
+  for (ValueId id : graph.ValuesOfKind(kind)) {
     const Value& param = graph.value(id);
     BF_ASSIGN_OR_RETURN(Tensor tensor, InitializeParameter(param, dtype, seed));
     values.emplace(param.name, std::move(tensor));

@@ -40,9 +40,9 @@ Fans ComputeFans(const Shape& shape);
 // sqrt(2/fan_in).
 StatusOr<Tensor> InitializeParameter(const Value& param, DType dtype, uint64_t seed);
 
-// Initial values of all parameters of `graph`, keyed by name.
-StatusOr<std::unordered_map<std::string, Tensor>> InitializeParameters(const Graph& graph,
-                                                                       DType dtype, uint64_t seed);
+// Initial values of all parameters (or, with kind kState, all running state) of `graph`, by name.
+StatusOr<std::unordered_map<std::string, Tensor>> InitializeParameters(
+    const Graph& graph, DType dtype, uint64_t seed, ValueKind kind = ValueKind::kParameter);
 
 }  // namespace backflow
 

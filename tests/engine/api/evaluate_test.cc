@@ -167,7 +167,7 @@ TEST(Evaluate, ConstantsCanBeDifferentiatedButNotFed) {
   result = Evaluate(g, Scalars(DType::kFloat64, {{"x", 5}, {"c", 1}}), {});
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(result.status().message(), "value 'c': not a placeholder or parameter of the graph");
+  EXPECT_EQ(result.status().message(), "value 'c': not a placeholder, parameter or state of the graph");
 }
 
 TEST(Evaluate, ValuesOfUnknownNamesAndNodesAreRejected) {
@@ -179,7 +179,7 @@ TEST(Evaluate, ValuesOfUnknownNamesAndNodesAreRejected) {
     ASSERT_FALSE(result.ok()) << name;
     EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(result.status().message(),
-              "value '" + name + "': not a placeholder or parameter of the graph");
+              "value '" + name + "': not a placeholder, parameter or state of the graph");
   }
 }
 

@@ -274,7 +274,7 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
       {"batch mismatch", good->feeds, "placeholder 't': batch size 5 differs"},
       {"missing", good->feeds, "placeholder 'x' is needed but was not fed"},
       {"unknown", good->feeds, "feed 'nope': no such tensor"},
-      {"computed", good->feeds, "feed 'h': only placeholders and parameters can be fed"},
+      {"computed", good->feeds, "feed 'h': only placeholders, parameters and state can be fed"},
       {"dtype", good->feeds, "differs from the other feeds' "},
   };
   cases[0].feeds["x"] = &wrong_width;
