@@ -1,6 +1,7 @@
 #include "engine/api/trainer.h"
 
 #include "engine/autodiff/autodiff.h"
+#include "engine/autodiff/state_updates.h"
 #include "engine/optim/initializers.h"
 
 namespace backflow {
@@ -17,6 +18,31 @@ StatusOr<std::vector<ValueId>> FindAll(const Graph& graph, const std::vector<std
   return ids;
 }
 
+// A checkpoint's tensors of one kind (parameters or state) against the model's: the same names,
+// shapes and dtypes.
+Status CheckSameNamesAndShapes(const ParameterMap& model, const ParameterMap& checkpoint,
+                               const std::string& kind) {
+  for (const auto& [name, tensor] : model) {
+    auto it = checkpoint.find(name);
+    if (it == checkpoint.end()) {
+      return InvalidArgumentError("checkpoint lacks " + kind + " '" + name + "'");
+    }
+    if (it->second.shape() != tensor.shape() || it->second.dtype() != tensor.dtype()) {
+      return InvalidArgumentError("checkpoint " + kind + " '" + name + "': got " +
+                                  std::string(DTypeName(it->second.dtype())) +
+                                  it->second.shape().ToString() + ", expected " +
+                                  std::string(DTypeName(tensor.dtype())) +
+                                  tensor.shape().ToString());
+    }
+  }
+  for (const auto& [name, _] : checkpoint) {
+    if (!model.count(name)) {
+      return InvalidArgumentError("checkpoint has unknown " + kind + " '" + name + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOptions& options) {
@@ -24,6 +50,9 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOpt
   trainer->options_ = options;
   BF_ASSIGN_OR_RETURN(trainer->optimizer_, Optimizer::Create(options.optimizer));
   BF_ASSIGN_OR_RETURN(ParameterMap initial, InitializeParameters(graph, options.dtype, options.seed));
+  BF_ASSIGN_OR_RETURN(ParameterMap state, InitializeParameters(graph, options.dtype, options.seed,
+                                                               ValueKind::kState));
+  const NodeId forward_nodes = graph.num_nodes();
   const std::vector<ValueId> params = graph.ValuesOfKind(ValueKind::kParameter);
   for (ValueId p : params) trainer->parameter_names_.push_back(graph.value(p).name);
   BF_ASSIGN_OR_RETURN(trainer->metric_ids_, FindAll(graph, options.metrics, "metric"));
@@ -38,14 +67,21 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOpt
     for (ValueId p : params) trainer->reached_.push_back(needed[static_cast<size_t>(p)]);
     BF_ASSIGN_OR_RETURN(trainer->gradient_ids_, AppendBackward(graph, graph.loss(), params));
   }
+  if (graph.loss() != kNoId) {
+    BF_ASSIGN_OR_RETURN(const auto updates, AppendStateUpdates(graph, forward_nodes));
+    for (const auto& [state_id, next] : updates) {
+      trainer->state_updates_.emplace_back(graph.value(state_id).name, next);
+    }
+  }
   trainer->program_ = std::make_unique<Program>(std::make_shared<const Graph>(std::move(graph)));
   trainer->snapshot_ = std::make_shared<const ParameterSnapshot>(
-      ParameterSnapshot{.step = 0, .values = std::move(initial)});
+      ParameterSnapshot{.step = 0, .values = std::move(initial), .state = std::move(state)});
   return trainer;
 }
 
 StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot& params,
-                                  bool with_gradients, const RunOptions& run) const {
+                                  bool with_gradients, const RunOptions& run,
+                                  ParameterMap* next_state) const {
   const Graph& g = graph();
   if (g.loss() == kNoId) {
     return FailedPreconditionError("graph '" + g.name + "' has no loss: it can only infer");
@@ -57,9 +93,17 @@ StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot&
     }
     feeds[name] = &tensor;
   }
+  for (const auto& [name, tensor] : params.state) {
+    if (!feeds.emplace(name, &tensor).second) {
+      return InvalidArgumentError("feed '" + name + "' is running state; the model supplies it");
+    }
+  }
   std::vector<ValueId> fetches = {g.loss()};
   fetches.insert(fetches.end(), metric_ids_.begin(), metric_ids_.end());
   if (with_gradients) fetches.insert(fetches.end(), gradient_ids_.begin(), gradient_ids_.end());
+  if (next_state != nullptr) {
+    for (const auto& [name, id] : state_updates_) fetches.push_back(id);
+  }
   // Loss and gradients are taken in training mode (Note [Training and inference mode]).
   RunOptions training = run;
   training.info = RunInfo{.training = true, .seed = options_.seed, .step = params.step};
@@ -71,13 +115,19 @@ StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot&
   if (with_gradients) {
     for (const std::string& name : parameter_names_) result.gradients[name] = std::move(out[k++]);
   }
+  if (next_state != nullptr) {
+    *next_state = params.state;
+    for (const auto& [name, id] : state_updates_) next_state->at(name) = std::move(out[k++]);
+  }
   return result;
 }
 
 StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& options) {
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
-  BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run));
+  ParameterMap next_state;
+  BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run,
+                                             &next_state));
   // Only the parameters the loss reaches are the optimizer's (see the top of trainer.h).
   std::unordered_map<std::string, const Tensor*> grads;
   for (size_t i = 0; i < parameter_names_.size(); ++i) {
@@ -91,6 +141,7 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
                                                  : value);
   }
   BF_RETURN_IF_ERROR(optimizer_->Step(current->values, next->values, grads, options.learning_rate));
+  next->state = std::move(next_state);
   next->step = current->step + 1;
   result.step = next->step;
   if (!options.return_gradients) result.gradients.clear();
@@ -120,6 +171,11 @@ StatusOr<std::vector<Tensor>> Trainer::Infer(const ParameterSnapshot& params,
       return InvalidArgumentError("input '" + name + "' is a parameter; the model supplies it");
     }
   }
+  for (const auto& [name, tensor] : params.state) {
+    if (!feeds.emplace(name, &tensor).second) {
+      return InvalidArgumentError("input '" + name + "' is running state; the model supplies it");
+    }
+  }
   RunOptions inference = run;
   inference.info = RunInfo{.training = false, .seed = options_.seed, .step = params.step};
   return program_->Run(feeds, names, inference);
@@ -139,10 +195,13 @@ Status Trainer::SetParameters(const ParameterMap& values, std::optional<int64_t>
   }
   auto next = std::make_shared<ParameterSnapshot>(*current);
   for (const auto& [name, tensor] : values) {
-    auto it = next->values.find(name);
-    if (it == next->values.end()) return NotFoundError("no parameter '" + name + "'");
+    const bool is_state = next->state.count(name) != 0;
+    ParameterMap& kind = is_state ? next->state : next->values;
+    auto it = kind.find(name);
+    if (it == kind.end()) return NotFoundError("no parameter or state '" + name + "'");
     if (tensor.shape() != it->second.shape() || tensor.dtype() != it->second.dtype()) {
-      return InvalidArgumentError("parameter '" + name + "': got " +
+      return InvalidArgumentError(std::string(is_state ? "state '" : "parameter '") + name +
+                                  "': got " +
                                   std::string(DTypeName(tensor.dtype())) +
                                   tensor.shape().ToString() + ", expected " +
                                   std::string(DTypeName(it->second.dtype())) +
@@ -165,23 +224,9 @@ Status Trainer::RestoreCheckpoint(const Checkpoint& checkpoint) {
   if (checkpoint.parameters == nullptr) return InvalidArgumentError("checkpoint has no parameters");
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
-  const ParameterMap& values = checkpoint.parameters->values;
-  for (const auto& [name, tensor] : current->values) {
-    auto it = values.find(name);
-    if (it == values.end()) return InvalidArgumentError("checkpoint lacks parameter '" + name + "'");
-    if (it->second.shape() != tensor.shape() || it->second.dtype() != tensor.dtype()) {
-      return InvalidArgumentError("checkpoint parameter '" + name + "': got " +
-                                  std::string(DTypeName(it->second.dtype())) +
-                                  it->second.shape().ToString() + ", expected " +
-                                  std::string(DTypeName(tensor.dtype())) +
-                                  tensor.shape().ToString());
-    }
-  }
-  for (const auto& [name, _] : values) {
-    if (!current->values.count(name)) {
-      return InvalidArgumentError("checkpoint has unknown parameter '" + name + "'");
-    }
-  }
+  BF_RETURN_IF_ERROR(CheckSameNamesAndShapes(current->values, checkpoint.parameters->values,
+                                             "parameter"));
+  BF_RETURN_IF_ERROR(CheckSameNamesAndShapes(current->state, checkpoint.parameters->state, "state"));
   if (checkpoint.parameters->step < 0) return InvalidArgumentError("checkpoint step is negative");
   BF_RETURN_IF_ERROR(
       optimizer_->RestoreState(checkpoint.optimizer_state, checkpoint.optimizer_steps));

@@ -12,6 +12,15 @@
 // computes on the current snapshot, applies the optimizer to a copy, and publishes the copy as
 // the new snapshot. So a reader never sees half an update, and readers never wait for a step.
 //
+// Note [Running state]
+// Running state (ValueKind::kState: batch norm's running mean and variance) lives in the
+// snapshot beside the parameters, so inference never sees the parameters of one step with the
+// state of another. A Step fetches, with the loss and gradients, the next state that the gates
+// reading it compute (engine/autodiff/state_updates.h), and publishes it in the same snapshot as
+// the updated parameters; the optimizer never sees state. ComputeGradients reads state but does
+// not advance it (it publishes nothing), and Infer reads it in inference mode. SetParameters
+// writes state by name like a parameter; checkpoints carry it.
+//
 // Thread safety: Infer, ComputeGradients, parameters() and step() may be called from any number
 // of threads, also while a Step runs. Step and SetParameters serialise among themselves
 // (steps apply in the order they take the step lock).
@@ -39,6 +48,7 @@ using ParameterMap = std::unordered_map<std::string, Tensor>;
 struct ParameterSnapshot {
   int64_t step = 0;  // optimizer steps applied to reach these values
   ParameterMap values;
+  ParameterMap state;  // running state (Note [Running state])
 };
 
 struct TrainerOptions {
@@ -80,7 +90,7 @@ class Trainer {
                                       const RunOptions& run = {}) const;
 
   std::shared_ptr<const ParameterSnapshot> parameters() const;
-  // Replaces the named parameters (a subset is fine); shapes and dtype must match. With
+  // Replaces the named parameters and state (a subset is fine); shapes and dtype must match. With
   // `if_step`, only if the current snapshot is at that step (else FailedPrecondition), so a
   // client can write back values it read without undoing a step that came in between.
   Status SetParameters(const ParameterMap& values, std::optional<int64_t> if_step = std::nullopt);
@@ -102,8 +112,10 @@ class Trainer {
 
  private:
   Trainer() = default;
+  // `next_state`: also computes the step's next running state into it.
   StatusOr<StepResult> Run(const FeedMap& batch, const ParameterSnapshot& params,
-                           bool with_gradients, const RunOptions& run) const;
+                           bool with_gradients, const RunOptions& run,
+                           ParameterMap* next_state = nullptr) const;
   void Publish(std::shared_ptr<const ParameterSnapshot> snapshot);
 
   TrainerOptions options_;
@@ -112,6 +124,7 @@ class Trainer {
   std::vector<ValueId> gradient_ids_;  // in parameter_names_ order
   std::vector<bool> reached_;  // in parameter_names_ order: the loss depends on it
   std::vector<ValueId> metric_ids_;
+  std::vector<std::pair<std::string, ValueId>> state_updates_;  // state name -> its next value
   std::unique_ptr<Optimizer> optimizer_;  // GUARDED_BY(step_mu_)
 
   std::mutex step_mu_;  // serialises Step and SetParameters
