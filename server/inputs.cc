@@ -32,6 +32,9 @@ Status CheckFeeds(const Graph& graph, const TensorMap& inputs, std::string_view 
     if (graph.value(*id).kind == ValueKind::kParameter) {
       return InvalidArgumentError(where + ": is a parameter; the model supplies it");
     }
+    if (graph.value(*id).kind == ValueKind::kState) {
+      return InvalidArgumentError(where + ": is running state; the model supplies it");
+    }
     if (graph.value(*id).kind != ValueKind::kPlaceholder) {
       return InvalidArgumentError(where + ": not a placeholder of the graph");
     }

@@ -54,6 +54,9 @@ v1::ModelInfo StaticInfo(const v1::ModelRecord& record, const Graph& graph, DTyp
     DescribeValue(graph, p, dtype, info.add_parameters());
     count += graph.value(p).shape.num_elements();
   }
+  for (ValueId s : graph.ValuesOfKind(ValueKind::kState)) {
+    DescribeValue(graph, s, dtype, info.add_state());
+  }
   for (ValueId p : graph.ValuesOfKind(ValueKind::kPlaceholder)) {
     DescribeValue(graph, p, dtype, info.add_inputs());
   }
@@ -70,9 +73,10 @@ v1::ModelInfo StaticInfo(const v1::ModelRecord& record, const Graph& graph, DTyp
 Status CheckInitialNames(const Graph& graph, const TensorMap& initial) {
   for (const auto& [name, _] : initial) {
     std::optional<ValueId> id = graph.Find(name);
-    if (!id || graph.value(*id).kind != ValueKind::kParameter) {
+    if (!id || (graph.value(*id).kind != ValueKind::kParameter &&
+                graph.value(*id).kind != ValueKind::kState)) {
       return InvalidArgumentError("initial parameter '" + name +
-                                  "': not a parameter of the graph");
+                                  "': not a parameter or state of the graph");
     }
   }
   return Status::Ok();
@@ -119,6 +123,7 @@ v1::CheckpointRecord Model::TakeCheckpoint() {
   v1::CheckpointRecord record;
   record.set_step(checkpoint.parameters->step);
   EncodeTensors(checkpoint.parameters->values, record.mutable_parameters());
+  EncodeTensors(checkpoint.parameters->state, record.mutable_state());
   EncodeTensors(checkpoint.optimizer_state, record.mutable_optimizer_state());
   record.set_optimizer_steps(checkpoint.optimizer_steps);
   record.set_saved_unix_ms(NowUnixMs());
@@ -128,11 +133,14 @@ v1::CheckpointRecord Model::TakeCheckpoint() {
 Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements) {
   BF_ASSIGN_OR_RETURN(TensorMap values, DecodeTensors(record.parameters(), "checkpoint parameter",
                                                       max_tensor_elements, dtype()));
+  BF_ASSIGN_OR_RETURN(TensorMap running, DecodeTensors(record.state(), "checkpoint state",
+                                                       max_tensor_elements, dtype()));
   BF_ASSIGN_OR_RETURN(TensorMap state, DecodeTensors(record.optimizer_state(), "optimizer state",
                                                      max_tensor_elements, std::nullopt));
   auto snapshot = std::make_shared<ParameterSnapshot>();
   snapshot->step = record.step();
   for (auto& [name, tensor] : values) snapshot->values.emplace(name, std::move(tensor));
+  for (auto& [name, tensor] : running) snapshot->state.emplace(name, std::move(tensor));
   Trainer::Checkpoint checkpoint{.parameters = std::move(snapshot),
                                  .optimizer_state = {},
                                  .optimizer_steps = record.optimizer_steps()};

@@ -149,14 +149,17 @@ Status GetParameters(const Model& model, const v1::GetParametersRequest& request
   response->set_step(snapshot->step);
   if (request.names().empty()) {
     EncodeTensors(snapshot->values, response->mutable_parameters());
+    EncodeTensors(snapshot->state, response->mutable_state());
     return Status::Ok();
   }
   for (const std::string& name : request.names()) {
-    auto it = snapshot->values.find(name);
-    if (it == snapshot->values.end()) {
+    if (auto it = snapshot->values.find(name); it != snapshot->values.end()) {
+      TensorToProto(it->second, &(*response->mutable_parameters())[name]);
+    } else if (auto st = snapshot->state.find(name); st != snapshot->state.end()) {
+      TensorToProto(st->second, &(*response->mutable_state())[name]);
+    } else {
       return NotFoundError("parameter '" + name + "' not found");
     }
-    TensorToProto(it->second, &(*response->mutable_parameters())[name]);
   }
   return Status::Ok();
 }

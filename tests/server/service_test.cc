@@ -242,7 +242,9 @@ TEST_F(ServiceTest, TinyModelStepsFromManyClientsApplyOnceEach) {
   for (int i = 0; i < kClients * kSteps; ++i) {
     StatusOr<StepResult> step = direct->Step({});
     ASSERT_TRUE(step.ok()) << step.status().ToString();
-    if (i == 0) EXPECT_NEAR(step->loss, 1.5456448841, 1e-6);  // f(3, -4), float32
+    if (i == 0) {
+      EXPECT_NEAR(step->loss, 1.5456448841, 1e-6);  // f(3, -4), float32
+    }
   }
   const v1::GetParametersResponse after = GetParameters(*stub_, info.id());
   EXPECT_EQ(after.step(), kClients * kSteps);

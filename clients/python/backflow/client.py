@@ -278,6 +278,14 @@ class Client:
         response = self._call(self._stub.GetParameters, request)
         return response.step, to_numpy_map(response.parameters)
 
+    def get_state(self, model_id: str) -> tuple[int, dict[str, np.ndarray]]:
+        """(step, name -> value) of the model's running state (batch norm's running mean and
+        variance), from the same snapshot as the parameters of that step. `set_parameters`
+        writes state by name like a parameter."""
+        request = service_pb2.GetParametersRequest(model_id=model_id)
+        response = self._call(self._stub.GetParameters, request)
+        return response.step, to_numpy_map(response.state)
+
     def set_parameters(self, model_id: str, values: Arrays, if_step: Optional[int] = None) -> int:
         """Replaces some or all parameters; with `if_step`, only if the model is at that step
         (else FAILED_PRECONDITION). Returns the model's step (a set does not change it)."""
