@@ -14,11 +14,25 @@ namespace pool_internal {
 
 using reference::Pool2dShape;
 
-StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x) {
+StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolKind kind) {
   BF_RETURN_IF_ERROR(CheckNchw(ctx, x, "x"));
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParsePoolWindow(ctx));
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
-  return Pool2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
+  Pool2dShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
+  if (kind == PoolKind::kAvg) {
+    const int64_t include = ctx.attrs.GetInt("count_include_pad", 1);
+    if (include != 0 && include != 1) {
+      return ctx.Error("count_include_pad must be 0 or 1, got " + std::to_string(include));
+    }
+    s.count_include_pad = include == 1;
+  }
+  return s;
+}
+
+dnnl::algorithm Algorithm(const Pool2dShape& s, PoolKind kind) {
+  if (kind == PoolKind::kMax) return dnnl::algorithm::pooling_max;
+  return s.count_include_pad ? dnnl::algorithm::pooling_avg_include_padding
+                             : dnnl::algorithm::pooling_avg_exclude_padding;
 }
 
 Shape InputShape(const Pool2dShape& s) { return Shape{s.n, s.c, s.h, s.w}; }
@@ -34,12 +48,10 @@ StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(const Pool2dSha
     const reference::Window2d& win = s.window;
     const memory::desc dst_md(dnnl_rt::Dims(OutputShape(s)), memory::data_type::f32,
                               memory::format_tag::any);
-    const Fwd::desc desc(dnnl::prop_kind::forward_training,
-                         kind == PoolKind::kMax ? dnnl::algorithm::pooling_max
-                                                : dnnl::algorithm::pooling_avg_exclude_padding,
-                         layouts.src, dst_md, {win.stride_h, win.stride_w},
-                         {win.kernel_h, win.kernel_w}, /*dilation=*/{0, 0},
-                         {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+    const Fwd::desc desc(dnnl::prop_kind::forward_training, Algorithm(s, kind), layouts.src, dst_md,
+                         {win.stride_h, win.stride_w}, {win.kernel_h, win.kernel_w},
+                         /*dilation=*/{0, 0}, {win.pad_top, win.pad_left},
+                         {win.pad_bottom, win.pad_right});
     return Fwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine());
   });
 }
@@ -130,11 +142,12 @@ OpDoc Pool2dDoc(PoolKind kind) {
         "(summed where windows overlap; a tie goes to the first maximum,\n"
         "row by row, then column)";
   } else {
-    doc.summary = "2-D average pooling over each channel; padding never counts.";
+    doc.summary = "2-D average pooling over each channel.";
     doc.forward =
-        "y[n,c,i,j] = mean of x[n, c, i*sh - pt + a, j*sw - pl + e]\n"
+        "y[n,c,i,j] = sum of x[n, c, i*sh - pt + a, j*sw - pl + e] / count\n"
         "             over the taps 0 <= a < KH, 0 <= e < KW inside x\n"
-        "             (count = the number of those taps, padding excluded)\n"
+        "count = KH * KW with count_include_pad 1 (padded taps count),\n"
+        "        the number of taps inside x with count_include_pad 0\n"
         "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW";
     doc.gradient =
         "dL/dx: each dy element spread evenly, dy / count, over its window's taps\n"
@@ -149,18 +162,27 @@ class Pool2dGate : public Gate {
   Arity arity() const override { return {1, 1}; }
   bool accepts_layout(int input) const override { return true; }  // x
   std::vector<AttrSpec> attr_specs() const override {
-    return {{.name = "kernel",
-             .type = AttrType::kInts,
-             .required = true,
-             .description = "the window, [KH, KW], each > 0"},
-            {.name = "stride",
-             .type = AttrType::kInts,
-             .description = "[sh, sw], each > 0; absent: the kernel, so windows tile the input"},
-            {.name = "padding",
-             .type = AttrType::kInts,
-             .default_value = "[0, 0]",
-             .description = "[ph, pw] (both sides alike) or [pt, pl, pb, pr], each >= 0 and "
-                            "smaller than the kernel"}};
+    std::vector<AttrSpec> specs = {
+        {.name = "kernel",
+         .type = AttrType::kInts,
+         .required = true,
+         .description = "the window, [KH, KW], each > 0"},
+        {.name = "stride",
+         .type = AttrType::kInts,
+         .description = "[sh, sw], each > 0; absent: the kernel, so windows tile the input"},
+        {.name = "padding",
+         .type = AttrType::kInts,
+         .default_value = "[0, 0]",
+         .description = "[ph, pw] (both sides alike) or [pt, pl, pb, pr], each >= 0 and "
+                        "smaller than the kernel"}};
+    if (kind_ == PoolKind::kAvg) {
+      specs.push_back({.name = "count_include_pad",
+                       .type = AttrType::kInt,
+                       .default_value = "1",
+                       .description = "1 divides by the taps inside the padded input, padding "
+                                      "counted (PyTorch's default); 0 by the real taps only"});
+    }
+    return specs;
   }
   OpDoc doc() const override { return Pool2dDoc(kind_); }
   // out * KH * KW: one comparison or addition per tap.
@@ -170,13 +192,13 @@ class Pool2dGate : public Gate {
     return flops;
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
-    BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(ctx, ctx.inputs[0]));
+    BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(ctx, ctx.inputs[0], kind_));
     return pool_internal::OutputShape(s);
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
-    BF_ASSIGN_OR_RETURN(
-        Pool2dShape s,
-        pool_internal::ParsePool2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}, ctx.inputs[0]));
+    BF_ASSIGN_OR_RETURN(Pool2dShape s,
+                        pool_internal::ParsePool2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs},
+                                                   ctx.inputs[0], kind_));
     if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, kind_, ctx);
     return ReferenceForward(s, kind_);
   }
@@ -190,8 +212,8 @@ Status Pool2dGate::Backward(BackwardContext& ctx) const {
   if (!ctx.needs_grad(0)) return Status::Ok();
   const Node& node = ctx.node();
   const Shape& x = ctx.input_shape(0);
-  BF_ASSIGN_OR_RETURN(Pool2dShape s,
-                      pool_internal::ParsePool2d(ShapeContext{node.name, {&x, 1}, node.attrs}, x));
+  BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(
+                                         ShapeContext{node.name, {&x, 1}, node.attrs}, x, kind_));
   Attributes attrs = PoolWindowAttributes(s.window);
   ValueId dx;
   if (kind_ == PoolKind::kMax) {
@@ -200,6 +222,7 @@ Status Pool2dGate::Backward(BackwardContext& ctx) const {
                                      std::move(attrs), /*reads_saved=*/true));
   } else {
     attrs.Set("input_size", std::vector<int64_t>{s.h, s.w});
+    attrs.Set("count_include_pad", int64_t{s.count_include_pad ? 1 : 0});
     BF_ASSIGN_OR_RETURN(dx, ctx.Emit("avg_pool2d_grad", {ctx.output_grad()}, std::move(attrs)));
   }
   ctx.SetGrad(0, dx);

@@ -5,21 +5,24 @@
 //               dL/dx: each dy element goes, whole, to the arg-max of its window (summed where
 //               windows overlap). Ties: the first maximum in window order (row by row, then
 //               column) wins, as in oneDNN; inputs are kept away from ties in gradient checks.
-//   avg_pool2d  y[n,c,i,j] = mean of the window's taps
-//               dL/dx: each dy element spread evenly, dy / count, over its window's taps.
+//   avg_pool2d  y[n,c,i,j] = sum of the window's real taps / count
+//               dL/dx: dy / count added to each real tap of the window.
 //
-// Padded taps never count: max pooling never picks one, and average pooling divides by the
-// number of real taps (oneDNN's pooling_avg_exclude_padding).
+// Max pooling never picks a padded tap. Average pooling's count is KH * KW, padding counted,
+// with count_include_pad 1 (the default, as PyTorch; oneDNN's pooling_avg_include_padding), or
+// the number of real taps with count_include_pad 0 (pooling_avg_exclude_padding).
 //
 // Attributes (see engine/gates/spatial.h): kernel [KH, KW] (required), stride (default: the
 // kernel), padding ([ph, pw] or [top, left, bottom, right], default 0; each side smaller than
-// the kernel). OH = (H + pt + pb - KH) / sh + 1, rounded down, and likewise OW.
+// the kernel), and for avg_pool2d count_include_pad (0 or 1, default 1).
+// OH = (H + pt + pb - KH) / sh + 1, rounded down, and likewise OW.
 //
 // Backward, as graph nodes:
 //   max_pool2d_grad  (internal) inputs x, dy; the window attributes; output dx. Reads the
 //                    forward node's saved state: in float32 the oneDNN workspace that recorded
 //                    each arg-max; in float64 the reference recomputes the arg-max from x.
-//   avg_pool2d_grad  (internal) input dy; the window attributes plus input_size [H, W].
+//   avg_pool2d_grad  (internal) input dy; the window attributes plus input_size [H, W] and
+//                    count_include_pad.
 //
 // Kernels: float32 runs oneDNN pooling primitives; float64 the loops of
 // engine/gates/reference/conv.h.

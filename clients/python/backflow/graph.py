@@ -271,8 +271,12 @@ class GraphBuilder:
         return self.op("max_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding)
 
     def avg_pool2d(self, x: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
-                   padding: Optional[Sequence[int]] = None, name: Optional[str] = None) -> str:
-        return self.op("avg_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding)
+                   padding: Optional[Sequence[int]] = None, count_include_pad: bool = True,
+                   name: Optional[str] = None) -> str:
+        """Window means; count_include_pad (as PyTorch) divides by the whole window, padding
+        counted, and False by the real taps only."""
+        return self.op("avg_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding,
+                       count_include_pad=count_include_pad)
 
     # Shapes and reductions (tensor_ops.h, shape_ops.h, reduce.h) -----------------------------
 

@@ -84,6 +84,17 @@ def test_unnamed_nodes_get_fresh_names_and_attributes_are_typed() -> None:
     assert list(nodes["matmul_1"].inputs) == ["x", "x"]
 
 
+def test_avg_pool2d_sends_count_include_pad() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 8, 8])
+    g.avg_pool2d(x, kernel=[3, 3], padding=[1, 1], name="inc")
+    g.avg_pool2d(x, kernel=[3, 3], padding=[1, 1], count_include_pad=False, name="exc")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert nodes["inc"].attrs["count_include_pad"].i == 1
+    assert nodes["exc"].attrs["count_include_pad"].i == 0
+    assert list(nodes["exc"].attrs["padding"].ints.values) == [1, 1]
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")

@@ -46,6 +46,22 @@ int64_t ArgMaxInWindow(const Pool2dShape& s, const T* xp, int64_t i, int64_t j) 
   return best;
 }
 
+// The divisor of the average-pooling window at (i, j): its real taps, or, with
+// count_include_pad, its taps inside the padded input (PyTorch's rule).
+int64_t AvgPoolCount(const Pool2dShape& s, int64_t i, int64_t j) {
+  const Window2d& win = s.window;
+  if (s.count_include_pad) {
+    const int64_t top = i * win.stride_h - win.pad_top;
+    const int64_t left = j * win.stride_w - win.pad_left;
+    const int64_t bottom = std::min(top + win.kernel_h, s.h + win.pad_bottom);
+    const int64_t right = std::min(left + win.kernel_w, s.w + win.pad_right);
+    return (bottom - top) * (right - left);
+  }
+  int64_t count = 0;
+  ForEachTap(win, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t) { ++count; });
+  return count;
+}
+
 }  // namespace
 
 template <typename T>
@@ -152,12 +168,8 @@ void AvgPool2dForward(const Pool2dShape& s, const T* x, T* y) {
   ForEachPoolOutput(s, [&](int64_t plane, int64_t i, int64_t j, int64_t out) {
     const T* xp = x + plane * plane_size;
     T sum = T(0);
-    int64_t count = 0;
-    ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t off) {
-      sum += xp[off];
-      ++count;
-    });
-    y[out] = sum / static_cast<T>(count);
+    ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t off) { sum += xp[off]; });
+    y[out] = sum / static_cast<T>(AvgPoolCount(s, i, j));
   });
 }
 
@@ -167,9 +179,7 @@ void AvgPool2dBackward(const Pool2dShape& s, const T* dy, T* dx) {
   std::fill(dx, dx + s.n * s.c * plane_size, T(0));
   ForEachPoolOutput(s, [&](int64_t plane, int64_t i, int64_t j, int64_t out) {
     T* dxp = dx + plane * plane_size;
-    int64_t count = 0;
-    ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t) { ++count; });
-    const T share = dy[out] / static_cast<T>(count);
+    const T share = dy[out] / static_cast<T>(AvgPoolCount(s, i, j));
     ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t off) { dxp[off] += share; });
   });
 }

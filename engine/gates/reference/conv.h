@@ -12,8 +12,10 @@
 //     with taps that fall into the padding reading zero;
 //   - a dilation of 1 means adjacent taps (oneDNN counts the same as 0);
 //   - output size = (in + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1, rounded down;
-//   - pooling windows skip padded taps: max pooling never picks one, average pooling divides by
-//     the number of real taps (oneDNN's pooling_avg_exclude_padding). Callers keep every padding
+//   - pooling windows skip padded taps: max pooling never picks one; average pooling sums the
+//     real taps and divides by their number (count_include_pad false: oneDNN's
+//     pooling_avg_exclude_padding) or by the taps inside the padded input (count_include_pad
+//     true, as PyTorch: oneDNN's pooling_avg_include_padding). Callers keep every padding
 //     smaller than its kernel, so every window holds at least one real tap;
 //   - max pooling ties: the first maximum in window order (row by row, then column) wins and
 //     receives the whole gradient, as in oneDNN (which keeps a running max updated only on a
@@ -70,6 +72,8 @@ struct Pool2dShape {
   int64_t h = 1;
   int64_t w = 1;
   Window2d window;
+  // Average pooling only: whether padded taps count in the divisor.
+  bool count_include_pad = false;
   int64_t out_h() const { return window.out_h(h); }
   int64_t out_w() const { return window.out_w(w); }
 };
@@ -95,11 +99,11 @@ void MaxPool2dForward(const Pool2dShape& s, const T* x, T* y, int64_t* argmax);
 template <typename T>
 void MaxPool2dBackward(const Pool2dShape& s, const T* x, const T* dy, T* dx);
 
-// y = the mean of the real taps of each window.
+// y = the sum of the real taps of each window over its count (see count_include_pad).
 template <typename T>
 void AvgPool2dForward(const Pool2dShape& s, const T* x, T* y);
 
-// dx: each dy element spread evenly over the real taps of its window.
+// dx: each dy element, divided by its window's count, added to each real tap of the window.
 template <typename T>
 void AvgPool2dBackward(const Pool2dShape& s, const T* dy, T* dx);
 

@@ -33,7 +33,8 @@ using Values = std::vector<double>;
 struct PoolCase {
   std::string name;
   int64_t n, c, h, w;
-  Attributes attrs;
+  Attributes attrs;               // the window; max_pool2d's attributes
+  int64_t count_include_pad = 1;  // avg_pool2d's, added by AttrsFor
 };
 void PrintTo(const PoolCase& c, std::ostream* os) { *os << c.name; }
 
@@ -51,7 +52,17 @@ reference::Pool2dShape ShapeOf(const PoolCase& c) {
   s.window.pad_left = pad[1];
   s.window.pad_bottom = pad.size() == 4 ? pad[2] : pad[0];
   s.window.pad_right = pad.size() == 4 ? pad[3] : pad[1];
+  s.count_include_pad = c.count_include_pad == 1;
   return s;
+}
+
+// The attributes of `op` for case `c`: avg_pool2d takes count_include_pad as well.
+Attributes AttrsFor(const std::string& op, const PoolCase& c) {
+  Attributes attrs = c.attrs;
+  if (op == "avg_pool2d" || op == "avg_pool2d_grad") {
+    attrs.Set("count_include_pad", c.count_include_pad);
+  }
+  return attrs;
 }
 
 Shape XShape(const PoolCase& c) { return Shape{c.n, c.c, c.h, c.w}; }
@@ -76,6 +87,20 @@ const std::vector<PoolCase>& Cases() {
        5,
        6,
        {{"kernel", Ints{2, 3}}, {"stride", Ints{1, 2}}, {"padding", Ints{1, 0, 0, 2}}}},
+      {"asymmetric_padding_exclude_pad",
+       2,
+       3,
+       5,
+       6,
+       {{"kernel", Ints{2, 3}}, {"stride", Ints{1, 2}}, {"padding", Ints{1, 0, 0, 2}}},
+       /*count_include_pad=*/0},
+      {"k3x3_s2_pad1_exclude_pad",
+       2,
+       3,
+       7,
+       7,
+       {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1}}},
+       /*count_include_pad=*/0},
       {"overlapping_k3_s1_pad1",
        1,
        3,
@@ -121,8 +146,10 @@ TEST_P(PoolGradientTest, MaxPoolMatchesFiniteDifferences) {
 
 TEST_P(PoolGradientTest, AvgPoolMatchesFiniteDifferences) {
   const PoolCase& c = GetParam();
-  testing::ExpectGradientsMatchFiniteDifferences(
-      GateCase{.op = "avg_pool2d", .shapes = {XShape(c)}, .attrs = c.attrs, .tolerance = 1e-4});
+  testing::ExpectGradientsMatchFiniteDifferences(GateCase{.op = "avg_pool2d",
+                                                          .shapes = {XShape(c)},
+                                                          .attrs = AttrsFor("avg_pool2d", c),
+                                                          .tolerance = 1e-4});
 }
 
 // Max pooling is linear while no window's arg-max moves. Inputs here are distinct integers
@@ -143,7 +170,8 @@ TEST_P(PoolGradientTest, MaxPoolMatchesExactCentralDifferences) {
 TEST_P(PoolGradientTest, AvgPoolMatchesExactCentralDifferences) {
   const PoolCase& c = GetParam();
   spatial_test::ExpectGradientsMatchLinearDifferences("avg_pool2d", {RandomTensor(XShape(c), 22)},
-                                                      c.attrs, /*step=*/0.5, /*tolerance=*/1e-9);
+                                                      AttrsFor("avg_pool2d", c), /*step=*/0.5,
+                                                      /*tolerance=*/1e-9);
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, PoolGradientTest, ::testing::ValuesIn(Cases()), CaseName);
@@ -184,7 +212,7 @@ StatusOr<Tensor> GradientThroughGraph(const std::string& op, const PoolCase& c, 
                                       const Tensor& r) {
   auto g = std::make_shared<Graph>(BuiltinGates());
   const ValueId xv = *g->AddPlaceholder("x", Shape{kBatchDim, c.c, c.h, c.w});
-  BF_ASSIGN_OR_RETURN(ValueId y, g->AddNode("y", op, {xv}, c.attrs));
+  BF_ASSIGN_OR_RETURN(ValueId y, g->AddNode("y", op, {xv}, AttrsFor(op, c)));
   const ValueId rv = *g->AddConstant("r", r);
   const ValueId loss = *g->AddNode("L", "sum", {*g->AddNode("p", "mul", {y, rv})});
   const ValueId wrt[] = {xv};
@@ -200,8 +228,8 @@ TEST_P(PoolFloat32Test, ForwardMatchesReference) {
   const PoolCase& c = GetParam();
   const Tensor x = RandomTensor(XShape(c), 1);
   for (bool max : {true, false}) {
-    StatusOr<Tensor> y =
-        RunGate(max ? "max_pool2d" : "avg_pool2d", {x.CastTo(DType::kFloat32)}, c.attrs);
+    const std::string op = max ? "max_pool2d" : "avg_pool2d";
+    StatusOr<Tensor> y = RunGate(op, {x.CastTo(DType::kFloat32)}, AttrsFor(op, c));
     ASSERT_TRUE(y.ok()) << y.status().ToString();
     EXPECT_EQ(y->shape(), YShape(c));
     ExpectNear(*y, RefForward(c, max, x.ToDoubles()));
@@ -242,7 +270,7 @@ TEST_P(PoolFloat32Test, GradientGatesWithoutAForwardNodeMatchReference) {
   StatusOr<Tensor> max_dx = RunGate("max_pool2d_grad", {x32, dy32}, c.attrs);
   ASSERT_TRUE(max_dx.ok()) << max_dx.status().ToString();
   ExpectNear(*max_dx, RefBackward(c, true, x.ToDoubles(), dy.ToDoubles()));
-  Attributes attrs = c.attrs;
+  Attributes attrs = AttrsFor("avg_pool2d_grad", c);
   attrs.Set("input_size", Ints{c.h, c.w});
   StatusOr<Tensor> avg_dx = RunGate("avg_pool2d_grad", {dy32}, attrs);
   ASSERT_TRUE(avg_dx.ok()) << avg_dx.status().ToString();
@@ -289,20 +317,76 @@ TEST(PoolSeedTest, MeanPoolingSpreadsTheGradientEvenly) {
   }
 }
 
-TEST(PoolSeedTest, MeanPoolingExcludesPaddingFromTheCount) {
+TEST(PoolSeedTest, MeanPoolingExcludesPaddingFromTheCountOnRequest) {
   // 2x2 windows, stride 1, padding 1 over [[1, 2], [3, 4]]: windows hold 1, 2 or 4 real taps.
-  const PoolCase c = {
-      "padded", 1, 1,
-      2,        2, {{"kernel", Ints{2, 2}}, {"stride", Ints{1, 1}}, {"padding", Ints{1, 1}}}};
+  const PoolCase c = {"padded",
+                      1,
+                      1,
+                      2,
+                      2,
+                      {{"kernel", Ints{2, 2}}, {"stride", Ints{1, 1}}, {"padding", Ints{1, 1}}},
+                      /*count_include_pad=*/0};
   for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
     const Tensor x = T64({1, 1, 2, 2}, {1, 2, 3, 4}).CastTo(dtype);
-    StatusOr<Tensor> y = RunGate("avg_pool2d", {x}, c.attrs);
+    StatusOr<Tensor> y = RunGate("avg_pool2d", {x}, AttrsFor("avg_pool2d", c));
     ASSERT_TRUE(y.ok()) << y.status().ToString();
     EXPECT_THAT(y->ToDoubles(), ElementsAre(1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4)) << DTypeName(dtype);
     StatusOr<Tensor> dx = GradientThroughGraph("avg_pool2d", c, x, T64({1, 1, 3, 3}, Values(9, 1)));
     ASSERT_TRUE(dx.ok()) << dx.status().ToString();
     EXPECT_THAT(dx->ToDoubles(), ElementsAre(2.25, 2.25, 2.25, 2.25)) << DTypeName(dtype);
   }
+}
+
+// Values from PyTorch 1.13, torch.nn.functional.avg_pool2d(x, kernel, stride, padding,
+// count_include_pad=True) in float64 and y.backward(dy):
+//   x = [[1, 2], [3, 4]], kernel 2, stride 1, padding 1, dy = 1..9
+//   x = 1..20 as 4x5, kernel (3, 2), stride 2, padding 1, dy = 1..6
+TEST(PoolSeedTest, MeanPoolingCountsPaddingByDefaultAsPyTorch) {
+  const PoolCase small = {
+      "small", 1, 1,
+      2,       2, {{"kernel", Ints{2, 2}}, {"stride", Ints{1, 1}}, {"padding", Ints{1, 1}}}};
+  const PoolCase wide = {
+      "wide", 1, 1,
+      4,      5, {{"kernel", Ints{3, 2}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1}}}};
+  auto expect = [](const Tensor& got, const Values& want, double scale) {
+    ASSERT_EQ(static_cast<size_t>(got.num_elements()), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got.at(static_cast<int64_t>(i)) * scale, want[i], 1e-5) << "element " << i;
+    }
+  };
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const Tensor x = T64({1, 1, 2, 2}, {1, 2, 3, 4}).CastTo(dtype);
+    // No count_include_pad attribute: the default, 1.
+    StatusOr<Tensor> y = RunGate("avg_pool2d", {x}, small.attrs);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    expect(*y, {0.25, 0.75, 0.5, 1, 2.5, 1.5, 0.75, 1.75, 1}, 1);
+    StatusOr<Tensor> dx = GradientThroughGraph("avg_pool2d", small, x,
+                                               T64({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9}));
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    expect(*dx, {3, 4, 6, 7}, 1);
+
+    Values xs(20);
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<double>(i + 1);
+    const Tensor x2 = T64({1, 1, 4, 5}, xs).CastTo(dtype);
+    StatusOr<Tensor> y2 = RunGate("avg_pool2d", {x2}, AttrsFor("avg_pool2d", wide));
+    ASSERT_TRUE(y2.ok()) << y2.status().ToString();
+    EXPECT_EQ(y2->shape(), (Shape{1, 1, 2, 3}));
+    expect(*y2, {7, 20, 28, 33, 75, 87}, 6);  // y * 6
+    StatusOr<Tensor> dx2 =
+        GradientThroughGraph("avg_pool2d", wide, x2, T64({1, 1, 2, 3}, {1, 2, 3, 4, 5, 6}));
+    ASSERT_TRUE(dx2.ok()) << dx2.status().ToString();
+    expect(*dx2, {2, 4, 4, 6, 6, 10, 14, 14, 18, 18, 8, 10, 10, 12, 12, 8, 10, 10, 12, 12},
+           12);  // dx * 12
+  }
+}
+
+TEST(PoolShapeTest, CountIncludePadMustBeZeroOrOne) {
+  Graph g(BuiltinGates());
+  StatusOr<ValueId> y = g.AddNode("pool", "avg_pool2d", {*g.AddPlaceholder("x", Shape{1, 1, 4, 4})},
+                                  {{"kernel", Ints{2, 2}}, {"count_include_pad", int64_t{2}}});
+  EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(y.status().message(), "node 'pool': count_include_pad must be 0 or 1, got 2");
 }
 
 // The shape rule's message for `op`(x) with `attrs`, added as node "pool".
