@@ -1,5 +1,6 @@
 #include "engine/gates/pool.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,21 @@ using reference::Pool2dShape;
 StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolKind kind) {
   BF_RETURN_IF_ERROR(CheckNchw(ctx, x, "x"));
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParsePoolWindow(ctx));
+  if (kind == PoolKind::kMax) {
+    const std::vector<int64_t> d = ctx.attrs.GetInts("dilation", {1, 1});
+    if (d.size() != 2 || d[0] < 1 || d[1] < 1) {
+      std::string got;
+      for (int64_t v : d) got += (got.empty() ? "" : ", ") + std::to_string(v);
+      return ctx.Error("dilation must be 2 ints, each >= 1, got [" + got + "]");
+    }
+    win.dilation_h = d[0];
+    win.dilation_w = d[1];
+    const int64_t ceil = ctx.attrs.GetInt("ceil_mode", 0);
+    if (ceil != 0 && ceil != 1) {
+      return ctx.Error("ceil_mode must be 0 or 1, got " + std::to_string(ceil));
+    }
+    win.ceil_mode = ceil == 1;
+  }
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
   Pool2dShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
   if (kind == PoolKind::kAvg) {
@@ -27,6 +43,19 @@ StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolK
     s.count_include_pad = include == 1;
   }
   return s;
+}
+
+dnnl::memory::dims PadEnd(const Pool2dShape& s) {
+  // With ceil_mode the last window may reach past the bottom/right padding: oneDNN pads that far
+  // (max pooling never picks a padded tap).
+  const reference::Window2d& w = s.window;
+  const int64_t bottom = (s.out_h() - 1) * w.stride_h + w.span_h() - s.h - w.pad_top;
+  const int64_t right = (s.out_w() - 1) * w.stride_w + w.span_w() - s.w - w.pad_left;
+  return {std::max(bottom, w.pad_bottom), std::max(right, w.pad_right)};
+}
+
+dnnl::memory::dims Dilation(const Pool2dShape& s) {
+  return {s.window.dilation_h - 1, s.window.dilation_w - 1};  // oneDNN counts from 0
 }
 
 dnnl::algorithm Algorithm(const Pool2dShape& s, PoolKind kind) {
@@ -50,8 +79,7 @@ StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(const Pool2dSha
                               memory::format_tag::any);
     const Fwd::desc desc(dnnl::prop_kind::forward_training, Algorithm(s, kind), layouts.src, dst_md,
                          {win.stride_h, win.stride_w}, {win.kernel_h, win.kernel_w},
-                         /*dilation=*/{0, 0}, {win.pad_top, win.pad_left},
-                         {win.pad_bottom, win.pad_right});
+                         Dilation(s), {win.pad_top, win.pad_left}, PadEnd(s));
     return Fwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine());
   });
 }
@@ -134,9 +162,11 @@ OpDoc Pool2dDoc(PoolKind kind) {
   if (kind == PoolKind::kMax) {
     doc.summary = "2-D max pooling over each channel.";
     doc.forward =
-        "y[n,c,i,j] = max of x[n, c, i*sh - pt + a, j*sw - pl + e]\n"
+        "y[n,c,i,j] = max of x[n, c, i*sh - pt + a*dh, j*sw - pl + e*dw]\n"
         "             over the taps 0 <= a < KH, 0 <= e < KW inside x\n"
-        "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW";
+        "OH = floor((H + pt + pb - (KH - 1) * dh - 1) / sh) + 1, and likewise OW;\n"
+        "ceil_mode 1: ceil instead of floor, less 1 if the last window would\n"
+        "start at or past row H + pt (PyTorch's rule)";
     doc.gradient =
         "dL/dx: each dy element goes, whole, to the arg-max of its window\n"
         "(summed where windows overlap; a tie goes to the first maximum,\n"
@@ -175,6 +205,19 @@ class Pool2dGate : public Gate {
          .default_value = "[0, 0]",
          .description = "[ph, pw] (both sides alike) or [pt, pl, pb, pr], each >= 0 and "
                         "smaller than the kernel"}};
+    if (kind_ == PoolKind::kMax) {
+      specs.push_back({.name = "dilation",
+                       .type = AttrType::kInts,
+                       .default_value = "[1, 1]",
+                       .description = "[dh, dw], each >= 1: taps dh rows and dw columns apart "
+                                      "(1: adjacent, as PyTorch)"});
+      specs.push_back({.name = "ceil_mode",
+                       .type = AttrType::kInt,
+                       .default_value = "0",
+                       .description = "1 rounds OH and OW up, as PyTorch's ceil_mode (a last "
+                                      "window must start inside x or its top/left padding); "
+                                      "0 rounds down"});
+    }
     if (kind_ == PoolKind::kAvg) {
       specs.push_back({.name = "count_include_pad",
                        .type = AttrType::kInt,
@@ -218,6 +261,8 @@ Status Pool2dGate::Backward(BackwardContext& ctx) const {
   ValueId dx;
   if (kind_ == PoolKind::kMax) {
     // x rides along so the float64 kernel, which has no workspace, can find the arg-max again.
+    attrs.Set("dilation", std::vector<int64_t>{s.window.dilation_h, s.window.dilation_w});
+    attrs.Set("ceil_mode", int64_t{s.window.ceil_mode ? 1 : 0});
     BF_ASSIGN_OR_RETURN(dx, ctx.Emit("max_pool2d_grad", {ctx.input(0), ctx.output_grad()},
                                      std::move(attrs), /*reads_saved=*/true));
   } else {

@@ -103,9 +103,8 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlGrad(const Pool2dShape& s, PoolKind
         using Bwd = dnnl::pooling_v2_backward;
         const reference::Window2d& w = s.window;
         const Bwd::desc desc(Algorithm(s, kind), fwd_pd.src_desc(), fwd_pd.dst_desc(),
-                             {w.stride_h, w.stride_w}, {w.kernel_h, w.kernel_w},
-                             /*dilation=*/{0, 0}, {w.pad_top, w.pad_left},
-                             {w.pad_bottom, w.pad_right});
+                             {w.stride_h, w.stride_w}, {w.kernel_h, w.kernel_w}, Dilation(s),
+                             {w.pad_top, w.pad_left}, PadEnd(s));
         return Bwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine(), fwd_pd);
       }));
   const dnnl::memory::desc dx = OutputDesc(ctx, pd.diff_src_desc());
@@ -147,6 +146,10 @@ class PoolGradGate : public Gate {
     std::vector<AttrSpec> specs = {{"kernel", AttrType::kInts, /*required=*/true},
                                    {"stride", AttrType::kInts},
                                    {"padding", AttrType::kInts}};
+    if (kind_ == PoolKind::kMax) {
+      specs.push_back({"dilation", AttrType::kInts});
+      specs.push_back({"ceil_mode", AttrType::kInt});
+    }
     if (kind_ == PoolKind::kAvg) {
       specs.push_back({"input_size", AttrType::kInts, true});
       specs.push_back({"count_include_pad", AttrType::kInt});

@@ -22,6 +22,11 @@ enum class PoolKind { kMax, kAvg };
 StatusOr<reference::Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x,
                                              PoolKind kind);
 
+// oneDNN's bottom and right padding (with ceil_mode, as far as the last window reaches) and
+// its dilation (counted from 0).
+dnnl::memory::dims PadEnd(const reference::Pool2dShape& s);
+dnnl::memory::dims Dilation(const reference::Pool2dShape& s);
+
 // The oneDNN algorithm of a pooling: max, or average with or without the padding counted.
 dnnl::algorithm Algorithm(const reference::Pool2dShape& s, PoolKind kind);
 

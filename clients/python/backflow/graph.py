@@ -267,8 +267,12 @@ class GraphBuilder:
                        stride=stride, padding=padding, dilation=dilation)
 
     def max_pool2d(self, x: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
-                   padding: Optional[Sequence[int]] = None, name: Optional[str] = None) -> str:
-        return self.op("max_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding)
+                   padding: Optional[Sequence[int]] = None,
+                   dilation: Optional[Sequence[int]] = None, ceil_mode: bool = False,
+                   name: Optional[str] = None) -> str:
+        """Window maxima; dilation [dh, dw] (1: adjacent taps) and ceil_mode as PyTorch."""
+        return self.op("max_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding,
+                       dilation=dilation, ceil_mode=ceil_mode or None)
 
     def avg_pool2d(self, x: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
                    padding: Optional[Sequence[int]] = None, count_include_pad: bool = True,

@@ -95,6 +95,17 @@ def test_avg_pool2d_sends_count_include_pad() -> None:
     assert list(nodes["exc"].attrs["padding"].ints.values) == [1, 1]
 
 
+def test_max_pool2d_sends_dilation_and_ceil_mode() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 8, 8])
+    g.max_pool2d(x, kernel=[2, 2], name="plain")
+    g.max_pool2d(x, kernel=[2, 2], dilation=[2, 3], ceil_mode=True, name="wide")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert set(nodes["plain"].attrs) == {"kernel"}
+    assert list(nodes["wide"].attrs["dilation"].ints.values) == [2, 3]
+    assert nodes["wide"].attrs["ceil_mode"].i == 1
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")

@@ -11,7 +11,8 @@
 //       y[n,o,i,j] = b[o] + sum_{c,a,e} x[n, c, i*sh - pt + a*dh, j*sw - pl + e*dw] * w[o,c,a,e]
 //     with taps that fall into the padding reading zero;
 //   - a dilation of 1 means adjacent taps (oneDNN counts the same as 0);
-//   - output size = (in + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1, rounded down;
+//   - output size = (in + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1, rounded down
+//     (pooling's ceil_mode: up, see Window2d);
 //   - pooling windows skip padded taps: max pooling never picks one; average pooling sums the
 //     real taps and divides by their number (count_include_pad false: oneDNN's
 //     pooling_avg_exclude_padding) or by the taps inside the padded input (count_include_pad
@@ -39,6 +40,10 @@ struct Window2d {
   int64_t pad_right = 0;
   int64_t dilation_h = 1;  // 1: adjacent taps
   int64_t dilation_w = 1;
+  // Pooling only: output sizes round up, as PyTorch's ceil_mode, keeping each last window's
+  // start inside the input or its top/left padding. A last window may then reach past the
+  // bottom/right padding; taps there read nothing.
+  bool ceil_mode = false;
 
   // The extent a kernel covers once dilated.
   int64_t span_h() const { return (kernel_h - 1) * dilation_h + 1; }
@@ -46,10 +51,17 @@ struct Window2d {
   // Output size for an input of `in_h` x `in_w`; meaningful only when the span fits the padded
   // input (the gates' shape rules check that first).
   int64_t out_h(int64_t in_h) const {
-    return (in_h + pad_top + pad_bottom - span_h()) / stride_h + 1;
+    return OutSize(in_h, pad_top, pad_bottom, span_h(), stride_h, ceil_mode);
   }
   int64_t out_w(int64_t in_w) const {
-    return (in_w + pad_left + pad_right - span_w()) / stride_w + 1;
+    return OutSize(in_w, pad_left, pad_right, span_w(), stride_w, ceil_mode);
+  }
+  static int64_t OutSize(int64_t in, int64_t before, int64_t after, int64_t span, int64_t stride,
+                         bool ceil) {
+    const int64_t room = in + before + after - span;
+    int64_t out = (ceil ? (room + stride - 1) / stride : room / stride) + 1;
+    if (ceil && (out - 1) * stride >= in + before) --out;  // PyTorch's rule
+    return out;
   }
 };
 

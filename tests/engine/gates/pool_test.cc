@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -52,6 +53,10 @@ reference::Pool2dShape ShapeOf(const PoolCase& c) {
   s.window.pad_left = pad[1];
   s.window.pad_bottom = pad.size() == 4 ? pad[2] : pad[0];
   s.window.pad_right = pad.size() == 4 ? pad[3] : pad[1];
+  const Ints dilation = c.attrs.GetInts("dilation", {1, 1});
+  s.window.dilation_h = dilation[0];
+  s.window.dilation_w = dilation[1];
+  s.window.ceil_mode = c.attrs.GetInt("ceil_mode", 0) == 1;
   s.count_include_pad = c.count_include_pad == 1;
   return s;
 }
@@ -279,6 +284,139 @@ TEST_P(PoolFloat32Test, GradientGatesWithoutAForwardNodeMatchReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, PoolFloat32Test, ::testing::ValuesIn(Cases()), CaseName);
+
+// max_pool2d's own window attributes (avg_pool2d has neither): dilation and ceil_mode, on
+// shapes that are not multiples of oneDNN's blocks.
+const std::vector<PoolCase>& MaxCases() {
+  static const auto* cases = new std::vector<PoolCase>{
+      {"dilation2_k3_s2_pad1_ceil",
+       2,
+       3,
+       9,
+       7,
+       {{"kernel", Ints{3, 3}},
+        {"stride", Ints{2, 2}},
+        {"padding", Ints{1, 1}},
+        {"dilation", Ints{2, 2}},
+        {"ceil_mode", int64_t{1}}}},
+      {"dilation2x3_ceil_overhangs",
+       1,
+       5,
+       8,
+       11,
+       {{"kernel", Ints{2, 2}},
+        {"stride", Ints{3, 3}},
+        {"dilation", Ints{2, 3}},
+        {"ceil_mode", int64_t{1}}}},
+      {"ceil_k3_s2_c17",
+       1,
+       17,
+       6,
+       6,
+       {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"ceil_mode", int64_t{1}}}},
+      {"dilation3_only",
+       2,
+       3,
+       7,
+       7,
+       {{"kernel", Ints{2, 2}}, {"stride", Ints{1, 1}}, {"dilation", Ints{3, 3}}}},
+  };
+  return *cases;
+}
+
+class MaxPoolWindowTest : public ::testing::TestWithParam<PoolCase> {};
+
+TEST_P(MaxPoolWindowTest, ShapeMatchesPyTorch) {
+  // Output shapes from torch.nn.functional.max_pool2d on each case (PyTorch 1.13).
+  const std::map<std::string, Shape> torch_shapes = {
+      {"dilation2_k3_s2_pad1_ceil", Shape{2, 3, 4, 3}},
+      {"dilation2x3_ceil_overhangs", Shape{1, 5, 3, 4}},
+      {"ceil_k3_s2_c17", Shape{1, 17, 3, 3}},
+      {"dilation3_only", Shape{2, 3, 4, 4}}};
+  const PoolCase& c = GetParam();
+  StatusOr<Tensor> y = RunGate("max_pool2d", {RandomTensor(XShape(c), 8)}, c.attrs);
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  EXPECT_EQ(y->shape(), torch_shapes.at(c.name));
+  EXPECT_EQ(y->shape(), YShape(c));
+}
+
+TEST_P(MaxPoolWindowTest, MatchesFiniteDifferences) {
+  const PoolCase& c = GetParam();
+  testing::ExpectGradientsMatchFiniteDifferences(GateCase{.op = "max_pool2d",
+                                                          .shapes = {XShape(c)},
+                                                          .attrs = c.attrs,
+                                                          .adjust = AwayFromTies(),
+                                                          .tolerance = 1e-5});
+}
+
+TEST_P(MaxPoolWindowTest, Float32MatchesReference) {
+  const PoolCase& c = GetParam();
+  const Tensor x = RandomTensor(XShape(c), 9);
+  const Tensor r = RandomTensor(YShape(c), 10);
+  const Tensor x32 = x.CastTo(DType::kFloat32);
+  StatusOr<Tensor> y = RunGate("max_pool2d", {x32}, c.attrs);
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  ExpectNear(*y, RefForward(c, /*max=*/true, x.ToDoubles()));
+  StatusOr<Tensor> dx = GradientThroughGraph("max_pool2d", c, x32, r);
+  ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+  ExpectNear(*dx, RefBackward(c, /*max=*/true, x.ToDoubles(), r.ToDoubles()));
+  StatusOr<Tensor> alone = RunGate("max_pool2d_grad", {x32, r.CastTo(DType::kFloat32)}, c.attrs);
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  ExpectNear(*alone, RefBackward(c, /*max=*/true, x.ToDoubles(), r.ToDoubles()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, MaxPoolWindowTest, ::testing::ValuesIn(MaxCases()), CaseName);
+
+// PyTorch 1.13: x = [(i * 37) % 42 for i in range(42)] as 1x1x6x7,
+// torch.nn.functional.max_pool2d(x, 2, 2, 1, 2, ceil_mode=True) (ceil_mode=False gives 3x4),
+// y.backward(1..16).
+TEST(PoolSeedTest, DilatedCeilModeMaxPoolingMatchesPyTorch) {
+  const PoolCase c = {"torch",
+                      1,
+                      1,
+                      6,
+                      7,
+                      {{"kernel", Ints{2, 2}},
+                       {"stride", Ints{2, 2}},
+                       {"padding", Ints{1, 1}},
+                       {"dilation", Ints{2, 2}},
+                       {"ceil_mode", int64_t{1}}}};
+  Values xs(42);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<double>((i * 37) % 42);
+  Values dys(16);
+  for (size_t i = 0; i < dys.size(); ++i) dys[i] = static_cast<double>(i + 1);
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const Tensor x = T64({1, 1, 6, 7}, xs).CastTo(dtype);
+    StatusOr<Tensor> y = RunGate("max_pool2d", {x}, c.attrs);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    EXPECT_EQ(y->shape(), (Shape{1, 1, 4, 4}));
+    EXPECT_THAT(y->ToDoubles(),
+                ElementsAre(2, 34, 34, 24, 16, 34, 38, 38, 30, 30, 38, 38, 30, 30, 20, 10));
+    StatusOr<Tensor> dx = GradientThroughGraph("max_pool2d", c, x, T64({1, 1, 4, 4}, dys));
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    EXPECT_EQ(dx->ToDoubles(),
+              (Values{0, 0, 0, 0, 0, 0,  0, 0, 1, 0, 11, 0, 4, 0, 0, 0,  0, 0,  0, 0,  0,
+                      0, 5, 0, 0, 0, 38, 0, 0, 0, 0, 0,  0, 0, 0, 0, 46, 0, 15, 0, 16, 0}));
+  }
+}
+
+TEST(PoolShapeTest, MaxPoolDilationAndCeilModeAreChecked) {
+  Graph g(BuiltinGates());
+  const ValueId x = *g.AddPlaceholder("x", Shape{1, 1, 4, 4});
+  StatusOr<ValueId> bad_dilation =
+      g.AddNode("pool", "max_pool2d", {x}, {{"kernel", Ints{2, 2}}, {"dilation", Ints{0, 1}}});
+  EXPECT_EQ(bad_dilation.status().message(),
+            "node 'pool': dilation must be 2 ints, each >= 1, got [0, 1]");
+  StatusOr<ValueId> bad_ceil =
+      g.AddNode("pool", "max_pool2d", {x}, {{"kernel", Ints{2, 2}}, {"ceil_mode", int64_t{3}}});
+  EXPECT_EQ(bad_ceil.status().message(), "node 'pool': ceil_mode must be 0 or 1, got 3");
+  // Dilation 3 spans 4 taps: no room in 3 rows.
+  StatusOr<ValueId> too_wide =
+      g.AddNode("pool", "max_pool2d", {*g.AddPlaceholder("x3", Shape{1, 1, 3, 3})},
+                {{"kernel", Ints{2, 2}}, {"dilation", Ints{3, 3}}});
+  EXPECT_EQ(too_wide.status().code(), StatusCode::kInvalidArgument);
+}
 
 // The seed's claims, exactly, through the gates in both dtypes: 2x2 windows with stride 2 over
 //   1 3 | 2 0
