@@ -78,8 +78,8 @@ StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(const Pool2dSha
     const memory::desc dst_md(dnnl_rt::Dims(OutputShape(s)), memory::data_type::f32,
                               memory::format_tag::any);
     const Fwd::desc desc(dnnl::prop_kind::forward_training, Algorithm(s, kind), layouts.src, dst_md,
-                         {win.stride_h, win.stride_w}, {win.kernel_h, win.kernel_w},
-                         Dilation(s), {win.pad_top, win.pad_left}, PadEnd(s));
+                         {win.stride_h, win.stride_w}, {win.kernel_h, win.kernel_w}, Dilation(s),
+                         {win.pad_top, win.pad_left}, PadEnd(s));
     return Fwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine());
   });
 }
@@ -274,9 +274,56 @@ Status Pool2dGate::Backward(BackwardContext& ctx) const {
   return Status::Ok();
 }
 
+// The average pooling global_avg_pool2d is: one window, the whole plane. It holds no padding,
+// so count_include_pad does not matter.
+Pool2dShape GlobalShape(const Shape& x) {
+  reference::Window2d win;
+  win.kernel_h = win.stride_h = x.dim(2);
+  win.kernel_w = win.stride_w = x.dim(3);
+  return Pool2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
+}
+
+class GlobalAvgPoolGate : public Gate {
+ public:
+  Arity arity() const override { return {1, 1}; }
+  bool accepts_layout(int input) const override { return true; }  // x
+  OpDoc doc() const override {
+    return {.summary = "Mean of each channel's H x W plane (PyTorch's adaptive_avg_pool2d(x, 1)).",
+            .inputs = {{"x", "[N, C, H, W]; N may be open"}},
+            .output = "[N, C, 1, 1]",
+            .forward = "y[n,c,0,0] = sum over i < H, j < W of x[n,c,i,j] / (H * W)",
+            .gradient = "dL/dx[n,c,i,j] = dy[n,c,0,0] / (H * W)"};
+  }
+  // One addition per input element.
+  int64_t Flops(const FlopsContext& ctx) const override {
+    return FlopsContext::Elements(ctx.inputs[0]);
+  }
+  StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
+    BF_RETURN_IF_ERROR(CheckNchw(ctx, ctx.inputs[0], "x"));
+    return Shape{ctx.inputs[0].dim(0), ctx.inputs[0].dim(1), 1, 1};
+  }
+  StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    const Pool2dShape s = GlobalShape(ctx.inputs[0]);
+    if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, PoolKind::kAvg, ctx);
+    return ReferenceForward(s, PoolKind::kAvg);
+  }
+  // avg_pool2d_grad over the one window: dy / (H * W) to every element.
+  Status Backward(BackwardContext& ctx) const override {
+    if (!ctx.needs_grad(0)) return Status::Ok();
+    const Pool2dShape s = GlobalShape(ctx.input_shape(0));
+    Attributes attrs = PoolWindowAttributes(s.window);
+    attrs.Set("input_size", std::vector<int64_t>{s.h, s.w});
+    BF_ASSIGN_OR_RETURN(ValueId dx,
+                        ctx.Emit("avg_pool2d_grad", {ctx.output_grad()}, std::move(attrs)));
+    ctx.SetGrad(0, dx);
+    return Status::Ok();
+  }
+};
+
 }  // namespace
 
 void RegisterPoolGates(GateRegistry& registry) {
+  (void)registry.Register("global_avg_pool2d", std::make_unique<GlobalAvgPoolGate>());
   (void)registry.Register("max_pool2d", std::make_unique<Pool2dGate>(PoolKind::kMax));
   (void)registry.Register("avg_pool2d", std::make_unique<Pool2dGate>(PoolKind::kAvg));
   (void)registry.Register("max_pool2d_grad", pool_internal::MakePoolGradGate(PoolKind::kMax));

@@ -8,6 +8,10 @@
 //   avg_pool2d  y[n,c,i,j] = sum of the window's real taps / count
 //               dL/dx: dy / count added to each real tap of the window.
 //
+//   global_avg_pool2d  y[n,c,0,0] = mean of the whole H x W plane: avg_pool2d with kernel
+//               [H, W] (no attributes); dL/dx = dy / (H * W) everywhere, through
+//               avg_pool2d_grad.
+//
 // Max pooling never picks a padded tap. Average pooling's count is KH * KW, padding counted,
 // with count_include_pad 1 (the default, as PyTorch; oneDNN's pooling_avg_include_padding), or
 // the number of real taps with count_include_pad 0 (pooling_avg_exclude_padding).

@@ -282,6 +282,10 @@ class GraphBuilder:
         return self.op("avg_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding,
                        count_include_pad=count_include_pad)
 
+    def global_avg_pool2d(self, x: str, name: Optional[str] = None) -> str:
+        """x [N, C, H, W] -> [N, C, 1, 1], the mean of each plane."""
+        return self.op("global_avg_pool2d", x, name=name)
+
     # Shapes and reductions (tensor_ops.h, shape_ops.h, reduce.h) -----------------------------
 
     def flatten(self, x: str, axis: int = 1, name: Optional[str] = None) -> str:

@@ -106,6 +106,14 @@ def test_max_pool2d_sends_dilation_and_ceil_mode() -> None:
     assert nodes["wide"].attrs["ceil_mode"].i == 1
 
 
+def test_global_avg_pool2d_has_no_attributes() -> None:
+    g = GraphBuilder("g")
+    y = g.global_avg_pool2d(g.placeholder("x", [-1, 3, 8, 8]))
+    node = g.build().nodes[0]
+    assert (y, node.op, list(node.inputs), len(node.attrs)) == (
+        "global_avg_pool2d_1", "global_avg_pool2d", ["x"], 0)
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")

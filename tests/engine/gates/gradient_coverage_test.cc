@@ -146,6 +146,7 @@ const std::vector<CoverageCase>& Cases() {
                   {"dilation", Ints{2, 2}},
                   {"ceil_mode", int64_t{1}}},
         .adjust = DistinctElements()}},
+      {"global_avg_pool2d", {.op = "global_avg_pool2d", .shapes = {{2, 3, 3, 5}}}},
       {"avg_pool2d",
        {.op = "avg_pool2d",
         .shapes = {{1, 2, 4, 4}},

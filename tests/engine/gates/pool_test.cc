@@ -61,8 +61,10 @@ reference::Pool2dShape ShapeOf(const PoolCase& c) {
   return s;
 }
 
-// The attributes of `op` for case `c`: avg_pool2d takes count_include_pad as well.
+// The attributes of `op` for case `c`: avg_pool2d takes count_include_pad as well, and
+// global_avg_pool2d none.
 Attributes AttrsFor(const std::string& op, const PoolCase& c) {
+  if (op == "global_avg_pool2d") return {};  // its window is implied: the whole plane
   Attributes attrs = c.attrs;
   if (op == "avg_pool2d" || op == "avg_pool2d_grad") {
     attrs.Set("count_include_pad", c.count_include_pad);
@@ -416,6 +418,69 @@ TEST(PoolShapeTest, MaxPoolDilationAndCeilModeAreChecked) {
       g.AddNode("pool", "max_pool2d", {*g.AddPlaceholder("x3", Shape{1, 1, 3, 3})},
                 {{"kernel", Ints{2, 2}}, {"dilation", Ints{3, 3}}});
   EXPECT_EQ(too_wide.status().code(), StatusCode::kInvalidArgument);
+}
+
+// global_avg_pool2d is avg_pool2d with one window over the whole plane: checked against the
+// reference's average pooling with kernel [H, W], on odd shapes and batch 1.
+class GlobalAvgPoolTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(GlobalAvgPoolTest, MatchesFiniteDifferences) {
+  testing::ExpectGradientsMatchFiniteDifferences(
+      GateCase{.op = "global_avg_pool2d", .shapes = {GetParam()}, .tolerance = 1e-5});
+}
+
+TEST_P(GlobalAvgPoolTest, Float32AndFloat64MatchTheReference) {
+  const Shape& shape = GetParam();
+  const PoolCase c = {"global",     shape.dim(0), shape.dim(1),
+                      shape.dim(2), shape.dim(3), {{"kernel", Ints{shape.dim(2), shape.dim(3)}}}};
+  const Tensor x = RandomTensor(shape, 11);
+  const Tensor r = RandomTensor(YShape(c), 12);
+  ASSERT_EQ(YShape(c), (Shape{shape.dim(0), shape.dim(1), 1, 1}));
+  StatusOr<Tensor> y64 = RunGate("global_avg_pool2d", {x}, {});
+  ASSERT_TRUE(y64.ok()) << y64.status().ToString();
+  const Values want = RefForward(c, /*max=*/false, x.ToDoubles());
+  EXPECT_EQ(y64->ToDoubles(), want);
+  StatusOr<Tensor> y32 = RunGate("global_avg_pool2d", {x.CastTo(DType::kFloat32)}, {});
+  ASSERT_TRUE(y32.ok()) << y32.status().ToString();
+  EXPECT_EQ(y32->shape(), YShape(c));
+  ExpectNear(*y32, want);
+  StatusOr<Tensor> dx = GradientThroughGraph("global_avg_pool2d", c, x.CastTo(DType::kFloat32), r);
+  ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+  ExpectNear(*dx, RefBackward(c, /*max=*/false, x.ToDoubles(), r.ToDoubles()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GlobalAvgPoolTest,
+                         ::testing::Values(Shape{1, 5, 7, 3}, Shape{3, 17, 1, 9}, Shape{2, 3, 6, 6},
+                                           Shape{1, 1, 1, 1}));
+
+TEST(PoolSeedTest, GlobalAveragePoolingIsThePlaneMean) {
+  // Planes [[1, 2, 3], [4, 5, 6]] and [[0, 0, 6], [6, 0, 0]]: means 3.5 and 2; dy 6 and 12
+  // spread as 1 and 2 over the six elements.
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const Tensor x = T64({1, 2, 2, 3}, {1, 2, 3, 4, 5, 6, 0, 0, 6, 6, 0, 0}).CastTo(dtype);
+    StatusOr<Tensor> y = RunGate("global_avg_pool2d", {x}, {});
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    EXPECT_EQ(y->shape(), (Shape{1, 2, 1, 1}));
+    EXPECT_THAT(y->ToDoubles(), ElementsAre(3.5, 2));
+    const PoolCase c = {"plane", 1, 2, 2, 3, {}};
+    StatusOr<Tensor> dx =
+        GradientThroughGraph("global_avg_pool2d", c, x, T64({1, 2, 1, 1}, {6, 12}));
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    EXPECT_THAT(dx->ToDoubles(), ElementsAre(1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2));
+  }
+}
+
+TEST(PoolShapeTest, GlobalAvgPoolKeepsTheOpenBatchAndNamesTheNode) {
+  Graph g(BuiltinGates());
+  StatusOr<ValueId> y =
+      g.AddNode("gap", "global_avg_pool2d", {*g.AddPlaceholder("x", Shape{kBatchDim, 7, 5, 3})});
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  EXPECT_EQ(g.value(*y).shape, (Shape{kBatchDim, 7, 1, 1}));
+  StatusOr<ValueId> bad =
+      g.AddNode("gap2", "global_avg_pool2d", {*g.AddPlaceholder("v", Shape{7, 5, 3})});
+  EXPECT_EQ(bad.status().message(),
+            "node 'gap2': x must be [N, C, H, W] with C, H, W > 0, got [7, 5, 3]");
 }
 
 // The seed's claims, exactly, through the gates in both dtypes: 2x2 windows with stride 2 over
