@@ -260,11 +260,13 @@ class GraphBuilder:
 
     def conv2d(self, x: str, w: str, b: Optional[str] = None,
                stride: Optional[Sequence[int]] = None, padding: Optional[Sequence[int]] = None,
-               dilation: Optional[Sequence[int]] = None, name: Optional[str] = None) -> str:
-        """x [N, C, H, W] with w [O, C, KH, KW] and optional b [O]; padding [ph, pw] or
-        [top, left, bottom, right]."""
+               dilation: Optional[Sequence[int]] = None, groups: int = 1,
+               name: Optional[str] = None) -> str:
+        """x [N, C, H, W] with w [O, C / groups, KH, KW] and optional b [O]; padding [ph, pw]
+        or [top, left, bottom, right]; groups C is depthwise."""
         return self.op("conv2d", x, w, *([b] if b is not None else []), name=name,
-                       stride=stride, padding=padding, dilation=dilation)
+                       stride=stride, padding=padding, dilation=dilation,
+                       groups=groups if groups != 1 else None)
 
     def max_pool2d(self, x: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
                    padding: Optional[Sequence[int]] = None,

@@ -106,6 +106,16 @@ def test_max_pool2d_sends_dilation_and_ceil_mode() -> None:
     assert nodes["wide"].attrs["ceil_mode"].i == 1
 
 
+def test_conv2d_sends_groups_only_when_grouped() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 4, 8, 8])
+    g.conv2d(x, g.parameter("w", [4, 4, 3, 3]), name="dense")
+    g.conv2d(x, g.parameter("dw", [4, 1, 3, 3]), groups=4, name="depthwise")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert "groups" not in nodes["dense"].attrs
+    assert nodes["depthwise"].attrs["groups"].i == 4
+
+
 def test_global_avg_pool2d_has_no_attributes() -> None:
     g = GraphBuilder("g")
     y = g.global_avg_pool2d(g.placeholder("x", [-1, 3, 8, 8]))

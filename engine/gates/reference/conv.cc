@@ -75,9 +75,10 @@ void Conv2dForward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* 
       for (int64_t i = 0; i < oh; ++i) {
         for (int64_t j = 0; j < ow; ++j) {
           T acc = b != nullptr ? b[o] : T(0);
-          for (int64_t c = 0; c < s.c; ++c) {
-            const T* xp = x + (n * s.c + c) * plane;
-            const T* wp = w + (o * s.c + c) * taps;
+          const int64_t first = o / s.group_o() * s.group_c();  // the group's first channel
+          for (int64_t c = 0; c < s.group_c(); ++c) {
+            const T* xp = x + (n * s.c + first + c) * plane;
+            const T* wp = w + (o * s.group_c() + c) * taps;
             ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t a, int64_t e, int64_t off) {
               acc += xp[off] * wp[a * s.window.kernel_w + e];
             });
@@ -101,9 +102,10 @@ void Conv2dBackwardData(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
       for (int64_t i = 0; i < oh; ++i) {
         for (int64_t j = 0; j < ow; ++j) {
           const T g = dy[((n * s.o + o) * oh + i) * ow + j];
-          for (int64_t c = 0; c < s.c; ++c) {
-            T* dxp = dx + (n * s.c + c) * plane;
-            const T* wp = w + (o * s.c + c) * taps;
+          const int64_t first = o / s.group_o() * s.group_c();
+          for (int64_t c = 0; c < s.group_c(); ++c) {
+            T* dxp = dx + (n * s.c + first + c) * plane;
+            const T* wp = w + (o * s.group_c() + c) * taps;
             ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t a, int64_t e, int64_t off) {
               dxp[off] += g * wp[a * s.window.kernel_w + e];
             });
@@ -120,7 +122,7 @@ void Conv2dBackwardWeights(const Conv2dShape& s, const T* x, const T* dy, T* dw,
   const int64_t ow = s.out_w();
   const int64_t plane = s.h * s.w;
   const int64_t taps = s.window.kernel_h * s.window.kernel_w;
-  std::fill(dw, dw + s.o * s.c * taps, T(0));
+  std::fill(dw, dw + s.o * s.group_c() * taps, T(0));
   if (db != nullptr) std::fill(db, db + s.o, T(0));
   for (int64_t n = 0; n < s.n; ++n) {
     for (int64_t o = 0; o < s.o; ++o) {
@@ -128,9 +130,10 @@ void Conv2dBackwardWeights(const Conv2dShape& s, const T* x, const T* dy, T* dw,
         for (int64_t j = 0; j < ow; ++j) {
           const T g = dy[((n * s.o + o) * oh + i) * ow + j];
           if (db != nullptr) db[o] += g;
-          for (int64_t c = 0; c < s.c; ++c) {
-            const T* xp = x + (n * s.c + c) * plane;
-            T* dwp = dw + (o * s.c + c) * taps;
+          const int64_t first = o / s.group_o() * s.group_c();
+          for (int64_t c = 0; c < s.group_c(); ++c) {
+            const T* xp = x + (n * s.c + first + c) * plane;
+            T* dwp = dw + (o * s.group_c() + c) * taps;
             ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t a, int64_t e, int64_t off) {
               dwp[a * s.window.kernel_w + e] += g * xp[off];
             });

@@ -65,7 +65,9 @@ struct Window2d {
   }
 };
 
-// x: [n, c, h, w]; weights: [o, c, window.kernel_h, window.kernel_w]; y: [n, o, out_h, out_w].
+// x: [n, c, h, w]; weights: [o, c / groups, window.kernel_h, window.kernel_w];
+// y: [n, o, out_h, out_w]. With groups > 1 the channels split into `groups` equal runs: output
+// channel o reads only input channels of its group, o / (o_total / groups).
 struct Conv2dShape {
   int64_t n = 1;
   int64_t c = 1;
@@ -73,6 +75,9 @@ struct Conv2dShape {
   int64_t w = 1;
   int64_t o = 1;
   Window2d window;
+  int64_t groups = 1;  // divides c and o
+  int64_t group_c() const { return c / groups; }
+  int64_t group_o() const { return o / groups; }
   int64_t out_h() const { return window.out_h(h); }
   int64_t out_w() const { return window.out_w(w); }
 };
