@@ -16,13 +16,27 @@ namespace conv_internal {
 using reference::Conv2dShape;
 
 ActivationLayouts Layouts(const CompileContext& ctx, const Conv2dShape& s, int src_input,
-                           int dst_input) {
+                          int dst_input) {
   return InputLayouts(ctx, Shape{s.n, s.c, s.h, s.w}, src_input,
                       Shape{s.n, s.o, s.out_h(), s.out_w()}, dst_input);
 }
 
+StatusOr<int64_t> ParseGroups(const ShapeContext& ctx, int64_t c, int64_t o) {
+  const int64_t groups = ctx.attrs.GetInt("groups", 1);
+  if (groups < 1 || c % groups != 0 || o % groups != 0) {
+    return ctx.Error("groups " + std::to_string(groups) + " must be >= 1 and divide both the " +
+                     std::to_string(c) + " input and the " + std::to_string(o) +
+                     " output channels");
+  }
+  return groups;
+}
+
 dnnl::memory::dims SrcDims(const Conv2dShape& s) { return {s.n, s.c, s.h, s.w}; }
 dnnl::memory::dims WeightsDims(const Conv2dShape& s) {
+  // Grouped: oneDNN's 5-D goihw, whose plain layout is our [O, C / groups, KH, KW].
+  if (s.groups > 1) {
+    return {s.groups, s.group_o(), s.group_c(), s.window.kernel_h, s.window.kernel_w};
+  }
   return {s.o, s.c, s.window.kernel_h, s.window.kernel_w};
 }
 dnnl::memory::dims DstDims(const Conv2dShape& s) { return {s.n, s.o, s.out_h(), s.out_w()}; }
@@ -67,17 +81,19 @@ namespace {
 
 using reference::Conv2dShape;
 
-// Checks x [N, C, H, W], w [O, C, KH, KW], b [O] and the window attributes; returns the
-// convolution's shape (n may be the open batch dimension).
+// Checks x [N, C, H, W], w [O, C / groups, KH, KW], b [O] and the window attributes; returns
+// the convolution's shape (n may be the open batch dimension).
 StatusOr<Conv2dShape> ParseConv2d(const ShapeContext& ctx) {
   const Shape& x = ctx.inputs[0];
   const Shape& w = ctx.inputs[1];
   BF_RETURN_IF_ERROR(CheckNchw(ctx, x, "x"));
-  BF_RETURN_IF_ERROR(CheckFixedShape(ctx, w, 4, "w [O, C, KH, KW]"));
-  if (x.dim(1) != w.dim(1)) {
+  BF_RETURN_IF_ERROR(CheckFixedShape(ctx, w, 4, "w [O, C / groups, KH, KW]"));
+  BF_ASSIGN_OR_RETURN(int64_t groups, conv_internal::ParseGroups(ctx, x.dim(1), w.dim(0)));
+  if (x.dim(1) != w.dim(1) * groups) {
     return ctx.Error("x " + x.ToString() + " has " + std::to_string(x.dim(1)) +
-                     " channels, but w " + w.ToString() + " expects " + std::to_string(w.dim(1)) +
-                     " (w is [O, C, KH, KW])");
+                     " channels, but w " + w.ToString() + " expects " +
+                     std::to_string(w.dim(1) * groups) + " (w is [O, C / groups, KH, KW], groups " +
+                     std::to_string(groups) + ")");
   }
   if (ctx.inputs.size() == 3 && ctx.inputs[2] != Shape{w.dim(0)}) {
     return ctx.Error("b must be [O] = [" + std::to_string(w.dim(0)) + "], one bias per output " +
@@ -85,7 +101,7 @@ StatusOr<Conv2dShape> ParseConv2d(const ShapeContext& ctx) {
   }
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParseConvWindow(ctx, w.dim(2), w.dim(3)));
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
-  return Conv2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), win};
+  return Conv2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), win, groups};
 }
 
 // float32: oneDNN forward_training over tensors laid out as `layouts` says.
@@ -110,12 +126,13 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const Conv2dShape& s, bool 
 OpDoc Conv2dDoc() {
   return {
       .summary = "2-D convolution (cross-correlation) of NCHW images with a bank of filters.",
-      .inputs = {{"x", "[N, C, H, W]; N may be open"}, {"w", "[O, C, KH, KW]"}, {"b", "[O]"}},
+      .inputs = {{"x", "[N, C, H, W]; N may be open"}, {"w", "[O, C / groups, KH, KW]"}, {"b", "[O]"}},
       .output = "[N, O, OH, OW]",
       .forward =
           "y[n,o,i,j] = b[o] + sum_{c,a,e} x[n, c, i*sh - pt + a*dh, j*sw - pl + e*dw]"
           " * w[o,c,a,e]\n"
-          "(taps in the padding read zero)\n"
+          "(taps in the padding read zero); with groups G, c runs over the C / G channels\n"
+          "of o's group, g = o / (O / G): x channel g * C / G + c, w[o, c, a, e]\n"
           "OH = floor((H + pt + pb - ((KH - 1) * dh + 1)) / sh) + 1, and likewise OW",
       .gradient =
           "dL/dx = dy, dilated by the stride and padded, convolved with w rotated 180 degrees:\n"
@@ -140,7 +157,12 @@ class Conv2dGate : public Gate {
             {.name = "dilation",
              .type = AttrType::kInts,
              .default_value = "[1, 1]",
-             .description = "[dh, dw], each >= 1; 1 means adjacent taps"}};
+             .description = "[dh, dw], each >= 1; 1 means adjacent taps"},
+            {.name = "groups",
+             .type = AttrType::kInt,
+             .default_value = "1",
+             .description = "channel groups, dividing C and O: w is [O, C / groups, KH, KW] and "
+                            "each output channel reads its group's inputs only (C: depthwise)"}};
   }
   OpDoc doc() const override { return Conv2dDoc(); }
   bool compute_bound() const override { return true; }
@@ -179,6 +201,7 @@ Status Conv2dGate::Backward(BackwardContext& ctx) const {
   BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ShapeContext{node.name, shapes, node.attrs}));
   if (ctx.needs_grad(0)) {
     Attributes attrs = ConvWindowAttributes(s.window);
+    attrs.Set("groups", s.groups);
     attrs.Set("input_size", std::vector<int64_t>{s.h, s.w});
     BF_ASSIGN_OR_RETURN(ValueId dx,
                         ctx.Emit("conv2d_backward_data", {ctx.output_grad(), ctx.input(1)}, attrs));
@@ -186,6 +209,7 @@ Status Conv2dGate::Backward(BackwardContext& ctx) const {
   }
   if (ctx.needs_grad(1)) {
     Attributes attrs = ConvWindowAttributes(s.window);
+    attrs.Set("groups", s.groups);
     attrs.Set("kernel_size", std::vector<int64_t>{s.window.kernel_h, s.window.kernel_w});
     BF_ASSIGN_OR_RETURN(
         ValueId dw, ctx.Emit("conv2d_backward_weights", {ctx.input(0), ctx.output_grad()}, attrs));

@@ -12,16 +12,20 @@
 //   N may be the open batch dimension.
 //
 // Attributes (see engine/gates/spatial.h): stride (default [1, 1]), padding ([ph, pw] or
-// [top, left, bottom, right], default 0), dilation (default [1, 1], 1 = adjacent taps).
+// [top, left, bottom, right], default 0), dilation (default [1, 1], 1 = adjacent taps), groups
+// (default 1; dividing C and O, w is then [O, C / groups, KH, KW] and output channel o reads
+// only the C / groups input channels of its group o / (O / groups); groups = C is depthwise;
+// oneDNN takes w as 5-D goihw, the same bytes).
 // OH = (H + pt + pb - ((KH - 1) * dh + 1)) / sh + 1, rounded down, and likewise OW. The shape
-// rule rejects, naming the node, a channel mismatch between x and w, a bias that is not [O], and
+// rule rejects, naming the node, groups that do not divide C and O, a channel mismatch between
+// x and w, a bias that is not [O], and
 // a kernel larger than the padded input.
 //
 // Backward, as graph nodes:
 //   conv2d_backward_data     (internal) inputs dy, w; attributes the window plus
-//                            input_size [H, W]; output dx [N, C, H, W]
+//                            input_size [H, W] and groups; output dx [N, C, H, W]
 //   conv2d_backward_weights  (internal) inputs x, dy; attributes the window plus
-//                            kernel_size [KH, KW]; output dw [O, C, KH, KW]
+//                            kernel_size [KH, KW] and groups; output dw [O, C / groups, KH, KW]
 //   sum (axes [0, 2, 3])     dL/db
 //
 // Kernels: float32 runs oneDNN primitives (forward_training, backward data, backward weights;

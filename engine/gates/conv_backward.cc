@@ -25,6 +25,7 @@ std::vector<AttrSpec> WindowSpecs(std::string_view size_attr) {
   return {{"stride", AttrType::kInts},
           {"padding", AttrType::kInts},
           {"dilation", AttrType::kInts},
+          {"groups", AttrType::kInt},
           {size_attr, AttrType::kInts, /*required=*/true}};
 }
 
@@ -37,7 +38,9 @@ StatusOr<Conv2dShape> ParseBackwardData(const ShapeContext& ctx) {
   BF_ASSIGN_OR_RETURN(auto size, ParseSize2(ctx, "input_size"));
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParseConvWindow(ctx, w.dim(2), w.dim(3)));
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, size.first, size.second));
-  const Conv2dShape s{dy.dim(0), w.dim(1), size.first, size.second, w.dim(0), win};
+  const int64_t groups = ctx.attrs.GetInt("groups", 1);
+  BF_RETURN_IF_ERROR(ParseGroups(ctx, w.dim(1) * groups, w.dim(0)).status());
+  const Conv2dShape s{dy.dim(0), w.dim(1) * groups, size.first, size.second, w.dim(0), win, groups};
   BF_RETURN_IF_ERROR(CheckDy(ctx, dy, s));
   return s;
 }
@@ -55,7 +58,8 @@ StatusOr<Conv2dShape> ParseBackwardWeights(const ShapeContext& ctx) {
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParseConvWindow(ctx, size.first, size.second));
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
   const int64_t n = x.dim(0) == kBatchDim ? dy.dim(0) : x.dim(0);
-  const Conv2dShape s{n, x.dim(1), x.dim(2), x.dim(3), dy.dim(1), win};
+  BF_ASSIGN_OR_RETURN(int64_t groups, ParseGroups(ctx, x.dim(1), dy.dim(1)));
+  const Conv2dShape s{n, x.dim(1), x.dim(2), x.dim(3), dy.dim(1), win, groups};
   BF_RETURN_IF_ERROR(CheckDy(ctx, dy, s));
   return s;
 }
@@ -90,8 +94,8 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardData(const Conv2dShape& s,
                            {{DNNL_ARG_DIFF_DST, layouts.dst},
                             {DNNL_ARG_WEIGHTS, dnnl_rt::PlainDesc(Shape(WeightsDims(s)))}},
                            {DNNL_ARG_DIFF_SRC, dx}, what));
-  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(
-      std::move(bound), std::string(kOp), dnnl_rt::LayoutOf(dx, ctx.output)));
+  return std::unique_ptr<Kernel>(std::make_unique<DnnlKernel>(std::move(bound), std::string(kOp),
+                                                              dnnl_rt::LayoutOf(dx, ctx.output)));
 }
 
 StatusOr<std::unique_ptr<Kernel>> CompileDnnlBackwardWeights(const Conv2dShape& s,
@@ -163,7 +167,7 @@ class Conv2dBackwardWeightsGate : public Gate {
   bool differentiable() const override { return false; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseBackwardWeights(ctx));
-    return Shape{s.o, s.c, s.window.kernel_h, s.window.kernel_w};
+    return Shape{s.o, s.group_c(), s.window.kernel_h, s.window.kernel_w};
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Conv2dShape s,

@@ -18,8 +18,11 @@ namespace backflow::conv_internal {
 // Plain NCHW layouts for x / dx and y / dy of the convolution `s`.
 // The activation layouts of a conv2d kernel: x's from input `src_input`, dy's from input
 // `dst_input` (-1: plain).
-ActivationLayouts Layouts(const CompileContext& ctx, const reference::Conv2dShape& s,
-                          int src_input, int dst_input);
+ActivationLayouts Layouts(const CompileContext& ctx, const reference::Conv2dShape& s, int src_input,
+                          int dst_input);
+
+// The groups attribute (default 1), checked to divide the `c` input and `o` output channels.
+StatusOr<int64_t> ParseGroups(const ShapeContext& ctx, int64_t c, int64_t o);
 
 dnnl::memory::dims SrcDims(const reference::Conv2dShape& s);
 dnnl::memory::dims WeightsDims(const reference::Conv2dShape& s);

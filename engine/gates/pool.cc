@@ -1,5 +1,6 @@
 #include "engine/gates/pool.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,11 +15,53 @@ namespace pool_internal {
 
 using reference::Pool2dShape;
 
-StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x) {
+StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolKind kind) {
   BF_RETURN_IF_ERROR(CheckNchw(ctx, x, "x"));
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParsePoolWindow(ctx));
+  if (kind == PoolKind::kMax) {
+    const std::vector<int64_t> d = ctx.attrs.GetInts("dilation", {1, 1});
+    if (d.size() != 2 || d[0] < 1 || d[1] < 1) {
+      std::string got;
+      for (int64_t v : d) got += (got.empty() ? "" : ", ") + std::to_string(v);
+      return ctx.Error("dilation must be 2 ints, each >= 1, got [" + got + "]");
+    }
+    win.dilation_h = d[0];
+    win.dilation_w = d[1];
+    const int64_t ceil = ctx.attrs.GetInt("ceil_mode", 0);
+    if (ceil != 0 && ceil != 1) {
+      return ctx.Error("ceil_mode must be 0 or 1, got " + std::to_string(ceil));
+    }
+    win.ceil_mode = ceil == 1;
+  }
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
-  return Pool2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
+  Pool2dShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
+  if (kind == PoolKind::kAvg) {
+    const int64_t include = ctx.attrs.GetInt("count_include_pad", 1);
+    if (include != 0 && include != 1) {
+      return ctx.Error("count_include_pad must be 0 or 1, got " + std::to_string(include));
+    }
+    s.count_include_pad = include == 1;
+  }
+  return s;
+}
+
+dnnl::memory::dims PadEnd(const Pool2dShape& s) {
+  // With ceil_mode the last window may reach past the bottom/right padding: oneDNN pads that far
+  // (max pooling never picks a padded tap).
+  const reference::Window2d& w = s.window;
+  const int64_t bottom = (s.out_h() - 1) * w.stride_h + w.span_h() - s.h - w.pad_top;
+  const int64_t right = (s.out_w() - 1) * w.stride_w + w.span_w() - s.w - w.pad_left;
+  return {std::max(bottom, w.pad_bottom), std::max(right, w.pad_right)};
+}
+
+dnnl::memory::dims Dilation(const Pool2dShape& s) {
+  return {s.window.dilation_h - 1, s.window.dilation_w - 1};  // oneDNN counts from 0
+}
+
+dnnl::algorithm Algorithm(const Pool2dShape& s, PoolKind kind) {
+  if (kind == PoolKind::kMax) return dnnl::algorithm::pooling_max;
+  return s.count_include_pad ? dnnl::algorithm::pooling_avg_include_padding
+                             : dnnl::algorithm::pooling_avg_exclude_padding;
 }
 
 Shape InputShape(const Pool2dShape& s) { return Shape{s.n, s.c, s.h, s.w}; }
@@ -34,12 +77,9 @@ StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(const Pool2dSha
     const reference::Window2d& win = s.window;
     const memory::desc dst_md(dnnl_rt::Dims(OutputShape(s)), memory::data_type::f32,
                               memory::format_tag::any);
-    const Fwd::desc desc(dnnl::prop_kind::forward_training,
-                         kind == PoolKind::kMax ? dnnl::algorithm::pooling_max
-                                                : dnnl::algorithm::pooling_avg_exclude_padding,
-                         layouts.src, dst_md, {win.stride_h, win.stride_w},
-                         {win.kernel_h, win.kernel_w}, /*dilation=*/{0, 0},
-                         {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+    const Fwd::desc desc(dnnl::prop_kind::forward_training, Algorithm(s, kind), layouts.src, dst_md,
+                         {win.stride_h, win.stride_w}, {win.kernel_h, win.kernel_w}, Dilation(s),
+                         {win.pad_top, win.pad_left}, PadEnd(s));
     return Fwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine());
   });
 }
@@ -122,19 +162,22 @@ OpDoc Pool2dDoc(PoolKind kind) {
   if (kind == PoolKind::kMax) {
     doc.summary = "2-D max pooling over each channel.";
     doc.forward =
-        "y[n,c,i,j] = max of x[n, c, i*sh - pt + a, j*sw - pl + e]\n"
+        "y[n,c,i,j] = max of x[n, c, i*sh - pt + a*dh, j*sw - pl + e*dw]\n"
         "             over the taps 0 <= a < KH, 0 <= e < KW inside x\n"
-        "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW";
+        "OH = floor((H + pt + pb - (KH - 1) * dh - 1) / sh) + 1, and likewise OW;\n"
+        "ceil_mode 1: ceil instead of floor, less 1 if the last window would\n"
+        "start at or past row H + pt (PyTorch's rule)";
     doc.gradient =
         "dL/dx: each dy element goes, whole, to the arg-max of its window\n"
         "(summed where windows overlap; a tie goes to the first maximum,\n"
         "row by row, then column)";
   } else {
-    doc.summary = "2-D average pooling over each channel; padding never counts.";
+    doc.summary = "2-D average pooling over each channel.";
     doc.forward =
-        "y[n,c,i,j] = mean of x[n, c, i*sh - pt + a, j*sw - pl + e]\n"
+        "y[n,c,i,j] = sum of x[n, c, i*sh - pt + a, j*sw - pl + e] / count\n"
         "             over the taps 0 <= a < KH, 0 <= e < KW inside x\n"
-        "             (count = the number of those taps, padding excluded)\n"
+        "count = KH * KW with count_include_pad 1 (padded taps count),\n"
+        "        the number of taps inside x with count_include_pad 0\n"
         "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW";
     doc.gradient =
         "dL/dx: each dy element spread evenly, dy / count, over its window's taps\n"
@@ -149,18 +192,40 @@ class Pool2dGate : public Gate {
   Arity arity() const override { return {1, 1}; }
   bool accepts_layout(int input) const override { return true; }  // x
   std::vector<AttrSpec> attr_specs() const override {
-    return {{.name = "kernel",
-             .type = AttrType::kInts,
-             .required = true,
-             .description = "the window, [KH, KW], each > 0"},
-            {.name = "stride",
-             .type = AttrType::kInts,
-             .description = "[sh, sw], each > 0; absent: the kernel, so windows tile the input"},
-            {.name = "padding",
-             .type = AttrType::kInts,
-             .default_value = "[0, 0]",
-             .description = "[ph, pw] (both sides alike) or [pt, pl, pb, pr], each >= 0 and "
-                            "smaller than the kernel"}};
+    std::vector<AttrSpec> specs = {
+        {.name = "kernel",
+         .type = AttrType::kInts,
+         .required = true,
+         .description = "the window, [KH, KW], each > 0"},
+        {.name = "stride",
+         .type = AttrType::kInts,
+         .description = "[sh, sw], each > 0; absent: the kernel, so windows tile the input"},
+        {.name = "padding",
+         .type = AttrType::kInts,
+         .default_value = "[0, 0]",
+         .description = "[ph, pw] (both sides alike) or [pt, pl, pb, pr], each >= 0 and "
+                        "smaller than the kernel"}};
+    if (kind_ == PoolKind::kMax) {
+      specs.push_back({.name = "dilation",
+                       .type = AttrType::kInts,
+                       .default_value = "[1, 1]",
+                       .description = "[dh, dw], each >= 1: taps dh rows and dw columns apart "
+                                      "(1: adjacent, as PyTorch)"});
+      specs.push_back({.name = "ceil_mode",
+                       .type = AttrType::kInt,
+                       .default_value = "0",
+                       .description = "1 rounds OH and OW up, as PyTorch's ceil_mode (a last "
+                                      "window must start inside x or its top/left padding); "
+                                      "0 rounds down"});
+    }
+    if (kind_ == PoolKind::kAvg) {
+      specs.push_back({.name = "count_include_pad",
+                       .type = AttrType::kInt,
+                       .default_value = "1",
+                       .description = "1 divides by the taps inside the padded input, padding "
+                                      "counted (PyTorch's default); 0 by the real taps only"});
+    }
+    return specs;
   }
   OpDoc doc() const override { return Pool2dDoc(kind_); }
   // out * KH * KW: one comparison or addition per tap.
@@ -170,13 +235,13 @@ class Pool2dGate : public Gate {
     return flops;
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
-    BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(ctx, ctx.inputs[0]));
+    BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(ctx, ctx.inputs[0], kind_));
     return pool_internal::OutputShape(s);
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
-    BF_ASSIGN_OR_RETURN(
-        Pool2dShape s,
-        pool_internal::ParsePool2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}, ctx.inputs[0]));
+    BF_ASSIGN_OR_RETURN(Pool2dShape s,
+                        pool_internal::ParsePool2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs},
+                                                   ctx.inputs[0], kind_));
     if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, kind_, ctx);
     return ReferenceForward(s, kind_);
   }
@@ -190,25 +255,75 @@ Status Pool2dGate::Backward(BackwardContext& ctx) const {
   if (!ctx.needs_grad(0)) return Status::Ok();
   const Node& node = ctx.node();
   const Shape& x = ctx.input_shape(0);
-  BF_ASSIGN_OR_RETURN(Pool2dShape s,
-                      pool_internal::ParsePool2d(ShapeContext{node.name, {&x, 1}, node.attrs}, x));
+  BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(
+                                         ShapeContext{node.name, {&x, 1}, node.attrs}, x, kind_));
   Attributes attrs = PoolWindowAttributes(s.window);
   ValueId dx;
   if (kind_ == PoolKind::kMax) {
     // x rides along so the float64 kernel, which has no workspace, can find the arg-max again.
+    attrs.Set("dilation", std::vector<int64_t>{s.window.dilation_h, s.window.dilation_w});
+    attrs.Set("ceil_mode", int64_t{s.window.ceil_mode ? 1 : 0});
     BF_ASSIGN_OR_RETURN(dx, ctx.Emit("max_pool2d_grad", {ctx.input(0), ctx.output_grad()},
                                      std::move(attrs), /*reads_saved=*/true));
   } else {
     attrs.Set("input_size", std::vector<int64_t>{s.h, s.w});
+    attrs.Set("count_include_pad", int64_t{s.count_include_pad ? 1 : 0});
     BF_ASSIGN_OR_RETURN(dx, ctx.Emit("avg_pool2d_grad", {ctx.output_grad()}, std::move(attrs)));
   }
   ctx.SetGrad(0, dx);
   return Status::Ok();
 }
 
+// The average pooling global_avg_pool2d is: one window, the whole plane. It holds no padding,
+// so count_include_pad does not matter.
+Pool2dShape GlobalShape(const Shape& x) {
+  reference::Window2d win;
+  win.kernel_h = win.stride_h = x.dim(2);
+  win.kernel_w = win.stride_w = x.dim(3);
+  return Pool2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
+}
+
+class GlobalAvgPoolGate : public Gate {
+ public:
+  Arity arity() const override { return {1, 1}; }
+  bool accepts_layout(int input) const override { return true; }  // x
+  OpDoc doc() const override {
+    return {.summary = "Mean of each channel's H x W plane (PyTorch's adaptive_avg_pool2d(x, 1)).",
+            .inputs = {{"x", "[N, C, H, W]; N may be open"}},
+            .output = "[N, C, 1, 1]",
+            .forward = "y[n,c,0,0] = sum over i < H, j < W of x[n,c,i,j] / (H * W)",
+            .gradient = "dL/dx[n,c,i,j] = dy[n,c,0,0] / (H * W)"};
+  }
+  // One addition per input element.
+  int64_t Flops(const FlopsContext& ctx) const override {
+    return FlopsContext::Elements(ctx.inputs[0]);
+  }
+  StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
+    BF_RETURN_IF_ERROR(CheckNchw(ctx, ctx.inputs[0], "x"));
+    return Shape{ctx.inputs[0].dim(0), ctx.inputs[0].dim(1), 1, 1};
+  }
+  StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
+    const Pool2dShape s = GlobalShape(ctx.inputs[0]);
+    if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, PoolKind::kAvg, ctx);
+    return ReferenceForward(s, PoolKind::kAvg);
+  }
+  // avg_pool2d_grad over the one window: dy / (H * W) to every element.
+  Status Backward(BackwardContext& ctx) const override {
+    if (!ctx.needs_grad(0)) return Status::Ok();
+    const Pool2dShape s = GlobalShape(ctx.input_shape(0));
+    Attributes attrs = PoolWindowAttributes(s.window);
+    attrs.Set("input_size", std::vector<int64_t>{s.h, s.w});
+    BF_ASSIGN_OR_RETURN(ValueId dx,
+                        ctx.Emit("avg_pool2d_grad", {ctx.output_grad()}, std::move(attrs)));
+    ctx.SetGrad(0, dx);
+    return Status::Ok();
+  }
+};
+
 }  // namespace
 
 void RegisterPoolGates(GateRegistry& registry) {
+  (void)registry.Register("global_avg_pool2d", std::make_unique<GlobalAvgPoolGate>());
   (void)registry.Register("max_pool2d", std::make_unique<Pool2dGate>(PoolKind::kMax));
   (void)registry.Register("avg_pool2d", std::make_unique<Pool2dGate>(PoolKind::kAvg));
   (void)registry.Register("max_pool2d_grad", pool_internal::MakePoolGradGate(PoolKind::kMax));

@@ -24,7 +24,7 @@ StatusOr<Pool2dShape> ParseGrad(const ShapeContext& ctx, PoolKind kind) {
     BF_ASSIGN_OR_RETURN(auto size, ParseSize2(ctx, "input_size"));
     x = Shape{dy.dim(0), dy.dim(1), size.first, size.second};
   }
-  BF_ASSIGN_OR_RETURN(Pool2dShape s, ParsePool2d(ctx, x));
+  BF_ASSIGN_OR_RETURN(Pool2dShape s, ParsePool2d(ctx, x, kind));
   const Shape y = OutputShape(s);
   if (!SameBatch(dy.dim(0), y.dim(0)) || dy.dim(1) != y.dim(1) || dy.dim(2) != y.dim(2) ||
       dy.dim(3) != y.dim(3)) {
@@ -102,11 +102,9 @@ StatusOr<std::unique_ptr<Kernel>> CompileDnnlGrad(const Pool2dShape& s, PoolKind
       auto pd, dnnl_rt::Build(what, [&] {
         using Bwd = dnnl::pooling_v2_backward;
         const reference::Window2d& w = s.window;
-        const Bwd::desc desc(
-            max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding,
-            fwd_pd.src_desc(), fwd_pd.dst_desc(), {w.stride_h, w.stride_w},
-            {w.kernel_h, w.kernel_w}, /*dilation=*/{0, 0}, {w.pad_top, w.pad_left},
-            {w.pad_bottom, w.pad_right});
+        const Bwd::desc desc(Algorithm(s, kind), fwd_pd.src_desc(), fwd_pd.dst_desc(),
+                             {w.stride_h, w.stride_w}, {w.kernel_h, w.kernel_w}, Dilation(s),
+                             {w.pad_top, w.pad_left}, PadEnd(s));
         return Bwd::primitive_desc(desc, PrimitiveAttributes(), dnnl_rt::CpuEngine(), fwd_pd);
       }));
   const dnnl::memory::desc dx = OutputDesc(ctx, pd.diff_src_desc());
@@ -148,7 +146,14 @@ class PoolGradGate : public Gate {
     std::vector<AttrSpec> specs = {{"kernel", AttrType::kInts, /*required=*/true},
                                    {"stride", AttrType::kInts},
                                    {"padding", AttrType::kInts}};
-    if (kind_ == PoolKind::kAvg) specs.push_back({"input_size", AttrType::kInts, true});
+    if (kind_ == PoolKind::kMax) {
+      specs.push_back({"dilation", AttrType::kInts});
+      specs.push_back({"ceil_mode", AttrType::kInt});
+    }
+    if (kind_ == PoolKind::kAvg) {
+      specs.push_back({"input_size", AttrType::kInts, true});
+      specs.push_back({"count_include_pad", AttrType::kInt});
+    }
     return specs;
   }
   bool internal() const override { return true; }

@@ -17,9 +17,18 @@ namespace backflow::pool_internal {
 
 enum class PoolKind { kMax, kAvg };
 
-// Checks x [N, C, H, W] and the window attributes; returns the pooling's shape (n may be the
-// open batch dimension).
-StatusOr<reference::Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x);
+// Checks x [N, C, H, W] and the window attributes (with average pooling's count_include_pad,
+// 0 or 1, default 1); returns the pooling's shape (n may be the open batch dimension).
+StatusOr<reference::Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x,
+                                             PoolKind kind);
+
+// oneDNN's bottom and right padding (with ceil_mode, as far as the last window reaches) and
+// its dilation (counted from 0).
+dnnl::memory::dims PadEnd(const reference::Pool2dShape& s);
+dnnl::memory::dims Dilation(const reference::Pool2dShape& s);
+
+// The oneDNN algorithm of a pooling: max, or average with or without the padding counted.
+dnnl::algorithm Algorithm(const reference::Pool2dShape& s, PoolKind kind);
 
 Shape InputShape(const reference::Pool2dShape& s);   // [N, C, H, W]
 Shape OutputShape(const reference::Pool2dShape& s);  // [N, C, OH, OW]

@@ -260,19 +260,33 @@ class GraphBuilder:
 
     def conv2d(self, x: str, w: str, b: Optional[str] = None,
                stride: Optional[Sequence[int]] = None, padding: Optional[Sequence[int]] = None,
-               dilation: Optional[Sequence[int]] = None, name: Optional[str] = None) -> str:
-        """x [N, C, H, W] with w [O, C, KH, KW] and optional b [O]; padding [ph, pw] or
-        [top, left, bottom, right]."""
+               dilation: Optional[Sequence[int]] = None, groups: int = 1,
+               name: Optional[str] = None) -> str:
+        """x [N, C, H, W] with w [O, C / groups, KH, KW] and optional b [O]; padding [ph, pw]
+        or [top, left, bottom, right]; groups C is depthwise."""
         return self.op("conv2d", x, w, *([b] if b is not None else []), name=name,
-                       stride=stride, padding=padding, dilation=dilation)
+                       stride=stride, padding=padding, dilation=dilation,
+                       groups=groups if groups != 1 else None)
 
     def max_pool2d(self, x: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
-                   padding: Optional[Sequence[int]] = None, name: Optional[str] = None) -> str:
-        return self.op("max_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding)
+                   padding: Optional[Sequence[int]] = None,
+                   dilation: Optional[Sequence[int]] = None, ceil_mode: bool = False,
+                   name: Optional[str] = None) -> str:
+        """Window maxima; dilation [dh, dw] (1: adjacent taps) and ceil_mode as PyTorch."""
+        return self.op("max_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding,
+                       dilation=dilation, ceil_mode=ceil_mode or None)
 
     def avg_pool2d(self, x: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
-                   padding: Optional[Sequence[int]] = None, name: Optional[str] = None) -> str:
-        return self.op("avg_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding)
+                   padding: Optional[Sequence[int]] = None, count_include_pad: bool = True,
+                   name: Optional[str] = None) -> str:
+        """Window means; count_include_pad (as PyTorch) divides by the whole window, padding
+        counted, and False by the real taps only."""
+        return self.op("avg_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding,
+                       count_include_pad=count_include_pad)
+
+    def global_avg_pool2d(self, x: str, name: Optional[str] = None) -> str:
+        """x [N, C, H, W] -> [N, C, 1, 1], the mean of each plane."""
+        return self.op("global_avg_pool2d", x, name=name)
 
     # Shapes and reductions (tensor_ops.h, shape_ops.h, reduce.h) -----------------------------
 

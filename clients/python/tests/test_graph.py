@@ -84,6 +84,46 @@ def test_unnamed_nodes_get_fresh_names_and_attributes_are_typed() -> None:
     assert list(nodes["matmul_1"].inputs) == ["x", "x"]
 
 
+def test_avg_pool2d_sends_count_include_pad() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 8, 8])
+    g.avg_pool2d(x, kernel=[3, 3], padding=[1, 1], name="inc")
+    g.avg_pool2d(x, kernel=[3, 3], padding=[1, 1], count_include_pad=False, name="exc")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert nodes["inc"].attrs["count_include_pad"].i == 1
+    assert nodes["exc"].attrs["count_include_pad"].i == 0
+    assert list(nodes["exc"].attrs["padding"].ints.values) == [1, 1]
+
+
+def test_max_pool2d_sends_dilation_and_ceil_mode() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 8, 8])
+    g.max_pool2d(x, kernel=[2, 2], name="plain")
+    g.max_pool2d(x, kernel=[2, 2], dilation=[2, 3], ceil_mode=True, name="wide")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert set(nodes["plain"].attrs) == {"kernel"}
+    assert list(nodes["wide"].attrs["dilation"].ints.values) == [2, 3]
+    assert nodes["wide"].attrs["ceil_mode"].i == 1
+
+
+def test_conv2d_sends_groups_only_when_grouped() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 4, 8, 8])
+    g.conv2d(x, g.parameter("w", [4, 4, 3, 3]), name="dense")
+    g.conv2d(x, g.parameter("dw", [4, 1, 3, 3]), groups=4, name="depthwise")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert "groups" not in nodes["dense"].attrs
+    assert nodes["depthwise"].attrs["groups"].i == 4
+
+
+def test_global_avg_pool2d_has_no_attributes() -> None:
+    g = GraphBuilder("g")
+    y = g.global_avg_pool2d(g.placeholder("x", [-1, 3, 8, 8]))
+    node = g.build().nodes[0]
+    assert (y, node.op, list(node.inputs), len(node.attrs)) == (
+        "global_avg_pool2d_1", "global_avg_pool2d", ["x"], 0)
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")

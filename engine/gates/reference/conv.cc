@@ -46,6 +46,22 @@ int64_t ArgMaxInWindow(const Pool2dShape& s, const T* xp, int64_t i, int64_t j) 
   return best;
 }
 
+// The divisor of the average-pooling window at (i, j): its real taps, or, with
+// count_include_pad, its taps inside the padded input (PyTorch's rule).
+int64_t AvgPoolCount(const Pool2dShape& s, int64_t i, int64_t j) {
+  const Window2d& win = s.window;
+  if (s.count_include_pad) {
+    const int64_t top = i * win.stride_h - win.pad_top;
+    const int64_t left = j * win.stride_w - win.pad_left;
+    const int64_t bottom = std::min(top + win.kernel_h, s.h + win.pad_bottom);
+    const int64_t right = std::min(left + win.kernel_w, s.w + win.pad_right);
+    return (bottom - top) * (right - left);
+  }
+  int64_t count = 0;
+  ForEachTap(win, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t) { ++count; });
+  return count;
+}
+
 }  // namespace
 
 template <typename T>
@@ -59,9 +75,10 @@ void Conv2dForward(const Conv2dShape& s, const T* x, const T* w, const T* b, T* 
       for (int64_t i = 0; i < oh; ++i) {
         for (int64_t j = 0; j < ow; ++j) {
           T acc = b != nullptr ? b[o] : T(0);
-          for (int64_t c = 0; c < s.c; ++c) {
-            const T* xp = x + (n * s.c + c) * plane;
-            const T* wp = w + (o * s.c + c) * taps;
+          const int64_t first = o / s.group_o() * s.group_c();  // the group's first channel
+          for (int64_t c = 0; c < s.group_c(); ++c) {
+            const T* xp = x + (n * s.c + first + c) * plane;
+            const T* wp = w + (o * s.group_c() + c) * taps;
             ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t a, int64_t e, int64_t off) {
               acc += xp[off] * wp[a * s.window.kernel_w + e];
             });
@@ -85,9 +102,10 @@ void Conv2dBackwardData(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
       for (int64_t i = 0; i < oh; ++i) {
         for (int64_t j = 0; j < ow; ++j) {
           const T g = dy[((n * s.o + o) * oh + i) * ow + j];
-          for (int64_t c = 0; c < s.c; ++c) {
-            T* dxp = dx + (n * s.c + c) * plane;
-            const T* wp = w + (o * s.c + c) * taps;
+          const int64_t first = o / s.group_o() * s.group_c();
+          for (int64_t c = 0; c < s.group_c(); ++c) {
+            T* dxp = dx + (n * s.c + first + c) * plane;
+            const T* wp = w + (o * s.group_c() + c) * taps;
             ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t a, int64_t e, int64_t off) {
               dxp[off] += g * wp[a * s.window.kernel_w + e];
             });
@@ -104,7 +122,7 @@ void Conv2dBackwardWeights(const Conv2dShape& s, const T* x, const T* dy, T* dw,
   const int64_t ow = s.out_w();
   const int64_t plane = s.h * s.w;
   const int64_t taps = s.window.kernel_h * s.window.kernel_w;
-  std::fill(dw, dw + s.o * s.c * taps, T(0));
+  std::fill(dw, dw + s.o * s.group_c() * taps, T(0));
   if (db != nullptr) std::fill(db, db + s.o, T(0));
   for (int64_t n = 0; n < s.n; ++n) {
     for (int64_t o = 0; o < s.o; ++o) {
@@ -112,9 +130,10 @@ void Conv2dBackwardWeights(const Conv2dShape& s, const T* x, const T* dy, T* dw,
         for (int64_t j = 0; j < ow; ++j) {
           const T g = dy[((n * s.o + o) * oh + i) * ow + j];
           if (db != nullptr) db[o] += g;
-          for (int64_t c = 0; c < s.c; ++c) {
-            const T* xp = x + (n * s.c + c) * plane;
-            T* dwp = dw + (o * s.c + c) * taps;
+          const int64_t first = o / s.group_o() * s.group_c();
+          for (int64_t c = 0; c < s.group_c(); ++c) {
+            const T* xp = x + (n * s.c + first + c) * plane;
+            T* dwp = dw + (o * s.group_c() + c) * taps;
             ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t a, int64_t e, int64_t off) {
               dwp[a * s.window.kernel_w + e] += g * xp[off];
             });
@@ -152,12 +171,8 @@ void AvgPool2dForward(const Pool2dShape& s, const T* x, T* y) {
   ForEachPoolOutput(s, [&](int64_t plane, int64_t i, int64_t j, int64_t out) {
     const T* xp = x + plane * plane_size;
     T sum = T(0);
-    int64_t count = 0;
-    ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t off) {
-      sum += xp[off];
-      ++count;
-    });
-    y[out] = sum / static_cast<T>(count);
+    ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t off) { sum += xp[off]; });
+    y[out] = sum / static_cast<T>(AvgPoolCount(s, i, j));
   });
 }
 
@@ -167,9 +182,7 @@ void AvgPool2dBackward(const Pool2dShape& s, const T* dy, T* dx) {
   std::fill(dx, dx + s.n * s.c * plane_size, T(0));
   ForEachPoolOutput(s, [&](int64_t plane, int64_t i, int64_t j, int64_t out) {
     T* dxp = dx + plane * plane_size;
-    int64_t count = 0;
-    ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t) { ++count; });
-    const T share = dy[out] / static_cast<T>(count);
+    const T share = dy[out] / static_cast<T>(AvgPoolCount(s, i, j));
     ForEachTap(s.window, s.h, s.w, i, j, [&](int64_t, int64_t, int64_t off) { dxp[off] += share; });
   });
 }

@@ -11,9 +11,12 @@
 //       y[n,o,i,j] = b[o] + sum_{c,a,e} x[n, c, i*sh - pt + a*dh, j*sw - pl + e*dw] * w[o,c,a,e]
 //     with taps that fall into the padding reading zero;
 //   - a dilation of 1 means adjacent taps (oneDNN counts the same as 0);
-//   - output size = (in + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1, rounded down;
-//   - pooling windows skip padded taps: max pooling never picks one, average pooling divides by
-//     the number of real taps (oneDNN's pooling_avg_exclude_padding). Callers keep every padding
+//   - output size = (in + pad_before + pad_after - ((k - 1) * d + 1)) / stride + 1, rounded down
+//     (pooling's ceil_mode: up, see Window2d);
+//   - pooling windows skip padded taps: max pooling never picks one; average pooling sums the
+//     real taps and divides by their number (count_include_pad false: oneDNN's
+//     pooling_avg_exclude_padding) or by the taps inside the padded input (count_include_pad
+//     true, as PyTorch: oneDNN's pooling_avg_include_padding). Callers keep every padding
 //     smaller than its kernel, so every window holds at least one real tap;
 //   - max pooling ties: the first maximum in window order (row by row, then column) wins and
 //     receives the whole gradient, as in oneDNN (which keeps a running max updated only on a
@@ -37,6 +40,10 @@ struct Window2d {
   int64_t pad_right = 0;
   int64_t dilation_h = 1;  // 1: adjacent taps
   int64_t dilation_w = 1;
+  // Pooling only: output sizes round up, as PyTorch's ceil_mode, keeping each last window's
+  // start inside the input or its top/left padding. A last window may then reach past the
+  // bottom/right padding; taps there read nothing.
+  bool ceil_mode = false;
 
   // The extent a kernel covers once dilated.
   int64_t span_h() const { return (kernel_h - 1) * dilation_h + 1; }
@@ -44,14 +51,23 @@ struct Window2d {
   // Output size for an input of `in_h` x `in_w`; meaningful only when the span fits the padded
   // input (the gates' shape rules check that first).
   int64_t out_h(int64_t in_h) const {
-    return (in_h + pad_top + pad_bottom - span_h()) / stride_h + 1;
+    return OutSize(in_h, pad_top, pad_bottom, span_h(), stride_h, ceil_mode);
   }
   int64_t out_w(int64_t in_w) const {
-    return (in_w + pad_left + pad_right - span_w()) / stride_w + 1;
+    return OutSize(in_w, pad_left, pad_right, span_w(), stride_w, ceil_mode);
+  }
+  static int64_t OutSize(int64_t in, int64_t before, int64_t after, int64_t span, int64_t stride,
+                         bool ceil) {
+    const int64_t room = in + before + after - span;
+    int64_t out = (ceil ? (room + stride - 1) / stride : room / stride) + 1;
+    if (ceil && (out - 1) * stride >= in + before) --out;  // PyTorch's rule
+    return out;
   }
 };
 
-// x: [n, c, h, w]; weights: [o, c, window.kernel_h, window.kernel_w]; y: [n, o, out_h, out_w].
+// x: [n, c, h, w]; weights: [o, c / groups, window.kernel_h, window.kernel_w];
+// y: [n, o, out_h, out_w]. With groups > 1 the channels split into `groups` equal runs: output
+// channel o reads only input channels of its group, o / (o_total / groups).
 struct Conv2dShape {
   int64_t n = 1;
   int64_t c = 1;
@@ -59,6 +75,9 @@ struct Conv2dShape {
   int64_t w = 1;
   int64_t o = 1;
   Window2d window;
+  int64_t groups = 1;  // divides c and o
+  int64_t group_c() const { return c / groups; }
+  int64_t group_o() const { return o / groups; }
   int64_t out_h() const { return window.out_h(h); }
   int64_t out_w() const { return window.out_w(w); }
 };
@@ -70,6 +89,8 @@ struct Pool2dShape {
   int64_t h = 1;
   int64_t w = 1;
   Window2d window;
+  // Average pooling only: whether padded taps count in the divisor.
+  bool count_include_pad = false;
   int64_t out_h() const { return window.out_h(h); }
   int64_t out_w() const { return window.out_w(w); }
 };
@@ -95,11 +116,11 @@ void MaxPool2dForward(const Pool2dShape& s, const T* x, T* y, int64_t* argmax);
 template <typename T>
 void MaxPool2dBackward(const Pool2dShape& s, const T* x, const T* dy, T* dx);
 
-// y = the mean of the real taps of each window.
+// y = the sum of the real taps of each window over its count (see count_include_pad).
 template <typename T>
 void AvgPool2dForward(const Pool2dShape& s, const T* x, T* y);
 
-// dx: each dy element spread evenly over the real taps of its window.
+// dx: each dy element, divided by its window's count, added to each real tap of the window.
 template <typename T>
 void AvgPool2dBackward(const Pool2dShape& s, const T* dy, T* dx);
 

@@ -53,11 +53,14 @@ reference::Conv2dShape ShapeOf(const ConvCase& c) {
   win.pad_left = pad[1];
   win.pad_bottom = pad.size() == 4 ? pad[2] : pad[0];
   win.pad_right = pad.size() == 4 ? pad[3] : pad[1];
+  s.groups = c.attrs.GetInt("groups", 1);
   return s;
 }
 
 Shape XShape(const ConvCase& c) { return Shape{c.n, c.c, c.h, c.w}; }
-Shape WShape(const ConvCase& c) { return Shape{c.o, c.c, c.kh, c.kw}; }
+Shape WShape(const ConvCase& c) {
+  return Shape{c.o, c.c / c.attrs.GetInt("groups", 1), c.kh, c.kw};
+}
 Shape YShape(const ConvCase& c) {
   const reference::Conv2dShape s = ShapeOf(c);
   return Shape{c.n, c.o, s.out_h(), s.out_w()};
@@ -102,6 +105,46 @@ Values RefBackwardWeights(const ConvCase& c, const Values& x, const Values& dy) 
 const std::vector<ConvCase>& Cases() {
   static const auto* cases = new std::vector<ConvCase>{
       {"c3_o5_k3_bias", 2, 3, 6, 5, 5, 3, 3, true, {}},
+      {"groups2_pad1",
+       2,
+       4,
+       7,
+       6,
+       6,
+       3,
+       3,
+       true,
+       {{"groups", int64_t{2}}, {"padding", Ints{1, 1}}}},
+      {"depthwise_stride2",
+       1,
+       5,
+       9,
+       7,
+       5,
+       3,
+       3,
+       false,
+       {{"groups", int64_t{5}}, {"stride", Ints{2, 2}}, {"padding", Ints{1, 1}}}},
+      {"depthwise_multiplier2_dilated",
+       1,
+       3,
+       11,
+       13,
+       6,
+       3,
+       2,
+       true,
+       {{"groups", int64_t{3}}, {"dilation", Ints{2, 1}}, {"padding", Ints{1, 0, 2, 1}}}},
+      {"groups3_c18_o9_batch3",
+       3,
+       18,
+       5,
+       5,
+       9,
+       1,
+       3,
+       true,
+       {{"groups", int64_t{3}}, {"stride", Ints{1, 2}}}},
       {"c3_o5_k3_no_bias", 2, 3, 6, 6, 5, 3, 3, false, {}},
       {"stride2_pad1",
        2,
@@ -308,7 +351,70 @@ TEST(ConvShapeTest, InfersTheOutputShapeWithTheOpenBatchDimension) {
 TEST(ConvShapeTest, ChannelMismatchNamesTheNode) {
   EXPECT_EQ(ShapeError({2, 3, 5, 5}, {4, 2, 3, 3}),
             "node 'conv': x [2, 3, 5, 5] has 3 channels, but w [4, 2, 3, 3] expects 2 "
-            "(w is [O, C, KH, KW])");
+            "(w is [O, C / groups, KH, KW], groups 1)");
+}
+
+TEST(ConvShapeTest, GroupsMustDivideBothChannelCountsAndNameTheNode) {
+  auto error = [](const Shape& x, const Shape& w, int64_t groups) {
+    Graph g(BuiltinGates());
+    StatusOr<ValueId> y =
+        g.AddNode("conv", "conv2d", {*g.AddPlaceholder("x", x), *g.AddPlaceholder("w", w)},
+                  {{"groups", groups}});
+    EXPECT_EQ(y.status().code(), StatusCode::kInvalidArgument);
+    return y.status().message();
+  };
+  EXPECT_EQ(error({1, 6, 5, 5}, {4, 2, 3, 3}, 3),
+            "node 'conv': groups 3 must be >= 1 and divide both the 6 input and the 4 output "
+            "channels");
+  EXPECT_EQ(error({1, 5, 5, 5}, {4, 1, 3, 3}, 2),
+            "node 'conv': groups 2 must be >= 1 and divide both the 5 input and the 4 output "
+            "channels");
+  EXPECT_EQ(error({1, 4, 5, 5}, {4, 1, 3, 3}, 0),
+            "node 'conv': groups 0 must be >= 1 and divide both the 4 input and the 4 output "
+            "channels");
+  EXPECT_EQ(error({1, 4, 5, 5}, {4, 1, 3, 3}, 2),
+            "node 'conv': x [1, 4, 5, 5] has 4 channels, but w [4, 1, 3, 3] expects 2 (w is "
+            "[O, C / groups, KH, KW], groups 2)");
+}
+
+// Values from PyTorch 1.13 (float64): x = [(i * 7) % 11 - 5 for i in range(36)] as 1x4x3x3,
+// w = [(i * 5) % 7 - 3 for i in range(32)] as 4x2x2x2, b = [1, -1, 2, 0],
+// y = torch.nn.functional.conv2d(x, w, b, groups=2), y.backward(1..16).
+TEST(ConvSeedTest, GroupedConvolutionMatchesPyTorch) {
+  Values xs(36), ws(32);
+  for (size_t i = 0; i < xs.size(); ++i)
+    xs[i] = static_cast<double>(static_cast<int>(i * 7 % 11) - 5);
+  for (size_t i = 0; i < ws.size(); ++i)
+    ws[i] = static_cast<double>(static_cast<int>(i * 5 % 7) - 3);
+  Values dys(16);
+  for (size_t i = 0; i < dys.size(); ++i) dys[i] = static_cast<double>(i + 1);
+  const Attributes groups{{"groups", int64_t{2}}};
+  Attributes data_attrs = groups;
+  data_attrs.Set("input_size", Ints{3, 3});
+  Attributes weights_attrs = groups;
+  weights_attrs.Set("kernel_size", Ints{2, 2});
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const Tensor x = testing::T64({1, 4, 3, 3}, xs).CastTo(dtype);
+    const Tensor w = testing::T64({4, 2, 2, 2}, ws).CastTo(dtype);
+    const Tensor b = testing::T64({4}, {1, -1, 2, 0}).CastTo(dtype);
+    const Tensor dy = testing::T64({1, 4, 2, 2}, dys).CastTo(dtype);
+    StatusOr<Tensor> y = RunGate("conv2d", {x, w, b}, groups);
+    ASSERT_TRUE(y.ok()) << y.status().ToString();
+    EXPECT_EQ(y->ToDoubles(),
+              (Values{30, -24, 0, -10, -24, 12, -4, -1, -15, -15, -4, 18, 3, 0, -6, 13}));
+    StatusOr<Tensor> dx = RunGate("conv2d_backward_data", {dy, w}, data_attrs);
+    ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+    EXPECT_EQ(dx->ToDoubles(), (Values{7,  8,  4,  -5,  11,  22, -14, -1,  16,  8,  8,  -4,
+                                       0,  3,  2,  -24, -23, 4,  -26, -7,  22,  10, 31, 20,
+                                       48, 48, -4, -48, -53, -2, -38, -69, -32, 22, -6, -32}));
+    StatusOr<Tensor> dw = RunGate("conv2d_backward_weights", {x, dy}, weights_attrs);
+    ASSERT_TRUE(dw.ok()) << dw.status().ToString();
+    EXPECT_EQ(dw->shape(), (Shape{4, 2, 2, 2}));
+    EXPECT_EQ(dw->ToDoubles(),
+              (Values{18,   -11, 19,  -21, -1, 3,  -11, 15, 30,   -19, 59,  -45, 7, -9, -19, 31,
+                      -111, -37, -21, 42,  5,  57, -37, 15, -151, -53, -33, 54,  5, 81, -53, 23}));
+  }
 }
 
 TEST(ConvShapeTest, KernelLargerThanThePaddedInputNamesTheNode) {
