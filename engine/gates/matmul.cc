@@ -1,34 +1,17 @@
 #include "engine/gates/matmul.h"
 
-#include <optional>
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/core/saturating.h"
-#include "engine/gates/reference/dense.h"
+#include "engine/gates/gradient_ops.h"
+#include "engine/gates/matmul_kernel.h"
 #include "engine/ir/gate_registry.h"
-#include "engine/runtime/dnnl_runtime.h"
 
 namespace backflow {
 namespace {
-
-using reference::MatMulDims;
-
-// Note [oneDNN matmul layouts]
-// - Operands are described, never copied. A transposed operand is the executor's row-major
-//   tensor under a descriptor of its logical dimensions with swapped strides: tag ba for a
-//   [K, M] array read as [M, K], acb for the batched [B, K, M]. oneDNN's matmul reads these in
-//   place, so transposes in the backward cost nothing.
-// - Plain tags, not format_tag::any: the executor's tensors are row-major, and a blocked layout
-//   chosen by oneDNN would need a reorder on every run, which matmul (unlike convolution) does
-//   not repay.
-// - linear's bias is a [1, out] descriptor that the primitive broadcasts over the rows: one
-//   primitive, no separate add.
-// - Scratchpad mode is user. A plan's kernel runs on whichever TBB worker reaches the node, and
-//   on several at once for concurrent runs. oneDNN's library-managed scratchpad (Debian builds
-//   DNNL_ENABLE_CONCURRENT_EXEC=OFF) is shared per thread and ties a primitive to the thread
-//   that created it; with a scratchpad allocated per run, any thread may execute it at any time.
 
 // Reads a 0/1 flag attribute.
 StatusOr<bool> ReadFlag(const ShapeContext& ctx, std::string_view name) {
@@ -47,158 +30,79 @@ std::string Operands(const Shape& a, const Shape& b, bool ta, bool tb) {
   return s;
 }
 
+// The batch dimensions of an operand (all but its last two), padded on the left with 1s to `rank`.
+std::vector<int64_t> BatchDims(const Shape& s, int rank) {
+  std::vector<int64_t> dims(static_cast<size_t>(rank), 1);
+  const int own = s.rank() - 2;
+  for (int i = 0; i < own; ++i) dims[static_cast<size_t>(rank - own + i)] = s.dim(i);
+  return dims;
+}
+
 StatusOr<Shape> MatMulRule(const ShapeContext& ctx) {
   BF_ASSIGN_OR_RETURN(const bool ta, ReadFlag(ctx, "transpose_a"));
   BF_ASSIGN_OR_RETURN(const bool tb, ReadFlag(ctx, "transpose_b"));
   const Shape& a = ctx.inputs[0];
   const Shape& b = ctx.inputs[1];
-  const int r = a.rank();
-  if ((r != 2 && r != 3) || b.rank() != r) {
-    return ctx.Error("matmul takes two 2-D or two 3-D operands, got " + Operands(a, b, ta, tb));
+  if (a.rank() < 2 || b.rank() < 2) {
+    return ctx.Error("matmul takes operands of rank 2 or more, got " + Operands(a, b, ta, tb));
   }
-  const int64_t m = a.dim(ta ? r - 1 : r - 2);
-  const int64_t ka = a.dim(ta ? r - 2 : r - 1);
-  const int64_t kb = b.dim(tb ? r - 1 : r - 2);
-  const int64_t n = b.dim(tb ? r - 2 : r - 1);
+  const int ra = a.rank(), rb = b.rank();
+  const int64_t m = a.dim(ta ? ra - 1 : ra - 2);
+  const int64_t ka = a.dim(ta ? ra - 2 : ra - 1);
+  const int64_t kb = b.dim(tb ? rb - 1 : rb - 2);
+  const int64_t n = b.dim(tb ? rb - 2 : rb - 1);
   if (ka != kb) return ctx.Error("inner dimensions differ: " + Operands(a, b, ta, tb));
-  if (r == 3 && a.dim(0) != b.dim(0)) {
-    return ctx.Error("batch dimensions differ: " + Operands(a, b, ta, tb));
+  // Batch dimensions broadcast as NumPy's: equal, or one of them 1 (an open dimension matches
+  // only an open dimension or 1, as in the header).
+  const int batch_rank = std::max(ra, rb) - 2;
+  std::vector<int64_t> dims = BatchDims(a, batch_rank);
+  const std::vector<int64_t> db = BatchDims(b, batch_rank);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == db[i] || db[i] == 1) continue;
+    if (dims[i] != 1) {
+      return ctx.Error("batch dimensions do not broadcast: " + Operands(a, b, ta, tb));
+    }
+    dims[i] = db[i];
   }
-  return r == 3 ? Shape{a.dim(0), m, n} : Shape{m, n};
+  dims.push_back(m);
+  dims.push_back(n);
+  return Shape(std::move(dims));
 }
 
 StatusOr<Shape> LinearRule(const ShapeContext& ctx) {
   const Shape& x = ctx.inputs[0];
   const Shape& w = ctx.inputs[1];
-  if (x.rank() != 2 || w.rank() != 2) {
-    return ctx.Error("linear takes x [rows, in] and w [in, out], got " + Operands(x, w, 0, 0));
+  if (x.rank() < 2 || w.rank() != 2) {
+    return ctx.Error("linear takes x [..., rows, in] and w [in, out], got " + Operands(x, w, 0, 0));
   }
-  if (x.dim(1) != w.dim(0)) return ctx.Error("inner dimensions differ: " + Operands(x, w, 0, 0));
+  if (x.dim(x.rank() - 1) != w.dim(0)) {
+    return ctx.Error("inner dimensions differ: " + Operands(x, w, 0, 0));
+  }
   if (ctx.inputs.size() == 3 && ctx.inputs[2] != Shape{w.dim(1)}) {
     return ctx.Error("bias has shape " + ctx.inputs[2].ToString() + ", expected " +
                      Shape{w.dim(1)}.ToString() + " for w " + w.ToString());
   }
-  return Shape{x.dim(0), w.dim(1)};
+  std::vector<int64_t> dims = x.dims();
+  dims.back() = w.dim(1);
+  return Shape(std::move(dims));
 }
 
 // The sizes of a matmul node with concrete shapes (its shape rule has passed on them).
-MatMulDims MatMulDimsOf(const CompileContext& ctx) {
+ProductDims MatMulDimsOf(const CompileContext& ctx) {
   const Shape& a = ctx.inputs[0];
-  const int r = a.rank();
-  MatMulDims d;
-  d.transpose_a = ctx.attrs.GetInt("transpose_a", 0) == 1;
-  d.transpose_b = ctx.attrs.GetInt("transpose_b", 0) == 1;
-  d.batch = r == 3 ? a.dim(0) : 1;
-  d.m = ctx.output.dim(r - 2);
-  d.n = ctx.output.dim(r - 1);
-  d.k = a.dim(d.transpose_a ? r - 2 : r - 1);
+  const int r = ctx.output.rank();
+  ProductDims d;
+  d.mm.transpose_a = ctx.attrs.GetInt("transpose_a", 0) == 1;
+  d.mm.transpose_b = ctx.attrs.GetInt("transpose_b", 0) == 1;
+  d.out_batch = BatchDims(ctx.output, r - 2);
+  d.a_batch = BatchDims(a, r - 2);
+  d.b_batch = BatchDims(ctx.inputs[1], r - 2);
+  d.mm.batch = 1;
+  for (int64_t n : d.out_batch) d.mm.batch *= n;
+  d.mm.m = ctx.output.dim(r - 2);
+  d.mm.n = ctx.output.dim(r - 1);
+  d.mm.k = a.dim(d.mm.transpose_a ? a.rank() - 2 : a.rank() - 1);
   return d;
-}
-
-// float64 (and degenerate sizes in float32): the reference loops. Inputs a, b[, bias].
-template <typename T>
-class ReferenceKernel : public Kernel {
- public:
-  ReferenceKernel(MatMulDims dims, bool bias) : dims_(dims), bias_(bias) {}
-  Status Run(KernelContext& ctx) const override {
-    const T* a = ctx.inputs[0]->data<T>();
-    const T* b = ctx.inputs[1]->data<T>();
-    T* y = ctx.output->data<T>();
-    if (bias_) {
-      reference::Linear(dims_.m, dims_.k, dims_.n, a, b, ctx.inputs[2]->data<T>(), y);
-    } else {
-      reference::MatMul(dims_, a, b, y);
-    }
-    return Status::Ok();
-  }
-
- private:
-  MatMulDims dims_;
-  bool bias_;
-};
-
-// A [rows, cols] operand (or [batch, rows, cols] when rank is 3), stored transposed if asked.
-dnnl::memory::desc OperandDesc(int rank, int64_t batch, int64_t rows, int64_t cols,
-                               bool transposed) {
-  using tag = dnnl::memory::format_tag;
-  const auto f32 = dnnl::memory::data_type::f32;
-  if (rank == 2) return dnnl::memory::desc({rows, cols}, f32, transposed ? tag::ba : tag::ab);
-  return dnnl::memory::desc({batch, rows, cols}, f32, transposed ? tag::acb : tag::abc);
-}
-
-// float32: one oneDNN matmul primitive for the plan's shapes. Inputs a, b[, bias].
-class DnnlMatMulKernel : public Kernel {
- public:
-  bool overwrites_output() const override { return true; }
-  static StatusOr<std::unique_ptr<Kernel>> Create(std::string_view node, int rank,
-                                                  const MatMulDims& d, bool bias);
-  // The team of the plan node it was compiled for (Note [Team size per primitive]).
-  int cores() const override { return cores_; }
-  Status Run(KernelContext& ctx) const override;
-
- private:
-  const int cores_ = dnnl_rt::CompileTeam();
-  DnnlMatMulKernel() = default;
-
-  dnnl::matmul primitive_;
-  dnnl::memory::desc src_md_, weights_md_, bias_md_, dst_md_, scratchpad_md_;
-  bool bias_ = false;
-};
-
-StatusOr<std::unique_ptr<Kernel>> DnnlMatMulKernel::Create(std::string_view node, int rank,
-                                                           const MatMulDims& d, bool bias) {
-  std::unique_ptr<DnnlMatMulKernel> k(new DnnlMatMulKernel());
-  k->bias_ = bias;
-  k->src_md_ = OperandDesc(rank, d.batch, d.m, d.k, d.transpose_a);
-  k->weights_md_ = OperandDesc(rank, d.batch, d.k, d.n, d.transpose_b);
-  k->dst_md_ = OperandDesc(rank, d.batch, d.m, d.n, false);
-  if (bias) k->bias_md_ = OperandDesc(2, 1, 1, d.n, false);
-  BF_ASSIGN_OR_RETURN(
-      dnnl::matmul::primitive_desc pd, dnnl_rt::Build("node '" + std::string(node) + "'", [&] {
-        dnnl::primitive_attr attr;
-        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        const dnnl::matmul::desc desc =
-            bias ? dnnl::matmul::desc(k->src_md_, k->weights_md_, k->bias_md_, k->dst_md_)
-                 : dnnl::matmul::desc(k->src_md_, k->weights_md_, k->dst_md_);
-        return dnnl::matmul::primitive_desc(desc, attr, dnnl_rt::CpuEngine());
-      }));
-  k->scratchpad_md_ = pd.scratchpad_desc();
-  k->primitive_ = dnnl::matmul(pd);
-  return std::unique_ptr<Kernel>(std::move(k));
-}
-
-Status DnnlMatMulKernel::Run(KernelContext& ctx) const {
-  const dnnl::engine& engine = dnnl_rt::CpuEngine();
-  // oneDNN takes handles as void*; it only reads the source, weights and bias.
-  auto bind = [&](const dnnl::memory::desc& md, const Tensor& t) {
-    return dnnl::memory(md, engine, const_cast<std::byte*>(t.raw()));
-  };
-  dnnl_rt::Args args;
-  std::optional<ScratchBuffer> scratchpad;  // alive until Execute has waited for the primitive
-  try {
-    args.emplace(DNNL_ARG_SRC, bind(src_md_, *ctx.inputs[0]));
-    args.emplace(DNNL_ARG_WEIGHTS, bind(weights_md_, *ctx.inputs[1]));
-    if (bias_) args.emplace(DNNL_ARG_BIAS, bind(bias_md_, *ctx.inputs[2]));
-    args.emplace(DNNL_ARG_DST, dnnl::memory(dst_md_, engine, ctx.output->raw()));
-    if (scratchpad_md_.get_size() > 0) {
-      scratchpad.emplace(scratchpad_md_.get_size());
-      args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratchpad_md_, engine, scratchpad->data()));
-    }
-  } catch (const dnnl::error& e) {
-    return InternalError(std::string("matmul: binding memory: oneDNN: ") + e.what());
-  }
-  return dnnl_rt::Execute(primitive_, args, ctx.threads, "matmul");
-}
-
-StatusOr<std::unique_ptr<Kernel>> CompileProduct(const CompileContext& ctx, int rank,
-                                                 const MatMulDims& d, bool bias) {
-  // Empty problems (reachable through constants only) are left to the plain loops, which define
-  // K = 0 as zeros (or the bias) without asking what oneDNN makes of zero-sized descriptors.
-  const bool empty = d.batch == 0 || d.m == 0 || d.n == 0 || d.k == 0;
-  if (ctx.dtype == DType::kFloat32 && !empty) {
-    return DnnlMatMulKernel::Create(ctx.node, rank, d, bias);
-  }
-  return MakeTypedKernel<ReferenceKernel>(ctx.dtype, d, bias);
 }
 
 AttrSpec TransposeSpec(std::string_view name, std::string_view description) {
@@ -213,19 +117,23 @@ class MatMulGate : public Gate {
             TransposeSpec("transpose_b", "1: op(b) is b with its last two dimensions swapped")};
   }
   OpDoc doc() const override {
-    return {
-        .summary = "Matrix product, or a batch of them (one per leading index).",
-        .inputs = {{"a", "op(a) is [M, K], or [B, M, K]"}, {"b", "op(b) is [K, N], or [B, K, N]"}},
-        .output = "[M, N], or [B, M, N]",
-        .forward = "y = op(a) op(b)",
-        .gradient =
-            "dL/da = dy op(b)^T   (transpose_a = 0)\n"
-            "dL/da = op(b) dy^T   (transpose_a = 1)\n"
-            "dL/db = op(a)^T dy   (transpose_b = 0)\n"
-            "dL/db = dy^T op(a)   (transpose_b = 1)"};
+    return {.summary =
+                "Matrix product, or a batch of them with the batch dimensions broadcast "
+                "(NumPy matmul).",
+            .inputs = {{"a", "op(a) is [..., M, K]; rank 2 or more"},
+                       {"b", "op(b) is [..., K, N]; rank 2 or more"}},
+            .output = "[..., M, N], the batch dimensions of a and b broadcast (each equal, or 1)",
+            .forward = "y[i] = op(a[i]) op(b[i]) for every batch index i (broadcast)",
+            .gradient =
+                "dL/da = dy op(b)^T   (transpose_a = 0)\n"
+                "dL/da = op(b) dy^T   (transpose_a = 1)\n"
+                "dL/db = op(a)^T dy   (transpose_b = 0)\n"
+                "dL/db = dy^T op(a)   (transpose_b = 1)\n"
+                "each summed over the batch dimensions its operand was broadcast along"};
   }
   bool compute_bound() const override { return true; }
-  // 2 * out * K, K being a's last dimension (its next-to-last when transposed).
+  // 2 * out * K, K being a's last dimension (its next-to-last when transposed); out counts
+  // every product of the broadcast batch.
   int64_t Flops(const FlopsContext& ctx) const override {
     const Shape& a = ctx.inputs[0];
     const int64_t out = FlopsContext::Elements(ctx.output);
@@ -235,7 +143,7 @@ class MatMulGate : public Gate {
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return MatMulRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
-    return CompileProduct(ctx, ctx.inputs[0].rank(), MatMulDimsOf(ctx), /*bias=*/false);
+    return CompileProduct(ctx, MatMulDimsOf(ctx), /*bias=*/false);
   }
   Status Backward(BackwardContext& ctx) const override;
 };
@@ -255,11 +163,13 @@ Status MatMulGate::Backward(BackwardContext& ctx) const {
   if (ctx.needs_grad(0)) {
     BF_ASSIGN_OR_RETURN(ValueId da, ta ? ctx.Emit("matmul", {b, dy}, Transposes(tb, true))
                                        : ctx.Emit("matmul", {dy, b}, Transposes(false, !tb)));
+    BF_ASSIGN_OR_RETURN(da, SumToShapeOf(ctx, da, a));  // over the batch dims a broadcast along
     ctx.SetGrad(0, da);
   }
   if (ctx.needs_grad(1)) {
     BF_ASSIGN_OR_RETURN(ValueId db, tb ? ctx.Emit("matmul", {dy, a}, Transposes(true, ta))
                                        : ctx.Emit("matmul", {a, dy}, Transposes(!ta, false)));
+    BF_ASSIGN_OR_RETURN(db, SumToShapeOf(ctx, db, b));
     ctx.SetGrad(1, db);
   }
   return Status::Ok();
@@ -269,15 +179,18 @@ class LinearGate : public Gate {
  public:
   Arity arity() const override { return {2, 3}; }
   OpDoc doc() const override {
-    return {
-        .summary = "Fully connected layer: x times w, plus a bias per output.",
-        .inputs = {{"x", "[rows, in]; rows may be the open N"}, {"w", "[in, out]"}, {"b", "[out]"}},
-        .output = "[rows, out]",
-        .forward = "y = x w + b   (b added to every row)",
-        .gradient = "dL/dx = dy w^T\ndL/dw = x^T dy\ndL/db = dy summed over rows"};
+    return {.summary = "Fully connected layer: x times w, plus a bias per output.",
+            .inputs = {{"x", "[..., in], rank 2 or more; any leading dimension may be the open N"},
+                       {"w", "[in, out]"},
+                       {"b", "[out]"}},
+            .output = "[..., out]",
+            .forward = "y = x w + b   (every leading index is a row; b added to every row)",
+            .gradient =
+                "dL/dx = dy w^T\ndL/dw = x^T dy   (summed over all rows)\n"
+                "dL/db = dy summed over all rows"};
   }
   bool compute_bound() const override { return true; }
-  // 2 * out * in, plus out for the bias (x is [rows, in]).
+  // 2 * out * in, plus out for the bias (x is [..., in]; out counts every row).
   int64_t Flops(const FlopsContext& ctx) const override {
     const Shape& x = ctx.inputs[0];
     const int64_t out = FlopsContext::Elements(ctx.output);
@@ -287,32 +200,43 @@ class LinearGate : public Gate {
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return LinearRule(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
-    const MatMulDims d{.batch = 1,
-                       .m = ctx.inputs[0].dim(0),
-                       .k = ctx.inputs[0].dim(1),
-                       .n = ctx.inputs[1].dim(1)};
-    return CompileProduct(ctx, 2, d, /*bias=*/ctx.inputs.size() == 3);
+    ProductDims d;
+    const Shape& x = ctx.inputs[0];
+    d.mm = {.batch = 1, .m = 1, .k = x.dim(x.rank() - 1), .n = ctx.inputs[1].dim(1)};
+    for (int i = 0; i < x.rank() - 1; ++i) d.mm.m *= x.dim(i);  // the leading dimensions are rows
+    return CompileProduct(ctx, std::move(d), /*bias=*/ctx.inputs.size() == 3);
   }
-  Status Backward(BackwardContext& ctx) const override {
-    const ValueId dy = ctx.output_grad();
-    if (ctx.needs_grad(0)) {
-      BF_ASSIGN_OR_RETURN(ValueId dx,
-                          ctx.Emit("matmul", {dy, ctx.input(1)}, Transposes(false, true)));
-      ctx.SetGrad(0, dx);
-    }
-    if (ctx.needs_grad(1)) {
-      BF_ASSIGN_OR_RETURN(ValueId dw,
-                          ctx.Emit("matmul", {ctx.input(0), dy}, Transposes(true, false)));
-      ctx.SetGrad(1, dw);
-    }
-    if (ctx.node().inputs.size() == 3 && ctx.needs_grad(2)) {
-      BF_ASSIGN_OR_RETURN(ValueId db,
-                          ctx.Emit("sum", {dy}, Attributes{{"axes", std::vector<int64_t>{0}}}));
-      ctx.SetGrad(2, db);
-    }
-    return Status::Ok();
-  }
+  Status Backward(BackwardContext& ctx) const override;
 };
+
+// x [..., in] is a stack of rows: dx is one broadcast matmul; dw contracts over every row, so x
+// and dy are flattened to matrices first when they have more than two dimensions.
+Status LinearGate::Backward(BackwardContext& ctx) const {
+  const ValueId dy = ctx.output_grad();
+  const int rank = ctx.graph().value(ctx.input(0)).shape.rank();
+  if (ctx.needs_grad(0)) {
+    BF_ASSIGN_OR_RETURN(ValueId dx,
+                        ctx.Emit("matmul", {dy, ctx.input(1)}, Transposes(false, true)));
+    ctx.SetGrad(0, dx);
+  }
+  if (ctx.needs_grad(1)) {
+    ValueId x = ctx.input(0), rows_dy = dy;
+    if (rank > 2) {
+      const Attributes rows{{"axis", int64_t{rank - 1}}};
+      BF_ASSIGN_OR_RETURN(x, ctx.Emit("flatten", {x}, rows));
+      BF_ASSIGN_OR_RETURN(rows_dy, ctx.Emit("flatten", {dy}, rows));
+    }
+    BF_ASSIGN_OR_RETURN(ValueId dw, ctx.Emit("matmul", {x, rows_dy}, Transposes(true, false)));
+    ctx.SetGrad(1, dw);
+  }
+  if (ctx.node().inputs.size() == 3 && ctx.needs_grad(2)) {
+    std::vector<int64_t> axes(static_cast<size_t>(rank - 1));
+    for (int i = 0; i < rank - 1; ++i) axes[static_cast<size_t>(i)] = i;
+    BF_ASSIGN_OR_RETURN(ValueId db, ctx.Emit("sum", {dy}, Attributes{{"axes", axes}}));
+    ctx.SetGrad(2, db);
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 

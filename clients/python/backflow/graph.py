@@ -255,7 +255,7 @@ class GraphBuilder:
                        transpose_b=transpose_b or None)
 
     def linear(self, x: str, w: str, b: Optional[str] = None, name: Optional[str] = None) -> str:
-        """x w + b for x [rows, in], w [in, out], b [out] (optional)."""
+        """x w + b for x [..., in] (every leading index a row), w [in, out], b [out] (optional)."""
         return self.op("linear", x, w, *([b] if b is not None else []), name=name)
 
     def conv2d(self, x: str, w: str, b: Optional[str] = None,

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from backflow import Client, load_graph
+from backflow import Client, GraphBuilder, load_graph
 
 
 class GoldenCase(NamedTuple):
@@ -82,3 +82,31 @@ def test_evaluate_differentiates_an_inner_node_and_picks_outputs(client: Client,
     assert relative_error(float(outputs["invden"]), invden) <= 1e-12
     assert relative_error(float(gradients["num"]), invden) <= 1e-12
     assert relative_error(float(gradients["invden"]), num) <= 1e-12
+
+
+def test_evaluate_broadcast_matmul_and_3d_linear(client: Client) -> None:
+    # matmul broadcasts batch dimensions as np.matmul; linear treats every leading index as a row.
+    g = GraphBuilder()
+    a = g.placeholder("a", (2, 1, 2, 3))
+    b = g.parameter("b", (3, 3, 2))
+    y = g.matmul(a, b, name="y")
+    x = g.placeholder("x", (2, 2, 3))
+    w = g.parameter("w", (3, 2))
+    z = g.linear(x, w, name="z")
+    g.output(y, z)
+    g.loss(g.add(g.sum(y), g.sum(z), name="L"))
+    va = np.arange(12, dtype=np.float64).reshape(2, 1, 2, 3) * 0.5 - 3
+    vb = np.arange(18, dtype=np.float64).reshape(3, 3, 2) * 0.25 - 2
+    vx = np.arange(12, dtype=np.float64).reshape(2, 2, 3) * 0.5 - 2
+    vw = np.arange(6, dtype=np.float64).reshape(3, 2) - 2.5
+    outputs, gradients = client.evaluate(g, {"a": va, "b": vb, "x": vx, "w": vw},
+                                         outputs=["y", "z"], wrt=["b", "w"])
+    assert outputs["y"].shape == (2, 3, 2, 2)
+    np.testing.assert_allclose(outputs["y"], np.matmul(va, vb), rtol=1e-12)
+    np.testing.assert_allclose(outputs["z"], vx @ vw, rtol=1e-12)
+    # d sum(a @ b) / d b[j, k, n] sums a[i, 0, m, k] over every batch i and row m that b[j]
+    # was multiplied with: b's gradient is summed over the dimension it was broadcast along.
+    np.testing.assert_allclose(gradients["b"], np.broadcast_to(
+        va.sum(axis=(0, 1, 2))[None, :, None], (3, 3, 2)), rtol=1e-12)
+    np.testing.assert_allclose(gradients["w"], np.broadcast_to(
+        vx.reshape(-1, 3).sum(axis=0)[:, None], (3, 2)), rtol=1e-12)

@@ -1,4 +1,3 @@
-#include "engine/gates/builtin.h"
 #include "engine/gates/matmul.h"
 
 #include <gmock/gmock.h>
@@ -15,6 +14,7 @@
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
+#include "engine/gates/builtin.h"
 #include "engine/gates/reference/dense.h"
 #include "engine/ir/graph.h"
 #include "tests/testing/gradient_checker.h"
@@ -463,19 +463,19 @@ INSTANTIATE_TEST_SUITE_P(
                   "node 'h': inner dimensions differ: [N, 3] x [4, 5] (a transposed)"},
         ErrorCase{"ranks",
                   "matmul",
-                  {{2, 3, 4}, {4, 5}},
+                  {{2, 3, 4}, {5}},
                   {},
-                  "node 'h': matmul takes two 2-D or two 3-D operands, got [2, 3, 4] x [4, 5]"},
+                  "node 'h': matmul takes operands of rank 2 or more, got [2, 3, 4] x [5]"},
         ErrorCase{"vector",
                   "matmul",
                   {{4}, {4}},
                   {},
-                  "node 'h': matmul takes two 2-D or two 3-D operands, got [4] x [4]"},
+                  "node 'h': matmul takes operands of rank 2 or more, got [4] x [4]"},
         ErrorCase{"batch",
                   "matmul",
                   {{2, 3, 4}, {3, 4, 5}},
                   {},
-                  "node 'h': batch dimensions differ: [2, 3, 4] x [3, 4, 5]"},
+                  "node 'h': batch dimensions do not broadcast: [2, 3, 4] x [3, 4, 5]"},
         ErrorCase{"flag",
                   "matmul",
                   {{3, 4}, {4, 5}},
@@ -495,7 +495,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "linear",
                   {{784}, {784, 256}},
                   {},
-                  "node 'h': linear takes x [rows, in] and w [in, out], got [784] x [784, 256]"}),
+                  "node 'h': linear takes x [..., rows, in] and w [in, out], got [784] x "
+                  "[784, 256]"}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
 
 TEST(MatMulShapeTest, OpenBatchFlowsThroughBothGates) {
