@@ -233,6 +233,9 @@ class GraphBuilder:
     def tanh(self, x: str, name: Optional[str] = None) -> str:
         return self.op("tanh", x, name=name)
 
+    def erf(self, x: str, name: Optional[str] = None) -> str:
+        return self.op("erf", x, name=name)
+
     def relu(self, x: str, name: Optional[str] = None) -> str:
         return self.op("relu", x, name=name)
 

@@ -84,6 +84,17 @@ def test_unnamed_nodes_get_fresh_names_and_attributes_are_typed() -> None:
     assert list(nodes["matmul_1"].inputs) == ["x", "x"]
 
 
+def test_erf_node() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2])
+    e = g.erf(x)
+    nodes = {n.name: n for n in g.build().nodes}
+    assert e == "erf_1"
+    assert nodes[e].op == "erf"
+    assert list(nodes[e].inputs) == ["x"]
+    assert not nodes[e].attrs
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")

@@ -109,6 +109,7 @@ const std::vector<CoverageCase>& Cases() {
       {"sqrt", {.op = "sqrt", .shapes = {{2, 3}}, .low = 0.5, .high = 3}},
       {"sigmoid", {.op = "sigmoid", .shapes = {{2, 3}}, .low = -4, .high = 4}},
       {"tanh", {.op = "tanh", .shapes = {{2, 3}}}},
+      {"erf", {.op = "erf", .shapes = {{2, 3}}}},
       {"relu", {.op = "relu", .shapes = {{3, 4}}, .adjust = AwayFromZero}},
       {"leaky_relu",
        {.op = "leaky_relu", .shapes = {{3, 4}}, .attrs = {{"alpha", 0.2}}, .adjust = AwayFromZero}},
