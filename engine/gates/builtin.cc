@@ -1,5 +1,6 @@
 #include "engine/gates/builtin.h"
 
+#include "engine/gates/activation.h"
 #include "engine/gates/binary.h"
 #include "engine/gates/conv.h"
 #include "engine/gates/gradient_ops.h"
@@ -18,6 +19,7 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterConvGates(registry);
   RegisterPoolGates(registry);
   RegisterUnaryGates(registry);
+  RegisterActivationGates(registry);
   RegisterReduceGates(registry);
   RegisterShapeGates(registry);
   RegisterGradientGates(registry);

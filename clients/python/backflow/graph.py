@@ -236,6 +236,10 @@ class GraphBuilder:
     def erf(self, x: str, name: Optional[str] = None) -> str:
         return self.op("erf", x, name=name)
 
+    def gelu(self, x: str, approximate: str = "none", name: Optional[str] = None) -> str:
+        """torch.nn.functional.gelu: approximate "none" (erf) or "tanh"."""
+        return self.op("gelu", x, name=name, approximate=approximate)
+
     def relu(self, x: str, name: Optional[str] = None) -> str:
         return self.op("relu", x, name=name)
 

@@ -95,6 +95,17 @@ def test_erf_node() -> None:
     assert not nodes[e].attrs
 
 
+def test_gelu_node() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2])
+    a = g.gelu(x)
+    b = g.gelu(x, approximate="tanh")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert (a, b) == ("gelu_1", "gelu_2")
+    assert nodes[a].op == "gelu" and nodes[a].attrs["approximate"].s == "none"
+    assert nodes[b].attrs["approximate"].s == "tanh"
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")
