@@ -2,6 +2,7 @@
 
 #include "engine/gates/activation.h"
 #include "engine/gates/binary.h"
+#include "engine/gates/clip.h"
 #include "engine/gates/conv.h"
 #include "engine/gates/gradient_ops.h"
 #include "engine/gates/loss.h"
@@ -20,6 +21,7 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterPoolGates(registry);
   RegisterUnaryGates(registry);
   RegisterActivationGates(registry);
+  RegisterClipGates(registry);
   RegisterReduceGates(registry);
   RegisterShapeGates(registry);
   RegisterGradientGates(registry);

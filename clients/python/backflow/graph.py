@@ -240,6 +240,16 @@ class GraphBuilder:
         """torch.nn.functional.gelu: approximate "none" (erf) or "tanh"."""
         return self.op("gelu", x, name=name, approximate=approximate)
 
+    def clip(self, x: str, min: Optional[float] = None, max: Optional[float] = None,
+             name: Optional[str] = None) -> str:
+        """torch.clamp: min, max or both; the bounds pass the gradient."""
+        attrs = {}
+        if min is not None:
+            attrs["min"] = float(min)
+        if max is not None:
+            attrs["max"] = float(max)
+        return self.op("clip", x, name=name, **attrs)
+
     def relu(self, x: str, name: Optional[str] = None) -> str:
         return self.op("relu", x, name=name)
 

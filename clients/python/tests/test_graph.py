@@ -106,6 +106,16 @@ def test_gelu_node() -> None:
     assert nodes[b].attrs["approximate"].s == "tanh"
 
 
+def test_clip_node_carries_only_the_given_bounds() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2])
+    a = g.clip(x, min=-1, max=1)
+    b = g.clip(x, max=2)
+    nodes = {n.name: n for n in g.build().nodes}
+    assert nodes[a].attrs["min"].f == -1.0 and nodes[a].attrs["max"].f == 1.0
+    assert set(nodes[b].attrs) == {"max"} and nodes[b].attrs["max"].f == 2.0
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")
