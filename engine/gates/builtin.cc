@@ -10,6 +10,7 @@
 #include "engine/gates/pool.h"
 #include "engine/gates/reduce.h"
 #include "engine/gates/shape_ops.h"
+#include "engine/gates/softmax.h"
 #include "engine/gates/tensor_ops.h"
 #include "engine/gates/unary.h"
 
@@ -22,6 +23,7 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterUnaryGates(registry);
   RegisterActivationGates(registry);
   RegisterClipGates(registry);
+  RegisterSoftmaxGates(registry);
   RegisterReduceGates(registry);
   RegisterShapeGates(registry);
   RegisterGradientGates(registry);

@@ -250,6 +250,12 @@ class GraphBuilder:
             attrs["max"] = float(max)
         return self.op("clip", x, name=name, **attrs)
 
+    def softmax(self, x: str, axis: int = -1, name: Optional[str] = None) -> str:
+        return self.op("softmax", x, name=name, axis=int(axis))
+
+    def log_softmax(self, x: str, axis: int = -1, name: Optional[str] = None) -> str:
+        return self.op("log_softmax", x, name=name, axis=int(axis))
+
     def relu(self, x: str, name: Optional[str] = None) -> str:
         return self.op("relu", x, name=name)
 

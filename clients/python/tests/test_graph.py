@@ -116,6 +116,16 @@ def test_clip_node_carries_only_the_given_bounds() -> None:
     assert set(nodes[b].attrs) == {"max"} and nodes[b].attrs["max"].f == 2.0
 
 
+def test_softmax_nodes_carry_the_axis() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2, 3])
+    a = g.softmax(x)
+    b = g.log_softmax(x, axis=0)
+    nodes = {n.name: n for n in g.build().nodes}
+    assert nodes[a].op == "softmax" and nodes[a].attrs["axis"].i == -1
+    assert nodes[b].op == "log_softmax" and nodes[b].attrs["axis"].i == 0
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")

@@ -114,6 +114,18 @@ const std::vector<CoverageCase>& Cases() {
       {"tanh", {.op = "tanh", .shapes = {{2, 3}}}},
       {"erf", {.op = "erf", .shapes = {{2, 3}}}},
       {"gelu", {.op = "gelu", .shapes = {{2, 3}}}},
+      // Softmax's gradients shrink with the spread of x; a narrow range keeps them well above
+      // the finite-difference noise the relative tolerance would otherwise see.
+      {"softmax", {.op = "softmax", .shapes = {{3, 4}}, .low = -0.5, .high = 0.5}},
+      {"softmax_axis",
+       {.op = "softmax",
+        .shapes = {{2, 3, 4}},
+        .attrs = {{"axis", int64_t{1}}},
+        .low = -0.5,
+        .high = 0.5}},
+      {"log_softmax", {.op = "log_softmax", .shapes = {{2, 3, 4}}}},
+      {"log_softmax_axis",
+       {.op = "log_softmax", .shapes = {{2, 3, 4}}, .attrs = {{"axis", int64_t{-3}}}}},
       // Bounds +-0.5 with x kept 0.1 away from them, where the derivative jumps.
       {"clip",
        {.op = "clip",
