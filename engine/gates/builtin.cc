@@ -1,6 +1,8 @@
 #include "engine/gates/builtin.h"
 
+#include "engine/gates/activation.h"
 #include "engine/gates/binary.h"
+#include "engine/gates/clip.h"
 #include "engine/gates/conv.h"
 #include "engine/gates/dropout.h"
 #include "engine/gates/gradient_ops.h"
@@ -9,6 +11,7 @@
 #include "engine/gates/pool.h"
 #include "engine/gates/reduce.h"
 #include "engine/gates/shape_ops.h"
+#include "engine/gates/softmax.h"
 #include "engine/gates/tensor_ops.h"
 #include "engine/gates/unary.h"
 
@@ -19,6 +22,9 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterConvGates(registry);
   RegisterPoolGates(registry);
   RegisterUnaryGates(registry);
+  RegisterActivationGates(registry);
+  RegisterClipGates(registry);
+  RegisterSoftmaxGates(registry);
   RegisterReduceGates(registry);
   RegisterShapeGates(registry);
   RegisterGradientGates(registry);

@@ -130,6 +130,17 @@ struct TanhOp : NoAttr {
     return {dnnl::algorithm::eltwise_tanh, dnnl::algorithm::eltwise_tanh_use_dst_for_bwd, true};
   }
 };
+struct ErfOp : NoAttr {
+  static constexpr const char* kName = "erf";
+  static constexpr OpText kDoc = {"Elementwise Gauss error function.",
+                                  "y = erf(x) = 2/sqrt(pi) * integral from 0 to x of e^(-t^2) dt",
+                                  "dL/dx = dy * 2/sqrt(pi) * e^(-x^2)"};
+  static constexpr GradRule kGrad = GradRule::kKernel;
+  template <typename T> static T Fwd(T x, T) { return std::erf(x); }
+  template <typename T> static T D(T x, T, T) {
+    return T(1.1283791670955126) * std::exp(-x * x);  // 2 / sqrt(pi)
+  }
+};
 struct ReluOp : NoAttr {
   static constexpr const char* kName = "relu";
   static constexpr OpText kDoc = {"Rectified linear unit.", "y = max(x, 0)",
@@ -312,6 +323,7 @@ void RegisterUnaryGates(GateRegistry& registry) {
   RegisterUnary<SqrtOp>(registry);
   RegisterUnary<SigmoidOp>(registry);
   RegisterUnary<TanhOp>(registry);
+  RegisterUnary<ErfOp>(registry);
   RegisterUnary<ReluOp>(registry);
   RegisterUnary<LeakyReluOp>(registry);
 }

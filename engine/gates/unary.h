@@ -10,6 +10,7 @@
 //   sqrt        y = sqrt(x)                      dL/dx = dy * 0.5 / y
 //   sigmoid     y = 1 / (1 + e^-x)               dL/dx = dy * y * (1 - y)
 //   tanh        y = tanh(x)                      dL/dx = dy * (1 - y^2)
+//   erf         y = erf(x)                       dL/dx = dy * 2/sqrt(pi) * e^(-x^2)
 //   relu        y = max(x, 0)                    dL/dx = dy * 1(x > 0)
 //   leaky_relu  y = x > 0 ? x : alpha * x        dL/dx = dy * (x > 0 ? 1 : alpha)
 //               (alpha: float, 0.01)

@@ -233,6 +233,29 @@ class GraphBuilder:
     def tanh(self, x: str, name: Optional[str] = None) -> str:
         return self.op("tanh", x, name=name)
 
+    def erf(self, x: str, name: Optional[str] = None) -> str:
+        return self.op("erf", x, name=name)
+
+    def gelu(self, x: str, approximate: str = "none", name: Optional[str] = None) -> str:
+        """torch.nn.functional.gelu: approximate "none" (erf) or "tanh"."""
+        return self.op("gelu", x, name=name, approximate=approximate)
+
+    def clip(self, x: str, min: Optional[float] = None, max: Optional[float] = None,
+             name: Optional[str] = None) -> str:
+        """torch.clamp: min, max or both; the bounds pass the gradient."""
+        attrs = {}
+        if min is not None:
+            attrs["min"] = float(min)
+        if max is not None:
+            attrs["max"] = float(max)
+        return self.op("clip", x, name=name, **attrs)
+
+    def softmax(self, x: str, axis: int = -1, name: Optional[str] = None) -> str:
+        return self.op("softmax", x, name=name, axis=int(axis))
+
+    def log_softmax(self, x: str, axis: int = -1, name: Optional[str] = None) -> str:
+        return self.op("log_softmax", x, name=name, axis=int(axis))
+
     def relu(self, x: str, name: Optional[str] = None) -> str:
         return self.op("relu", x, name=name)
 

@@ -124,6 +124,48 @@ def test_global_avg_pool2d_has_no_attributes() -> None:
         "global_avg_pool2d_1", "global_avg_pool2d", ["x"], 0)
 
 
+def test_erf_node() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2])
+    e = g.erf(x)
+    nodes = {n.name: n for n in g.build().nodes}
+    assert e == "erf_1"
+    assert nodes[e].op == "erf"
+    assert list(nodes[e].inputs) == ["x"]
+    assert not nodes[e].attrs
+
+
+def test_gelu_node() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2])
+    a = g.gelu(x)
+    b = g.gelu(x, approximate="tanh")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert (a, b) == ("gelu_1", "gelu_2")
+    assert nodes[a].op == "gelu" and nodes[a].attrs["approximate"].s == "none"
+    assert nodes[b].attrs["approximate"].s == "tanh"
+
+
+def test_clip_node_carries_only_the_given_bounds() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2])
+    a = g.clip(x, min=-1, max=1)
+    b = g.clip(x, max=2)
+    nodes = {n.name: n for n in g.build().nodes}
+    assert nodes[a].attrs["min"].f == -1.0 and nodes[a].attrs["max"].f == 1.0
+    assert set(nodes[b].attrs) == {"max"} and nodes[b].attrs["max"].f == 2.0
+
+
+def test_softmax_nodes_carry_the_axis() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [2, 3])
+    a = g.softmax(x)
+    b = g.log_softmax(x, axis=0)
+    nodes = {n.name: n for n in g.build().nodes}
+    assert nodes[a].op == "softmax" and nodes[a].attrs["axis"].i == -1
+    assert nodes[b].op == "log_softmax" and nodes[b].attrs["axis"].i == 0
+
+
 def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x")

@@ -1,5 +1,5 @@
-// The float32 oneDNN eltwise kernels (relu, leaky_relu, tanh, sigmoid, exp and their gradients)
-// against the plain float64 loops, on tensors big enough to take the oneDNN path.
+// The float32 oneDNN eltwise kernels (relu, leaky_relu, tanh, sigmoid, exp, gelu and their
+// gradients) against the plain float64 loops, on tensors big enough to take the oneDNN path.
 #include "engine/gates/builtin.h"
 #include "engine/gates/eltwise_dnnl.h"
 
@@ -18,6 +18,7 @@ namespace {
 struct Case {
   std::string op;
   Attributes attrs;
+  std::string label = {};  // the test's name, if not the op's
 };
 
 class EltwiseDnnlTest : public ::testing::TestWithParam<Case> {};
@@ -63,8 +64,13 @@ INSTANTIATE_TEST_SUITE_P(Gates, EltwiseDnnlTest,
                          ::testing::Values(Case{"relu", {}},
                                            Case{"leaky_relu", {{"alpha", 0.2}}},
                                            Case{"tanh", {}}, Case{"sigmoid", {}},
-                                           Case{"exp", {}}),
-                         [](const auto& info) { return info.param.op; });
+                                           Case{"exp", {}}, Case{"gelu", {}},
+                                           Case{"gelu",
+                                                {{"approximate", std::string("tanh")}},
+                                                "gelu_tanh"}),
+                         [](const auto& info) {
+                           return info.param.label.empty() ? info.param.op : info.param.label;
+                         });
 
 }  // namespace
 }  // namespace backflow

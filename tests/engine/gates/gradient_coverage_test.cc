@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <random>
@@ -41,6 +42,8 @@ Adjust AwayFromZeroAt(int i) {
 
 // a and b on interleaved grids 0.05 apart, so max and min never see a tie.
 double NoTies(int input, double v) { return std::round(v * 10) / 10 + (input == 0 ? 0.05 : 0); }
+// Multiples of 0.2: at least 0.1 from the clip cases' bounds +-0.5.
+double AwayFromClipBounds(int, double v) { return std::round(v * 5) / 5; }
 
 // Every element distinct by at least 1e-3 (a 0.1 grid plus index / 1000): max pooling windows
 // have one clear arg-max. The checker adjusts elements in row-major order, so a counter knows
@@ -109,6 +112,32 @@ const std::vector<CoverageCase>& Cases() {
       {"sqrt", {.op = "sqrt", .shapes = {{2, 3}}, .low = 0.5, .high = 3}},
       {"sigmoid", {.op = "sigmoid", .shapes = {{2, 3}}, .low = -4, .high = 4}},
       {"tanh", {.op = "tanh", .shapes = {{2, 3}}}},
+      {"erf", {.op = "erf", .shapes = {{2, 3}}}},
+      {"gelu", {.op = "gelu", .shapes = {{2, 3}}}},
+      // Softmax's gradients shrink with the spread of x; a narrow range keeps them well above
+      // the finite-difference noise the relative tolerance would otherwise see.
+      {"softmax", {.op = "softmax", .shapes = {{3, 4}}, .low = -0.5, .high = 0.5}},
+      {"softmax_axis",
+       {.op = "softmax",
+        .shapes = {{2, 3, 4}},
+        .attrs = {{"axis", int64_t{1}}},
+        .low = -0.5,
+        .high = 0.5}},
+      {"log_softmax", {.op = "log_softmax", .shapes = {{2, 3, 4}}}},
+      {"log_softmax_axis",
+       {.op = "log_softmax", .shapes = {{2, 3, 4}}, .attrs = {{"axis", int64_t{-3}}}}},
+      // Bounds +-0.5 with x kept 0.1 away from them, where the derivative jumps.
+      {"clip",
+       {.op = "clip",
+        .shapes = {{3, 4}},
+        .attrs = {{"min", -0.5}, {"max", 0.5}},
+        .adjust = AwayFromClipBounds}},
+      {"clip_min", {.op = "clip", .shapes = {{3, 4}}, .attrs = {{"min", -0.5}},
+                    .adjust = AwayFromClipBounds}},
+      {"clip_max", {.op = "clip", .shapes = {{3, 4}}, .attrs = {{"max", 0.5}},
+                    .adjust = AwayFromClipBounds}},
+      {"gelu_tanh",
+       {.op = "gelu", .shapes = {{2, 3}}, .attrs = {{"approximate", std::string("tanh")}}}},
       {"relu", {.op = "relu", .shapes = {{3, 4}}, .adjust = AwayFromZero}},
       {"leaky_relu",
        {.op = "leaky_relu", .shapes = {{3, 4}}, .attrs = {{"alpha", 0.2}}, .adjust = AwayFromZero}},
@@ -320,9 +349,12 @@ bool ParseAttr(AttrType type, std::string_view text, AttrValue* value) {
       break;
     }
     case AttrType::kFloat: {
-      double v = 0;
-      in >> v;
-      *value = v;
+      // strtod, unlike operator>>, reads "-inf" and "+inf" (clip's defaults).
+      std::string word;
+      in >> word;
+      char* end = nullptr;
+      *value = std::strtod(word.c_str(), &end);
+      if (word.empty() || end != word.c_str() + word.size()) return false;
       break;
     }
   }

@@ -64,6 +64,12 @@ INSTANTIATE_TEST_SUITE_P(
                     {0, 1, -1, 800, -800},
                     {0.5, 0.7310585786300049, 0.2689414213699951, 1, 0}},
         ForwardCase{"tanh", "tanh", {}, {0, 1, -2}, {0, 0.7615941559557649, -0.9640275800758169}},
+        // torch.erf (scripts in the commit message: torch 1.13, float64).
+        ForwardCase{"erf",
+                    "erf",
+                    {},
+                    {0, 0.5, -1, 2},
+                    {0, 0.5204998778130465, -0.8427007929497149, 0.9953222650189527}},
         ForwardCase{"relu", "relu", {}, {-1, 0, 2.5}, {0, 0, 2.5}},
         ForwardCase{"leaky_relu_default", "leaky_relu", {}, {-2, 3, 0}, {-0.02, 3, 0}},
         ForwardCase{"leaky_relu_alpha", "leaky_relu", {{"alpha", 0.2}}, {-2, 3, 0}, {-0.4, 3, 0}}),
@@ -81,6 +87,22 @@ TEST(UnaryFloat32Test, SigmoidAndLeakyReluComputeInFloat32) {
   ASSERT_TRUE(l.ok()) << l.status().ToString();
   EXPECT_EQ(l->dtype(), DType::kFloat32);
   EXPECT_EQ(l->ToDoubles(), (std::vector<double>{0, 1, -50, 100}));
+}
+
+// torch.autograd on torch.erf, float64: d erf(x)/dx at 0, 0.5, -1, 2, here times dy = 2.
+TEST(UnaryGradientValuesTest, ErfGradMatchesTorch) {
+  const Shape shape{4};
+  const Tensor x = T64(shape, {0, 0.5, -1, 2});
+  const Tensor y = T64(shape, {0, 0.5204998778130465, -0.8427007929497149, 0.9953222650189527});
+  const Tensor dy = T64(shape, {2, 2, 2, 2});
+  StatusOr<Tensor> dx = RunGate("erf_grad", {x, y, dy});
+  ASSERT_TRUE(dx.ok()) << dx.status().ToString();
+  EXPECT_THAT(dx->ToDoubles(),
+              ::testing::Pointwise(::testing::DoubleNear(1e-15),
+                                   std::vector<double>{2 * 1.1283791670955126,
+                                                       2 * 0.8787825789354448,
+                                                       2 * 0.4151074974205947,
+                                                       2 * 0.020666985354092053}));
 }
 
 struct GradCase {
@@ -115,6 +137,7 @@ INSTANTIATE_TEST_SUITE_P(
         GradCase{"sigmoid", {.op = "sigmoid", .shapes = {{2, 3}}, .low = -4, .high = 4}},
         GradCase{"tanh", {.op = "tanh", .shapes = {{2, 3}}}},
         GradCase{"tanh_scalar", {.op = "tanh", .shapes = {{}}}},
+        GradCase{"erf", {.op = "erf", .shapes = {{2, 3}}}},
         GradCase{"relu", {.op = "relu", .shapes = {{3, 4}}, .adjust = AwayFromZero}},
         GradCase{"leaky_relu_default",
                  {.op = "leaky_relu", .shapes = {{3, 4}}, .adjust = AwayFromZero}},
@@ -129,7 +152,7 @@ TEST(UnaryGatesTest, GradientGatesAreInternal) {
   const GateRegistry& registry = BuiltinGates();
   const std::vector<std::string> public_ops = registry.PublicOps();
   for (const char* op :
-       {"exp", "log", "reciprocal", "square", "sqrt", "sigmoid", "tanh", "relu", "leaky_relu"}) {
+       {"exp", "log", "reciprocal", "square", "sqrt", "sigmoid", "tanh", "erf", "relu", "leaky_relu"}) {
     const std::string grad = std::string(op) + "_grad";
     const Gate* gate = registry.Find(grad);
     ASSERT_NE(gate, nullptr) << grad;

@@ -1,0 +1,20 @@
+// softmax and log_softmax over one axis (attribute axis: int, default -1; negative counts from
+// the end), as torch.softmax / torch.log_softmax. dy is dL/dy; sums run over the axis.
+//
+//   softmax      y = e^(x - max x) / sum e^(x - max x)   dL/dx = y * (dy - sum(dy * y))
+//   log_softmax  y = x - max x - ln sum e^(x - max x)    dL/dx = dy - e^y * sum(dy)
+//
+// Reference kernels for float32 and float64 (float32 sums accumulate in double, Note [Float32 sums
+// accumulate in double]); no oneDNN path yet. The gradients are the internal gates
+// "softmax_grad" and "log_softmax_grad", inputs (y, dy): they read the forward output, not x.
+#ifndef BACKFLOW_ENGINE_GATES_SOFTMAX_H_
+#define BACKFLOW_ENGINE_GATES_SOFTMAX_H_
+
+namespace backflow {
+
+class GateRegistry;
+void RegisterSoftmaxGates(GateRegistry& registry);
+
+}  // namespace backflow
+
+#endif  // BACKFLOW_ENGINE_GATES_SOFTMAX_H_
