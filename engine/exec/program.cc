@@ -21,6 +21,11 @@ StatusOr<std::vector<const Tensor*>> ResolveFeeds(const Graph& graph, const Feed
     if (tensor == nullptr || !tensor->valid()) {
       return InvalidArgumentError("feed '" + name + "': no tensor");
     }
+    if (IsInteger(tensor->dtype())) {
+      return InvalidArgumentError("feed '" + name + "': dtype " +
+                                  std::string(DTypeName(tensor->dtype())) +
+                                  ", but the graph computes it in a float dtype");
+    }
     if (!first && tensor->dtype() != *dtype) {
       return InvalidArgumentError("feed '" + name + "': dtype " +
                                   std::string(DTypeName(tensor->dtype())) +

@@ -264,6 +264,7 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
   Tensor wrong_width = Random(Shape{4, 15}, 5);
   Tensor other_batch = Random(Shape{5, 16}, 5);
   Tensor f64 = Tensor(DType::kFloat64, Shape{4, 16});
+  Tensor ints = Tensor(DType::kInt64, Shape{4, 16});
   struct Case {
     std::string name;
     FeedMap feeds;
@@ -276,6 +277,7 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
       {"unknown", good->feeds, "feed 'nope': no such tensor"},
       {"computed", good->feeds, "feed 'h': only placeholders and parameters can be fed"},
       {"dtype", good->feeds, "differs from the other feeds' "},
+      {"integer", good->feeds, "feed 'x': dtype int64, but the graph computes it in a float"},
   };
   cases[0].feeds["x"] = &wrong_width;
   cases[1].feeds["t"] = &other_batch;
@@ -283,6 +285,7 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
   cases[3].feeds["nope"] = &wrong_width;
   cases[4].feeds["h"] = &wrong_width;
   cases[5].feeds["x"] = &f64;
+  cases[6].feeds["x"] = &ints;
   for (const Case& c : cases) {
     StatusOr<std::vector<Tensor>> out = program.Run(c.feeds, net.fetches);
     EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << c.name;
