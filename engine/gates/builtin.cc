@@ -2,6 +2,7 @@
 
 #include "engine/gates/binary.h"
 #include "engine/gates/conv.h"
+#include "engine/gates/embedding.h"
 #include "engine/gates/gradient_ops.h"
 #include "engine/gates/loss.h"
 #include "engine/gates/matmul.h"
@@ -16,6 +17,7 @@ namespace backflow {
 void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterBinaryGates(registry);
   RegisterConvGates(registry);
+  RegisterEmbeddingGates(registry);
   RegisterPoolGates(registry);
   RegisterUnaryGates(registry);
   RegisterReduceGates(registry);
