@@ -7,8 +7,11 @@ checkpoint_step, optimizer, ...).
 
 Dtypes: a model computes in one dtype, and the server rejects batches of another. The client
 therefore converts batches, inputs and parameter values to the model's dtype, which it learns
-from CreateModel or, once per model id, from GetModel. Evaluate converts every value to `dtype`
-if given, else to float64 if any value is a float64 array, else to float32.
+from CreateModel or, once per model id, from GetModel. Placeholders declared int32 or int64
+(labels, ids) are the exception: integer arrays for them are sent in that dtype, and anything
+else as it is, for the server to refuse by name. Evaluate converts every value to `dtype` if
+given, else to float64 if any value is a float64 array, else to float32, except the values of
+the graph's integer placeholders, as above.
 
 Errors: every failed call raises BackflowError, whose `code` is the grpc.StatusCode and whose
 `message` is the server's explanation (for bad graphs and tensors it names the node or tensor).
