@@ -38,12 +38,15 @@ void EncodeMetrics(const std::unordered_map<std::string, double>& metrics,
 }
 
 StatusOr<DType> DecodeDType(int wire_dtype, std::string_view what) {
-  return DTypeFromProto(wire_dtype, what);
+  BF_ASSIGN_OR_RETURN(const DType dtype, DTypeFromProto(wire_dtype, what));
+  if (IsInteger(dtype)) {
+    return InvalidArgumentError(std::string(what) + ": " + std::string(DTypeName(dtype)) +
+                                " is not a compute dtype (models compute in FLOAT32 or FLOAT64)");
+  }
+  return dtype;
 }
 
-v1::DataType EncodeDType(DType dtype) {
-  return dtype == DType::kFloat64 ? v1::FLOAT64 : v1::FLOAT32;
-}
+v1::DataType EncodeDType(DType dtype) { return DTypeToProto(dtype); }
 
 StatusOr<OptimizerConfig> DecodeOptimizer(const v1::OptimizerSpec& spec) {
   OptimizerConfig config;

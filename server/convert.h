@@ -29,6 +29,7 @@ void EncodeTensors(const std::unordered_map<std::string, Tensor>& tensors, WireT
 void EncodeMetrics(const std::unordered_map<std::string, double>& metrics,
                    google::protobuf::Map<std::string, double>* wire);
 
+// A model's compute dtype: FLOAT32 or FLOAT64 (INT32 and INT64 are only for tensors).
 StatusOr<DType> DecodeDType(int wire_dtype, std::string_view what);
 v1::DataType EncodeDType(DType dtype);
 

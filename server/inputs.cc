@@ -62,7 +62,19 @@ StatusOr<std::vector<std::string>> DefaultOutputs(const Graph& graph, const Tens
 
 StatusOr<TensorMap> DecodeInputs(const WireTensorMap& wire, const Graph& graph, DType dtype,
                                  int64_t max_elements, std::string_view what) {
-  BF_ASSIGN_OR_RETURN(TensorMap inputs, DecodeTensors(wire, what, max_elements, dtype));
+  BF_ASSIGN_OR_RETURN(TensorMap inputs, DecodeTensors(wire, what, max_elements, std::nullopt));
+  for (const auto& [name, tensor] : inputs) {
+    // An integer placeholder takes its own dtype; every other input the model's.
+    const std::optional<ValueId> id = graph.Find(name);
+    const bool ids = id && IsInteger(graph.value(*id).dtype);
+    const DType expected = ids ? graph.value(*id).dtype : dtype;
+    if (tensor.dtype() != expected) {
+      return InvalidArgumentError(std::string(what) + " '" + name + "': dtype " +
+                                  std::string(DTypeName(tensor.dtype())) +
+                                  (ids ? ", the placeholder is " : ", the model computes in ") +
+                                  std::string(DTypeName(expected)));
+    }
+  }
   BF_RETURN_IF_ERROR(CheckFeeds(graph, inputs, what));
   return inputs;
 }

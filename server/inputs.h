@@ -16,7 +16,8 @@ namespace backflow::server {
 // supplies its parameters itself, and nothing else can be fed.
 Status CheckFeeds(const Graph& graph, const TensorMap& inputs, std::string_view what);
 
-// DecodeTensors (size-limited, finite, of `dtype`) followed by CheckFeeds.
+// DecodeTensors (size-limited, finite, of `dtype`, or an integer placeholder's own dtype)
+// followed by CheckFeeds.
 StatusOr<TensorMap> DecodeInputs(const WireTensorMap& wire, const Graph& graph, DType dtype,
                                  int64_t max_elements, std::string_view what);
 

@@ -23,7 +23,7 @@ void DescribeValue(const Graph& graph, ValueId id, DType dtype, v1::TensorInfo* 
   const Value& value = graph.value(id);
   info->set_name(value.name);
   for (int64_t d : value.shape.dims()) info->add_shape(d);
-  info->set_dtype(EncodeDType(dtype));
+  info->set_dtype(EncodeDType(IsInteger(value.dtype) ? value.dtype : dtype));  // ids keep theirs
 }
 
 // The scalar outputs other than the loss: what a graph reports as metrics unless told.

@@ -123,7 +123,16 @@ std::string DescribeOptimizer(const v1::OptimizerSpec& spec) {
 }
 
 std::string DTypeText(int proto_dtype) {
-  return proto_dtype == v1::FLOAT64 ? "float64" : "float32";
+  switch (proto_dtype) {
+    case v1::FLOAT64:
+      return "float64";
+    case v1::INT32:
+      return "int32";
+    case v1::INT64:
+      return "int64";
+    default:
+      return "float32";
+  }
 }
 
 nlohmann::json ModelInfoJson(const v1::ModelInfo& info) {

@@ -130,6 +130,20 @@ uint32_t LittleEndian(std::string_view bytes) {
   return value;
 }
 
+std::string_view NpyDescr(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return "<f4";
+    case DType::kFloat64:
+      return "<f8";
+    case DType::kInt32:
+      return "<i4";
+    case DType::kInt64:
+      return "<i8";
+  }
+  return "<f4";
+}
+
 // Checks the header's fields and returns the tensor they describe, zero-filled.
 StatusOr<Tensor> TensorForHeader(const Header& header) {
   if (!header.descr || !header.fortran_order || !header.shape) {
@@ -140,10 +154,15 @@ StatusOr<Tensor> TensorForHeader(const Header& header) {
     dtype = DType::kFloat32;
   } else if (*header.descr == "<f8") {
     dtype = DType::kFloat64;
+  } else if (*header.descr == "<i4") {
+    dtype = DType::kInt32;
+  } else if (*header.descr == "<i8") {
+    dtype = DType::kInt64;
   } else {
     return InvalidArgumentError("dtype '" + *header.descr +
-                                "' is not supported: backflow reads float32 ('<f4') and float64 "
-                                "('<f8'); convert with a.astype(np.float32)");
+                                "' is not supported: backflow reads float32 ('<f4'), float64 "
+                                "('<f8'), int32 ('<i4') and int64 ('<i8'); convert with "
+                                "a.astype(np.float32)");
   }
   if (*header.fortran_order) {
     return InvalidArgumentError(
@@ -164,7 +183,7 @@ StatusOr<Tensor> TensorForHeader(const Header& header) {
 std::string EncodeNpy(const Tensor& tensor) {
   const Shape& shape = tensor.shape();
   std::string dict = "{'descr': '";
-  dict += tensor.dtype() == DType::kFloat32 ? "<f4" : "<f8";
+  dict += NpyDescr(tensor.dtype());
   dict += "', 'fortran_order': False, 'shape': " + ShapeTuple(shape) + ", }";
   if (shape.rank() > 0) {
     dict.append(kGrowthAxisMaxDigits - std::to_string(shape.dim(0)).size(), ' ');

@@ -87,6 +87,8 @@ StatusOr<Tensor> ParseTensorValue(std::string_view text, DType dtype) {
                                 "' is neither a number, a comma list nor an existing .npy file");
   }
   BF_ASSIGN_OR_RETURN(Tensor tensor, ReadNpy(path));
+  // Integer files (labels, ids) go as they are, for integer placeholders; floats convert.
+  if (IsInteger(tensor.dtype())) return tensor;
   return tensor.dtype() == dtype ? tensor : tensor.CastTo(dtype);
 }
 

@@ -32,7 +32,8 @@ StatusOr<Tensor> FromWire(const v1::Tensor& proto, std::string_view what);
 StatusOr<std::pair<std::string, std::string>> SplitAssignment(std::string_view text);
 
 // A VALUE operand: a number ("3", "-4.5") -> scalar; a comma list ("1,2,3") -> 1-d; anything else
-// names an .npy file. The result has `dtype` (an .npy file of the other float type is cast).
+// names an .npy file. The result has `dtype` (an .npy file of the other float type is cast),
+// except that an int32 or int64 .npy file keeps its dtype (labels, ids).
 StatusOr<Tensor> ParseTensorValue(std::string_view text, DType dtype);
 
 }  // namespace backflow::cli

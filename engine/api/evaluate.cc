@@ -22,15 +22,18 @@ std::vector<std::string> SortedNames(const ValueMap& values) {
   return names;
 }
 
-// The dtype of the run: the values' one dtype, else the requested one, else float32.
+// The dtype of the run: the float values' one dtype, else the requested one, else float32.
+// Integer values (ids, labels) are not counted: the program checks them against placeholders.
 StatusOr<DType> ResolveDType(const ValueMap& values, const std::vector<std::string>& sorted,
                              const std::optional<DType>& requested) {
-  if (sorted.empty()) return requested.value_or(DType::kFloat32);
-  const std::string& first = sorted.front();
+  auto is_float = [&](const std::string& name) { return !IsInteger(values.at(name).dtype()); };
+  auto found = std::find_if(sorted.begin(), sorted.end(), is_float);
+  if (found == sorted.end()) return requested.value_or(DType::kFloat32);
+  const std::string& first = *found;
   const DType dtype = values.at(first).dtype();
   for (const std::string& name : sorted) {
     const DType d = values.at(name).dtype();
-    if (d == dtype) continue;
+    if (d == dtype || IsInteger(d)) continue;
     return InvalidArgumentError(
         "value " + Quote(name) + " is " + std::string(DTypeName(d)) + " but value " + Quote(first) +
         " is " + std::string(DTypeName(dtype)) + ": all values must share one dtype");

@@ -119,6 +119,11 @@ StatusOr<std::vector<ValueId>> AppendBackward(Graph& graph, ValueId target,
   }
   for (ValueId v : wrt) {
     if (v < 0 || v >= graph.num_values()) return InvalidArgumentError("no such gradient source");
+    if (IsInteger(graph.value(v).dtype)) {
+      return InvalidArgumentError("'" + graph.value(v).name + "' is " +
+                                  std::string(DTypeName(graph.value(v).dtype)) +
+                                  ": integer values have no gradient");
+    }
   }
   const std::vector<bool> depends = DependsOnWrt(graph, wrt);
   const int forward_nodes = graph.num_nodes();

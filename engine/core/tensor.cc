@@ -82,10 +82,22 @@ std::byte* AllocateZeroed(size_t bytes) {
 
 }  // namespace
 
-size_t SizeOf(DType dtype) { return dtype == DType::kFloat64 ? 8 : 4; }
+size_t SizeOf(DType dtype) {
+  return dtype == DType::kFloat64 || dtype == DType::kInt64 ? 8 : 4;
+}
 
 std::string_view DTypeName(DType dtype) {
-  return dtype == DType::kFloat64 ? "float64" : "float32";
+  switch (dtype) {
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat64:
+      return "float64";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt64:
+      return "int64";
+  }
+  return "unknown";
 }
 
 void Tensor::AlignedFree::operator()(std::byte* p) const {
@@ -116,6 +128,7 @@ int64_t FirstNonFiniteBits(const Bits* bits, int64_t n, Bits magnitude, Signed m
 }  // namespace
 
 int64_t FirstNonFinite(const Tensor& tensor) {
+  if (IsInteger(tensor.dtype())) return -1;
   if (tensor.dtype() == DType::kFloat64) {
     return FirstNonFiniteBits(reinterpret_cast<const uint64_t*>(tensor.raw()),
                               tensor.num_elements(), uint64_t{0x7fffffffffffffff},
@@ -145,10 +158,20 @@ Tensor::Tensor(DType dtype, Shape shape, size_t min_bytes)
 Tensor Tensor::FromValues(DType dtype, Shape shape, std::span<const double> values) {
   Tensor t(dtype, std::move(shape));
   for (int64_t i = 0; i < t.num_elements_ && i < static_cast<int64_t>(values.size()); ++i) {
-    if (dtype == DType::kFloat64) {
-      t.data<double>()[i] = values[static_cast<size_t>(i)];
-    } else {
-      t.data<float>()[i] = static_cast<float>(values[static_cast<size_t>(i)]);
+    const double v = values[static_cast<size_t>(i)];
+    switch (dtype) {
+      case DType::kFloat32:
+        t.data<float>()[i] = static_cast<float>(v);
+        break;
+      case DType::kFloat64:
+        t.data<double>()[i] = v;
+        break;
+      case DType::kInt32:
+        t.data<int32_t>()[i] = static_cast<int32_t>(v);
+        break;
+      case DType::kInt64:
+        t.data<int64_t>()[i] = static_cast<int64_t>(v);
+        break;
     }
   }
   return t;
@@ -186,7 +209,23 @@ Tensor& Tensor::operator=(const Tensor& other) {
 }
 
 double Tensor::at(int64_t i) const {
-  return dtype_ == DType::kFloat64 ? data<double>()[i] : static_cast<double>(data<float>()[i]);
+  switch (dtype_) {
+    case DType::kFloat32:
+      return static_cast<double>(data<float>()[i]);
+    case DType::kFloat64:
+      return data<double>()[i];
+    case DType::kInt32:
+      return static_cast<double>(data<int32_t>()[i]);
+    case DType::kInt64:
+      return static_cast<double>(data<int64_t>()[i]);
+  }
+  return 0;
+}
+
+int64_t Tensor::id(int64_t i) const {
+  if (dtype_ == DType::kInt64) return data<int64_t>()[i];
+  if (dtype_ == DType::kInt32) return data<int32_t>()[i];
+  return static_cast<int64_t>(at(i));
 }
 
 std::vector<double> Tensor::ToDoubles() const {
@@ -197,6 +236,17 @@ std::vector<double> Tensor::ToDoubles() const {
 
 Tensor Tensor::CastTo(DType dtype) const {
   if (dtype == dtype_) return *this;
+  if (IsInteger(dtype) && IsInteger(dtype_)) {
+    Tensor t(dtype, shape_);
+    for (int64_t i = 0; i < num_elements_; ++i) {
+      if (dtype == DType::kInt64) {
+        t.data<int64_t>()[i] = id(i);
+      } else {
+        t.data<int32_t>()[i] = static_cast<int32_t>(id(i));
+      }
+    }
+    return t;
+  }
   return FromValues(dtype, shape_, ToDoubles());
 }
 

@@ -1,5 +1,6 @@
-// Tensor: a dense, row-major, 64-byte-aligned array of float32 or float64 with a fully defined
-// shape. Copying copies the elements; moving is cheap. Not synchronised: share a Tensor between
+// Tensor: a dense, row-major, 64-byte-aligned array of float32, float64, int32 or int64 with a
+// fully defined shape. Gates compute in a float dtype; the integer dtypes carry labels, class ids
+// and token ids. Copying copies the elements; moving is cheap. Not synchronised: share a Tensor between
 // threads only for reading.
 #ifndef BACKFLOW_ENGINE_CORE_TENSOR_H_
 #define BACKFLOW_ENGINE_CORE_TENSOR_H_
@@ -17,15 +18,20 @@
 
 namespace backflow {
 
-enum class DType : uint8_t { kFloat32, kFloat64 };
+enum class DType : uint8_t { kFloat32, kFloat64, kInt32, kInt64 };
 
 size_t SizeOf(DType dtype);
-std::string_view DTypeName(DType dtype);  // "float32", "float64"
+std::string_view DTypeName(DType dtype);  // "float32", "float64", "int32", "int64"
+constexpr bool IsInteger(DType dtype) { return dtype == DType::kInt32 || dtype == DType::kInt64; }
 
 template <typename T>
 constexpr DType DTypeOf() {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
-  return std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64;
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> ||
+                std::is_same_v<T, int32_t> || std::is_same_v<T, int64_t>);
+  if constexpr (std::is_same_v<T, float>) return DType::kFloat32;
+  if constexpr (std::is_same_v<T, double>) return DType::kFloat64;
+  if constexpr (std::is_same_v<T, int32_t>) return DType::kInt32;
+  return DType::kInt64;
 }
 
 class Tensor {
@@ -68,10 +74,13 @@ class Tensor {
   std::byte* raw() { return data_.get(); }
   const std::byte* raw() const { return data_.get(); }
 
-  // Element i (row-major) as a double, and all elements as doubles: for tests and tools.
+  // Element i (row-major) as a double, and all elements as doubles: for tests and tools. An
+  // int64 beyond 2^53 loses its low bits; use id() for integer elements.
   double at(int64_t i) const;
+  // Element i of an integer tensor (int32 widened); for a float tensor, the value truncated.
+  int64_t id(int64_t i) const;
   std::vector<double> ToDoubles() const;
-  // The same elements converted to `dtype`.
+  // The same elements converted to `dtype` (floats to integers truncate toward zero).
   Tensor CastTo(DType dtype) const;
 
   // Same elements under another fully defined shape with the same element count.
@@ -90,7 +99,8 @@ class Tensor {
   std::unique_ptr<std::byte[], AlignedFree> data_;
 };
 
-// The index of the first NaN or infinite element, or -1 if all are finite. Vectorised: it tests
+// The index of the first NaN or infinite element, or -1 if all are finite (always -1 for an
+// integer tensor). Vectorised: it tests
 // exponent bits in blocks and looks for the index only in a block that has one.
 int64_t FirstNonFinite(const Tensor& tensor);
 

@@ -22,6 +22,16 @@ StatusOr<std::vector<const Tensor*>> ResolveFeeds(const Graph& graph, const Feed
     if (tensor == nullptr || !tensor->valid()) {
       return InvalidArgumentError("feed '" + name + "': no tensor");
     }
+    if (IsInteger(tensor->dtype()) || IsInteger(value.dtype)) {
+      if (tensor->dtype() != value.dtype) {
+        return InvalidArgumentError(
+            "feed '" + name + "': dtype " + std::string(DTypeName(tensor->dtype())) +
+            ", but the placeholder is " +
+            (IsInteger(value.dtype) ? std::string(DTypeName(value.dtype)) : "float"));
+      }
+      by_id[static_cast<size_t>(*id)] = tensor;
+      continue;  // integer placeholders keep their dtype; the plan's float dtype is the others'
+    }
     if (!first && tensor->dtype() != *dtype) {
       return InvalidArgumentError("feed '" + name + "': dtype " +
                                   std::string(DTypeName(tensor->dtype())) +

@@ -5,6 +5,7 @@
 #include "engine/gates/clip.h"
 #include "engine/gates/conv.h"
 #include "engine/gates/dropout.h"
+#include "engine/gates/embedding.h"
 #include "engine/gates/gradient_ops.h"
 #include "engine/gates/loss.h"
 #include "engine/gates/matmul.h"
@@ -20,6 +21,7 @@ namespace backflow {
 void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterBinaryGates(registry);
   RegisterConvGates(registry);
+  RegisterEmbeddingGates(registry);
   RegisterPoolGates(registry);
   RegisterUnaryGates(registry);
   RegisterActivationGates(registry);

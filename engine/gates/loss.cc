@@ -84,6 +84,7 @@ struct SquaredErrorOp {
                                           {"t", "the target, y's shape"}};
   static constexpr bool kGrad[2] = {true, true};
   static constexpr bool kDifferentiable = true;
+  static constexpr bool kClassIds = false;
   static std::vector<AttrSpec> Specs() {
     return {{.name = "reduction",
              .type = AttrType::kString,
@@ -129,6 +130,7 @@ struct SigmoidCrossEntropyOp {
                                           {"targets", "t, x's shape, each in [0, 1]"}};
   static constexpr bool kGrad[2] = {true, true};
   static constexpr bool kDifferentiable = true;
+  static constexpr bool kClassIds = false;
   static std::vector<AttrSpec> Specs() { return {}; }
   static StatusOr<Shape> Rule(const ShapeContext& ctx) { return SameShapeRule(ctx, kInputs); }
 

@@ -26,8 +26,9 @@
 //   accuracy               inputs logits [N, C], labels [N]
 //                          L = fraction of rows whose first arg-max is the label; no gradient
 //
-// Labels are class ids stored as floats: a label that is not an integer in [0, C) fails the run
-// with InvalidArgument ("label 3.5 at index 2 is not a class id in [0, 10)"), as does a target of
+// Labels are class ids: int32 or int64 tensors, or floats of the plan's dtype. A label that is
+// not an integer in [0, C) fails the run with InvalidArgument naming the node ("label 3.5 at
+// index 2 is not a class id in [0, 10)"; "label -1 ..." for an int), as does a target of
 // sigmoid_cross_entropy outside [0, 1]. Labels have no gradient: asking for one is an error
 // naming the node. An empty batch (N = 0) gives L = 0 and zero gradients rather than 0/0.
 // Sums run serially in row-major order and accumulate in double, float32 inputs too (Note

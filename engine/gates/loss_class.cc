@@ -30,17 +30,27 @@ StatusOr<Shape> ClassRule(const ShapeContext& ctx, const InputDoc (&inputs)[2]) 
   return Shape{};
 }
 
-// Every label must be an integer class id in [0, classes); NaN fails every comparison.
+// The labels as class ids: int32 and int64 labels as they are, float labels (of the plan's
+// dtype T) only where integral. Every id must be in [0, classes); NaN fails every comparison.
 template <typename T>
-Status CheckLabels(const Tensor& labels, int64_t classes) {
-  const T* l = labels.data<T>();
+StatusOr<std::vector<int64_t>> ClassIds(const Tensor& labels, int64_t classes) {
+  std::vector<int64_t> ids(static_cast<size_t>(labels.num_elements()));
+  const auto bad = [&](const std::string& label, int64_t i) {
+    return InvalidArgumentError("label " + label + " at index " + std::to_string(i) +
+                                " is not a class id in [0, " + std::to_string(classes) + ")");
+  };
   for (int64_t i = 0; i < labels.num_elements(); ++i) {
-    if (!(l[i] >= T(0) && l[i] < static_cast<T>(classes) && l[i] == std::floor(l[i]))) {
-      return InvalidArgumentError("label " + Format(l[i]) + " at index " + std::to_string(i) +
-                                  " is not a class id in [0, " + std::to_string(classes) + ")");
+    if (IsInteger(labels.dtype())) {
+      const int64_t id = labels.id(i);
+      if (id < 0 || id >= classes) return bad(std::to_string(id), i);
+      ids[static_cast<size_t>(i)] = id;
+      continue;
     }
+    const T l = labels.data<T>()[i];
+    if (!(l >= T(0) && l < static_cast<T>(classes) && l == std::floor(l))) return bad(Format(l), i);
+    ids[static_cast<size_t>(i)] = static_cast<int64_t>(l);
   }
-  return Status::Ok();
+  return ids;
 }
 
 // log sum_j e^(x_j - m) over one row, m = max_j x_j (returned in *m): every exponent is <= 0,
@@ -53,8 +63,8 @@ T ShiftedLogSumExp(const T* x, int64_t c, T* m) {
   return std::log(sum);
 }
 
-constexpr InputDoc kLabels = {"labels",
-                              "y, [N]: class ids in [0, C), stored as floats; no gradient"};
+constexpr InputDoc kLabels = {
+    "labels", "y, [N]: class ids in [0, C), int32, int64 or integral floats; no gradient"};
 
 struct SoftmaxCrossEntropyOp {
   static constexpr const char* kName = "softmax_cross_entropy";
@@ -66,14 +76,15 @@ struct SoftmaxCrossEntropyOp {
   static constexpr InputDoc kInputs[2] = {{"logits", "x, [N, C]; N may be open"}, kLabels};
   static constexpr bool kGrad[2] = {true, false};
   static constexpr bool kDifferentiable = true;
+  static constexpr bool kClassIds = true;
   static std::vector<AttrSpec> Specs() { return {}; }
   static StatusOr<Shape> Rule(const ShapeContext& ctx) { return ClassRule(ctx, kInputs); }
 
   template <typename T>
   static Status Forward(const Tensor& x, const Tensor& labels, const LossParams&, T* loss) {
     const int64_t n = x.shape().dim(0), c = x.shape().dim(1);
-    BF_RETURN_IF_ERROR(CheckLabels<T>(labels, c));
-    const T* l = labels.data<T>();
+    BF_ASSIGN_OR_RETURN(const std::vector<int64_t> ids, ClassIds<T>(labels, c));
+    const int64_t* l = ids.data();
     Accumulator total = 0;  // Note [Float32 sums accumulate in double]
     for (int64_t i = 0; i < n; ++i) {
       const T* row = x.data<T>() + i * c;
@@ -89,8 +100,8 @@ struct SoftmaxCrossEntropyOp {
   template <typename T>
   static Status Grad(const Tensor& x, const Tensor& labels, T dy, int, const LossParams&, T* out) {
     const int64_t n = x.shape().dim(0), c = x.shape().dim(1);
-    BF_RETURN_IF_ERROR(CheckLabels<T>(labels, c));
-    const T* l = labels.data<T>();
+    BF_ASSIGN_OR_RETURN(const std::vector<int64_t> ids, ClassIds<T>(labels, c));
+    const int64_t* l = ids.data();
     const T scale = dy / Divisor<T>(n);
     for (int64_t i = 0; i < n; ++i) {
       const T* row = x.data<T>() + i * c;
@@ -117,6 +128,7 @@ struct SvmHingeOp {
   static constexpr InputDoc kInputs[2] = {{"scores", "s, [N, C]; N may be open"}, kLabels};
   static constexpr bool kGrad[2] = {true, false};
   static constexpr bool kDifferentiable = true;
+  static constexpr bool kClassIds = true;
   static std::vector<AttrSpec> Specs() {
     return {{.name = "margin",
              .type = AttrType::kFloat,
@@ -128,8 +140,8 @@ struct SvmHingeOp {
   template <typename T>
   static Status Forward(const Tensor& s, const Tensor& labels, const LossParams& p, T* loss) {
     const int64_t n = s.shape().dim(0), c = s.shape().dim(1);
-    BF_RETURN_IF_ERROR(CheckLabels<T>(labels, c));
-    const T* l = labels.data<T>();
+    BF_ASSIGN_OR_RETURN(const std::vector<int64_t> ids, ClassIds<T>(labels, c));
+    const int64_t* l = ids.data();
     const T margin = static_cast<T>(p.margin);
     Accumulator total = 0;  // Note [Float32 sums accumulate in double]
     for (int64_t i = 0; i < n; ++i) {
@@ -148,8 +160,8 @@ struct SvmHingeOp {
   static Status Grad(const Tensor& s, const Tensor& labels, T dy, int, const LossParams& p,
                      T* out) {
     const int64_t n = s.shape().dim(0), c = s.shape().dim(1);
-    BF_RETURN_IF_ERROR(CheckLabels<T>(labels, c));
-    const T* l = labels.data<T>();
+    BF_ASSIGN_OR_RETURN(const std::vector<int64_t> ids, ClassIds<T>(labels, c));
+    const int64_t* l = ids.data();
     const T margin = static_cast<T>(p.margin);
     const T scale = dy / Divisor<T>(n);
     for (int64_t i = 0; i < n; ++i) {
@@ -175,14 +187,15 @@ struct AccuracyOp {
   static constexpr InputDoc kInputs[2] = {{"logits", "x, [N, C]; N may be open"}, kLabels};
   static constexpr bool kGrad[2] = {false, false};
   static constexpr bool kDifferentiable = false;
+  static constexpr bool kClassIds = true;
   static std::vector<AttrSpec> Specs() { return {}; }
   static StatusOr<Shape> Rule(const ShapeContext& ctx) { return ClassRule(ctx, kInputs); }
 
   template <typename T>
   static Status Forward(const Tensor& x, const Tensor& labels, const LossParams&, T* loss) {
     const int64_t n = x.shape().dim(0), c = x.shape().dim(1);
-    BF_RETURN_IF_ERROR(CheckLabels<T>(labels, c));
-    const T* l = labels.data<T>();
+    BF_ASSIGN_OR_RETURN(const std::vector<int64_t> ids, ClassIds<T>(labels, c));
+    const int64_t* l = ids.data();
     int64_t correct = 0;
     for (int64_t i = 0; i < n; ++i) {
       const T* row = x.data<T>() + i * c;

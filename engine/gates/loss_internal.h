@@ -95,6 +95,8 @@ class LossGate : public Gate {
   Arity arity() const override { return {2, 2}; }
   std::vector<AttrSpec> attr_specs() const override { return Op::Specs(); }
   bool differentiable() const override { return Op::kDifferentiable; }
+  // Class labels may be integer ids.
+  bool accepts_integer(int input) const override { return Op::kClassIds && input == 1; }
   OpDoc doc() const override {
     return {.summary = Op::kDoc.summary,
             .inputs = {Op::kInputs[0], Op::kInputs[1]},
@@ -144,6 +146,7 @@ class LossGradGate : public Gate {
   }
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
+  bool accepts_integer(int input) const override { return Op::kClassIds && input == 1; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     const int64_t wrt = ctx.attrs.GetInt("wrt", 0);
     if (wrt < 0 || wrt > 1 || !Op::kGrad[wrt]) {

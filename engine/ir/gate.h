@@ -203,6 +203,10 @@ class Gate {
   // True if the float32 kernel reads input i in whatever layout CompileContext says it has
   // (oneDNN gates); false means the input must be plain.
   virtual bool accepts_layout(int input) const { return false; }
+  // True where input `input` may be an integer tensor (labels, ids): the kernel then reads it
+  // by its own dtype (Tensor::id), whatever the plan's float dtype. Elsewhere Graph::AddNode
+  // refuses an integer value.
+  virtual bool accepts_integer(int input) const { return false; }
   // The gate's entry in the op reference; the default, empty, is for internal gates.
   virtual OpDoc doc() const { return {}; }
 

@@ -23,7 +23,7 @@ StatusOr<ValueId> Graph::AddValue(Value value) {
   return id;
 }
 
-StatusOr<ValueId> Graph::AddPlaceholder(std::string name, Shape shape) {
+StatusOr<ValueId> Graph::AddPlaceholder(std::string name, Shape shape, DType dtype) {
   for (int i = 0; i < shape.rank(); ++i) {
     if (shape.dim(i) == kBatchDim && i == 0) continue;
     if (shape.dim(i) <= 0) {
@@ -33,7 +33,8 @@ StatusOr<ValueId> Graph::AddPlaceholder(std::string name, Shape shape) {
     }
   }
   return AddValue(Value{.name = std::move(name), .kind = ValueKind::kPlaceholder,
-                        .shape = std::move(shape)});
+                        .shape = std::move(shape),
+                        .dtype = IsInteger(dtype) ? dtype : DType::kFloat32});
 }
 
 namespace {
@@ -100,6 +101,13 @@ StatusOr<ValueId> Graph::AddNode(std::string name, std::string_view op,
   std::vector<Shape> shapes;
   for (ValueId in : inputs) {
     if (in < 0 || in >= num_values()) return InvalidArgumentError(where + ": bad input id");
+    const int position = static_cast<int>(shapes.size());
+    if (IsInteger(value(in).dtype) && !gate->accepts_integer(position)) {
+      return InvalidArgumentError(where + ": input " + std::to_string(position) + " (" +
+                                  Quote(value(in).name) + ") is " +
+                                  std::string(DTypeName(value(in).dtype)) + ", but op " +
+                                  Quote(op) + " takes a float tensor there");
+    }
     shapes.push_back(value(in).shape);
   }
   BF_ASSIGN_OR_RETURN(Shape shape, gate->CheckAndInferShape(name, op, shapes, attrs));

@@ -58,6 +58,9 @@ struct Value {
   NodeId producer = kNoId;  // kNode only
   InitializerSpec init;  // kParameter and kState only
   std::shared_ptr<const Tensor> constant;  // kConstant only
+  // kInt32 or kInt64 for a placeholder of labels or ids (never differentiable). Every other
+  // value is float and computes in the plan's dtype; this field then stays kFloat32.
+  DType dtype = DType::kFloat32;
 };
 
 struct Node {
@@ -78,7 +81,9 @@ class Graph {
   // copies): BuiltinGates() from engine/gates/builtin.h, or a registry of one's own.
   explicit Graph(const GateRegistry& gates);
 
-  StatusOr<ValueId> AddPlaceholder(std::string name, Shape shape);
+  // `dtype` kInt32 or kInt64 declares a placeholder of ids; a float dtype, one fed in the
+  // plan's float dtype.
+  StatusOr<ValueId> AddPlaceholder(std::string name, Shape shape, DType dtype = DType::kFloat32);
   StatusOr<ValueId> AddParameter(std::string name, Shape shape, InitializerSpec init = {});
   // Running state: as a parameter (fully defined shape, an initializer), but not trained.
   StatusOr<ValueId> AddState(std::string name, Shape shape, InitializerSpec init = {});

@@ -139,7 +139,8 @@ Status Importer::ImportPlaceholders() {
     BF_RETURN_IF_ERROR(CheckRank(dims.size(), where));
     // AddPlaceholder rejects bad dimensions, so the element count sees only positive sizes and
     // the open batch dimension.
-    BF_RETURN_IF_ERROR(graph_.AddPlaceholder(p.name(), Shape(dims)).status());
+    BF_ASSIGN_OR_RETURN(const DType dtype, DTypeFromProto(p.dtype(), where));
+    BF_RETURN_IF_ERROR(graph_.AddPlaceholder(p.name(), Shape(dims), dtype).status());
     BF_RETURN_IF_ERROR(CheckShapeLimits(dims, where));
   }
   return Status::Ok();

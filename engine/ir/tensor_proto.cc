@@ -25,10 +25,29 @@ StatusOr<DType> DTypeFromProto(int proto_dtype, std::string_view what) {
       return DType::kFloat32;
     case backflow::v1::FLOAT64:
       return DType::kFloat64;
+    case backflow::v1::INT32:
+      return DType::kInt32;
+    case backflow::v1::INT64:
+      return DType::kInt64;
     default:
       return InvalidArgumentError(std::string(what) + ": unknown dtype " +
-                                  std::to_string(proto_dtype) + " (expected FLOAT32 or FLOAT64)");
+                                  std::to_string(proto_dtype) +
+                                  " (expected FLOAT32, FLOAT64, INT32 or INT64)");
   }
+}
+
+backflow::v1::DataType DTypeToProto(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return backflow::v1::FLOAT32;
+    case DType::kFloat64:
+      return backflow::v1::FLOAT64;
+    case DType::kInt32:
+      return backflow::v1::INT32;
+    case DType::kInt64:
+      return backflow::v1::INT64;
+  }
+  return backflow::v1::DATA_TYPE_UNSPECIFIED;
 }
 
 StatusOr<int64_t> CheckedElementCount(std::span<const int64_t> dims, int64_t max_elements,
@@ -75,8 +94,7 @@ StatusOr<Tensor> TensorFromProto(const backflow::v1::Tensor& proto, std::string_
 void TensorToProto(const Tensor& tensor, backflow::v1::Tensor* proto) {
   proto->Clear();
   for (int64_t d : tensor.shape().dims()) proto->add_shape(d);
-  proto->set_dtype(tensor.dtype() == DType::kFloat64 ? backflow::v1::FLOAT64
-                                                     : backflow::v1::FLOAT32);
+  proto->set_dtype(DTypeToProto(tensor.dtype()));
   if (tensor.byte_size() != 0) {
     proto->set_data(reinterpret_cast<const char*>(tensor.raw()), tensor.byte_size());
   }

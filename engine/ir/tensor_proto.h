@@ -21,6 +21,8 @@ namespace backflow {
 // The engine dtype for a wire dtype (DATA_TYPE_UNSPECIFIED reads as float32). InvalidArgument
 // for values outside the enum, which proto3 lets through as open-enum integers.
 StatusOr<DType> DTypeFromProto(int proto_dtype, std::string_view what);
+// The wire dtype for an engine dtype.
+backflow::v1::DataType DTypeToProto(DType dtype);
 
 // Product of `dims` with open dimensions (kBatchDim) counted as 1, checked against
 // `max_elements` before each multiplication so huge dimensions cannot overflow. Returns

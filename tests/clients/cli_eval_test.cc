@@ -94,6 +94,34 @@ TEST_F(CliEvalTextTest, TakesListsAndNpyFilesAndFloat32) {
   EXPECT_GT(RelativeError(f, 1.5456448841), 0) << "float32 rounding must show";
 }
 
+// An int64 .npy file of ids feeds an integer placeholder as it is; repeated ids sum their rows'
+// gradients.
+TEST_F(CliEvalTextTest, TakesInt64NpyIds) {
+  ProcessTempDir dir;
+  const std::string w_file = dir.path() + "/w.npy";
+  const std::string ids_file = dir.path() + "/ids.npy";
+  ASSERT_TRUE(cli::WriteNpy(w_file, Tensor::FromValues(DType::kFloat64, Shape{3, 2},
+                                                       std::vector<double>{1, 2, 3, 4, 5, 6}))
+                  .ok());
+  ASSERT_TRUE(cli::WriteNpy(ids_file, Tensor::FromValues(DType::kInt64, Shape{3},
+                                                         std::vector<double>{2, 0, 2}))
+                  .ok());
+  const std::string graph = dir.path() + "/emb.pbtxt";
+  std::ofstream(graph) << "placeholders { name: 'w' shape: [3, 2] }\n"
+                          "placeholders { name: 'ids' shape: [3] dtype: INT64 }\n"
+                          "nodes { name: 'e' op: 'embedding' inputs: ['w', 'ids'] }\n"
+                          "nodes { name: 's' op: 'sum' inputs: 'e' }\n"
+                          "outputs: ['e', 's']\nloss: 's'\n";
+  const CliResult result = Cli({"eval", graph, "--set", "w=" + w_file, "--set",
+                                "ids=" + ids_file, "--wrt", "w", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const nlohmann::json json = nlohmann::json::parse(result.out);
+  EXPECT_EQ(json["outputs"]["e"],
+            nlohmann::json({{"shape", {3, 2}}, {"values", {5.0, 6.0, 1.0, 2.0, 5.0, 6.0}}}));
+  EXPECT_EQ(json["gradients"]["w"],
+            nlohmann::json({{"shape", {3, 2}}, {"values", {1.0, 1.0, 0.0, 0.0, 2.0, 2.0}}}));
+}
+
 TEST_F(CliEvalTextTest, ReportsServerAndInputErrors) {
   const CliResult missing = Cli({"eval", Source("models/seeds/staged.pbtxt"), "--set", "x=3"});
   EXPECT_EQ(missing.exit_code, 1) << missing;

@@ -53,6 +53,13 @@ std::vector<NumpyCase> NumpyCases() {
        NumpyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (5,), }", 60,
                  "0000000000000000000000000000f03f00000000000000400000000000000840"
                  "0000000000001040")},
+      // np.save(f, np.array([[0, -1, 2]], dtype=np.int64)) and np.array([7, -3], np.int32).
+      {"ids_i8_1x3", Tensor::FromValues(DType::kInt64, Shape{1, 3}, std::vector<double>{0, -1, 2}),
+       NumpyFile("{'descr': '<i8', 'fortran_order': False, 'shape': (1, 3), }", 58,
+                 "0000000000000000ffffffffffffffff0200000000000000")},
+      {"ids_i4_2", Tensor::FromValues(DType::kInt32, Shape{2}, std::vector<double>{7, -3}),
+       NumpyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", 60,
+                 "07000000fdffffff")},
       {"empty_f4", Tensor(DType::kFloat32, Shape{0}),
        NumpyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (0,), }", 60, "")},
       {"zeros_f4_123456x0", Tensor(DType::kFloat32, Shape{123456, 0}),
@@ -141,8 +148,8 @@ std::string DecodeError(const std::string& bytes) {
 
 TEST(NpyTest, RejectsWhatItCannotReadWithAClearMessage) {
   const std::string f4_2x3 = "'fortran_order': False, 'shape': (2, 3), }";
-  EXPECT_NE(DecodeError(NumpyFile("{'descr': '<i8', " + f4_2x3, 1, std::string(96, '0')))
-                .find("dtype '<i8' is not supported"),
+  EXPECT_NE(DecodeError(NumpyFile("{'descr': '<i2', " + f4_2x3, 1, std::string(24, '0')))
+                .find("dtype '<i2' is not supported"),
             std::string::npos);
   EXPECT_NE(
       DecodeError(NumpyFile("{'descr': '>f4', " + f4_2x3, 1, std::string(48, '0'))).find("'>f4'"),

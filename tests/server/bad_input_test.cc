@@ -177,6 +177,10 @@ std::vector<BadCase> BadInputTest::RunCases(const std::string& lenet, const std:
 
   v1::CreateModelRequest dtype99 = ModelRequest(ModelGraph("lenet5.pbtxt"));
   dtype99.set_dtype(static_cast<v1::DataType>(99));
+  v1::CreateModelRequest int_model = ModelRequest(ModelGraph("lenet5.pbtxt"));
+  int_model.set_dtype(v1::INT64);
+  v1::Tensor int_images = WireTensor({4, 1, 28, 28}, std::vector<float>(4 * 784 * 2));
+  int_images.set_dtype(v1::INT64);  // the same 8 bytes per element as 2 float32 zeros
   v1::CreateModelRequest inf_initial = ModelRequest(ModelGraph("lenet5.pbtxt"));
   PutFloat((*inf_initial.mutable_initial_parameters())["f7_b"] = zeros10, 4, inf);
   v1::CreateModelRequest unknown_metric = ModelRequest(ModelGraph("lenet5.pbtxt"));
@@ -223,6 +227,7 @@ std::vector<BadCase> BadInputTest::RunCases(const std::string& lenet, const std:
       {"MessageTooLarge", c.Train(lenet, too_big), kExhausted, "larger than max"},
       // Model settings.
       {"DtypeOutOfEnum", c.Create(dtype99), kInvalid, "99"},
+      {"IntegerModelDtype", c.Create(int_model), kInvalid, "int64 is not a compute dtype"},
       {"NegativeLearningRate", c.Create(ModelGraph("lenet5.pbtxt"), SgdSpec(-1)), kInvalid,
        "learning_rate"},
       {"MomentumOfOne", c.Create(ModelGraph("lenet5.pbtxt"), SgdSpec(0.1, 1.0)), kInvalid,
@@ -253,6 +258,9 @@ std::vector<BadCase> BadInputTest::RunCases(const std::string& lenet, const std:
                       b["images"] = WireTensor64({4, 1, 28, 28}, std::vector<double>(4 * 784));
                     })),
        kInvalid, "'images'"},
+      {"Int64Batch",
+       c.Train(lenet, Edit(batch, [&](auto& b) { b["images"] = int_images; })), kInvalid,
+       "'images': dtype int64, the model computes in float32"},
       {"TruncatedBytes",
        c.Train(lenet,
                Edit(batch, [](auto& b) { b["images"].mutable_data()->resize(4 * 784 * 4 - 4); })),

@@ -43,6 +43,10 @@ Tensor UpstreamWeights(const Shape& shape, std::mt19937_64& rng) {
 
 std::string InputName(size_t i) { return "x" + std::to_string(i); }
 
+DType InputDType(const GateCase& c, size_t i) {
+  return i < c.dtypes.size() ? c.dtypes[i] : DType::kFloat64;
+}
+
 // L = sum(op(x...) * R): one graph holding the gate under test.
 struct CheckGraph {
   std::shared_ptr<Graph> graph = std::make_shared<Graph>(BuiltinGates());
@@ -53,7 +57,8 @@ struct CheckGraph {
 StatusOr<CheckGraph> BuildCheckGraph(const GateCase& c, std::mt19937_64& rng) {
   CheckGraph g;
   for (size_t i = 0; i < c.shapes.size(); ++i) {
-    BF_ASSIGN_OR_RETURN(ValueId x, g.graph->AddPlaceholder(InputName(i), c.shapes[i]));
+    BF_ASSIGN_OR_RETURN(ValueId x,
+                        g.graph->AddPlaceholder(InputName(i), c.shapes[i], InputDType(c, i)));
     g.inputs.push_back(x);
   }
   BF_ASSIGN_OR_RETURN(ValueId y, g.graph->AddNode("y", c.op, g.inputs, c.attrs));
@@ -84,7 +89,9 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   std::vector<int> wrt = c.wrt;
   if (wrt.empty()) {
-    for (size_t i = 0; i < c.shapes.size(); ++i) wrt.push_back(static_cast<int>(i));
+    for (size_t i = 0; i < c.shapes.size(); ++i) {
+      if (!IsInteger(InputDType(c, i))) wrt.push_back(static_cast<int>(i));
+    }
   }
   std::vector<ValueId> wrt_ids;
   for (int i : wrt) wrt_ids.push_back(built->inputs[static_cast<size_t>(i)]);
@@ -101,6 +108,7 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
         v = c.adjust(static_cast<int>(i), v);
       }
     }
+    xs[i] = xs[i].CastTo(InputDType(c, i));
   }
   FeedMap feeds;
   for (size_t i = 0; i < xs.size(); ++i) feeds[InputName(i)] = &xs[i];
@@ -133,7 +141,8 @@ StatusOr<Tensor> RunGate(const std::string& op, const std::vector<Tensor>& input
   std::vector<ValueId> ids;
   FeedMap feeds;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    BF_ASSIGN_OR_RETURN(ValueId x, graph->AddPlaceholder(InputName(i), inputs[i].shape()));
+    BF_ASSIGN_OR_RETURN(ValueId x, graph->AddPlaceholder(InputName(i), inputs[i].shape(),
+                                                         inputs[i].dtype()));
     ids.push_back(x);
     feeds[InputName(i)] = &inputs[i];
   }

@@ -29,6 +29,10 @@ struct GateCase {
   // ...then passed through `adjust(input_index, value)` if set: keep inputs away from kinks
   // (relu at 0, ties in max) or outside a domain (log of a negative).
   std::function<double(int, double)> adjust;
+  // Per input: int32 or int64 makes it an integer placeholder (ids, labels), drawn and adjusted
+  // as the others, then truncated to that dtype; such inputs are never checked. Default (empty,
+  // or shorter than shapes): float64.
+  std::vector<DType> dtypes;
   // Inputs to check (default: all).
   std::vector<int> wrt;
   double tolerance = 1e-7;

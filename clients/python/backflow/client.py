@@ -7,8 +7,11 @@ checkpoint_step, optimizer, ...).
 
 Dtypes: a model computes in one dtype, and the server rejects batches of another. The client
 therefore converts batches, inputs and parameter values to the model's dtype, which it learns
-from CreateModel or, once per model id, from GetModel. Evaluate converts every value to `dtype`
-if given, else to float64 if any value is a float64 array, else to float32.
+from CreateModel or, once per model id, from GetModel. Placeholders declared int32 or int64
+(labels, ids) are the exception: integer arrays for them are sent in that dtype, and anything
+else as it is, for the server to refuse by name. Evaluate converts every value to `dtype` if
+given, else to float64 if any value is a float64 array, else to float32, except the values of
+the graph's integer placeholders, as above.
 
 Errors: every failed call raises BackflowError, whose `code` is the grpc.StatusCode and whose
 `message` is the server's explanation (for bad graphs and tensors it names the node or tensor).
@@ -28,7 +31,8 @@ import numpy as np
 
 from backflow._health import health_pb2, health_pb2_grpc
 from backflow.graph import GraphBuilder, load_graph
-from backflow.tensors import DTypeLike, data_type, is_float64, to_numpy_map, to_tensor_map
+from backflow.tensors import (INTEGER_TYPES, DTypeLike, data_type, is_float64, to_numpy_map,
+                              to_tensor_map)
 from backflow.v1 import graph_pb2, service_pb2, service_pb2_grpc
 
 ModelInfo = service_pb2.ModelInfo
@@ -134,6 +138,8 @@ class Client:
         self._stub = service_pb2_grpc.BackflowStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._dtypes: dict[str, int] = {}  # model id -> DataType, guarded by _lock
+        # model id -> {integer placeholder -> INT32 or INT64}, guarded by _lock
+        self._integer_inputs: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -200,21 +206,21 @@ class Client:
         """Forward pass. `outputs`: any tensors of the graph (None: the graph outputs that
         `inputs` determine). Returns name -> array."""
         request = service_pb2.InferRequest(
-            model_id=model_id, inputs=to_tensor_map(inputs, self._model_dtype(model_id)),
+            model_id=model_id, inputs=to_tensor_map(inputs, *self._wire_types(model_id)),
             outputs=list(outputs or []))
         return to_numpy_map(self._call(self._stub.Infer, request).outputs)
 
     def compute_gradients(self, model_id: str, batch: Arrays) -> StepResult:
         """Loss, metrics and the gradient of every parameter on `batch`, without an update."""
         request = service_pb2.ComputeGradientsRequest(
-            model_id=model_id, batch=to_tensor_map(batch, self._model_dtype(model_id)))
+            model_id=model_id, batch=to_tensor_map(batch, *self._wire_types(model_id)))
         return StepResult.from_proto(self._call(self._stub.ComputeGradients, request))
 
     def train_step(self, model_id: str, batch: Arrays, return_gradients: bool = False,
                    return_parameters: bool = False,
                    learning_rate: Optional[float] = None) -> StepResult:
         """One optimizer step on `batch`; `learning_rate` overrides the model's for this step."""
-        request = self._step_request(model_id, batch, self._model_dtype(model_id),
+        request = self._step_request(model_id, batch, self._wire_types(model_id),
                                      return_gradients, return_parameters, learning_rate)
         return StepResult.from_proto(self._call(self._stub.TrainStep, request))
 
@@ -230,7 +236,7 @@ class Client:
         exception raised while reading `batches` is re-raised as it is. `timeout` bounds the
         whole stream (None: no deadline). Leaving the loop early cancels the stream.
         """
-        dtype = self._model_dtype(model_id)
+        dtype = self._wire_types(model_id)
         failures: list[BaseException] = []
 
         def requests() -> Iterator[service_pb2.TrainStepRequest]:
@@ -263,9 +269,12 @@ class Client:
             raise ValueError(f"mode {mode!r} is not 'training', 'inference' or None")
         if dtype is None:
             dtype = np.float64 if any(is_float64(v) for v in values.values()) else np.float32
+        graph = as_graph(graph)
+        integer_inputs = {p.name: p.dtype for p in graph.placeholders if p.dtype in INTEGER_TYPES}
         request = service_pb2.EvaluateRequest(
-            graph=as_graph(graph), values=to_tensor_map(values, dtype), outputs=list(outputs or []),
-            target=target, wrt=list(wrt), seed=seed, dtype=data_type(dtype), mode=modes[mode])
+            graph=graph, values=to_tensor_map(values, dtype, integer_inputs),
+            outputs=list(outputs or []), target=target, wrt=list(wrt), seed=seed,
+            dtype=data_type(dtype), mode=modes[mode])
         response = self._call(self._stub.Evaluate, request)
         return to_numpy_map(response.outputs), to_numpy_map(response.gradients)
 
@@ -317,7 +326,15 @@ class Client:
     def _remember(self, info: ModelInfo) -> ModelInfo:
         with self._lock:
             self._dtypes[info.id] = data_type(info.dtype)
+            self._integer_inputs[info.id] = {i.name: i.dtype for i in info.inputs
+                                             if i.dtype in INTEGER_TYPES}
         return info
+
+    def _wire_types(self, model_id: str) -> tuple[int, dict[str, int]]:
+        """The model's dtype and its integer placeholders' (see `to_tensor_map`)."""
+        dtype = self._model_dtype(model_id)
+        with self._lock:
+            return dtype, dict(self._integer_inputs.get(model_id, {}))
 
     def _model_dtype(self, model_id: str) -> int:
         with self._lock:
@@ -325,11 +342,12 @@ class Client:
         return known if known is not None else data_type(self.get_model(model_id).dtype)
 
     @staticmethod
-    def _step_request(model_id: str, batch: Arrays, dtype: int, return_gradients: bool,
+    def _step_request(model_id: str, batch: Arrays, dtype: tuple[int, dict[str, int]],
+                      return_gradients: bool,
                       return_parameters: bool,
                       learning_rate: Optional[float]) -> service_pb2.TrainStepRequest:
         request = service_pb2.TrainStepRequest(
-            model_id=model_id, batch=to_tensor_map(batch, dtype),
+            model_id=model_id, batch=to_tensor_map(batch, *dtype),
             return_gradients=return_gradients, return_parameters=return_parameters)
         if learning_rate is not None:
             request.learning_rate = learning_rate

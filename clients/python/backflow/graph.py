@@ -26,7 +26,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 from google.protobuf import text_format
 
-from backflow.tensors import to_tensor
+from backflow.tensors import DTypeLike, data_type, to_tensor
 from backflow.v1 import graph_pb2
 
 Graph = graph_pb2.Graph
@@ -122,10 +122,17 @@ class GraphBuilder:
 
     # Leaves --------------------------------------------------------------------------------
 
-    def placeholder(self, name: str, shape: Sequence[int] = ()) -> str:
-        """A value fed with every run; shape[0] may be -1 for the batch. () is a scalar."""
+    def placeholder(self, name: str, shape: Sequence[int] = (), dtype: DTypeLike = None) -> str:
+        """A value fed with every run; shape[0] may be -1 for the batch. () is a scalar.
+
+        `dtype` "int32" or "int64" makes a placeholder of labels or ids, fed in exactly that
+        dtype; None (or a float dtype): fed in the model's float dtype.
+        """
+        wire = data_type(dtype) if dtype is not None else None
         self._claim(name)
-        self._graph.placeholders.add(name=name, shape=list(shape))
+        placeholder = self._graph.placeholders.add(name=name, shape=list(shape))
+        if wire is not None:
+            placeholder.dtype = wire
         return name
 
     def parameter(self, name: str, shape: Sequence[int] = (),
@@ -349,8 +356,16 @@ class GraphBuilder:
         return self.op("squared_error", y, t, name=name, reduction=reduction)
 
     def softmax_cross_entropy(self, logits: str, labels: str, name: Optional[str] = None) -> str:
-        """Mean cross-entropy of softmax(logits [N, C]) against labels [N]."""
+        """Mean cross-entropy of softmax(logits [N, C]) against labels [N] (class ids: int32,
+        int64 or integral floats)."""
         return self.op("softmax_cross_entropy", logits, labels, name=name)
+
+    def embedding(self, weight: str, ids: str, padding_idx: Optional[int] = None,
+                  name: Optional[str] = None) -> str:
+        """Rows of weight [num, dim] gathered by integer ids of any shape S: S + [dim].
+        The row of `padding_idx` (if given) gets no gradient."""
+        attrs = {} if padding_idx is None else {"padding_idx": int(padding_idx)}
+        return self.op("embedding", weight, ids, name=name, **attrs)
 
     def sigmoid_cross_entropy(self, logits: str, targets: str, name: Optional[str] = None) -> str:
         return self.op("sigmoid_cross_entropy", logits, targets, name=name)

@@ -9,7 +9,7 @@ import pytest
 
 from backflow import GraphBuilder, load_graph, make_initializer, to_numpy
 from backflow.graph import attr_value, parse_graph
-from backflow.v1 import graph_pb2
+from backflow.v1 import graph_pb2, tensor_pb2
 
 
 def build_lenet5() -> graph_pb2.Graph:
@@ -212,3 +212,22 @@ def test_parse_graph_reads_text_format() -> None:
     graph = parse_graph('name: "t" placeholders { name: "x" } '
                         'nodes { name: "y" op: "square" inputs: "x" } outputs: "y" loss: "y"')
     assert graph.name == "t" and graph.nodes[0].op == "square" and graph.loss == "y"
+
+
+def test_integer_placeholders_and_embedding() -> None:
+    g = GraphBuilder("emb")
+    ids = g.placeholder("ids", [-1, 2], dtype="int64")
+    labels = g.placeholder("labels", [-1], dtype=np.int32)
+    x = g.placeholder("x", [-1, 3], dtype="float32")
+    w = g.parameter("w", [5, 3])
+    g.embedding(w, ids, name="e")
+    g.embedding(w, ids, padding_idx=0, name="padded")
+    graph = g.build()
+    assert [p.dtype for p in graph.placeholders] == [
+        tensor_pb2.INT64, tensor_pb2.INT32, tensor_pb2.FLOAT32]
+    assert labels == "labels" and x == "x"
+    e, padded = graph.nodes
+    assert (e.op, list(e.inputs), dict(e.attrs)) == ("embedding", ["w", "ids"], {})
+    assert padded.attrs["padding_idx"].i == 0
+    with pytest.raises(ValueError, match="int32 or int64"):
+        g.placeholder("bad", [2], dtype="int16")

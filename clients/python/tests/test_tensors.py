@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backflow import to_numpy, to_tensor
-from backflow.tensors import data_type
+from backflow.tensors import data_type, to_tensor_map
 from backflow.v1 import tensor_pb2
 
 
@@ -76,10 +76,36 @@ def test_rejects_ragged_lists() -> None:
         to_tensor([[1, 2], [3]])
 
 
-@pytest.mark.parametrize("dtype", ["int32", np.float16, "bogus"])
+@pytest.mark.parametrize("dtype", ["int16", np.float16, "bogus"])
 def test_rejects_other_dtypes(dtype: object) -> None:
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(ValueError, match="float32, float64, int32 or int64"):
         to_tensor([1.0], dtype=dtype)
+
+
+def test_int_arrays_are_sent_as_they_are() -> None:
+    ids = np.array([[3, -1], [2**53 + 1, 0]], dtype=np.int64)  # 2**53 + 1 is no double
+    tensor = to_tensor(ids)
+    assert tensor.dtype == tensor_pb2.INT64
+    assert tensor.data == ids.astype("<i8").tobytes()
+    back = to_numpy(tensor)
+    assert back.dtype == np.int64
+    np.testing.assert_array_equal(back, ids)
+    narrow = to_tensor(np.array([5, 6], dtype=">i4"))
+    assert narrow.dtype == tensor_pb2.INT32
+    np.testing.assert_array_equal(to_numpy(narrow), [5, 6])
+    # Asked for a float dtype (a float-label placeholder), integers convert as before.
+    assert to_tensor(ids, dtype="float32").dtype == tensor_pb2.FLOAT32
+    assert to_tensor(np.int64(4)).dtype == tensor_pb2.FLOAT32  # a scalar is a number
+
+
+def test_tensor_maps_keep_integer_placeholders_integer() -> None:
+    labels = np.array([0, 2, 1])
+    wire = to_tensor_map({"ids": labels, "labels": labels, "floats": [0.5]}, "float64",
+                         integer_inputs={"ids": tensor_pb2.INT32, "floats": tensor_pb2.INT64})
+    assert wire["ids"].dtype == tensor_pb2.INT32
+    np.testing.assert_array_equal(to_numpy(wire["ids"]), [0, 2, 1])
+    assert wire["labels"].dtype == tensor_pb2.FLOAT64  # a float-label placeholder
+    assert wire["floats"].dtype == tensor_pb2.FLOAT32  # left for the server to name
 
 
 def test_to_numpy_rejects_inconsistent_messages() -> None:

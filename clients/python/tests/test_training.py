@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
-from backflow import Client
+from backflow import BackflowError, Client, GraphBuilder
 from mlp import blobs, forward, tanh_mlp
 
 STREAM_TIMEOUT_S = 60.0
@@ -99,3 +100,34 @@ def test_leaving_a_stream_early_cancels_it(client: Client) -> None:
     assert 4 <= next_step <= 1000
     time.sleep(0.5)
     assert client.get_model(info.id).step == next_step
+
+
+def test_embedding_trains_on_int64_ids_and_labels(client: Client) -> None:
+    # Each example is two token ids; its class is the first token's id mod 3. An embedding of 6
+    # tokens, flattened and mapped to 3 logits, learns it; ids and labels go as NumPy int64.
+    g = GraphBuilder("tokens")
+    ids = g.placeholder("ids", [-1, 2], dtype="int64")
+    labels = g.placeholder("labels", [-1], dtype="int64")
+    table = g.parameter("table", [6, 4], init=("normal", 0.0, 0.5))
+    w = g.parameter("w", [8, 3], init="glorot")
+    logits = g.matmul(g.flatten(g.embedding(table, ids, name="e")), w, name="logits")
+    g.output(logits, g.accuracy(logits, labels, name="accuracy"))
+    g.loss(g.softmax_cross_entropy(logits, labels, name="loss"))
+    info = client.create_model(g.build(), optimizer="sgd", lr=0.5, seed=4)
+    assert [(i.name, i.dtype) for i in info.inputs] == [("ids", 4), ("labels", 4)]
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 6, size=(48, 2))
+    classes = tokens[:, 0] % 3
+    assert tokens.dtype == np.int64 and classes.dtype == np.int64
+    results = [client.train_step(info.id, {"ids": tokens, "labels": classes}) for _ in range(60)]
+    assert results[-1].loss < 0.25 * results[0].loss, [r.loss for r in results]
+    outputs = client.infer(info.id, {"ids": tokens}, outputs=["logits"])
+    np.testing.assert_array_equal(outputs["logits"].argmax(axis=1), classes)
+
+    with pytest.raises(BackflowError, match="'labels': dtype float32, the placeholder is int64"):
+        client.train_step(info.id, {"ids": tokens, "labels": classes.astype(np.float32)})
+    bad = tokens.copy()
+    bad[3, 1] = 6
+    with pytest.raises(BackflowError, match="node 'e': id 6 at index 7 is not a row"):
+        client.train_step(info.id, {"ids": bad, "labels": classes})

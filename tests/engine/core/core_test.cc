@@ -84,6 +84,34 @@ TEST(TensorTest, ValuesCopiesAndCasts) {
   EXPECT_EQ(Tensor::Scalar(DType::kFloat32, 2.5).shape().rank(), 0);
 }
 
+// Integer tensors hold labels and ids: sizes, names, exact int64 elements beyond 2^53, casts.
+TEST(TensorTest, IntegerDtypesHoldIdsExactly) {
+  EXPECT_EQ(SizeOf(DType::kInt32), 4u);
+  EXPECT_EQ(SizeOf(DType::kInt64), 8u);
+  EXPECT_EQ(DTypeName(DType::kInt32), "int32");
+  EXPECT_EQ(DTypeName(DType::kInt64), "int64");
+  EXPECT_TRUE(IsInteger(DType::kInt64));
+  EXPECT_FALSE(IsInteger(DType::kFloat64));
+  EXPECT_EQ(DTypeOf<int32_t>(), DType::kInt32);
+  EXPECT_EQ(DTypeOf<int64_t>(), DType::kInt64);
+  Tensor ids(DType::kInt64, Shape{3});
+  EXPECT_EQ(ids.byte_size(), 24u);
+  ids.data<int64_t>()[0] = (int64_t{1} << 53) + 1;  // not representable as a double
+  ids.data<int64_t>()[1] = -4;
+  ids.data<int64_t>()[2] = 7;
+  EXPECT_EQ(ids.id(0), (int64_t{1} << 53) + 1);
+  EXPECT_EQ(ids.at(1), -4.0);
+  const Tensor narrow = ids.CastTo(DType::kInt32);
+  EXPECT_EQ(narrow.data<int32_t>()[1], -4);
+  EXPECT_EQ(narrow.id(2), 7);
+  EXPECT_EQ(narrow.CastTo(DType::kFloat32).ToDoubles(), (std::vector<double>{1, -4, 7}));
+  const Tensor from_floats =
+      Tensor::FromValues(DType::kInt32, Shape{3}, std::vector<double>{2, -1.7, 3.9});
+  EXPECT_EQ(from_floats.ToDoubles(), (std::vector<double>{2, -1, 3}));  // truncated toward zero
+  EXPECT_EQ(FirstNonFinite(ids), -1);
+  EXPECT_TRUE(BitwiseEqual(ids, Tensor(ids)));
+}
+
 // Note [Buffer cache]: a large block freed by one tensor is handed to the next tensor of the
 // same size, zero-filled again, and scratch buffers come from the same cache, 64-byte aligned.
 TEST(TensorTest, LargeBuffersAreRecycledAndStillZeroed) {

@@ -264,6 +264,7 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
   Tensor wrong_width = Random(Shape{4, 15}, 5);
   Tensor other_batch = Random(Shape{5, 16}, 5);
   Tensor f64 = Tensor(DType::kFloat64, Shape{4, 16});
+  Tensor ints = Tensor(DType::kInt64, Shape{4, 16});
   struct Case {
     std::string name;
     FeedMap feeds;
@@ -276,6 +277,7 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
       {"unknown", good->feeds, "feed 'nope': no such tensor"},
       {"computed", good->feeds, "feed 'h': only placeholders, parameters and state can be fed"},
       {"dtype", good->feeds, "differs from the other feeds' "},
+      {"integer", good->feeds, "feed 'x': dtype int64, but the placeholder is float"},
   };
   cases[0].feeds["x"] = &wrong_width;
   cases[1].feeds["t"] = &other_batch;
@@ -283,6 +285,7 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
   cases[3].feeds["nope"] = &wrong_width;
   cases[4].feeds["h"] = &wrong_width;
   cases[5].feeds["x"] = &f64;
+  cases[6].feeds["x"] = &ints;
   for (const Case& c : cases) {
     StatusOr<std::vector<Tensor>> out = program.Run(c.feeds, net.fetches);
     EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument) << c.name;
@@ -290,6 +293,49 @@ TEST(ProgramFeedsTest, BadFeedsAreInvalidArgumentsNamingTheTensor) {
         << c.name << ": " << out.status().message();
   }
   EXPECT_TRUE(program.Run(good->feeds, net.fetches).ok());
+}
+
+// An integer placeholder keeps its dtype whatever the plan's float dtype; float gates refuse it,
+// feeds must match it exactly, and it has no gradient.
+TEST(ProgramFeedsTest, IntegerPlaceholdersKeepTheirDtype) {
+  Net net = BuildNet();
+  Graph& g = *net.graph;
+  const ValueId ids = *g.AddPlaceholder("ids", Shape{kBatchDim, 2}, DType::kInt64);
+  EXPECT_EQ(g.value(ids).dtype, DType::kInt64);
+  const StatusOr<ValueId> relu = g.AddNode("r", "relu", {ids});
+  ASSERT_FALSE(relu.ok());
+  EXPECT_EQ(relu.status().message(),
+            "node 'r': input 0 ('ids') is int64, but op 'relu' takes a float tensor there");
+  const StatusOr<std::vector<ValueId>> grad = AppendBackward(g, net.fetches[0], {&ids, 1});
+  ASSERT_FALSE(grad.ok());
+  EXPECT_NE(grad.status().message().find("'ids' is int64: integer values have no gradient"),
+            std::string::npos);
+
+  Program program(net.graph);
+  auto good = MakeFeeds(*net.graph, 4, 3);
+  Tensor id_values(DType::kInt64, Shape{4, 2});
+  id_values.data<int64_t>()[3] = 42;
+  FeedMap feeds = good->feeds;
+  feeds["ids"] = &id_values;
+  const std::vector<ValueId> fetch_ids = {ids, net.fetches[0]};
+  StatusOr<std::vector<Tensor>> out = program.Run(feeds, fetch_ids);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ((*out)[0].dtype(), DType::kInt64);
+  EXPECT_EQ((*out)[0].id(3), 42);
+  EXPECT_EQ((*out)[1].dtype(), DType::kFloat32);
+
+  Tensor floats(DType::kFloat32, Shape{4, 2});
+  Tensor narrow(DType::kInt32, Shape{4, 2});
+  for (const Tensor* wrong : {&floats, &narrow}) {
+    feeds["ids"] = wrong;
+    out = program.Run(feeds, fetch_ids);
+    EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(out.status().message().find("feed 'ids': dtype " +
+                                          std::string(DTypeName(wrong->dtype())) +
+                                          ", but the placeholder is int64"),
+              std::string::npos)
+        << out.status().message();
+  }
 }
 
 }  // namespace

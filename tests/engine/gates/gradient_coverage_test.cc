@@ -205,6 +205,28 @@ const std::vector<CoverageCase>& Cases() {
         .attrs = {{"reduction", std::string("mean")}}}},
       {"softmax_cross_entropy",
        {.op = "softmax_cross_entropy", .shapes = {{4, 5}, {4}}, .adjust = LabelsIn(5), .wrt = {0}}},
+      {"softmax_cross_entropy_int64_labels",
+       {.op = "softmax_cross_entropy",
+        .shapes = {{4, 5}, {4}},
+        .adjust = LabelsIn(5),
+        .dtypes = {DType::kFloat64, DType::kInt64}}},
+      // Six ids over four rows: some rows are gathered twice, so their gradients sum.
+      {"embedding",
+       {.op = "embedding",
+        .shapes = {{4, 3}, {2, 3}},
+        .adjust = LabelsIn(4),
+        .dtypes = {DType::kFloat64, DType::kInt64}}},
+      // padding_idx -3 is row 1, which these ids (0, 2, 3) never gather: finite differences
+      // would disagree on a row whose gradient is dropped (embedding_test checks it is zero).
+      {"embedding_padding_idx",
+       {.op = "embedding",
+        .shapes = {{4, 3}, {6}},
+        .attrs = {{"padding_idx", int64_t{-3}}},
+        .adjust = [](int input, double v) {
+          const double id = LabelsIn(3)(input, v);
+          return input == 1 && id >= 1 ? id + 1 : id;
+        },
+        .dtypes = {DType::kFloat64, DType::kInt32}}},
       {"svm_hinge",
        {.op = "svm_hinge", .shapes = {{4, 5}, {4}}, .adjust = SvmInputs(5), .wrt = {0}}},
       {"sigmoid_cross_entropy",

@@ -202,7 +202,7 @@ struct LossAndGrad {
 LossAndGrad RunWithGradient(const std::string& op, const Tensor& x, const Tensor& labels) {
   auto graph = std::make_shared<Graph>(BuiltinGates());
   const ValueId xv = *graph->AddPlaceholder("x", Shape{kBatchDim, x.shape().dim(1)});
-  const ValueId lv = *graph->AddPlaceholder("labels", Shape{kBatchDim});
+  const ValueId lv = *graph->AddPlaceholder("labels", Shape{kBatchDim}, labels.dtype());
   const ValueId loss = *graph->AddNode("loss", op, {xv, lv});
   const ValueId wrt[] = {xv};
   StatusOr<std::vector<ValueId>> grads = AppendBackward(*graph, loss, wrt);
@@ -301,6 +301,65 @@ TEST(LossGatesTest, InvalidLabelsNameTheNodeTheLabelAndItsIndex) {
       EXPECT_EQ(loss.status().message(), c.want) << c.op << " " << DTypeName(dtype);
     }
   }
+}
+
+// Integer class ids (int32, int64) give exactly what the same ids as floats give, in both
+// float dtypes; an id outside [0, C) fails the run naming the node.
+Tensor Ids(DType dtype, const std::vector<int64_t>& ids) {
+  Tensor t(dtype, Shape{static_cast<int64_t>(ids.size())});
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (dtype == DType::kInt64) {
+      t.data<int64_t>()[i] = ids[i];
+    } else {
+      t.data<int32_t>()[i] = static_cast<int32_t>(ids[i]);
+    }
+  }
+  return t;
+}
+
+StatusOr<double> RunForward(const std::string& op, const Tensor& x, const Tensor& labels) {
+  auto graph = std::make_shared<Graph>(BuiltinGates());
+  const ValueId xv = *graph->AddPlaceholder("x", Shape{kBatchDim, x.shape().dim(1)});
+  const ValueId lv = *graph->AddPlaceholder("labels", Shape{kBatchDim}, labels.dtype());
+  BF_ASSIGN_OR_RETURN(const ValueId loss, graph->AddNode("y", op, {xv, lv}));
+  Program program(graph);
+  const ValueId fetch[] = {loss};
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out,
+                      program.Run({{"x", &x}, {"labels", &labels}}, fetch));
+  return out[0].at(0);
+}
+
+TEST(LossGatesTest, IntegerLabelsAreClassIds) {
+  const std::vector<double> logits = {0.5, -1, 2, 0.25, 3, -0.5, 1, 1, 0};
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    const Tensor x = T64({3, 3}, logits).CastTo(dtype);
+    const Tensor float_labels = T64({3}, {2, 0, 1}).CastTo(dtype);
+    for (const char* op : {"softmax_cross_entropy", "svm_hinge"}) {
+      const LossAndGrad want = RunWithGradient(op, x, float_labels);
+      for (DType ids : {DType::kInt64, DType::kInt32}) {
+        const LossAndGrad got = RunWithGradient(op, x, Ids(ids, {2, 0, 1}));
+        EXPECT_EQ(got.loss, want.loss) << op << " " << DTypeName(ids);
+        EXPECT_EQ(got.grad, want.grad) << op << " " << DTypeName(ids);
+      }
+    }
+    // Row 0's arg-max is class 2 (right), row 1's class 1 (label 0: wrong), row 2's class 0
+    // (the first of the tie; label 1: wrong).
+    StatusOr<double> accuracy = RunForward("accuracy", x, Ids(DType::kInt64, {2, 0, 1}));
+    ASSERT_TRUE(accuracy.ok()) << accuracy.status().ToString();
+    EXPECT_EQ(*accuracy, Tensor::Scalar(dtype, 1.0 / 3).at(0));
+    for (int64_t bad : {int64_t{-1}, int64_t{3}, int64_t{1} << 40}) {
+      StatusOr<double> loss = RunForward("softmax_cross_entropy", x, Ids(DType::kInt64, {0, bad, 1}));
+      EXPECT_EQ(loss.status().code(), StatusCode::kInvalidArgument);
+      EXPECT_EQ(loss.status().message(), "node 'y': label " + std::to_string(bad) +
+                                             " at index 1 is not a class id in [0, 3)");
+    }
+  }
+  // Targets of squared_error are values, not ids: an integer placeholder is refused there.
+  Graph g(BuiltinGates());
+  const ValueId x = *g.AddPlaceholder("x", Shape{kBatchDim});
+  const ValueId ids = *g.AddPlaceholder("ids", Shape{kBatchDim}, DType::kInt64);
+  EXPECT_EQ(g.AddNode("se", "squared_error", {x, ids}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(LossGatesTest, TargetsOutsideTheUnitIntervalAreRejected) {

@@ -276,6 +276,28 @@ TEST(ImportGraphTest, OpenBatchDimensionPropagates) {
   EXPECT_EQ(graph->value(*graph->Find("x")).kind, ValueKind::kPlaceholder);
 }
 
+TEST(ImportGraphTest, PlaceholdersDeclareIntegerDtypes) {
+  const backflow::v1::Graph proto = MustParse(Base(R"(
+      placeholders { name: "ids" shape: [-1] dtype: INT64 }
+      placeholders { name: "small" shape: [2] dtype: INT32 }
+      placeholders { name: "f" shape: [2] dtype: FLOAT64 })"));
+  StatusOr<Graph> graph = ImportGraph(proto);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  EXPECT_EQ(graph->value(*graph->Find("ids")).dtype, DType::kInt64);
+  EXPECT_EQ(graph->value(*graph->Find("small")).dtype, DType::kInt32);
+  EXPECT_EQ(graph->value(*graph->Find("f")).dtype, DType::kFloat32);  // the model's float dtype
+  EXPECT_EQ(graph->value(*graph->Find("x")).dtype, DType::kFloat32);
+  const StatusOr<Graph> refused = ImportGraph(MustParse(Base(R"(
+      placeholders { name: "ids" shape: [3] dtype: INT64 }
+      nodes { name: "s" op: "add" inputs: ["w", "ids"] })")));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find(
+                "node 's': input 1 ('ids') is int64, but op 'add' takes a float tensor there"),
+            std::string::npos)
+      << refused.status().message();
+}
+
 TEST(ImportGraphTest, AcceptsAScalarLossIncludingShapeOneByOne) {
   const backflow::v1::Graph proto = MustParse(R"(
       parameters { name: "a" shape: [1, 1] }

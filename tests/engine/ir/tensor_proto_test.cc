@@ -49,6 +49,35 @@ TEST(TensorProtoTest, Float64RoundTripsExactly) {
   EXPECT_TRUE(BitwiseEqual(*back, original));
 }
 
+TEST(TensorProtoTest, IntegersRoundTripExactly) {
+  Tensor ids(DType::kInt64, Shape({2, 2}));
+  const std::vector<int64_t> values = {0, -3, (int64_t{1} << 53) + 1, 9};
+  std::copy(values.begin(), values.end(), ids.data<int64_t>());
+  backflow::v1::Tensor proto;
+  TensorToProto(ids, &proto);
+  EXPECT_EQ(proto.dtype(), backflow::v1::INT64);
+  EXPECT_EQ(proto.data(), RawBytes(values));
+  StatusOr<Tensor> back = TensorFromProto(proto, "t", 100);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(BitwiseEqual(*back, ids));
+  EXPECT_EQ(back->id(2), (int64_t{1} << 53) + 1);
+
+  const std::vector<int32_t> narrow = {5, -1, 2};
+  proto.Clear();
+  proto.add_shape(3);
+  proto.set_dtype(backflow::v1::INT32);
+  proto.set_data(RawBytes(narrow));
+  back = TensorFromProto(proto, "t", 100);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->dtype(), DType::kInt32);
+  EXPECT_EQ(back->ToDoubles(), (std::vector<double>{5, -1, 2}));
+  proto.set_data(RawBytes(std::vector<int64_t>{5, -1}));  // 16 bytes where 12 are expected
+  back = TensorFromProto(proto, "t", 100);
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("expected 12"), std::string::npos)
+      << back.status().message();
+}
+
 TEST(TensorProtoTest, UnspecifiedDtypeReadsAsFloat32AndScalarsWork) {
   backflow::v1::Tensor proto;
   proto.set_data(RawBytes(std::vector<float>{2.5f}));
