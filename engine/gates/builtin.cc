@@ -1,5 +1,6 @@
 #include "engine/gates/builtin.h"
 
+#include "engine/gates/batch_norm.h"
 #include "engine/gates/binary.h"
 #include "engine/gates/conv.h"
 #include "engine/gates/dropout.h"
@@ -26,6 +27,7 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterMatMulGates(registry);
   RegisterTensorGates(registry);
   RegisterDropoutGates(registry);
+  RegisterBatchNormGates(registry);
 }
 
 const GateRegistry& BuiltinGates() {
