@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -294,6 +295,113 @@ INSTANTIATE_TEST_SUITE_P(Torch, BatchNormTorchTest, ::testing::ValuesIn(TorchCas
                          [](const ::testing::TestParamInfo<TorchCase>& info) {
                            return info.param.name;
                          });
+
+// What the trainer does with AppendStateUpdates, in miniature: append the nodes to the graph and
+// remember which value each state takes next.
+class RecordingStateUpdates : public StateUpdateContext {
+ public:
+  RecordingStateUpdates(Graph& graph, NodeId node) : graph_(graph), node_(node) {}
+  const Graph& graph() const override { return graph_; }
+  const Node& node() const override { return graph_.node(node_); }
+  StatusOr<ValueId> Emit(std::string_view op, std::vector<ValueId> inputs,
+                         Attributes attrs) override {
+    return graph_.AddNode("update_" + std::to_string(updates.size()), op, std::move(inputs),
+                          std::move(attrs));
+  }
+  Status SetUpdate(int i, ValueId next) override {
+    updates[i] = next;
+    return Status::Ok();
+  }
+  std::map<int, ValueId> updates;
+
+ private:
+  Graph& graph_;
+  NodeId node_;
+};
+
+TEST(BatchNormTest, StateUpdatesAreTorchsRunningStatistics) {
+  const TorchCase& c = TorchCases()[4];  // 4d_affine_training
+  ASSERT_EQ(c.name, "4d_affine_training");
+  const Shape shape(c.shape);
+  const Shape cs{shape.dim(1)};
+  auto graph = std::make_shared<Graph>(BuiltinGates());
+  ValueId x = *graph->AddPlaceholder("x", shape);
+  ValueId rm = *graph->AddState("rm", cs);
+  ValueId rv = *graph->AddState("rv", cs);
+  ValueId w = *graph->AddParameter("w", cs);
+  ValueId b = *graph->AddParameter("b", cs);
+  ValueId y = *graph->AddNode("bn", "batch_norm", {x, rm, rv, w, b}, {{"momentum", 0.1}});
+  RecordingStateUpdates ctx(*graph, graph->value(y).producer);
+  const Gate& gate = *BuiltinGates().Find("batch_norm");
+  ASSERT_TRUE(gate.AppendStateUpdates(ctx).ok());
+  ASSERT_EQ(ctx.updates.size(), 2u);
+  const Inputs in = MakeInputs(DType::kFloat64, shape);
+  Program program(graph);
+  const FeedMap feeds{{"x", &in.x},
+                      {"rm", &in.running_mean},
+                      {"rv", &in.running_var},
+                      {"w", &in.weight},
+                      {"b", &in.bias}};
+  const ValueId fetch[] = {ctx.updates[1], ctx.updates[2]};
+  StatusOr<std::vector<Tensor>> out =
+      program.Run(feeds, fetch, RunOptions{.info = {.training = true}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ExpectValues((*out)[0], c.running_mean, 1e-13, "running_mean");
+  ExpectValues((*out)[1], c.running_var, 1e-13, "running_var");
+}
+
+TEST(BatchNormTest, NoStateNoUpdates) {
+  auto graph = std::make_shared<Graph>(BuiltinGates());
+  ValueId x = *graph->AddPlaceholder("x", Shape{kBatchDim, 2});
+  ValueId rm = *graph->AddPlaceholder("rm", Shape{2});
+  ValueId rv = *graph->AddPlaceholder("rv", Shape{2});
+  ValueId y = *graph->AddNode("bn", "batch_norm", {x, rm, rv});
+  RecordingStateUpdates ctx(*graph, graph->value(y).producer);
+  ASSERT_TRUE(BuiltinGates().Find("batch_norm")->AppendStateUpdates(ctx).ok());
+  EXPECT_TRUE(ctx.updates.empty());
+}
+
+// The status of adding batch_norm node "bn" with inputs of these shapes.
+Status AddBatchNorm(const std::vector<Shape>& shapes) {
+  Graph graph(BuiltinGates());
+  std::vector<ValueId> in;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    in.push_back(*graph.AddPlaceholder("in" + std::to_string(i), shapes[i]));
+  }
+  return graph.AddNode("bn", "batch_norm", in).status();
+}
+
+TEST(BatchNormTest, RejectsBadShapesNamingTheNode) {
+  const struct {
+    std::vector<Shape> shapes;
+    std::string message;
+  } cases[] = {
+      {{{4, 3, 5}, {3}, {3}}, "rank 2 [N, C] or 4 [N, C, H, W], got [4, 3, 5]"},
+      {{{4, 3}, {4}, {3}}, "input 1 has shape [4], expected [3]"},
+      {{{kBatchDim, 3, 5, 5}, {3}, {3}, {3}, {2}}, "input 4 has shape [2], expected [3]"},
+      {{{4, 3}, {3}, {3}, {3}}, "weight and bias together, or neither"},
+  };
+  for (const auto& c : cases) {
+    const Status s = AddBatchNorm(c.shapes);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << c.message;
+    EXPECT_THAT(s.message(), ::testing::HasSubstr("node 'bn'"));
+    EXPECT_THAT(s.message(), ::testing::HasSubstr(c.message));
+  }
+  EXPECT_TRUE(AddBatchNorm({{kBatchDim, 3, 5, 5}, {3}, {3}, {3}, {3}}).ok());
+}
+
+TEST(BatchNormTest, NoGradientToTheRunningStatistics) {
+  auto graph = std::make_shared<Graph>(BuiltinGates());
+  ValueId x = *graph->AddPlaceholder("x", Shape{4, 2});
+  ValueId rm = *graph->AddPlaceholder("rm", Shape{2});
+  ValueId rv = *graph->AddPlaceholder("rv", Shape{2});
+  ValueId loss = *graph->AddNode("loss", "sum", {*graph->AddNode("bn", "batch_norm", {x, rm, rv})});
+  const ValueId wrt[] = {rm};
+  StatusOr<std::vector<ValueId>> grads = AppendBackward(*graph, loss, wrt);
+  ASSERT_FALSE(grads.ok());
+  EXPECT_THAT(grads.status().message(), ::testing::HasSubstr("node 'bn'"));
+  EXPECT_THAT(grads.status().message(), ::testing::HasSubstr("state, with no gradient"));
+}
 
 }  // namespace
 }  // namespace backflow
