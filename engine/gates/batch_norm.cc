@@ -146,9 +146,10 @@ class BatchNormGate : public Gate {
     return ctx.inputs[0];
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
-    return MakeTypedKernel<BatchNormKernel>(ctx.dtype, Dims::Of(ctx.inputs[0]),
-                                            ctx.attrs.GetFloat("epsilon", kDefaultEpsilon),
-                                            ctx.inputs.size() == 5);
+    const double eps = ctx.attrs.GetFloat("epsilon", kDefaultEpsilon);
+    const bool affine = ctx.inputs.size() == 5;
+    if (ctx.dtype == DType::kFloat32) return batch_norm::CompileDnnlForward(ctx, eps, affine);
+    return MakeTypedKernel<BatchNormKernel>(ctx.dtype, Dims::Of(ctx.inputs[0]), eps, affine);
   }
   Status Backward(BackwardContext& ctx) const override;
   Status AppendStateUpdates(StateUpdateContext& ctx) const override {

@@ -120,9 +120,12 @@ class GradGate : public Gate {
     return Shape({ctx.inputs[0].dim(1)});
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
-    return MakeTypedKernel<GradKernel>(ctx.dtype, part_, Dims::Of(ctx.inputs[0]),
-                                       ctx.attrs.GetFloat("epsilon", kDefaultEpsilon),
-                                       ctx.inputs.size() == 5);
+    const double eps = ctx.attrs.GetFloat("epsilon", kDefaultEpsilon);
+    const bool affine = ctx.inputs.size() == 5;
+    if (part_ == Part::kX && ctx.dtype == DType::kFloat32) {
+      return CompileDnnlGradX(ctx, eps, affine);
+    }
+    return MakeTypedKernel<GradKernel>(ctx.dtype, part_, Dims::Of(ctx.inputs[0]), eps, affine);
   }
 
  private:

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "engine/core/shape.h"
@@ -83,6 +84,12 @@ Stats StatsFor(const Dims& d, const T* x, const T* running_mean, const T* runnin
 // The shape rule every batch-norm gate shares: x (input 0) is [N, C] or [N, C, H, W] and inputs
 // first_c, ... are [C]. Errors name the node and the shapes.
 Status CheckShapes(const ShapeContext& ctx, size_t first_c);
+
+// The float32 kernels of batch_norm and batch_norm_grad_x (oneDNN, batch_norm_dnnl.cc).
+StatusOr<std::unique_ptr<Kernel>> CompileDnnlForward(const CompileContext& ctx, double eps,
+                                                     bool affine);
+StatusOr<std::unique_ptr<Kernel>> CompileDnnlGradX(const CompileContext& ctx, double eps,
+                                                   bool affine);
 
 // The gradient gates (batch_norm_backward.cc).
 void RegisterGradGates(GateRegistry& registry);
