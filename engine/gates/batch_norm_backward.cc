@@ -103,6 +103,7 @@ class GradGate : public Gate {
     return {2, 2};
   }
   bool internal() const override { return true; }
+  bool differentiable() const override { return false; }  // no second derivatives yet
   std::vector<AttrSpec> attr_specs() const override {
     if (part_ == Part::kBias) return {};
     return {{.name = "epsilon", .type = AttrType::kFloat, .required = true}};

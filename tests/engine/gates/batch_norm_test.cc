@@ -325,6 +325,19 @@ TEST(BatchNormTest, OneDnnEqualsTheReference) {
   }
 }
 
+TEST(BatchNormTest, HelperGatesAreInternal) {
+  const GateRegistry& registry = BuiltinGates();
+  EXPECT_THAT(registry.PublicOps(), ::testing::Contains("batch_norm"));
+  for (const char* op : {"batch_norm_grad_x", "batch_norm_grad_weight", "batch_norm_grad_bias",
+                         "batch_norm_running"}) {
+    const Gate* gate = registry.Find(op);
+    ASSERT_NE(gate, nullptr) << op;
+    EXPECT_TRUE(gate->internal()) << op;
+    EXPECT_FALSE(gate->differentiable()) << op;
+    EXPECT_THAT(registry.PublicOps(), ::testing::Not(::testing::Contains(op)));
+  }
+}
+
 // What the trainer does with AppendStateUpdates, in miniature: append the nodes to the graph and
 // remember which value each state takes next.
 class RecordingStateUpdates : public StateUpdateContext {
