@@ -1,6 +1,7 @@
 #include "engine/gates/builtin.h"
 
 #include "engine/gates/activation.h"
+#include "engine/gates/batch_norm.h"
 #include "engine/gates/binary.h"
 #include "engine/gates/clip.h"
 #include "engine/gates/conv.h"
@@ -34,6 +35,7 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterMatMulGates(registry);
   RegisterTensorGates(registry);
   RegisterDropoutGates(registry);
+  RegisterBatchNormGates(registry);
 }
 
 const GateRegistry& BuiltinGates() {

