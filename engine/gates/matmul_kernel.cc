@@ -26,11 +26,6 @@ using reference::MatMulDims;
 //   on several at once for concurrent runs. oneDNN's library-managed scratchpad (Debian builds
 //   DNNL_ENABLE_CONCURRENT_EXEC=OFF) is shared per thread and ties a primitive to the thread
 //   that created it; with a scratchpad allocated per run, any thread may execute it at any time.
-int64_t Product(const std::vector<int64_t>& dims) {
-  int64_t p = 1;
-  for (int64_t d : dims) p *= d;
-  return p;
-}
 // Offset in matrices of the operand with batch dimensions `dims` (broadcast to `out`) for
 // product `index` of `out` (row-major).
 int64_t BatchOffset(const std::vector<int64_t>& out, const std::vector<int64_t>& dims,
