@@ -8,6 +8,7 @@
 #include "engine/gates/dropout.h"
 #include "engine/gates/embedding.h"
 #include "engine/gates/gradient_ops.h"
+#include "engine/gates/layer_norm.h"
 #include "engine/gates/loss.h"
 #include "engine/gates/matmul.h"
 #include "engine/gates/pool.h"
@@ -36,6 +37,7 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterTensorGates(registry);
   RegisterDropoutGates(registry);
   RegisterBatchNormGates(registry);
+  RegisterLayerNormGates(registry);
 }
 
 const GateRegistry& BuiltinGates() {
