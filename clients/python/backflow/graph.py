@@ -349,6 +349,20 @@ class GraphBuilder:
         return self.op("batch_norm", *inputs, name=name, momentum=float(momentum),
                        epsilon=float(epsilon))
 
+    def layer_norm(self, x: str, weight: Optional[str] = None, bias: Optional[str] = None,
+                   normalized_ndim: Optional[int] = None, epsilon: float = 1e-5,
+                   name: Optional[str] = None) -> str:
+        """Layer normalisation over the trailing axes of x, as torch.nn.functional.layer_norm:
+        their count is weight's rank when weight is given, else `normalized_ndim` (None: the
+        gate's default, 1); weight and bias, of the shape of those axes, together or neither."""
+        if (weight is None) != (bias is None):
+            raise ValueError(f"node {name or 'layer_norm'!r}: layer_norm takes weight and bias "
+                             "together, or neither")
+        inputs = [x] + ([weight, bias] if weight is not None else [])
+        ndim = None if normalized_ndim is None else int(normalized_ndim)
+        return self.op("layer_norm", *inputs, name=name, normalized_ndim=ndim,
+                       epsilon=float(epsilon))
+
     def flatten(self, x: str, axis: int = 1, name: Optional[str] = None) -> str:
         return self.op("flatten", x, name=name, axis=axis)
 

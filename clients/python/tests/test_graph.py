@@ -205,6 +205,28 @@ def test_state_and_batch_norm() -> None:
     assert nodes["batch_norm_1"].attrs["momentum"].f == pytest.approx(0.1)
 
 
+def test_layer_norm() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 4])
+    g.parameter("ln_w", [3, 4], init=1.0)
+    g.parameter("ln_b", [3, 4])
+    affine = g.layer_norm(x, "ln_w", "ln_b", name="ln")
+    plain = g.layer_norm(affine, normalized_ndim=2, epsilon=1e-3)
+    default = g.layer_norm(plain)
+    with pytest.raises(ValueError, match="weight and bias"):
+        g.layer_norm(x, bias="ln_b")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert (affine, plain, default) == ("ln", "layer_norm_1", "layer_norm_2")
+    assert nodes["ln"].op == "layer_norm"
+    assert list(nodes["ln"].inputs) == ["x", "ln_w", "ln_b"]
+    assert "normalized_ndim" not in nodes["ln"].attrs
+    assert nodes["ln"].attrs["epsilon"].f == pytest.approx(1e-5)
+    assert list(nodes["layer_norm_1"].inputs) == ["ln"]
+    assert nodes["layer_norm_1"].attrs["normalized_ndim"].i == 2
+    assert nodes["layer_norm_1"].attrs["epsilon"].f == pytest.approx(1e-3)
+    assert "normalized_ndim" not in nodes["layer_norm_2"].attrs
+
+
 def test_initializers() -> None:
     assert make_initializer("zeros").WhichOneof("kind") == "zeros"
     normal_he = make_initializer("he_normal").he
