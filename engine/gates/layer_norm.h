@@ -4,10 +4,10 @@
 // together or not at all, each of the shape of those k axes. Per group (one index of the leading
 // axes), with n the group's element count, mean m and biased variance v over the group:
 //
-//   xhat = (x - m) / sigma, sigma = sqrt(v + epsilon)      y = xhat * weight + bias
-//   g = dy * weight                                         dL/dx = (g - mean(g) - xhat * mean(g *
-//   xhat)) / sigma dL/dweight = sum over the leading axes of dy * xhat     dL/dbias = sum over the
-//   leading axes of dy
+//   xhat = (x - m) / sigma, sigma = sqrt(v + epsilon)    y = xhat * weight + bias
+//   g = dy * weight; means over the group, sums over the leading axes:
+//   dL/dx = (g - mean(g) - xhat * mean(g * xhat)) / sigma
+//   dL/dweight = sum(dy * xhat)                          dL/dbias = sum(dy)
 //
 // Reference kernels for float32 and float64, accumulating in double (Note [Float32 sums accumulate
 // in double]). The gradients are the internal gates "layer_norm_grad_x" (x, dy, weight?),
