@@ -41,7 +41,8 @@ std::vector<T> SyntheticValues(const v1::Placeholder& placeholder, const Synthet
   return values;
 }
 
-// Every placeholder of `graph`, drawn from `seed`, as wire tensors of spec.dtype.
+// Every placeholder of `graph`, drawn from `seed`, as wire tensors of spec.dtype; integer
+// placeholders (INT32, INT64) as ids in [0, spec.classes) of their own dtype.
 google::protobuf::Map<std::string, v1::Tensor> SyntheticBatch(const v1::Graph& graph,
                                                               const SyntheticSpec& spec,
                                                               uint64_t seed);

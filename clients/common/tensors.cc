@@ -24,6 +24,12 @@ void Encode(std::span<const int64_t> dims, v1::DataType dtype, std::span<const G
   if (dtype == v1::FLOAT64) {
     proto->set_dtype(v1::FLOAT64);
     SetData<double>(values, proto);
+  } else if (dtype == v1::INT64) {  // values hold integers (class and token ids)
+    proto->set_dtype(v1::INT64);
+    SetData<int64_t>(values, proto);
+  } else if (dtype == v1::INT32) {
+    proto->set_dtype(v1::INT32);
+    SetData<int32_t>(values, proto);
   } else {
     proto->set_dtype(v1::FLOAT32);
     SetData<float>(values, proto);

@@ -1,6 +1,7 @@
 // clients/common: the flag parser of every binary, synthetic batches and tensor encoding.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "clients/common/flags.h"
@@ -114,6 +115,39 @@ TEST(SyntheticTest, ASeedNamesOneBatch) {
   EXPECT_EQ(
       SyntheticBatch(TwoInputs(), {.batch = 4, .dtype = v1::FLOAT64}, 7).at("x").data().size(),
       12 * sizeof(double));
+}
+
+// Integer placeholders (token ids, int labels) get ids in [0, classes) of their own dtype,
+// whatever the float dtype of the batch.
+TEST(SyntheticTest, IntegerPlaceholdersGetIdsOfTheirDtype) {
+  v1::Graph graph = TwoInputs();
+  graph.mutable_placeholders(1)->set_dtype(v1::INT64);
+  v1::Placeholder* tokens = graph.add_placeholders();
+  tokens->set_name("tokens");
+  tokens->set_dtype(v1::INT32);
+  tokens->add_shape(-1);
+  tokens->add_shape(5);
+  const auto batch = SyntheticBatch(graph, {.batch = 4, .classes = 3, .dtype = v1::FLOAT64}, 7);
+  EXPECT_EQ(batch.at("x").dtype(), v1::FLOAT64);
+  const v1::Tensor& labels = batch.at("labels");
+  EXPECT_EQ(labels.dtype(), v1::INT64);
+  ASSERT_EQ(labels.data().size(), 4 * sizeof(int64_t));
+  std::vector<int64_t> ids(4);
+  std::memcpy(ids.data(), labels.data().data(), labels.data().size());
+  for (int64_t id : ids) EXPECT_TRUE(id >= 0 && id < 3) << id;
+  const v1::Tensor& t = batch.at("tokens");
+  EXPECT_EQ(t.dtype(), v1::INT32);
+  EXPECT_EQ(std::vector<int64_t>(t.shape().begin(), t.shape().end()), (std::vector<int64_t>{4, 5}));
+  ASSERT_EQ(t.data().size(), 20 * sizeof(int32_t));
+  std::vector<int32_t> token_ids(20);
+  std::memcpy(token_ids.data(), t.data().data(), t.data().size());
+  int distinct = 0;
+  for (int32_t v = 0; v < 3; ++v) {
+    EXPECT_TRUE(std::all_of(token_ids.begin(), token_ids.end(),
+                            [](int32_t id) { return id >= 0 && id < 3; }));
+    distinct += std::count(token_ids.begin(), token_ids.end(), v) > 0 ? 1 : 0;
+  }
+  EXPECT_GE(distinct, 2) << "20 draws from 3 ids";
 }
 
 TEST(TensorsTest, EncodeWidensAndNarrows) {
