@@ -135,10 +135,7 @@ class GeluGradGate : public Gate {
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
-    if (ctx.inputs[1] != ctx.inputs[0] || ctx.inputs[2] != ctx.inputs[0]) {
-      return ctx.Error("x, y and dy must share one shape, got " + ctx.inputs[0].ToString() + ", " +
-                       ctx.inputs[1].ToString() + ", " + ctx.inputs[2].ToString());
-    }
+    BF_RETURN_IF_ERROR(ctx.SameShapes("x, y and dy"));
     StatusOr<bool> tanh_form = GeluUsesTanh(ctx.attrs);
     if (!tanh_form.ok()) return ctx.Error(tanh_form.status().message());
     return ctx.inputs[0];

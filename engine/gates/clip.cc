@@ -116,10 +116,7 @@ class ClipGradGate : public Gate {
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
-    if (ctx.inputs[1] != ctx.inputs[0]) {
-      return ctx.Error("x and dy must share one shape, got " + ctx.inputs[0].ToString() + ", " +
-                       ctx.inputs[1].ToString());
-    }
+    BF_RETURN_IF_ERROR(ctx.SameShapes("x and dy"));
     StatusOr<Bounds> b = ClipBounds(ctx.attrs);
     if (!b.ok()) return ctx.Error(b.status().message());
     return ctx.inputs[0];

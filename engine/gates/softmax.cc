@@ -161,10 +161,7 @@ class SoftmaxGradGate : public Gate {
   bool internal() const override { return true; }
   bool differentiable() const override { return false; }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
-    if (ctx.inputs[1] != ctx.inputs[0]) {
-      return ctx.Error("y and dy must share one shape, got " + ctx.inputs[0].ToString() + ", " +
-                       ctx.inputs[1].ToString());
-    }
+    BF_RETURN_IF_ERROR(ctx.SameShapes("y and dy"));
     if (ResolveAxis(ctx.attrs, ctx.inputs[0].rank()) < 0) {
       return ctx.Error("axis is out of range for shape " + ctx.inputs[0].ToString());
     }

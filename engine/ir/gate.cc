@@ -10,6 +10,17 @@ Status ShapeContext::Error(std::string_view message) const {
   return InvalidArgumentError("node '" + std::string(node) + "': " + std::string(message));
 }
 
+Status ShapeContext::SameShapes(std::string_view names) const {
+  bool same = true;
+  std::string got;
+  for (const Shape& shape : inputs) {
+    same = same && shape == inputs[0];
+    got += (got.empty() ? "" : ", ") + shape.ToString();
+  }
+  if (same) return Status::Ok();
+  return Error(std::string(names) + " must share one shape, got " + got);
+}
+
 StatusOr<Shape> Gate::CheckAndInferShape(std::string_view node, std::string_view op,
                                          std::span<const Shape> inputs,
                                          const Attributes& attrs) const {

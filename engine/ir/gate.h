@@ -85,6 +85,9 @@ struct ShapeContext {
 
   // InvalidArgument "node 'NAME': MESSAGE": how every shape rule reports a problem.
   Status Error(std::string_view message) const;
+  // Ok if every input has input 0's shape, else Error("NAMES must share one shape, got A, B"):
+  // the shape rule of a gradient gate whose inputs are elementwise partners (x, y, dy).
+  Status SameShapes(std::string_view names) const;
 };
 
 // The shapes and attributes of one application of a gate, for its cost rule. Shapes are fully
