@@ -8,19 +8,25 @@ JOBS ?= $(shell nproc)
 deps:
 	@scripts/install-deps.sh
 
+# `make configure` always re-runs CMake; the other targets configure only a new build directory
+# (after that, Ninja re-runs CMake by itself whenever a CMakeLists.txt changes).
 configure: deps
 	cmake --preset $(PRESET)
 
-build: configure
+build/%/build.ninja: | deps
+	cmake --preset $*
+
+build: deps build/$(PRESET)/build.ninja
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)
 
-# Builds only the server, then serves on 127.0.0.1:50051 with ./backflow-data until Ctrl-C.
-# Extra flags: make run ARGS="--log-level=debug".
-run: configure
-	cmake --build --preset release --target backflow-server
+# Builds what the README's quick start uses (the server, the backflow CLI, backflow-load and the
+# Python package in build/release/python), then serves on 127.0.0.1:50051 with ./backflow-data
+# until Ctrl-C. Extra flags: make run ARGS="--log-level=debug".
+run: deps build/release/build.ninja
+	cmake --build --preset release -j $(JOBS) --target backflow-server backflow backflow-load backflow_python
 	exec build/bin/backflow-server $(ARGS)
 
 # The performance table (bench/run, docs/PERFORMANCE.md): every workload in process, over gRPC
