@@ -21,9 +21,14 @@ ComputePool::ComputePool(int threads)
 
 ComputePool::~ComputePool() { WaitIdle(); }
 
-void ComputePool::NameWorkers::on_scheduler_entry(bool worker) {
-  if (worker) pthread_setname_np(pthread_self(), "bf-compute");
+namespace {
+void NameComputeThread() {
+  thread_local bool named = false;
+  if (named) return;
+  pthread_setname_np(pthread_self(), "bf-compute");
+  named = true;
 }
+}  // namespace
 
 void ComputePool::Submit(std::function<void()> job) {
   {
@@ -44,6 +49,7 @@ void ComputePool::RunOne() {
     job = std::move(jobs_.front());
     jobs_.pop_front();
   }
+  NameComputeThread();
   tbb::this_task_arena::isolate([&job] { job(); });
   std::lock_guard<std::mutex> lock(mu_);
   if (--running_ == 0) idle_.notify_all();
