@@ -30,6 +30,11 @@ int main(int argc, char** argv) {
     setenv("GOMP_SPINCOUNT", "0", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: carry on spinning
   }
+  // A log that cannot be written never costs state: with `backflow-server | tee log`, Ctrl-C
+  // ends tee as well, and the first shutdown line would otherwise kill the server by SIGPIPE
+  // before it checkpoints. Writes to a closed pipe now just fail, and spdlog's error handler
+  // drops them quietly, so the drain goes on.
+  signal(SIGPIPE, SIG_IGN);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -49,6 +54,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("backflow"));
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");
+  spdlog::set_error_handler([](const std::string&) {});
   spdlog::info("backflow-server starting, pid {}", getpid());
   for (const std::string& line : backflow::server::Describe(*config)) spdlog::info("  {}", line);
 

@@ -126,6 +126,14 @@ class ServerProcess {
     return Reaped(status);
   }
 
+  // Closes the read end of the log pipe once the process writes anything more, as a `| tee`
+  // that Ctrl-C ended would: the process's later writes to stdout/stderr fail (EPIPE, and
+  // SIGPIPE unless it ignores it). What was read until then stays in output().
+  void HangUpLogAfterNextWrite() {
+    std::lock_guard lock(mu_);
+    hang_up_ = true;
+  }
+
   // Everything the process wrote so far (its log).
   std::string output() const {
     std::lock_guard lock(mu_);
@@ -162,6 +170,10 @@ class ServerProcess {
       }
       log_.append(buffer, static_cast<size_t>(n));
       changed_.notify_all();
+      if (hang_up_) {
+        eof_ = true;
+        break;
+      }
     }
     close(fd);
   }
@@ -173,6 +185,7 @@ class ServerProcess {
   std::condition_variable changed_;
   std::string log_;   // GUARDED_BY(mu_)
   bool eof_ = false;  // GUARDED_BY(mu_)
+  bool hang_up_ = false;  // GUARDED_BY(mu_)
 };
 
 // True for an exit status of a normal exit with `code`.

@@ -204,6 +204,26 @@ TEST_P(SignalTest, ExitsZeroAndRestartsWithIdenticalModels) {
 
 INSTANTIATE_TEST_SUITE_P(TermAndInt, SignalTest, ::testing::Values(SIGTERM, SIGINT));
 
+// `make run 2>&1 | tee log`, then Ctrl-C: the signal ends tee too, so every log line the server
+// writes while it drains goes to a pipe nobody reads. The server must still drain, checkpoint
+// and exit 0 (not die of SIGPIPE at its first shutdown line), and the model come back at its step.
+TEST_F(ServerProcessTest, CtrlCWithItsLogPipeClosedStillCheckpointsAndExitsZero) {
+  ASSERT_NO_FATAL_FAILURE(Launch());
+  const std::string id = CreateModel();
+  for (uint64_t i = 1; i <= 3; ++i) {
+    v1::TrainStepResponse response;
+    ASSERT_TRUE(stub_->TrainStep(Deadline().get(), Batch(i).Request(id), &response).ok());
+  }
+  server_->HangUpLogAfterNextWrite();
+  const std::optional<int> status = server_->Stop(SIGINT, seconds(20));
+  EXPECT_TRUE(ExitedWith(status, 0)) << DescribeStatus(status) << "\n" << server_->output();
+
+  ASSERT_NO_FATAL_FAILURE(Launch());
+  const auto after = Parameters(id);
+  EXPECT_EQ(after.step(), 3);
+  EXPECT_EQ(Bytes(after), ReplayedParameters(3));
+}
+
 // A client pipelining steps on a Train stream until the server goes away.
 struct StreamingClient {
   void Run(v1::Backflow::Stub* stub, const std::string& id) {
