@@ -59,6 +59,9 @@ Status Server::Impl::Start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.listen, grpc::InsecureServerCredentials(), &port_);
+  // gRPC sets SO_REUSEPORT by default: a second server would then share the port silently and
+  // clients would alternate between the two. The port is ours alone, or we do not start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const int max_bytes = static_cast<int>(std::min<int64_t>(config_.limits.max_message_bytes,
                                                            std::numeric_limits<int>::max()));
   builder.SetMaxReceiveMessageSize(max_bytes);

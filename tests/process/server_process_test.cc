@@ -180,6 +180,20 @@ TEST_F(ServerProcessTest, BadFlagsExitWithCode2NamingTheFlag) {
   }
 }
 
+// gRPC sets SO_REUSEPORT by default, so a second server on another data directory used to share
+// 127.0.0.1:PORT silently and clients alternated between the two. It must refuse to start.
+TEST_F(ServerProcessTest, ASecondServerOnTheSamePortRefusesToStart) {
+  ASSERT_NO_FATAL_FAILURE(Launch());
+  ProcessTempDir other_dir;
+  ServerProcess second;
+  ASSERT_TRUE(second.Spawn({"--listen=" + server_->address(), "--data-dir=" + other_dir.path()}));
+  const std::optional<int> status = second.WaitForExit(seconds(30));
+  EXPECT_TRUE(ExitedWith(status, 1)) << DescribeStatus(status) << "\n" << second.output();
+  EXPECT_NE(second.output().find("cannot listen on " + server_->address()), std::string::npos)
+      << second.output();
+  EXPECT_EQ(Health(""), HealthCheckResponse::SERVING);  // the first one is unaffected
+}
+
 class SignalTest : public ServerProcessTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(SignalTest, ExitsZeroAndRestartsWithIdenticalModels) {
