@@ -469,10 +469,13 @@ TEST(BatchNormTest, BiasGetsItsGradientWhereverTheNodeVectorReallocates) {
     // d sum(y) / d bias = the 2 rows of each channel.
     Program program(graph);
     const Inputs in = MakeInputs(DType::kFloat64, Shape{2, 3});
-    FeedMap feeds{{"x", &in.x}, {"w", &in.weight}, {"b", &in.bias},
-                  {"rm", &in.running_mean}, {"rv", &in.running_var}};
-    StatusOr<std::vector<Tensor>> out =
-        program.Run(feeds, std::vector<ValueId>{(*grads)[1]}, RunOptions{.info = {.training = true}});
+    FeedMap feeds{{"x", &in.x},
+                  {"w", &in.weight},
+                  {"b", &in.bias},
+                  {"rm", &in.running_mean},
+                  {"rv", &in.running_var}};
+    StatusOr<std::vector<Tensor>> out = program.Run(feeds, std::vector<ValueId>{(*grads)[1]},
+                                                    RunOptions{.info = {.training = true}});
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     ExpectValues((*out)[0], {2, 2, 2}, 0, "dbias, " + std::to_string(extra) + " nodes before");
   }

@@ -16,7 +16,10 @@ It writes one fixture per network into tests/engine/parity/ (the directory of th
     transformer.json          token embedding + learned positions, two post-norm encoder layers
                               (2-head self-attention from linear, reshape, transpose, batched
                               matmul, scale and softmax; residuals; layer norm; GELU MLP), mean
-                              over time, linear classifier; dropout p = 0; Adam
+                              over time, linear classifier; dropout p = 0; Adam. The key
+                              projection has no bias: softmax over the keys cancels it, so its
+                              gradient is identically zero and only rounding noise would remain,
+                              which Adam divides by its epsilon (1e-8) into updates of 1e-11
     transformer_dropout.json  the same network with dropout p = 0.2 after the attention weights,
                               the attention projection, the GELU and the MLP output; SGD
 
@@ -246,14 +249,17 @@ D, HEADS, FF, T, VOCAB, CLASSES = 8, 2, 16, 5, 11, 4
 def encoder_layer_graph(g, shapes, i, x, p):
     hd = D // HEADS
 
-    def lin(name, src, fin, fout):
+    def lin(name, src, fin, fout, bias=True):
         g.parameter(name + "_w", [fin, fout])
+        shapes[name + "_w"] = [fin, fout]
+        if not bias:
+            return g.node(name, "linear", [src, name + "_w"])
         g.parameter(name + "_b", [fout])
-        shapes[name + "_w"], shapes[name + "_b"] = [fin, fout], [fout]
+        shapes[name + "_b"] = [fout]
         return g.node(name, "linear", [src, name + "_w", name + "_b"])
 
     def heads(name):  # [N, T, D] -> [N, H, T, hd]
-        lin(name, x, D, D)
+        lin(name, x, D, D, bias=not name.endswith("k"))
         g.node(name + "_split", "reshape", [name], shape=[0, 0, HEADS, hd])
         return g.node(name + "_heads", "transpose", [name + "_split"], perm=[0, 2, 1, 3])
 
@@ -289,7 +295,8 @@ def encoder_layer_torch(P, ctx, i, x, p):
     hd = D // HEADS
 
     def lin(name, src):
-        return src @ P[name + "_w"] + P[name + "_b"]
+        y = src @ P[name + "_w"]
+        return y + P[name + "_b"] if name + "_b" in P else y
 
     def heads(name):
         return lin(name, x).reshape(n, t, HEADS, hd).transpose(1, 2)
