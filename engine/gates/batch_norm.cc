@@ -168,27 +168,29 @@ class BatchNormGate : public Gate {
 };
 
 Status BatchNormGate::Backward(BackwardContext& ctx) const {
-  const Node& node = ctx.node();
+  // Values, not a reference to ctx.node(): each Emit may move the graph's node vector.
+  const std::string name = ctx.node().name;
+  const bool affine = ctx.node().inputs.size() == 5;
   if (ctx.needs_grad(1) || ctx.needs_grad(2)) {
-    return InvalidArgumentError("node '" + node.name +
+    return InvalidArgumentError("node '" + name +
                                 "' (batch_norm): the running mean and variance are state, "
                                 "with no gradient");
   }
   Attributes attrs;
-  attrs.Set("epsilon", node.attrs.GetFloat("epsilon", kDefaultEpsilon));
+  attrs.Set("epsilon", ctx.node().attrs.GetFloat("epsilon", kDefaultEpsilon));
   const ValueId dy = ctx.output_grad();
   const std::vector<ValueId> stats = {ctx.input(0), dy, ctx.input(1), ctx.input(2)};
   if (ctx.needs_grad(0)) {
     std::vector<ValueId> in = stats;
-    if (node.inputs.size() == 5) in.push_back(ctx.input(3));
+    if (affine) in.push_back(ctx.input(3));
     BF_ASSIGN_OR_RETURN(ValueId dx, ctx.Emit("batch_norm_grad_x", in, attrs));
     ctx.SetGrad(0, dx);
   }
-  if (node.inputs.size() == 5 && ctx.needs_grad(3)) {
+  if (affine && ctx.needs_grad(3)) {
     BF_ASSIGN_OR_RETURN(ValueId dw, ctx.Emit("batch_norm_grad_weight", stats, attrs));
     ctx.SetGrad(3, dw);
   }
-  if (node.inputs.size() == 5 && ctx.needs_grad(4)) {
+  if (affine && ctx.needs_grad(4)) {
     BF_ASSIGN_OR_RETURN(ValueId db, ctx.Emit("batch_norm_grad_bias", {ctx.input(0), dy}));
     ctx.SetGrad(4, db);
   }

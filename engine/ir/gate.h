@@ -157,6 +157,8 @@ class BackwardContext {
  public:
   virtual ~BackwardContext() = default;
   virtual const Graph& graph() const = 0;
+  // node() and input_shape() refer into the graph, which Emit appends to: a reference taken
+  // before an Emit may dangle after it. Call them again, or copy what you need first.
   virtual const Node& node() const = 0;
   ValueId input(int i) const { return node().inputs[static_cast<size_t>(i)]; }
   const Shape& input_shape(int i) const { return graph().value(input(i)).shape; }

@@ -445,5 +445,41 @@ TEST(BatchNormTest, NoGradientToTheRunningStatistics) {
   EXPECT_THAT(grads.status().message(), ::testing::HasSubstr("state, with no gradient"));
 }
 
+// Backward appends nodes to the graph, which may move its node vector: the gate must not keep
+// a reference to its node across ctx.Emit. It once did, and then read inputs.size() from freed
+// memory after emitting grad_x and grad_weight, so bias sometimes got no gradient node and the
+// Trainer reported zeros for it (found by the PyTorch parity test's ResNet shortcut). Graphs of
+// every size up to 70 nodes put the emission at every position relative to a reallocation.
+TEST(BatchNormTest, BiasGetsItsGradientWhereverTheNodeVectorReallocates) {
+  for (int extra = 0; extra < 64; ++extra) {
+    auto graph = std::make_shared<Graph>(BuiltinGates());
+    ValueId x = *graph->AddPlaceholder("x", Shape{2, 3});
+    ValueId w = *graph->AddPlaceholder("w", Shape{3});
+    ValueId b = *graph->AddPlaceholder("b", Shape{3});
+    for (int i = 0; i < extra; ++i) x = *graph->AddNode("neg" + std::to_string(i), "neg", {x});
+    ValueId rm = *graph->AddPlaceholder("rm", Shape{3});
+    ValueId rv = *graph->AddPlaceholder("rv", Shape{3});
+    ValueId bn = *graph->AddNode("bn", "batch_norm", {x, rm, rv, w, b});
+    ValueId loss = *graph->AddNode("loss", "sum", {bn});
+    const ValueId wrt[] = {w, b};
+    StatusOr<std::vector<ValueId>> grads = AppendBackward(*graph, loss, wrt);
+    ASSERT_TRUE(grads.ok()) << grads.status().ToString();
+    const Node& db = graph->node(graph->value((*grads)[1]).producer);
+    EXPECT_EQ(db.op, "batch_norm_grad_bias") << extra << " nodes before the batch norm";
+    // d sum(y) / d bias = the 2 rows of each channel.
+    Program program(graph);
+    const Inputs in = MakeInputs(DType::kFloat64, Shape{2, 3});
+    FeedMap feeds{{"x", &in.x},
+                  {"w", &in.weight},
+                  {"b", &in.bias},
+                  {"rm", &in.running_mean},
+                  {"rv", &in.running_var}};
+    StatusOr<std::vector<Tensor>> out = program.Run(feeds, std::vector<ValueId>{(*grads)[1]},
+                                                    RunOptions{.info = {.training = true}});
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ExpectValues((*out)[0], {2, 2, 2}, 0, "dbias, " + std::to_string(extra) + " nodes before");
+  }
+}
+
 }  // namespace
 }  // namespace backflow
