@@ -6,27 +6,18 @@
 #include <string>
 #include <vector>
 
+#include "engine/gates/layer_norm_internal.h"
 #include "engine/ir/gate.h"
 #include "engine/ir/gate_registry.h"
 
 namespace backflow {
 namespace {
 
+using layer_norm::Groups;
+
 constexpr double kDefaultEpsilon = 1e-5;
 
 enum class Part { kForward, kX, kWeight, kBias };
-
-// x seen as [outer, n]: outer groups of n normalised elements each.
-struct Groups {
-  int64_t outer = 1;
-  int64_t n = 1;
-};
-
-Groups GroupsOf(const Shape& x, int k) {
-  Groups g;
-  for (int i = 0; i < x.rank(); ++i) (i < x.rank() - k ? g.outer : g.n) *= x.dim(i);
-  return g;
-}
 
 // The number of normalised axes: weight's rank when given (inputs beyond x and, for the
 // gradient gates, dy), else normalized_ndim.
@@ -56,15 +47,9 @@ Status CheckShapes(const ShapeContext& ctx, int64_t k, size_t first) {
 // Mean and 1/sigma of one group of n elements.
 template <typename T>
 void GroupStats(const T* x, int64_t n, double eps, double& mean, double& inv_std) {
-  double sum = 0;
-  for (int64_t j = 0; j < n; ++j) sum += static_cast<double>(x[j]);
-  mean = sum / static_cast<double>(n);
-  double sq = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    const double d = static_cast<double>(x[j]) - mean;
-    sq += d * d;
-  }
-  inv_std = 1.0 / std::sqrt(sq / static_cast<double>(n) + eps);
+  double var = 0;
+  layer_norm::GroupMoments(x, n, mean, var);
+  inv_std = 1.0 / std::sqrt(var + eps);
 }
 
 // One kernel for the forward and the three gradients. Inputs: forward (x, weight?, bias?);
@@ -144,6 +129,12 @@ class LayerNormKernel : public Kernel {
   bool affine_;
 };
 
+// float32 runs on oneDNN (layer_norm_internal.h): x's trailing axes flatten into the one axis
+// oneDNN normalises over, and weight and bias into vectors, so every shape the gate accepts fits.
+bool UseDnnl(const CompileContext& ctx) {
+  return ctx.dtype == DType::kFloat32 && ctx.inputs[0].num_elements() > 0;
+}
+
 std::vector<AttrSpec> LayerNormAttrSpecs() {
   return {{.name = "normalized_ndim",
            .type = AttrType::kInt,
@@ -159,7 +150,7 @@ std::vector<AttrSpec> LayerNormAttrSpecs() {
 OpDoc LayerNormDoc() {
   return {.summary =
               "Layer normalisation over the trailing axes, as "
-              "torch.nn.functional.layer_norm (reference kernel).",
+              "torch.nn.functional.layer_norm.",
           .inputs = {{"x", "rank >= k, k = weight's rank or normalized_ndim"},
                      {"weight", "x's last k axes, optional (with bias): the affine scale"},
                      {"bias", "x's last k axes, optional (with weight): the affine shift"}},
@@ -192,9 +183,10 @@ class LayerNormGate : public Gate {
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const bool affine = ctx.inputs.size() == 3;
     const int64_t k = affine ? ctx.inputs[1].rank() : ctx.attrs.GetInt("normalized_ndim", 1);
-    return MakeTypedKernel<LayerNormKernel>(ctx.dtype, Part::kForward,
-                                            GroupsOf(ctx.inputs[0], static_cast<int>(k)),
-                                            ctx.attrs.GetFloat("epsilon", kDefaultEpsilon), affine);
+    const Groups groups = Groups::Of(ctx.inputs[0], static_cast<int>(k));
+    const double eps = ctx.attrs.GetFloat("epsilon", kDefaultEpsilon);
+    if (UseDnnl(ctx)) return layer_norm::CompileDnnlForward(ctx, groups, eps, affine);
+    return MakeTypedKernel<LayerNormKernel>(ctx.dtype, Part::kForward, groups, eps, affine);
   }
   Status Backward(BackwardContext& ctx) const override;
 };
@@ -251,9 +243,14 @@ class GradGate : public Gate {
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const bool affine = ctx.inputs.size() == 3;
     const int64_t k = affine ? ctx.inputs[2].rank() : ctx.attrs.GetInt("normalized_ndim", 1);
-    return MakeTypedKernel<LayerNormKernel>(ctx.dtype, part_,
-                                            GroupsOf(ctx.inputs[0], static_cast<int>(k)),
-                                            ctx.attrs.GetFloat("epsilon", kDefaultEpsilon), affine);
+    const Groups groups = Groups::Of(ctx.inputs[0], static_cast<int>(k));
+    const double eps = ctx.attrs.GetFloat("epsilon", kDefaultEpsilon);
+    // dweight and dbias stay on the reference loops: oneDNN computes them only together with
+    // dx (prop_kind::backward), which would compute dx a second time.
+    if (part_ == Part::kX && UseDnnl(ctx)) {
+      return layer_norm::CompileDnnlGradX(ctx, groups, eps, affine);
+    }
+    return MakeTypedKernel<LayerNormKernel>(ctx.dtype, part_, groups, eps, affine);
   }
 
  private:

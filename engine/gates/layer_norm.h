@@ -9,8 +9,9 @@
 //   dL/dx = (g - mean(g) - xhat * mean(g * xhat)) / sigma
 //   dL/dweight = sum(dy * xhat)                          dL/dbias = sum(dy)
 //
-// Reference kernels for float32 and float64, accumulating in double (Note [Float32 sums accumulate
-// in double]). The gradients are the internal gates "layer_norm_grad_x" (x, dy, weight?),
+// float32 runs layer_norm and layer_norm_grad_x on oneDNN's layer_normalization primitives (x
+// viewed as [rows, features], layer_norm_internal.h); float64, and the weight and bias gradients,
+// on reference loops accumulating in double (Note [Float32 sums accumulate in double]). The gradients are the internal gates "layer_norm_grad_x" (x, dy, weight?),
 // "layer_norm_grad_weight" (x, dy) and "layer_norm_grad_bias" (x, dy), attributes
 // normalized_ndim and epsilon.
 #ifndef BACKFLOW_ENGINE_GATES_LAYER_NORM_H_

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/gates/accumulate.h"
+#include "engine/gates/softmax_dnnl.h"
 #include "engine/ir/gate_registry.h"
 
 namespace backflow {
@@ -32,6 +33,14 @@ AxisView ViewOf(const Shape& shape, int axis) {
     if (i > axis) v.inner *= shape.dim(i);
   }
   return v;
+}
+
+// float32 runs on oneDNN (softmax_dnnl.h) when the axis is innermost (nothing but unit axes after
+// it). Over an axis with elements after it oneDNN 2.6 has only its reference implementation,
+// which measured 5x slower than these loops (fwd+bwd of [1000, 64] over axis 0: 16 ms against
+// 2.9 ms); innermost it is 3-5x faster ([64, 1000]: 0.6 against 3.0 ms).
+bool UseDnnl(const CompileContext& ctx, int axis) {
+  return ctx.dtype == DType::kFloat32 && ViewOf(ctx.output, axis).inner == 1;
 }
 
 std::vector<AttrSpec> SoftmaxAttrSpecs() {
@@ -119,13 +128,13 @@ class SoftmaxGate : public Gate {
   std::vector<AttrSpec> attr_specs() const override { return SoftmaxAttrSpecs(); }
   OpDoc doc() const override {
     if (kLog) {
-      return {.summary = "Log of softmax over one axis, as torch.log_softmax (reference kernel).",
+      return {.summary = "Log of softmax over one axis, as torch.log_softmax.",
               .inputs = {{"x", "rank >= 1"}},
               .output = "x's shape",
               .forward = "y = x - max x - ln sum(e^(x - max x)), sums over axis",
               .gradient = "dL/dx = dy - e^y * sum(dy), sum over axis"};
     }
-    return {.summary = "Softmax over one axis, as torch.softmax (reference kernel).",
+    return {.summary = "Softmax over one axis, as torch.softmax.",
             .inputs = {{"x", "rank >= 1"}},
             .output = "x's shape",
             .forward = "y = e^(x - max x) / sum(e^(x - max x)), sums over axis",
@@ -140,6 +149,7 @@ class SoftmaxGate : public Gate {
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const int axis = ResolveAxis(ctx.attrs, ctx.output.rank());
+    if (UseDnnl(ctx, axis)) return CompileDnnlSoftmax(ctx, axis, kLog);
     return MakeTypedKernel<SoftmaxKernel<kLog>::template K>(ctx.dtype, int64_t{axis});
   }
   Status Backward(BackwardContext& ctx) const override {
@@ -169,6 +179,7 @@ class SoftmaxGradGate : public Gate {
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const int axis = ResolveAxis(ctx.attrs, ctx.output.rank());
+    if (UseDnnl(ctx, axis)) return CompileDnnlSoftmaxGrad(ctx, axis, kLog);
     return MakeTypedKernel<SoftmaxGradKernel<kLog>::template K>(ctx.dtype, int64_t{axis});
   }
 };

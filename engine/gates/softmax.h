@@ -4,8 +4,9 @@
 //   softmax      y = e^(x - max x) / sum e^(x - max x)   dL/dx = y * (dy - sum(dy * y))
 //   log_softmax  y = x - max x - ln sum e^(x - max x)    dL/dx = dy - e^y * sum(dy)
 //
-// Reference kernels for float32 and float64 (float32 sums accumulate in double, Note [Float32 sums
-// accumulate in double]); no oneDNN path yet. The gradients are the internal gates
+// float32 runs on oneDNN's softmax primitives (softmax_dnnl.h) where the axis is innermost, else
+// on the reference loops, as float64 always does (float32 sums accumulate in double there, Note
+// [Float32 sums accumulate in double]). The gradients are the internal gates
 // "softmax_grad" and "log_softmax_grad", inputs (y, dy): they read the forward output, not x.
 #ifndef BACKFLOW_ENGINE_GATES_SOFTMAX_H_
 #define BACKFLOW_ENGINE_GATES_SOFTMAX_H_

@@ -63,7 +63,8 @@ TEST(SoftmaxTest, ForwardAndGradientMatchTorch) {
     StatusOr<Tensor> y32 = RunGate(c.op, {x32}, c.attrs);
     ASSERT_TRUE(y32.ok()) << y32.status().ToString();
     EXPECT_EQ(y32->dtype(), DType::kFloat32);
-    EXPECT_THAT(y32->ToDoubles(), Pointwise(DoubleNear(1e-6), c.y)) << c.op;
+    // oneDNN's float32 softmax: within a few float32 ulps of values up to 2.4.
+    EXPECT_THAT(y32->ToDoubles(), Pointwise(DoubleNear(4e-6), c.y)) << c.op;
   }
 }
 
