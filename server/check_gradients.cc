@@ -79,9 +79,9 @@ Status CheckGradients(const ServiceEnv& env, const Model* model,
   }
   BF_ASSIGN_OR_RETURN(Graph graph, ImportGraph(proto, env.graph_limits));
   BF_ASSIGN_OR_RETURN(TensorMap values, Values(env, request, model));
-  BF_ASSIGN_OR_RETURN(GradCheckReport report, backflow::CheckGradients(
-                                                  std::move(graph), values,
-                                                  DecodeSpec(env, request), run));
+  BF_ASSIGN_OR_RETURN(
+      GradCheckReport report,
+      backflow::CheckGradients(std::move(graph), values, DecodeSpec(env, request), run));
   EncodeReport(report, response);
   return Status::Ok();
 }

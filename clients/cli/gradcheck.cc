@@ -38,14 +38,20 @@ nlohmann::json Json(const v1::CheckGradientsResponse& response) {
   for (const v1::GradientCheckTensor& t : response.tensors()) {
     nlohmann::json worst = nlohmann::json::array();
     for (const v1::GradientCheckElement& e : t.worst()) {
-      worst.push_back({{"index", e.index()}, {"position", e.position()},
-                       {"analytic", e.analytic()}, {"numeric", e.numeric()},
-                       {"abs_error", e.abs_error()}, {"relative_error", e.relative_error()}});
+      worst.push_back({{"index", e.index()},
+                       {"position", e.position()},
+                       {"analytic", e.analytic()},
+                       {"numeric", e.numeric()},
+                       {"abs_error", e.abs_error()},
+                       {"relative_error", e.relative_error()}});
     }
-    json["tensors"].push_back({{"name", t.name()}, {"shape", t.shape()},
-                               {"checked", t.checked()}, {"total", t.total()},
+    json["tensors"].push_back({{"name", t.name()},
+                               {"shape", t.shape()},
+                               {"checked", t.checked()},
+                               {"total", t.total()},
                                {"max_relative_error", t.max_relative_error()},
-                               {"max_abs_error", t.max_abs_error()}, {"ok", t.ok()},
+                               {"max_abs_error", t.max_abs_error()},
+                               {"ok", t.ok()},
                                {"worst", worst}});
   }
   return json;
@@ -155,8 +161,7 @@ int RunGradcheck(Session& session, const Args& args) {
     *request.mutable_graph() = *graph;
   }
   v1::CheckGradientsResponse response;
-  if (grpc::Status status = session.Call(&Stub::CheckGradients, request, &response);
-      !status.ok()) {
+  if (grpc::Status status = session.Call(&Stub::CheckGradients, request, &response); !status.ok()) {
     return session.Fail(what, status);
   }
   if (args.Has("json")) {

@@ -41,10 +41,9 @@ StatusOr<std::vector<ValueId>> ResolveWrt(const Graph& graph, const GradCheckSpe
                            (value.kind == ValueKind::kPlaceholder && !IsInteger(value.dtype));
     if (!checkable) {
       return InvalidArgumentError("wrt " + Quote(name) + " is " +
-                                  (IsInteger(value.dtype) ? std::string("an integer placeholder")
-                                                          : "a " +
-                                                                std::string(ValueKindName(
-                                                                    value.kind))) +
+                                  (IsInteger(value.dtype)
+                                       ? std::string("an integer placeholder")
+                                       : "a " + std::string(ValueKindName(value.kind))) +
                                   ": only parameters and float placeholders can be checked");
     }
     ids.push_back(*id);
@@ -99,8 +98,10 @@ StatusOr<GradCheckTensor> CheckTensor(CheckRun& run, const std::string& name,
   for (int64_t i : ChooseElements(x.num_elements(), spec.max_elements_per_tensor, rng)) {
     BF_ASSIGN_OR_RETURN(double numeric, CentredDifference(&x.data<double>()[i], spec.epsilon,
                                                           [&] { return run.Loss(); }));
-    GradCheckElement e{.index = i, .position = Position(x.shape(), i),
-                       .analytic = analytic.at(i), .numeric = numeric};
+    GradCheckElement e{.index = i,
+                       .position = Position(x.shape(), i),
+                       .analytic = analytic.at(i),
+                       .numeric = numeric};
     e.abs_error = std::abs(e.analytic - e.numeric);
     e.relative_error = RelativeError(e.analytic, e.numeric);
     report.max_abs_error = std::max(report.max_abs_error, e.abs_error);

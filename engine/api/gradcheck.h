@@ -51,17 +51,17 @@ namespace backflow {
 struct GradCheckSpec {
   std::vector<std::string> wrt;  // empty: every parameter
   uint64_t seed = 0;
-  double epsilon = 1e-6;  // the step h of (L(x + h) - L(x - h)) / 2h; > 0
-  double tolerance = 1e-6;  // relative; >= 0
-  double abs_tolerance = 1e-8;  // absolute; >= 0
+  double epsilon = 1e-6;                 // the step h of (L(x + h) - L(x - h)) / 2h; > 0
+  double tolerance = 1e-6;               // relative; >= 0
+  double abs_tolerance = 1e-8;           // absolute; >= 0
   int64_t max_elements_per_tensor = 32;  // >= 1
-  int64_t worst_k = 5;  // elements reported per tensor; >= 0
-  int64_t batch = 2;  // batch size of drawn placeholders when no value sets it; >= 1
+  int64_t worst_k = 5;                   // elements reported per tensor; >= 0
+  int64_t batch = 2;                // batch size of drawn placeholders when no value sets it; >= 1
   int64_t max_evaluations = 20000;  // forward runs in all
 };
 
 struct GradCheckElement {
-  int64_t index = 0;  // flat, row-major
+  int64_t index = 0;              // flat, row-major
   std::vector<int64_t> position;  // the same as a multi-index
   double analytic = 0.0;
   double numeric = 0.0;
@@ -81,9 +81,9 @@ struct GradCheckTensor {
 };
 
 struct GradCheckReport {
-  double loss = 0.0;  // at the unperturbed values
-  int64_t evaluations = 0;  // forward runs, the analytic one included
-  std::vector<std::string> drawn;  // values drawn rather than given, sorted
+  double loss = 0.0;                     // at the unperturbed values
+  int64_t evaluations = 0;               // forward runs, the analytic one included
+  std::vector<std::string> drawn;        // values drawn rather than given, sorted
   std::vector<GradCheckTensor> tensors;  // in wrt order
   bool ok = true;
 };
@@ -96,7 +96,8 @@ StatusOr<GradCheckReport> CheckGradients(Graph graph,
 // |a - n| / max(|a|, |n|), and 0 when both are 0.
 double RelativeError(double a, double n);
 // (L(x + h) - L(x - h)) / 2h: sets *x to each side, calls `loss`, and restores *x.
-StatusOr<double> CentredDifference(double* x, double h, const std::function<StatusOr<double>()>& loss);
+StatusOr<double> CentredDifference(double* x, double h,
+                                   const std::function<StatusOr<double>()>& loss);
 
 }  // namespace backflow
 

@@ -42,15 +42,14 @@ TEST_F(CliGradcheckTest, ADisagreeingTensorIsNamedAndExitsOne) {
                             "MISMATCH"),
             std::string::npos)
       << result.out;
-  EXPECT_NE(result.out.find("  x[0]                                    0              0.5  rel 1\n"),
-            std::string::npos)
+  EXPECT_NE(
+      result.out.find("  x[0]                                    0              0.5  rel 1\n"),
+      std::string::npos)
       << result.out;
   EXPECT_TRUE(result.out.ends_with("\n1 of 2 tensors disagree: x\n")) << result.out;
 
-  const nlohmann::json json =
-      nlohmann::json::parse(Cli({"gradcheck", graph, "--input", "x=0,2,-1", "--wrt", "x",
-                                 "--worst", "1", "--json"})
-                                .out);
+  const nlohmann::json json = nlohmann::json::parse(
+      Cli({"gradcheck", graph, "--input", "x=0,2,-1", "--wrt", "x", "--worst", "1", "--json"}).out);
   EXPECT_EQ(json["ok"], false);
   EXPECT_EQ(json["loss"], 2.0);
   EXPECT_EQ(json["evaluations"], 7);
