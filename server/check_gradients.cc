@@ -25,6 +25,7 @@ GradCheckSpec DecodeSpec(const ServiceEnv& env, const v1::CheckGradientsRequest&
   if (request.has_worst_k()) spec.worst_k = request.worst_k();
   if (request.has_batch()) spec.batch = request.batch();
   spec.max_evaluations = env.config.limits.max_gradcheck_runs;
+  spec.max_tensor_elements = env.config.limits.max_tensor_elements;
   return spec;
 }
 

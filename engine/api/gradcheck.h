@@ -23,7 +23,8 @@
 //              dropout's masks are the same in the analytic and every perturbed run. CANCELLED
 //              and DEADLINE_EXCEEDED as run says, checked between nodes of every run.
 //   limits     1 + 2 * (elements checked) forward runs; more than spec.max_evaluations is
-//              RESOURCE_EXHAUSTED, before anything runs.
+//              RESOURCE_EXHAUSTED, before anything runs; so is a drawn placeholder of more than
+//              spec.max_tensor_elements elements (a large spec.batch).
 //
 // Per tensor, min(size, max_elements_per_tensor) elements are checked: all of a small tensor,
 // else a sample drawn with spec.seed. Element i passes when |a - n| / max(|a|, |n|) (0 when both
@@ -58,6 +59,7 @@ struct GradCheckSpec {
   int64_t worst_k = 5;                   // elements reported per tensor; >= 0
   int64_t batch = 2;                // batch size of drawn placeholders when no value sets it; >= 1
   int64_t max_evaluations = 20000;  // forward runs in all
+  int64_t max_tensor_elements = int64_t{1} << 26;  // in any one drawn placeholder
 };
 
 struct GradCheckElement {

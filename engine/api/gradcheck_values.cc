@@ -67,10 +67,23 @@ double Uniform(std::mt19937_64& rng) {
   return static_cast<double>(rng() >> 11) * 0x1.0p-53;  // from the raw bits: portable
 }
 
+// The placeholder's shape with `batch`, if it holds at most `max_elements` elements.
+StatusOr<Shape> DrawnShape(const Value& value, int64_t batch, int64_t max_elements) {
+  int64_t per_row = 1;
+  for (int64_t d : value.shape.dims()) per_row *= d == kBatchDim ? 1 : d;
+  const bool batched = value.shape.rank() > 0 && value.shape.dim(0) == kBatchDim;
+  if (per_row > max_elements || (batched && batch > max_elements / std::max<int64_t>(per_row, 1))) {
+    return ResourceExhaustedError("placeholder " + Quote(value.name) + " drawn with batch " +
+                                  std::to_string(batch) + " would hold more than " +
+                                  std::to_string(max_elements) + " elements");
+  }
+  return value.shape.WithBatch(batch);
+}
+
 StatusOr<Tensor> DrawPlaceholder(const Graph& graph, ValueId id, int64_t batch,
-                                 std::mt19937_64& rng) {
+                                 int64_t max_elements, std::mt19937_64& rng) {
   const Value& value = graph.value(id);
-  const Shape shape = value.shape.WithBatch(batch);
+  BF_ASSIGN_OR_RETURN(const Shape shape, DrawnShape(value, batch, max_elements));
   const std::optional<int64_t> ids = IdRange(graph, id);
   if (IsInteger(value.dtype) && !ids) {
     return InvalidArgumentError("placeholder " + Quote(value.name) +
@@ -100,7 +113,7 @@ StatusOr<ValueMap> CompleteValues(const Graph& graph, const std::vector<bool>& n
       continue;
     }
     if (value.kind == ValueKind::kPlaceholder) {
-      BF_ASSIGN_OR_RETURN(Tensor t, DrawPlaceholder(graph, v, batch, rng));
+      BF_ASSIGN_OR_RETURN(Tensor t, DrawPlaceholder(graph, v, batch, spec.max_tensor_elements, rng));
       values.emplace(value.name, std::move(t));
     } else {
       BF_ASSIGN_OR_RETURN(Tensor t, InitializeParameter(value, DType::kFloat64, spec.seed));

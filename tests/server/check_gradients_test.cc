@@ -123,6 +123,10 @@ TEST_F(CheckGradientsLimitTest, PastTheRunLimitIsResourceExhausted) {
   request.set_max_elements_per_tensor(8);  // 1 + 2 * (8 + 8 + 8 + 4) = 57
   ASSERT_TRUE(IsOk(stub_->CheckGradients(Context().get(), request, &response)));
   EXPECT_EQ(response.evaluations(), 57);
+  request.set_batch(int64_t{1} << 40);  // past --max-tensor-elements: refused, not allocated
+  EXPECT_TRUE(HasStatus(stub_->CheckGradients(Context().get(), request, &response),
+                        grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "placeholder 'x' drawn with batch 1099511627776 would hold more than"));
 }
 
 }  // namespace

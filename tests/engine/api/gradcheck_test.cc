@@ -250,6 +250,15 @@ TEST(GradCheckTest, LargeTensorsAreSampledAndTheBudgetIsEnforced) {
   StatusOr<GradCheckReport> over = CheckGradients(Parse(kWide), {}, spec);
   EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
   EXPECT_THAT(over.status().message(), HasSubstr("needs 21 forward runs, over the limit of 20"));
+  // A batch too large to draw is refused before anything is allocated.
+  GradCheckSpec huge{.batch = int64_t{1} << 60, .max_tensor_elements = 3000};
+  StatusOr<GradCheckReport> big = CheckGradients(Parse(kWide), {}, huge);
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(big.status().message(),
+              HasSubstr("placeholder 'x' drawn with batch 1152921504606846976 would hold more "
+                        "than 3000 elements"));
+  huge.batch = 100;  // 100 x 30 = 3000: just fits
+  EXPECT_TRUE(CheckGradients(Parse(kWide), {}, huge).ok());
 }
 
 TEST(GradCheckTest, ErrorsNameTheProblem) {
