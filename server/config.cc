@@ -44,6 +44,8 @@ const IntSetting kIntSettings[] = {
     {"max-streams", 1, kBig, "Train streams open at once", BF_SETTING(limits.max_streams)},
     {"stream-window", 1, 4096, "batches a Train stream reads ahead",
      BF_SETTING(limits.stream_window)},
+    {"max-gradcheck-runs", 1, kBig, "forward runs of one CheckGradients request",
+     BF_SETTING(limits.max_gradcheck_runs)},
     {"shutdown-grace-ms", 0, kBig, "time in-flight calls get on SIGTERM",
      BF_MS_SETTING(shutdown_grace)},
     {"checkpoint-write-delay-ms", 0, 600000,
@@ -111,7 +113,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
       "max_models=" + std::to_string(c.limits.max_models) +
           " max_pending_requests=" + std::to_string(c.limits.max_pending_requests) +
           " max_streams=" + std::to_string(c.limits.max_streams) +
-          " stream_window=" + std::to_string(c.limits.stream_window),
+          " stream_window=" + std::to_string(c.limits.stream_window) +
+          " max_gradcheck_runs=" + std::to_string(c.limits.max_gradcheck_runs),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
           " log_level=" + c.log_level,
   };

@@ -24,6 +24,7 @@ struct ServerLimits {
   int64_t max_pending_requests = 256;
   int64_t max_streams = 64;  // Train streams open at once
   int64_t stream_window = 8;  // batches a Train stream reads ahead of its answers
+  int64_t max_gradcheck_runs = 20000;  // forward runs of one CheckGradients request
 };
 
 struct ServerConfig {

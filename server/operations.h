@@ -65,6 +65,12 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
 Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const RunOptions& run,
                 v1::EvaluateResponse* response);
 
+// Checks the gradients of the model's graph on its current parameters and state (`model` set)
+// or of the request's own graph (`model` null) against finite differences.
+Status CheckGradients(const ServiceEnv& env, const Model* model,
+                      const v1::CheckGradientsRequest& request, const RunOptions& run,
+                      v1::CheckGradientsResponse* response);
+
 }  // namespace backflow::server::ops
 
 #endif  // BACKFLOW_SERVER_OPERATIONS_H_

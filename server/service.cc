@@ -224,4 +224,19 @@ grpc::ServerUnaryReactor* BackflowService::Evaluate(Ctx* ctx, const v1::Evaluate
   });
 }
 
+grpc::ServerUnaryReactor* BackflowService::CheckGradients(Ctx* ctx,
+                                                          const v1::CheckGradientsRequest* req,
+                                                          v1::CheckGradientsResponse* resp) {
+  const ServiceEnv* env = env_;
+  if (req->has_model_id()) {
+    return OnModel(env_, ctx, "CheckGradients", req->model_id(), Lane::kConcurrent,
+                   [env, req, resp](Model& model, const RunOptions& run) {
+                     return ops::CheckGradients(*env, &model, *req, run, resp);
+                   });
+  }
+  return OnPool(env_, ctx, "CheckGradients", [env, req, resp](const RunOptions& run) {
+    return ops::CheckGradients(*env, nullptr, *req, run, resp);
+  });
+}
+
 }  // namespace backflow::server

@@ -42,6 +42,8 @@ class BackflowService final : public v1::Backflow::CallbackService {
   Reactor* RestoreCheckpoint(Ctx* ctx, const v1::RestoreCheckpointRequest* req,
                              v1::RestoreCheckpointResponse* resp) override;
   Reactor* Evaluate(Ctx* ctx, const v1::EvaluateRequest* req, v1::EvaluateResponse* resp) override;
+  Reactor* CheckGradients(Ctx* ctx, const v1::CheckGradientsRequest* req,
+                          v1::CheckGradientsResponse* resp) override;
 
  private:
   ServiceEnv* const env_;

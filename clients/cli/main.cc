@@ -29,7 +29,8 @@ const FlagSpec kGlobalFlags[] = {
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto group :
-       {HealthCommands, ModelCommands, ParamCommands, InferCommands, EvalCommands, TrainCommands}) {
+       {HealthCommands, ModelCommands, ParamCommands, InferCommands, EvalCommands,
+        GradcheckCommands, TrainCommands}) {
     for (Command& command : group()) all.push_back(std::move(command));
   }
   return all;

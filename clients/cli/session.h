@@ -94,6 +94,7 @@ std::vector<Command> ModelCommands();
 std::vector<Command> ParamCommands();  // params get/set, checkpoint save/restore
 std::vector<Command> InferCommands();
 std::vector<Command> EvalCommands();
+std::vector<Command> GradcheckCommands();
 std::vector<Command> TrainCommands();
 
 }  // namespace backflow::cli

@@ -7,6 +7,7 @@
 #include <memory>
 #include <random>
 
+#include "engine/api/gradcheck.h"
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
 #include "engine/gates/builtin.h"
@@ -69,16 +70,11 @@ StatusOr<CheckGraph> BuildCheckGraph(const GateCase& c, std::mt19937_64& rng) {
   return g;
 }
 
-double RelativeError(double a, double n) {
-  const double scale = std::max(std::abs(a), std::abs(n));
-  return scale == 0.0 ? 0.0 : std::abs(a - n) / scale;
-}
-
-double Loss(const Program& program, const FeedMap& feeds, ValueId loss, const RunInfo& info) {
+StatusOr<double> Loss(const Program& program, const FeedMap& feeds, ValueId loss,
+                      const RunInfo& info) {
   const ValueId fetch[] = {loss};
-  StatusOr<std::vector<Tensor>> out = program.Run(feeds, fetch, RunOptions{.info = info});
-  EXPECT_TRUE(out.ok()) << out.status().ToString();
-  return out.ok() ? (*out)[0].at(0) : std::nan("");
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program.Run(feeds, fetch, RunOptions{.info = info}));
+  return out[0].at(0);
 }
 
 }  // namespace
@@ -120,17 +116,13 @@ void ExpectGradientsMatchFiniteDifferences(const GateCase& c) {
     const Tensor& g = (*analytic)[k];
     ASSERT_EQ(g.shape(), x.shape()) << c.op << ": gradient of input " << wrt[k];
     for (int64_t j = 0; j < x.num_elements(); ++j) {
-      double& v = x.data<double>()[j];
-      const double saved = v;
-      v = saved + kStep;
-      const double up = Loss(program, feeds, built->loss, c.info);
-      v = saved - kStep;
-      const double down = Loss(program, feeds, built->loss, c.info);
-      v = saved;
-      const double numeric = (up - down) / (2 * kStep);
-      EXPECT_LE(RelativeError(g.at(j), numeric), c.tolerance)
+      // The finite difference of engine/api/gradcheck.h, the one the CheckGradients RPC takes.
+      StatusOr<double> numeric = CentredDifference(
+          &x.data<double>()[j], kStep, [&] { return Loss(program, feeds, built->loss, c.info); });
+      ASSERT_TRUE(numeric.ok()) << numeric.status().ToString();
+      EXPECT_LE(backflow::RelativeError(g.at(j), *numeric), c.tolerance)
           << c.op << ": d/d(input " << wrt[k] << ")[" << j << "] analytic " << g.at(j)
-          << " numeric " << numeric << " at x = " << saved;
+          << " numeric " << *numeric << " at x = " << x.at(j);
     }
   }
 }

@@ -10,15 +10,19 @@ service_pb2_grpc stubs).
 """
 
 from backflow.client import BackflowError, Client, ModelInfo, StepResult, optimizer_spec
+from backflow.gradcheck import ElementCheck, GradientCheck, TensorCheck
 from backflow.graph import GraphBuilder, load_graph, make_initializer, parse_graph
 from backflow.tensors import to_numpy, to_tensor
 
 __all__ = [
     "BackflowError",
     "Client",
+    "ElementCheck",
+    "GradientCheck",
     "GraphBuilder",
     "ModelInfo",
     "StepResult",
+    "TensorCheck",
     "load_graph",
     "make_initializer",
     "optimizer_spec",

@@ -30,6 +30,7 @@ import grpc
 import numpy as np
 
 from backflow._health import health_pb2, health_pb2_grpc
+from backflow.gradcheck import GradientCheck, check_gradients_request
 from backflow.graph import GraphBuilder, load_graph
 from backflow.tensors import (INTEGER_TYPES, DTypeLike, data_type, is_float64, to_numpy_map,
                               to_tensor_map)
@@ -277,6 +278,33 @@ class Client:
             dtype=data_type(dtype), mode=modes[mode])
         response = self._call(self._stub.Evaluate, request)
         return to_numpy_map(response.outputs), to_numpy_map(response.gradients)
+
+    def check_gradients(self, graph: Optional[GraphLike] = None,
+                        inputs: Optional[Arrays] = None, wrt: Optional[Sequence[str]] = None,
+                        seed: int = 0, epsilon: Optional[float] = None,
+                        tolerance: Optional[float] = None, abs_tolerance: Optional[float] = None,
+                        max_elements_per_tensor: Optional[int] = None,
+                        worst_k: Optional[int] = None, batch: Optional[int] = None,
+                        model_id: Optional[str] = None) -> GradientCheck:
+        """Compares the analytic gradients of `graph`'s loss (or, with `model_id`, a model's on
+        its current parameters) with centred finite differences in float64 on the server.
+
+        `inputs` gives values for placeholders (and parameters) by name; the rest are drawn with
+        `seed`. `wrt` names parameters and float placeholders (None: every parameter). Unset
+        settings take the server's defaults (epsilon 1e-6, tolerance 1e-6, abs_tolerance 1e-8,
+        32 elements per tensor, 5 worst, batch 2). Returns a GradientCheck; `.ok` is False when
+        some tensor disagrees, and str() of it is a table.
+        """
+        if (graph is None) == (model_id is None):
+            raise ValueError("give a graph or a model_id (one of them)")
+        proto = as_graph(graph) if graph is not None else None
+        integer_inputs = (self._wire_types(model_id)[1] if model_id is not None else
+                          {p.name: p.dtype for p in proto.placeholders if p.dtype in INTEGER_TYPES})
+        request = check_gradients_request(
+            proto, model_id, to_tensor_map(inputs, np.float64, integer_inputs), wrt, seed,
+            epsilon=epsilon, tolerance=tolerance, abs_tolerance=abs_tolerance,
+            max_elements_per_tensor=max_elements_per_tensor, worst_k=worst_k, batch=batch)
+        return GradientCheck.from_proto(self._call(self._stub.CheckGradients, request))
 
     # Parameters and checkpoints ------------------------------------------------------------
 
