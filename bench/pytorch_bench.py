@@ -4,12 +4,14 @@
 Times the same models, batches, loss and optimizer as backflow, step by step, and prints one
 JSON object per run on stdout.
 
-Models (as in models/*.pbtxt): mlp (mlp_tanh.pbtxt), lenet5, cifar_cnn and circuit, the staged
-scalar circuit f = (x + sigmoid(y)) / (sigmoid(x) + (x + y)^2) of models/seeds/staged.pbtxt
+Models (as in models/*.pbtxt): mlp (mlp_tanh.pbtxt), lenet5, cifar_cnn, resnet (resnet_fmnist),
+transformer (transformer_repeat; both in bench/torch_models.py) and circuit, the staged scalar
+circuit f = (x + sigmoid(y)) / (sigmoid(x) + (x + y)^2) of models/seeds/staged.pbtxt
 with x = 3, y = -4 as learnable parameters and f as the loss (its batch is always 1).
 
 Data: a fixed pool of 8 synthetic batches, cycled, from a torch.Generator seeded 1 (per batch:
-images uniform in [0, 1), then int64 labels uniform in 0..9). Loss: mean softmax cross-entropy;
+images uniform in [0, 1), then int64 labels uniform in 0..9; the transformer: int64 token ids
+and labels uniform in 0..1, as backflow-bench draws ids and labels below the logits' width). Loss: mean softmax cross-entropy;
 accuracy: the fraction of arg-max hits; optimizer: SGD, lr 0.01, momentum 0.9. Both loss and
 accuracy are read back every step, as backflow returns them. Warm-up steps are not timed; the
 timed steps run until both --seconds and --min-steps are reached.
@@ -37,6 +39,8 @@ def max_rss_kib():
 
 import torch  # noqa: E402 (imported after max_rss_kib to measure its footprint alone)
 from torch import nn  # noqa: E402
+
+from torch_models import ResNetFmnist, SEQ, TransformerRepeat  # noqa: E402
 
 IMPORT_RSS_KIB = max_rss_kib()
 POOL = 8
@@ -81,13 +85,20 @@ class Circuit(nn.Module):
         return num * torch.reciprocal(den)
 
 
-# name -> (constructor, input shape of one sample); the circuit takes no input.
+# name -> (constructor, input shape of one sample); the circuit takes no input; the
+# transformer's input is SEQ token ids ("ids").
 MODELS = {"mlp": (mlp, (1, 28, 28)), "lenet5": (lenet5, (1, 28, 28)),
-          "cifar_cnn": (cifar_cnn, (3, 32, 32)), "circuit": (Circuit, None)}
+          "cifar_cnn": (cifar_cnn, (3, 32, 32)), "resnet": (ResNetFmnist, (1, 28, 28)),
+          "transformer": (TransformerRepeat, "ids"), "circuit": (Circuit, None)}
+PARAMETER_COUNTS = ("mlp", "lenet5", "cifar_cnn", "resnet", "transformer")
 
 
 def batch_pool(batch, shape):
     generator = torch.Generator().manual_seed(1)
+    if shape == "ids":  # two classes: ids and labels in 0..1
+        return [(torch.randint(0, 2, (batch, SEQ), generator=generator, dtype=torch.int64),
+                 torch.randint(0, 2, (batch,), generator=generator, dtype=torch.int64))
+                for _ in range(POOL)]
     return [(torch.rand(batch, *shape, generator=generator),
              torch.randint(0, CLASSES, (batch,), generator=generator, dtype=torch.int64))
             for _ in range(POOL)]
@@ -183,7 +194,7 @@ def run(args):
 def check(_):
     torch.manual_seed(1)
     params = {name: sum(p.numel() for p in MODELS[name][0]().parameters())
-              for name in ("mlp", "lenet5", "cifar_cnn")}
+              for name in PARAMETER_COUNTS}
     circuit = Circuit()
     f = circuit()
     f.backward()

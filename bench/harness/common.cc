@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
+#include <optional>
 #include <random>
 
 #include "clients/common/synthetic.h"
 #include "clients/load/stats.h"
 #include "engine/api/import.h"
+#include "engine/ir/tensor_proto.h"
 
 namespace backflow::bench {
 
@@ -80,16 +83,34 @@ bool Span::Done(Clock::time_point start, int64_t steps) const {
 }
 
 NamedValues SyntheticBatch(const v1::Graph& graph, int64_t batch, uint64_t seed) {
-  const clients::SyntheticSpec spec{.batch = batch};
-  std::mt19937_64 rng(seed);
+  const clients::SyntheticSpec spec{.batch = batch, .classes = SyntheticClasses(graph)};
+  const auto wire = clients::SyntheticBatch(graph, spec, seed);
   NamedValues out;
   for (const v1::Placeholder& placeholder : graph.placeholders()) {
-    std::vector<int64_t> shape;
-    out.values.push_back(clients::SyntheticValues<float>(placeholder, spec, rng, &shape));
+    StatusOr<Tensor> tensor = TensorFromProto(wire.at(placeholder.name()), placeholder.name(),
+                                              std::numeric_limits<int64_t>::max());
+    if (!tensor.ok()) {
+      std::cerr << "backflow-bench: " << tensor.status().ToString() << "\n";
+      std::exit(1);
+    }
     out.names.push_back(placeholder.name());
-    out.shapes.push_back(std::move(shape));
+    out.tensors.push_back(*std::move(tensor));
   }
   return out;
+}
+
+int64_t SyntheticClasses(const v1::Graph& graph) {
+  constexpr int64_t kDefault = 10;
+  for (const v1::Node& node : graph.nodes()) {
+    if (node.op() != "softmax_cross_entropy" || node.inputs().empty()) continue;
+    StatusOr<Graph> imported = ImportGraph(graph);
+    const std::optional<ValueId> logits =
+        imported.ok() ? imported->Find(node.inputs(0)) : std::nullopt;
+    if (!logits) return kDefault;
+    const Shape& shape = imported->value(*logits).shape;
+    return shape.rank() == 2 && shape.dim(1) > 0 ? shape.dim(1) : kDefault;
+  }
+  return kDefault;
 }
 
 double Percentile(std::vector<double> samples, double q) {

@@ -15,6 +15,7 @@
 
 #include "backflow/v1/graph.pb.h"
 #include "clients/common/flags.h"
+#include "engine/core/tensor.h"
 
 namespace backflow::bench {
 
@@ -63,16 +64,21 @@ struct Span {
   bool Done(Clock::time_point start, int64_t steps) const;
 };
 
-// The synthetic batch of a model as float32 values, for the engine (clients/common/synthetic.h:
-// labels in [0, 10)). Seeded, so every run (and bench/pytorch_bench.py's pool of the same size)
-// does the same work, and the same seed sends the same batch over the wire
-// (clients::SyntheticBatch with the default spec).
+// The synthetic batch of a model as engine tensors: clients::SyntheticBatch with
+// SyntheticClasses(graph) classes, decoded (float32 values, labels as floats in [0, classes),
+// integer placeholders as ids in [0, classes) of their own dtype). Seeded, so every run (and
+// bench/pytorch_bench.py's pool of the same size) does the same work, and the same seed sends
+// the same batch over the wire.
 struct NamedValues {
-  std::vector<std::string> names;
-  std::vector<std::vector<int64_t>> shapes;
-  std::vector<std::vector<float>> values;
+  std::vector<std::string> names;  // the graph's placeholders, in order
+  std::vector<Tensor> tensors;
 };
 NamedValues SyntheticBatch(const v1::Graph& graph, int64_t batch, uint64_t seed);
+
+// The number of classes labels are drawn from: the width of the logits that the graph's first
+// softmax_cross_entropy reads (2 for transformer_repeat), or 10 if the graph has none or that
+// width is not known.
+int64_t SyntheticClasses(const v1::Graph& graph);
 
 // The nearest-rank percentile q (0..100] of `samples` (clients/load/stats.h; sorted here); 0
 // when empty.

@@ -1,6 +1,5 @@
 // The in-process figures of backflow-bench: training steps and inference straight on the
 // engine's Trainer (no gRPC), and the sgemm roofline of this machine.
-#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -27,12 +26,7 @@ EngineBatches MakeBatches(const v1::Graph& graph, int64_t batch, int count) {
   std::vector<std::string> names;
   for (int b = 0; b < count; ++b) {
     NamedValues values = SyntheticBatch(graph, batch, static_cast<uint64_t>(b) + 1);
-    auto& tensors = out.tensors[static_cast<size_t>(b)];
-    for (size_t i = 0; i < values.names.size(); ++i) {
-      Tensor t(DType::kFloat32, Shape(values.shapes[i]));
-      std::memcpy(t.data<float>(), values.values[i].data(), values.values[i].size() * sizeof(float));
-      tensors.push_back(std::move(t));
-    }
+    out.tensors[static_cast<size_t>(b)] = std::move(values.tensors);
     names = std::move(values.names);
   }
   // The feeds point into `tensors`, which no longer grows.

@@ -120,7 +120,8 @@ StreamFigures RunTrainStream(Backflow::Stub& stub, const std::string& model_id,
 // The synthetic batches of `graph` (seeds first, first + 1, ...), as in engine_work.cc.
 google::protobuf::Map<std::string, v1::Tensor> WireBatch(const v1::Graph& graph, int64_t batch,
                                                          uint64_t seed) {
-  return clients::SyntheticBatch(graph, {.batch = batch}, seed);
+  const clients::SyntheticSpec spec{.batch = batch, .classes = SyntheticClasses(graph)};
+  return clients::SyntheticBatch(graph, spec, seed);
 }
 
 std::vector<v1::TrainStepRequest> TrainPool(const v1::Graph& graph, int64_t batch) {

@@ -107,6 +107,22 @@ TEST_F(BenchHarnessServerTest, TrainOverTheStreamStartsWhereTheEngineStarts) {
   EXPECT_DOUBLE_EQ(wire["samples_per_s"].get<double>(), total);
 }
 
+// Integer placeholders (token ids, int64 labels) get ids of their own dtype in process as over
+// the wire, labels within the logits' width (2 classes here, where 10 would be out of range):
+// the Transformer's first loss is the same number both ways, and near ln 2 for two classes.
+TEST_F(BenchHarnessServerTest, IntegerPlaceholdersGetValidIdsInProcessAndOverTheWire) {
+  const std::string transformer = kModels + "transformer_repeat.pbtxt";
+  const json engine = Bench({"engine-train", "--model", transformer, "--batch", "8", "--seconds",
+                             "0", "--warmup", "1", "--min-steps", "1"});
+  const json wire = Bench({"train", "--server", server_.address(), "--model", transformer,
+                           "--batch", "8", "--seconds", "0", "--warmup", "1", "--min-steps", "2"});
+  ASSERT_TRUE(engine.is_object());
+  ASSERT_TRUE(wire.is_object());
+  const double first = engine["first_loss"].get<double>();
+  EXPECT_EQ(wire["jobs"][0]["first_loss"].get<double>(), first);
+  EXPECT_LT(std::abs(first - std::log(2.0)), 0.5) << first;
+}
+
 TEST_F(BenchHarnessServerTest, InferAtConcurrencyFour) {
   const json j = Bench({"infer", "--server", server_.address(), "--model",
                         kModels + "lenet5.pbtxt", "--batch", "4", "--concurrency", "4",

@@ -43,6 +43,12 @@ const std::vector<ModelCase>& Models() {
       {"cifar_cnn.pbtxt", 1070794, 8, {{"logits", kLogits}, {"accuracy", kScalar}}},
       // x and y, the staged circuit's inputs as parameters.
       {"staged_circuit.pbtxt", 2, 2, {{"f", kScalar}}},
+      // Convolutions 144 + 2304 + 2304 + 4608 + 9216 + 512, six batch norms' weight and bias
+      // 2 * (16 + 16 + 16 + 32 + 32 + 32), classifier 320 + 10.
+      {"resnet_fmnist.pbtxt", 19706, 20, {{"logits", kLogits}, {"accuracy", kScalar}}},
+      // Embedding 512, positions 256, two layers of 2 * 64 (layer norms) + 4 * 1056 (q, k, v, o)
+      // + 2112 + 2080 (MLP), final layer norm 64, classifier 66.
+      {"transformer_repeat.pbtxt", 17986, 38, {{"logits", Shape{3, 2}}, {"accuracy", kScalar}}},
       {"seeds/add_mul.pbtxt", 0, 0, {{"f", kScalar}}},
       {"seeds/inverse_square.pbtxt", 0, 0, {{"y", kScalar}}},
       {"seeds/routing.pbtxt", 0, 0, {{"f", kScalar}}},
@@ -70,8 +76,9 @@ TEST(ModelsTest, EveryGraphFileHasACase) {
   EXPECT_EQ(files, known);
 }
 
-// A batch of 3 for every placeholder: class ids for "labels" (as the losses read them), values
-// in [0, 1) elsewhere, like scaled pixels.
+// A batch of 3 for every placeholder: class ids for "labels" (as the losses read them), 0 and 1
+// in integer placeholders (valid ids and labels of every model here), values in [0, 1)
+// elsewhere, like scaled pixels.
 std::map<std::string, Tensor> MakeBatch(const Graph& graph) {
   std::mt19937 rng(17);
   std::uniform_real_distribution<double> unit(0, 1);
@@ -80,8 +87,11 @@ std::map<std::string, Tensor> MakeBatch(const Graph& graph) {
     const Value& v = graph.value(id);
     const Shape shape = v.shape.WithBatch(3);
     std::vector<double> values(static_cast<size_t>(shape.num_elements()));
-    for (size_t i = 0; i < values.size(); ++i) values[i] = v.name == "labels" ? i % 10 : unit(rng);
-    batch[v.name] = Tensor::FromValues(DType::kFloat32, shape, values);
+    const bool ids = IsInteger(v.dtype);
+    for (size_t i = 0; i < values.size(); ++i) {
+      values[i] = ids ? i % 2 : v.name == "labels" ? i % 10 : unit(rng);
+    }
+    batch[v.name] = Tensor::FromValues(ids ? v.dtype : DType::kFloat32, shape, values);
   }
   return batch;
 }
@@ -121,6 +131,10 @@ TEST_P(ModelsTest, ImportsWithItsParameterCountAndRunsABatchOfThree) {
   StatusOr<std::unordered_map<std::string, Tensor>> values =
       InitializeParameters(*graph, DType::kFloat32, /*seed=*/1);
   ASSERT_TRUE(values.ok()) << values.status().ToString();
+  StatusOr<std::unordered_map<std::string, Tensor>> state =
+      InitializeParameters(*graph, DType::kFloat32, /*seed=*/1, ValueKind::kState);
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  values->merge(*state);  // batch norm's running statistics, read in inference mode
   FeedMap feeds;
   for (const auto& [name, tensor] : batch) feeds[name] = &tensor;
   for (const auto& [name, tensor] : *values) feeds[name] = &tensor;
