@@ -27,12 +27,12 @@ StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolK
     }
     win.dilation_h = d[0];
     win.dilation_w = d[1];
-    const int64_t ceil = ctx.attrs.GetInt("ceil_mode", 0);
-    if (ceil != 0 && ceil != 1) {
-      return ctx.Error("ceil_mode must be 0 or 1, got " + std::to_string(ceil));
-    }
-    win.ceil_mode = ceil == 1;
   }
+  const int64_t ceil = ctx.attrs.GetInt("ceil_mode", 0);
+  if (ceil != 0 && ceil != 1) {
+    return ctx.Error("ceil_mode must be 0 or 1, got " + std::to_string(ceil));
+  }
+  win.ceil_mode = ceil == 1;
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
   Pool2dShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
   if (kind == PoolKind::kAvg) {
@@ -52,6 +52,11 @@ dnnl::memory::dims PadEnd(const Pool2dShape& s) {
   const int64_t bottom = (s.out_h() - 1) * w.stride_h + w.span_h() - s.h - w.pad_top;
   const int64_t right = (s.out_w() - 1) * w.stride_w + w.span_w() - s.w - w.pad_left;
   return {std::max(bottom, w.pad_bottom), std::max(right, w.pad_right)};
+}
+
+bool DnnlAvgDivisorDiffers(const Pool2dShape& s) {
+  const dnnl::memory::dims end = PadEnd(s);
+  return s.count_include_pad && (end[0] > s.window.pad_bottom || end[1] > s.window.pad_right);
 }
 
 dnnl::memory::dims Dilation(const Pool2dShape& s) {
@@ -176,9 +181,12 @@ OpDoc Pool2dDoc(PoolKind kind) {
     doc.forward =
         "y[n,c,i,j] = sum of x[n, c, i*sh - pt + a, j*sw - pl + e] / count\n"
         "             over the taps 0 <= a < KH, 0 <= e < KW inside x\n"
-        "count = KH * KW with count_include_pad 1 (padded taps count),\n"
+        "count = the taps inside the padded input with count_include_pad 1\n"
+        "        (KH * KW but where a ceil_mode window hangs past it),\n"
         "        the number of taps inside x with count_include_pad 0\n"
-        "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW";
+        "OH = floor((H + pt + pb - KH) / sh) + 1, and likewise OW;\n"
+        "ceil_mode 1: ceil instead of floor, less 1 if the last window would\n"
+        "start at or past row H + pt (PyTorch's rule)";
     doc.gradient =
         "dL/dx: each dy element spread evenly, dy / count, over its window's taps\n"
         "(summed where windows overlap)";
@@ -211,13 +219,13 @@ class Pool2dGate : public Gate {
                        .default_value = "[1, 1]",
                        .description = "[dh, dw], each >= 1: taps dh rows and dw columns apart "
                                       "(1: adjacent, as PyTorch)"});
-      specs.push_back({.name = "ceil_mode",
-                       .type = AttrType::kInt,
-                       .default_value = "0",
-                       .description = "1 rounds OH and OW up, as PyTorch's ceil_mode (a last "
-                                      "window must start inside x or its top/left padding); "
-                                      "0 rounds down"});
     }
+    specs.push_back({.name = "ceil_mode",
+                     .type = AttrType::kInt,
+                     .default_value = "0",
+                     .description = "1 rounds OH and OW up, as PyTorch's ceil_mode (a last "
+                                    "window must start inside x or its top/left padding); "
+                                    "0 rounds down"});
     if (kind_ == PoolKind::kAvg) {
       specs.push_back({.name = "count_include_pad",
                        .type = AttrType::kInt,
@@ -242,8 +250,11 @@ class Pool2dGate : public Gate {
     BF_ASSIGN_OR_RETURN(Pool2dShape s,
                         pool_internal::ParsePool2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs},
                                                    ctx.inputs[0], kind_));
-    if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, kind_, ctx);
-    return ReferenceForward(s, kind_);
+    if (ctx.dtype == DType::kFloat64) return ReferenceForward(s, kind_);
+    if (kind_ == PoolKind::kAvg && pool_internal::DnnlAvgDivisorDiffers(s)) {
+      return pool_internal::CompileFloatAvgReference(s, /*backward=*/false, ctx);
+    }
+    return CompileDnnlForward(s, kind_, ctx);
   }
   Status Backward(BackwardContext& ctx) const override;
 
@@ -258,11 +269,11 @@ Status Pool2dGate::Backward(BackwardContext& ctx) const {
   BF_ASSIGN_OR_RETURN(Pool2dShape s, pool_internal::ParsePool2d(
                                          ShapeContext{node.name, {&x, 1}, node.attrs}, x, kind_));
   Attributes attrs = PoolWindowAttributes(s.window);
+  attrs.Set("ceil_mode", int64_t{s.window.ceil_mode ? 1 : 0});
   ValueId dx;
   if (kind_ == PoolKind::kMax) {
     // x rides along so the float64 kernel, which has no workspace, can find the arg-max again.
     attrs.Set("dilation", std::vector<int64_t>{s.window.dilation_h, s.window.dilation_w});
-    attrs.Set("ceil_mode", int64_t{s.window.ceil_mode ? 1 : 0});
     BF_ASSIGN_OR_RETURN(dx, ctx.Emit("max_pool2d_grad", {ctx.input(0), ctx.output_grad()},
                                      std::move(attrs), /*reads_saved=*/true));
   } else {

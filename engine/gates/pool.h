@@ -18,15 +18,16 @@
 //
 // Attributes (see engine/gates/spatial.h): kernel [KH, KW] (required), stride (default: the
 // kernel), padding ([ph, pw] or [top, left, bottom, right], default 0; each side smaller than
-// the kernel), for avg_pool2d count_include_pad (0 or 1, default 1), for max_pool2d dilation
-// ([dh, dw], default [1, 1]: adjacent taps, as PyTorch; oneDNN is given d - 1) and ceil_mode
-// (0 or 1, default 0). OH = (H + pt + pb - (KH - 1) * dh - 1) / sh + 1, rounded down, or with
+// the kernel), ceil_mode (0 or 1, default 0), for avg_pool2d count_include_pad (0 or 1, default
+// 1), for max_pool2d dilation ([dh, dw], default [1, 1]: adjacent taps, as PyTorch; oneDNN is
+// given d - 1). OH = (H + pt + pb - (KH - 1) * dh - 1) / sh + 1, rounded down, or with
 // ceil_mode up and then one less if that last window would start at or past H + pt (PyTorch's
 // rule); likewise OW. A ceil_mode window may reach past the bottom/right padding: oneDNN is
 // given that much more padding, which max pooling never picks.
 //
-// Not yet: ceil_mode for avg_pool2d (with count_include_pad, PyTorch's divisor stops at the
-// padded input's edge, while oneDNN's include-padding divisor is always KH * KW).
+// avg_pool2d ceil_mode: with count_include_pad, PyTorch's divisor stops at the padded input's
+// edge, while oneDNN's include-padding divisor is always KH * KW; so float32 runs those windows
+// on the reference loops (pool_internal.h, DnnlAvgDivisorDiffers), the rest on oneDNN.
 //
 // Backward, as graph nodes:
 //   max_pool2d_grad  (internal) inputs x, dy; the window attributes (with dilation and

@@ -146,10 +146,8 @@ class PoolGradGate : public Gate {
     std::vector<AttrSpec> specs = {{"kernel", AttrType::kInts, /*required=*/true},
                                    {"stride", AttrType::kInts},
                                    {"padding", AttrType::kInts}};
-    if (kind_ == PoolKind::kMax) {
-      specs.push_back({"dilation", AttrType::kInts});
-      specs.push_back({"ceil_mode", AttrType::kInt});
-    }
+    specs.push_back({"ceil_mode", AttrType::kInt});
+    if (kind_ == PoolKind::kMax) specs.push_back({"dilation", AttrType::kInts});
     if (kind_ == PoolKind::kAvg) {
       specs.push_back({"input_size", AttrType::kInts, true});
       specs.push_back({"count_include_pad", AttrType::kInt});
@@ -166,8 +164,11 @@ class PoolGradGate : public Gate {
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Pool2dShape s,
                         ParseGrad(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}, kind_));
-    if (ctx.dtype == DType::kFloat32) return CompileDnnlGrad(s, kind_, ctx);
-    return ReferenceGrad(s, kind_);
+    if (ctx.dtype == DType::kFloat64) return ReferenceGrad(s, kind_);
+    if (kind_ == PoolKind::kAvg && DnnlAvgDivisorDiffers(s)) {
+      return CompileFloatAvgReference(s, /*backward=*/true, ctx);
+    }
+    return CompileDnnlGrad(s, kind_, ctx);
   }
 
  private:

@@ -27,6 +27,20 @@ StatusOr<reference::Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shap
 dnnl::memory::dims PadEnd(const reference::Pool2dShape& s);
 dnnl::memory::dims Dilation(const reference::Pool2dShape& s);
 
+// True where oneDNN's average pooling would divide otherwise than PyTorch: with
+// count_include_pad, a ceil_mode window reaching past the padded input. PyTorch counts only the
+// taps inside the padded input; oneDNN, given the extra bottom/right padding that window needs,
+// counts all KH * KW (pooling_avg_include_padding knows one kind of padding). Without
+// count_include_pad both count the real taps only, so only this case leaves oneDNN.
+bool DnnlAvgDivisorDiffers(const reference::Pool2dShape& s);
+
+// The float32 average pooling (forward: input x) or its gradient (input dy) on the reference
+// loops, for the case above. An input in a oneDNN layout is reordered to plain first; the
+// output is plain (pool_reference.cc).
+StatusOr<std::unique_ptr<Kernel>> CompileFloatAvgReference(const reference::Pool2dShape& s,
+                                                           bool backward,
+                                                           const CompileContext& ctx);
+
 // The oneDNN algorithm of a pooling: max, or average with or without the padding counted.
 dnnl::algorithm Algorithm(const reference::Pool2dShape& s, PoolKind kind);
 

@@ -317,11 +317,11 @@ class GraphBuilder:
 
     def avg_pool2d(self, x: str, kernel: Sequence[int], stride: Optional[Sequence[int]] = None,
                    padding: Optional[Sequence[int]] = None, count_include_pad: bool = True,
-                   name: Optional[str] = None) -> str:
+                   ceil_mode: bool = False, name: Optional[str] = None) -> str:
         """Window means; count_include_pad (as PyTorch) divides by the whole window, padding
-        counted, and False by the real taps only."""
+        counted, and False by the real taps only; ceil_mode as PyTorch."""
         return self.op("avg_pool2d", x, name=name, kernel=kernel, stride=stride, padding=padding,
-                       count_include_pad=count_include_pad)
+                       count_include_pad=count_include_pad, ceil_mode=ceil_mode or None)
 
     def global_avg_pool2d(self, x: str, name: Optional[str] = None) -> str:
         """x [N, C, H, W] -> [N, C, 1, 1], the mean of each plane."""

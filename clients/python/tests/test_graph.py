@@ -95,6 +95,16 @@ def test_avg_pool2d_sends_count_include_pad() -> None:
     assert list(nodes["exc"].attrs["padding"].ints.values) == [1, 1]
 
 
+def test_avg_pool2d_sends_ceil_mode_only_when_set() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 7, 7])
+    g.avg_pool2d(x, kernel=[2, 2], ceil_mode=True, name="ceil")
+    g.avg_pool2d(x, kernel=[2, 2], name="floor")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert nodes["ceil"].attrs["ceil_mode"].i == 1
+    assert "ceil_mode" not in nodes["floor"].attrs
+
+
 def test_max_pool2d_sends_dilation_and_ceil_mode() -> None:
     g = GraphBuilder("g")
     x = g.placeholder("x", [-1, 3, 8, 8])
