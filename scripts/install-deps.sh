@@ -15,6 +15,8 @@ PACKAGES=(
   python3-yaml  # the deploy manifests test
   ocl-icd-opencl-dev  # dnnl-config.cmake requires OpenCL (only a Recommends of libdnnl-dev)
   nlohmann-json3-dev  # JSON output of the CLI and backflow-load
+  libonnx-dev  # ONNX's message definitions (onnx.proto) and its model checker, for import/export
+  python3-onnx  # the Python tests check exported models with onnx.checker
 )
 
 missing=()

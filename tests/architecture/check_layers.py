@@ -18,7 +18,7 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s+"engine/([a-z_]+)/([^"]+)"')
 
 # Outside engine/: whole layers, and single headers of the layers in between.
-PUBLIC_LAYERS = {"core", "data", "api"}
+PUBLIC_LAYERS = {"core", "data", "api", "onnx"}
 PUBLIC_HEADERS = {
     "ir/graph.h", "ir/attributes.h", "ir/import.h", "ir/tensor_proto.h", "ir/cost.h",
     "autodiff/autodiff.h", "exec/program.h", "optim/optimizer.h", "optim/initializers.h",
