@@ -10,6 +10,7 @@
 
 #include "engine/api/evaluate.h"
 #include "server/inputs.h"
+#include "server/model_io.h"
 
 namespace backflow::server::ops {
 namespace {
@@ -70,6 +71,7 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
   v1::ModelRecord record;
   record.set_id(env.registry.NewId());
   *record.mutable_request() = request;
+  BF_RETURN_IF_ERROR(ResolveOnnxRequest(env.graph_limits, record.mutable_request()));
   record.set_created_unix_ms(NowUnixMs());
   BF_ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
                       Model::Create(std::move(record), env.graph_limits,

@@ -65,6 +65,12 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
 Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const RunOptions& run,
                 v1::EvaluateResponse* response);
 
+// The model with the values of its current snapshot, as ONNX or as the CreateModelRequest that
+// recreates it (server/model_io.cc). ResourceExhausted when the answer would not fit in
+// --max-message-bytes.
+Status ExportModel(const ServiceEnv& env, const Model& model,
+                   const v1::ExportModelRequest& request, v1::ExportModelResponse* response);
+
 // Checks the gradients of the model's graph on its current parameters and state (`model` set)
 // or of the request's own graph (`model` null) against finite differences.
 Status CheckGradients(const ServiceEnv& env, const Model* model,

@@ -239,4 +239,14 @@ grpc::ServerUnaryReactor* BackflowService::CheckGradients(Ctx* ctx,
   });
 }
 
+grpc::ServerUnaryReactor* BackflowService::ExportModel(Ctx* ctx,
+                                                       const v1::ExportModelRequest* req,
+                                                       v1::ExportModelResponse* resp) {
+  const ServiceEnv* env = env_;
+  return OnModel(env_, ctx, "ExportModel", req->model_id(), Lane::kConcurrent,
+                 [env, req, resp](Model& model, const RunOptions&) {
+                   return ops::ExportModel(*env, model, *req, resp);
+                 });
+}
+
 }  // namespace backflow::server

@@ -44,6 +44,8 @@ class BackflowService final : public v1::Backflow::CallbackService {
   Reactor* Evaluate(Ctx* ctx, const v1::EvaluateRequest* req, v1::EvaluateResponse* resp) override;
   Reactor* CheckGradients(Ctx* ctx, const v1::CheckGradientsRequest* req,
                           v1::CheckGradientsResponse* resp) override;
+  Reactor* ExportModel(Ctx* ctx, const v1::ExportModelRequest* req,
+                       v1::ExportModelResponse* resp) override;
 
  private:
   ServiceEnv* const env_;
