@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "clients/cli/model_info.h"
+#include "clients/cli/onnx_args.h"
 #include "clients/cli/progress.h"
 #include "clients/cli/session.h"
 #include "clients/cli/train_stream.h"
@@ -28,6 +29,8 @@ struct TrainOptions {
   int64_t epochs = 1, batch = 64, seed = 0, limit = -1, test_limit = -1;
   bool json = false;
   v1::OptimizerSpec optimizer;
+  std::string onnx_path;
+  v1::OnnxModel onnx;  // --onnx's flags; the file is read when the model is created
 };
 
 StatusOr<TrainOptions> ParseOptions(const Args& args) {
@@ -44,8 +47,16 @@ StatusOr<TrainOptions> ParseOptions(const Args& args) {
   BF_ASSIGN_OR_RETURN(options.limit, args.Integer("limit", -1));
   BF_ASSIGN_OR_RETURN(options.test_limit, args.Integer("test-limit", -1));
   BF_ASSIGN_OR_RETURN(options.optimizer, OptimizerFromArgs(args));
-  if (options.graph_path.empty() == options.model_id.empty()) {
-    return InvalidArgumentError("give --model GRAPH.pbtxt (a new model) or --model-id ID");
+  const int sources = (options.graph_path.empty() ? 0 : 1) + (args.Has("onnx") ? 1 : 0) +
+                      (options.model_id.empty() ? 0 : 1);
+  if (sources != 1) {
+    return InvalidArgumentError(
+        "give --model GRAPH.pbtxt or --onnx FILE (a new model), or --model-id ID");
+  }
+  BF_RETURN_IF_ERROR(CheckOnnxFlags(args, /*loss_required=*/true));
+  if (args.Has("onnx")) {
+    options.onnx_path = args.Value("onnx");
+    options.onnx = OnnxOptionsFromArgs(args);
   }
   if (options.epochs < 1 || options.batch < 1) {
     return InvalidArgumentError("--epochs and --batch must be at least 1");
@@ -99,16 +110,24 @@ class TrainingRun {
     return kExitOk;
   }
 
-  // Creates the model from --model, or looks up --model-id; then matches the data to it.
+  // Creates the model from --model or --onnx, or looks up --model-id; then matches the data to
+  // it.
   int ObtainModel() {
     grpc::Status status;
     if (!options_.model_id.empty()) {
       status = session_.GetModel(options_.model_id, &info_);
     } else {
-      StatusOr<v1::Graph> graph = LoadGraphText(options_.graph_path);
-      if (!graph.ok()) return Fail(kCommand, graph.status());
       v1::CreateModelRequest request;
-      *request.mutable_graph() = std::move(*graph);
+      if (!options_.onnx_path.empty()) {
+        StatusOr<std::string> bytes = ReadFileBytes(options_.onnx_path);
+        if (!bytes.ok()) return Fail(kCommand, bytes.status());
+        *request.mutable_onnx() = options_.onnx;
+        request.mutable_onnx()->set_model(std::move(*bytes));
+      } else {
+        StatusOr<v1::Graph> graph = LoadGraphText(options_.graph_path);
+        if (!graph.ok()) return Fail(kCommand, graph.status());
+        *request.mutable_graph() = std::move(*graph);
+      }
       *request.mutable_optimizer() = options_.optimizer;
       request.set_seed(static_cast<uint64_t>(options_.seed));
       status = session_.Call(&v1::Backflow::Stub::CreateModel, request, &info_);
@@ -251,6 +270,8 @@ std::vector<FlagSpec> TrainFlags() {
   };
   std::vector<FlagSpec> optimizer = OptimizerFlags();
   flags.insert(flags.begin() + 2, optimizer.begin(), optimizer.end());
+  std::vector<FlagSpec> onnx = OnnxFlags();
+  flags.insert(flags.begin() + 1, onnx.begin(), onnx.end());
   return flags;
 }
 
@@ -264,6 +285,7 @@ std::vector<Command> TrainCommands() {
       .details =
           "Example: backflow train --model models/lenet5.pbtxt --data fashion-mnist --epochs 2\n"
           "           --batch 64 --optimizer sgd --lr 0.01 --momentum 0.9\n"
+          "         backflow train --onnx cnn.onnx --loss softmax_cross_entropy --epochs 2\n"
           "Batches are shuffled per epoch with --seed. Progress goes to stderr (a bar on a\n"
           "terminal); each epoch ends with \"epoch E: loss L, test accuracy A%, S samples/s\"\n"
           "(L: the epoch's mean loss). --json's final_loss is the mean loss of the last epoch's\n"

@@ -81,6 +81,8 @@ StatusOr<DataFeed> FeedFor(const v1::ModelInfo& info, const Dataset& data) {
     const bool label_shaped = input.shape_size() == 1 && input.shape(0) == -1;
     if (label_shaped && (feed.labels.empty() || input.name() == "labels")) {
       feed.labels = input.name();
+      const bool ids = input.dtype() == v1::INT64 || input.dtype() == v1::INT32;
+      feed.labels_dtype = ids ? input.dtype() : clients::WireDType(feed.dtype);
     }
   }
   for (const v1::TensorInfo& input : info.inputs()) {
@@ -115,7 +117,10 @@ void FillBatch(const DataFeed& feed, const Tensor& images, const Tensor& labels,
   dims.insert(dims.end(), feed.sample_shape.begin(), feed.sample_shape.end());
   SetWireTensor(dims, feed.dtype, images.data<float>(), images.num_elements(),
                 &(*batch)[feed.images]);
-  SetWireTensor({size}, feed.dtype, labels.data<float>(), size, &(*batch)[feed.labels]);
+  const std::vector<int64_t> label_dims = {size};
+  clients::EncodeTensor(label_dims, feed.labels_dtype,
+                        std::span<const float>(labels.data<float>(), static_cast<size_t>(size)),
+                        &(*batch)[feed.labels]);
 }
 
 grpc::Status StreamEpoch(Session& session, const std::string& model_id, const DataFeed& feed,

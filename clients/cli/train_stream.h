@@ -20,6 +20,8 @@ struct DataFeed {
   std::string labels;                 // the placeholder of shape [N]
   std::vector<int64_t> sample_shape;  // the images placeholder's shape after the batch dim
   DType dtype = DType::kFloat32;      // the model's
+  v1::DataType labels_dtype = v1::FLOAT32;  // the labels placeholder's: INT64 or INT32 if so
+                                            // declared, else the model's
 };
 
 // Matches the model's two placeholders to `data`: labels is the one shaped [N] (preferring the
@@ -28,7 +30,7 @@ struct DataFeed {
 StatusOr<DataFeed> FeedFor(const v1::ModelInfo& info, const Dataset& data);
 
 // Puts a batch (images [B, ...] and labels [B], float32 as BatchIterator deals them) into
-// `batch` in the feed's names, shape and dtype.
+// `batch` in the feed's names, shape and dtypes.
 void FillBatch(const DataFeed& feed, const Tensor& images, const Tensor& labels,
                google::protobuf::Map<std::string, v1::Tensor>* batch);
 

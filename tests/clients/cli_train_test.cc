@@ -1,7 +1,7 @@
 // `backflow train` end to end on the first 6400 Fashion-MNIST images: 2 epochs of 100 steps of
 // LeNet-5 over the Train stream (half that under ThreadSanitizer, where every step is slow), the
 // per-step CSV, the per-epoch lines and the final JSON; then continuing the same model with
-// --model-id, and the errors of a bad data dir or model.
+// --model-id, a model with int64 labels, and the errors of a bad data dir or model.
 #include <cmath>
 #include <fstream>
 #include <numeric>
@@ -113,6 +113,17 @@ TEST_F(CliTrainTest, TrainsLeNetAndReportsCsvLinesAndJson) {
   EXPECT_TRUE(LastJsonLine(more.out)["test_accuracy"].is_null());
   EXPECT_EQ(nlohmann::json::parse(CliOk({"models", "show", id, "--json"}))["step"],
             2 * kSteps + 10);
+}
+
+// ResNet's labels placeholder is int64 (as an ONNX model's labels are): train sends them so.
+TEST_F(CliTrainTest, TrainsAModelWithInt64Labels) {
+  const CliResult result = Cli({"train", "--model", Source("models/resnet_fmnist.pbtxt"), "--limit",
+                                "128", "--batch", "32", "--test-limit", "64", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const nlohmann::json summary = LastJsonLine(result.out);
+  EXPECT_EQ(summary["steps"], 4);
+  EXPECT_EQ(summary["test_samples"], 64);
+  EXPECT_TRUE(std::isfinite(summary["final_loss"].get<double>())) << result.out;
 }
 
 TEST_F(CliTrainTest, ReportsBadDataModelsAndIds) {

@@ -1,0 +1,161 @@
+// The CLI's model files: `models export --backflow` and `models create --backflow` recreating a
+// trained model bitwise, the usage errors of --onnx, --loss, --backflow and `models export`, and
+// the failures of missing files and unknown models.
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "backflow/v1/service.grpc.pb.h"
+#include "engine/ir/tensor_proto.h"
+#include "tests/clients/cli_fixture.h"
+
+namespace backflow::testing {
+namespace {
+
+class CliModelIoTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    stub_ = v1::Backflow::NewStub(ConnectTo(server_->address()));
+    files_ = std::make_unique<ProcessTempDir>();
+  }
+  std::string File(const std::string& name) const {
+    return (std::filesystem::path(files_->path()) / name).string();
+  }
+  static std::string Id(std::string out) {
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    EXPECT_TRUE(std::regex_match(out, std::regex("m-[0-9a-f]+"))) << out;
+    return out;
+  }
+  v1::GetParametersResponse Parameters(const std::string& id) {
+    v1::GetParametersRequest request;
+    request.set_model_id(id);
+    v1::GetParametersResponse response;
+    EXPECT_TRUE(stub_->GetParameters(Deadline().get(), request, &response).ok());
+    return response;
+  }
+  // One TrainStep of LeNet-5 on a fixed batch of 4.
+  void TrainOneStep(const std::string& id) {
+    v1::TrainStepRequest request;
+    request.set_model_id(id);
+    std::vector<double> pixels(4 * 784);
+    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<double>(i % 13) / 13;
+    TensorToProto(Tensor::FromValues(DType::kFloat32, Shape{4, 1, 28, 28}, pixels),
+                  &(*request.mutable_batch())["images"]);
+    TensorToProto(Tensor::FromValues(DType::kFloat32, Shape{4}, std::vector<double>{1, 0, 5, 8}),
+                  &(*request.mutable_batch())["labels"]);
+    v1::TrainStepResponse response;
+    const grpc::Status status = stub_->TrainStep(Deadline().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  std::unique_ptr<v1::Backflow::Stub> stub_;
+  std::unique_ptr<ProcessTempDir> files_;
+};
+
+std::map<std::string, std::string> Bytes(const google::protobuf::Map<std::string, v1::Tensor>& m) {
+  std::map<std::string, std::string> bytes;
+  for (const auto& [name, tensor] : m) bytes.emplace(name, tensor.data());
+  return bytes;
+}
+
+TEST_F(CliModelIoTest, UsageErrorsNameTheFlag) {
+  const std::string graph = Source("models/lenet5.pbtxt");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"models", "create"}, "missing GRAPH.pbtxt (or --onnx FILE, or --backflow FILE)"},
+      {{"models", "create", graph, "--onnx", "m.onnx"},
+       "give one of GRAPH.pbtxt, --onnx FILE and --backflow FILE"},
+      {{"models", "create", "--onnx", "m.onnx", "--backflow", "m.pb"},
+       "give one of GRAPH.pbtxt, --onnx FILE and --backflow FILE"},
+      {{"models", "create", graph, "--loss", "squared_error"}, "--loss needs --onnx FILE"},
+      {{"models", "create", graph, "--frozen", "w"}, "--frozen needs --onnx FILE"},
+      {{"models", "create", "--onnx", "m.onnx", "--loss", "hinge"},
+       "--loss: 'hinge' is not softmax_cross_entropy, squared_error or sigmoid_cross_entropy"},
+      {{"models", "create", "--backflow", "m.pb", "--lr", "0.1"},
+       "--lr does not apply to --backflow FILE, which recreates the model as it was exported"},
+      {{"models", "export", "m-1"}, "give --onnx FILE or --backflow FILE (one of them)"},
+      {{"models", "export", "m-1", "--onnx", "a", "--backflow", "b"},
+       "give --onnx FILE or --backflow FILE (one of them)"},
+      {{"models", "export"}, "missing ID"},
+      {{"train", "--onnx", "m.onnx"},
+       "--onnx needs --loss KIND to train (softmax_cross_entropy, squared_error or "
+       "sigmoid_cross_entropy)"},
+      {{"train", "--onnx", "m.onnx", "--model", graph, "--loss", "squared_error"},
+       "give --model GRAPH.pbtxt or --onnx FILE (a new model), or --model-id ID"},
+      {{"train", "--model", graph, "--labels", "y"}, "--labels needs --onnx FILE"},
+  };
+  for (const auto& [args, message] : cases) {
+    const CliResult result = Cli(args);
+    EXPECT_EQ(result.exit_code, 2) << ::testing::PrintToString(args) << "\n" << result;
+    EXPECT_NE(result.err.find(message), std::string::npos) << ::testing::PrintToString(args) << "\n"
+                                                           << result.err;
+    EXPECT_NE(result.err.find("Try 'backflow "), std::string::npos) << result.err;
+    EXPECT_EQ(result.out, "");
+  }
+}
+
+TEST_F(CliModelIoTest, MissingFilesAndUnknownModelsFailWithOneLine) {
+  const std::string missing = File("none.onnx");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"models", "create", "--onnx", missing},
+       "backflow: models create: " + missing + ": cannot read (No such file or directory)\n"},
+      {{"models", "create", "--backflow", missing},
+       "backflow: models create: " + missing + ": cannot read (No such file or directory)\n"},
+      {{"train", "--onnx", missing, "--loss", "softmax_cross_entropy", "--limit", "64"},
+       "backflow: train: " + missing + ": cannot read (No such file or directory)\n"},
+      {{"models", "export", "m-none", "--backflow", File("x.pb")},
+       "backflow: models export m-none: NOT_FOUND: model 'm-none' not found\n"},
+  };
+  for (const auto& [args, err] : cases) {
+    const CliResult result = Cli(args);
+    EXPECT_EQ(result.exit_code, 1) << ::testing::PrintToString(args) << "\n" << result;
+    EXPECT_EQ(result.err, err);
+    EXPECT_EQ(result.out, "");
+  }
+  EXPECT_FALSE(std::filesystem::exists(File("x.pb")));
+
+  std::ofstream(File("junk.pb")) << "junk";
+  const CliResult junk = Cli({"models", "create", "--backflow", File("junk.pb")});
+  EXPECT_EQ(junk.exit_code, 1) << junk;
+  EXPECT_EQ(junk.err, "backflow: models create: " + File("junk.pb") +
+                          ": not a CreateModelRequest (write one with `backflow models export ID "
+                          "--backflow FILE`)\n");
+}
+
+TEST_F(CliModelIoTest, BackflowExportThenCreateRecreatesTheModelBitwise) {
+  const std::string id = Id(CliOk({"models", "create", Source("models/lenet5.pbtxt"), "--lr",
+                                   "0.05", "--momentum", "0.9", "--seed", "4", "--name", "le"}));
+  TrainOneStep(id);
+  TrainOneStep(id);
+  const std::string path = File("lenet.pb");
+  const std::string out = CliOk({"models", "export", id, "--backflow", path});
+  const auto size = std::filesystem::file_size(path);
+  EXPECT_EQ(out,
+            "model " + id + " at step 2 -> " + path + " (" + std::to_string(size) + " bytes)\n");
+
+  // The file is the binary CreateModelRequest, its values those of step 2.
+  std::ifstream in(path, std::ios::binary);
+  v1::CreateModelRequest request;
+  ASSERT_TRUE(request.ParseFromIstream(&in));
+  EXPECT_EQ(request.graph().name(), "lenet5");
+  EXPECT_EQ(request.name(), "le");
+  EXPECT_EQ(request.seed(), 4u);
+  EXPECT_DOUBLE_EQ(request.optimizer().momentum(), 0.9);
+  const v1::GetParametersResponse trained = Parameters(id);
+  ASSERT_EQ(trained.step(), 2);
+  EXPECT_EQ(Bytes(request.initial_parameters()), Bytes(trained.parameters()));
+
+  const nlohmann::json copy = nlohmann::json::parse(
+      CliOk({"models", "create", "--backflow", path, "--name", "le-copy", "--json"}));
+  EXPECT_EQ(copy["name"], "le-copy");
+  EXPECT_EQ(copy["graph_name"], "lenet5");
+  EXPECT_EQ(copy["step"], 0);
+  EXPECT_EQ(copy["optimizer"]["momentum"], 0.9);
+  EXPECT_EQ(Bytes(Parameters(copy["id"]).parameters()), Bytes(trained.parameters()));
+  // Without --name the exported name stays.
+  const std::string again = Id(CliOk({"models", "create", "--backflow", path}));
+  EXPECT_EQ(nlohmann::json::parse(CliOk({"models", "show", again, "--json"}))["name"], "le");
+}
+
+}  // namespace
+}  // namespace backflow::testing
