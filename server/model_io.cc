@@ -77,8 +77,8 @@ Status ResolveOnnxRequest(const GraphLimits& limits, v1::CreateModelRequest* req
 
 namespace ops {
 
-Status ExportModel(const ServiceEnv& env, const Model& model,
-                   const v1::ExportModelRequest& request, v1::ExportModelResponse* response) {
+Status ExportModel(const ServiceEnv& env, const Model& model, const v1::ExportModelRequest& request,
+                   v1::ExportModelResponse* response) {
   // One snapshot for everything exported: parameters and state of the same step.
   std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
   switch (request.format()) {
@@ -102,10 +102,10 @@ Status ExportModel(const ServiceEnv& env, const Model& model,
   response->set_step(snapshot->step);
   const int64_t bytes = static_cast<int64_t>(response->ByteSizeLong());
   if (bytes > env.config.limits.max_message_bytes) {
-    return ResourceExhaustedError(
-        "the export of model '" + model.id() + "' is " + std::to_string(bytes) +
-        " bytes, over the server's --max-message-bytes of " +
-        std::to_string(env.config.limits.max_message_bytes));
+    return ResourceExhaustedError("the export of model '" + model.id() + "' is " +
+                                  std::to_string(bytes) +
+                                  " bytes, over the server's --max-message-bytes of " +
+                                  std::to_string(env.config.limits.max_message_bytes));
   }
   return Status::Ok();
 }

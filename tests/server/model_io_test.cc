@@ -23,8 +23,8 @@ WireTensorMap ResNetBatch(int n, uint32_t seed) {
   for (float label : Floats(batch["labels"])) labels.push_back(static_cast<int64_t>(label));
   v1::Tensor& wire = batch["labels"];
   wire.set_dtype(v1::INT64);
-  wire.set_data(std::string(reinterpret_cast<const char*>(labels.data()),
-                            labels.size() * sizeof(int64_t)));
+  wire.set_data(
+      std::string(reinterpret_cast<const char*>(labels.data()), labels.size() * sizeof(int64_t)));
   return batch;
 }
 
