@@ -9,9 +9,10 @@ The generated messages live in backflow.v1 (tensor_pb2, graph_pb2, service_pb2 a
 service_pb2_grpc stubs).
 """
 
-from backflow.client import BackflowError, Client, ModelInfo, StepResult, optimizer_spec
+from backflow.client import BackflowError, Client, ModelInfo, StepResult
 from backflow.gradcheck import ElementCheck, GradientCheck, TensorCheck
 from backflow.graph import GraphBuilder, load_graph, make_initializer, parse_graph
+from backflow.specs import onnx_model, optimizer_spec
 from backflow.tensors import to_numpy, to_tensor
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TensorCheck",
     "load_graph",
     "make_initializer",
+    "onnx_model",
     "optimizer_spec",
     "parse_graph",
     "to_numpy",

@@ -21,7 +21,6 @@ Thread safety: a Client may be shared by threads; gRPC channels are thread-safe.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
@@ -31,23 +30,19 @@ import numpy as np
 
 from backflow._health import health_pb2, health_pb2_grpc
 from backflow.gradcheck import GradientCheck, check_gradients_request
-from backflow.graph import GraphBuilder, load_graph
+from backflow.specs import (GraphLike, OnnxLike, OptimizerSpec, as_graph, onnx_model,
+                            optimizer_spec)
 from backflow.tensors import (INTEGER_TYPES, DTypeLike, data_type, is_float64, to_numpy_map,
                               to_tensor_map)
-from backflow.v1 import graph_pb2, service_pb2, service_pb2_grpc
+from backflow.v1 import service_pb2, service_pb2_grpc
 
 ModelInfo = service_pb2.ModelInfo
-OptimizerSpec = service_pb2.OptimizerSpec
-#: A graph message, a GraphBuilder, or the path of a .pbtxt file.
-GraphLike = Union[graph_pb2.Graph, GraphBuilder, str, os.PathLike]
 #: Tensor name -> anything `to_tensor` accepts.
 Arrays = Mapping[str, Any]
 
 #: The largest message either side sends or accepts (the server's default limit).
 MAX_MESSAGE_BYTES = 256 << 20
 
-_OPTIMIZERS = {"sgd": OptimizerSpec.SGD, "adam": OptimizerSpec.ADAM,
-               "adamw": OptimizerSpec.ADAMW}
 _Response = TypeVar("_Response")
 
 
@@ -86,38 +81,6 @@ class StepResult:
         return cls(step=response.step, loss=response.loss, metrics=dict(response.metrics),
                    gradients=to_numpy_map(response.gradients),
                    parameters=to_numpy_map(getattr(response, "parameters", {})))
-
-
-def optimizer_spec(optimizer: str = "sgd", lr: Optional[float] = 0.01, momentum: float = 0.0,
-                   nesterov: bool = False, weight_decay: float = 0.0,
-                   beta1: Optional[float] = None, beta2: Optional[float] = None,
-                   epsilon: Optional[float] = None, clip_norm: float = 0.0,
-                   clip_epsilon: Optional[float] = None) -> OptimizerSpec:
-    """An OptimizerSpec; `optimizer` is "sgd", "adam" or "adamw". None leaves an optional
-    field unset (the server's default: lr 0.01, beta1 0.9, beta2 0.999, epsilon 1e-8,
-    clip_epsilon 1e-6: clipping scales by clip_norm / (norm + clip_epsilon), as PyTorch's
-    clip_grad_norm_ does)."""
-    kind = _OPTIMIZERS.get(optimizer.lower())
-    if kind is None:
-        raise ValueError(f"unknown optimizer {optimizer!r} (known: {', '.join(_OPTIMIZERS)})")
-    spec = OptimizerSpec(kind=kind, momentum=momentum, nesterov=nesterov,
-                         weight_decay=weight_decay, clip_norm=clip_norm)
-    for name, value in (("learning_rate", lr), ("beta1", beta1), ("beta2", beta2),
-                        ("epsilon", epsilon), ("clip_epsilon", clip_epsilon)):
-        if value is not None:
-            setattr(spec, name, value)
-    return spec
-
-
-def as_graph(graph: GraphLike) -> graph_pb2.Graph:
-    """The Graph message for a Graph, a GraphBuilder or a .pbtxt path."""
-    if isinstance(graph, graph_pb2.Graph):
-        return graph
-    if isinstance(graph, GraphBuilder):
-        return graph.build()
-    if isinstance(graph, (str, os.PathLike)):
-        return load_graph(os.fspath(graph))
-    raise TypeError(f"expected a Graph, GraphBuilder or .pbtxt path, got {type(graph).__name__}")
 
 
 class Client:
@@ -183,6 +146,43 @@ class Client:
             seed=seed, dtype=wire_dtype, name=name, metrics=list(metrics or []),
             initial_parameters=to_tensor_map(initial_parameters, wire_dtype))
         return self._remember(self._call(self._stub.CreateModel, request))
+
+    def create_model_from_onnx(self, model: OnnxLike, loss: Optional[str] = None,
+                               output: str = "", labels: str = "labels",
+                               frozen: Sequence[str] = (),
+                               optimizer: Union[str, OptimizerSpec] = "sgd", seed: int = 0,
+                               dtype: DTypeLike = "float32", name: str = "",
+                               metrics: Optional[Sequence[str]] = None,
+                               **optimizer_options: Any) -> ModelInfo:
+        """Creates a model from an ONNX model: bytes or a .onnx path, with the loss attached as
+        `specs.onnx_model` says (loss None: inference only). The initializers are the initial
+        parameters, under their ONNX names, in `dtype`. `optimizer`: an OptimizerSpec, or a name
+        with `optimizer_options` as `optimizer_spec` takes them (lr=0.1, momentum=0.9, ...)."""
+        if isinstance(optimizer, str):
+            optimizer = optimizer_spec(optimizer, **optimizer_options)
+        elif optimizer_options:
+            raise TypeError("optimizer options go with an optimizer name, not an OptimizerSpec")
+        request = service_pb2.CreateModelRequest(
+            onnx=onnx_model(model, loss, output, labels, frozen), optimizer=optimizer, seed=seed,
+            dtype=data_type(dtype), name=name, metrics=list(metrics or []))
+        return self.create_model_from_request(request)
+
+    def create_model_from_request(self,
+                                  request: service_pb2.CreateModelRequest) -> ModelInfo:
+        """Sends a CreateModelRequest as it is (one from `export_model`, say)."""
+        return self._remember(self._call(self._stub.CreateModel, request))
+
+    def export_onnx(self, model_id: str) -> bytes:
+        """The model as a serialized onnx.ModelProto (opset 14; its inference graph, no loss)
+        whose initializers are the parameters and running state of its current snapshot, bit
+        for bit. `onnx.load_from_string` reads it."""
+        return self._export(model_id, service_pb2.ExportModelRequest.ONNX).onnx
+
+    def export_model(self, model_id: str) -> service_pb2.CreateModelRequest:
+        """The CreateModelRequest that recreates the model with the values of its current
+        snapshot in `initial_parameters` (not the optimizer's moments); see
+        `create_model_from_request`."""
+        return self._export(model_id, service_pb2.ExportModelRequest.BACKFLOW).model
 
     def get_model(self, model_id: str) -> ModelInfo:
         """The model's description, with its current step and latest checkpoint step."""
@@ -350,6 +350,10 @@ class Client:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise BackflowError.from_rpc_error(error) from error
+
+    def _export(self, model_id: str, format: int) -> service_pb2.ExportModelResponse:
+        request = service_pb2.ExportModelRequest(model_id=model_id, format=format)
+        return self._call(self._stub.ExportModel, request)
 
     def _remember(self, info: ModelInfo) -> ModelInfo:
         with self._lock:

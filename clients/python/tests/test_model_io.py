@@ -1,0 +1,86 @@
+"""Models in and out: export_model and create_model_from_request recreating a trained model
+bitwise, the arguments of an ONNX model, and the errors of exports and ONNX creations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from backflow import BackflowError, Client, onnx_model
+from backflow.v1 import service_pb2, tensor_pb2
+from mlp import blobs, tanh_mlp
+
+
+def _train(client: Client, model_id: str, steps: int) -> None:
+    x, labels = blobs(48, seed=2)
+    for _ in range(steps):
+        client.train_step(model_id, {"x": x, "labels": labels})
+
+
+def _assert_bitwise_equal(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name, value in expected.items():
+        assert actual[name].dtype == value.dtype and actual[name].shape == value.shape, name
+        assert actual[name].tobytes() == value.tobytes(), name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_export_model_recreates_the_trained_model_bitwise(client: Client, dtype: str) -> None:
+    info = client.create_model(tanh_mlp(), optimizer="sgd", lr=0.1, momentum=0.9, seed=3,
+                               dtype=dtype, name="exported")
+    _train(client, info.id, 3)
+    request = client.export_model(info.id)
+    assert isinstance(request, service_pb2.CreateModelRequest)
+    assert (request.name, request.seed, request.graph.name) == ("exported", 3, "tanh_mlp")
+    assert request.optimizer.momentum == 0.9
+    step, parameters = client.get_parameters(info.id)
+    assert step == 3
+    values = {name: np.frombuffer(t.data, np.float32 if dtype == "float32" else np.float64)
+              for name, t in request.initial_parameters.items()}
+    _assert_bitwise_equal(values, {k: v.ravel() for k, v in parameters.items()})
+
+    copy = client.create_model_from_request(request)
+    assert copy.id != info.id and copy.step == 0
+    assert copy.dtype == (tensor_pb2.FLOAT32 if dtype == "float32" else tensor_pb2.FLOAT64)
+    _assert_bitwise_equal(client.get_parameters(copy.id)[1], parameters)
+    x, _ = blobs(10, seed=5)
+    _assert_bitwise_equal(client.infer(copy.id, {"x": x}, ["logits"]),
+                          client.infer(info.id, {"x": x}, ["logits"]))
+
+
+def test_exports_of_an_unknown_model_are_not_found(client: Client) -> None:
+    for export in (client.export_onnx, client.export_model):
+        with pytest.raises(BackflowError, match="model 'm-none' not found") as error:
+            export("m-none")
+        assert error.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_onnx_model_reads_a_file_and_checks_its_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"\x08\x07")
+    message = onnx_model(path, loss="squared_error", output="y", labels="t", frozen=["a", "b"])
+    assert message.model == b"\x08\x07"
+    assert (message.loss.kind, message.loss.output, message.loss.labels) == (
+        "squared_error", "y", "t")
+    assert list(message.frozen) == ["a", "b"]
+    assert not onnx_model(b"\x08\x07").HasField("loss")  # inference only
+    with pytest.raises(ValueError, match="loss 'hinge' is not one of softmax_cross_entropy, "
+                                         "squared_error, sigmoid_cross_entropy"):
+        onnx_model(b"", loss="hinge")
+    with pytest.raises(TypeError, match="frozen"):
+        onnx_model(b"", frozen="w1")
+    with pytest.raises(TypeError, match="expected ONNX bytes or a .onnx path"):
+        onnx_model(42)  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError):
+        onnx_model(tmp_path / "missing.onnx")
+
+
+def test_create_model_from_onnx_refuses_an_empty_model(client: Client) -> None:
+    with pytest.raises(BackflowError, match="onnx.model: empty") as error:
+        client.create_model_from_onnx(b"", loss="softmax_cross_entropy")
+    assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(TypeError, match="optimizer options go with an optimizer name"):
+        client.create_model_from_onnx(b"", optimizer=service_pb2.OptimizerSpec(), lr=0.1)
