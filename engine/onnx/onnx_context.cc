@@ -93,6 +93,10 @@ bool NodeContext::IsKnown(int i) const {
 
 StatusOr<Known> NodeContext::KnownInput(int i, std::string_view what) const {
   BF_ASSIGN_OR_RETURN(Entry * entry, input(i));
+  if (entry->initializer != nullptr && !entry->known) {  // read as a setting, not trained
+    return KnownFromTensor(*entry->initializer, "initializer '" + node_.input(i) + "'",
+                           t_.options().limits.max_tensor_elements);
+  }
   if (!entry->known) {
     return Error(std::string(what) + " ('" + node_.input(i) +
                  "') must be known when the model is imported (a constant, an initializer or "
