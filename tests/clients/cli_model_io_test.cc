@@ -1,12 +1,14 @@
-// The CLI's model files: `models export --backflow` and `models create --backflow` recreating a
-// trained model bitwise, the usage errors of --onnx, --loss, --backflow and `models export`, and
-// the failures of missing files and unknown models.
+// The CLI's model files: `models create --onnx` and `train --onnx` on an ONNX softmax
+// regression written here, `models export --backflow` and `models create --backflow` recreating
+// a trained model bitwise, the usage errors of --onnx, --loss, --backflow and `models export`,
+// and the failures of missing files, bad ONNX and unknown models.
 #include <filesystem>
 #include <fstream>
 #include <regex>
 
 #include "backflow/v1/service.grpc.pb.h"
 #include "engine/ir/tensor_proto.h"
+#include "onnx/onnx_pb.h"
 #include "tests/clients/cli_fixture.h"
 
 namespace backflow::testing {
@@ -52,6 +54,44 @@ class CliModelIoTest : public CliTest {
   std::unique_ptr<v1::Backflow::Stub> stub_;
   std::unique_ptr<ProcessTempDir> files_;
 };
+
+// images [N, 1, 28, 28] -> Flatten -> Gemm (fc: 784 -> 10, weights 0) = logits: softmax
+// regression for Fashion-MNIST as torch.onnx.export writes it (opset 14).
+std::string SoftmaxRegressionOnnx() {
+  onnx::ModelProto model;
+  model.set_ir_version(7);
+  model.add_opset_import()->set_version(14);
+  onnx::GraphProto* graph = model.mutable_graph();
+  onnx::ValueInfoProto* images = graph->add_input();
+  images->set_name("images");
+  auto* type = images->mutable_type()->mutable_tensor_type();
+  type->set_elem_type(onnx::TensorProto::FLOAT);
+  type->mutable_shape()->add_dim()->set_dim_param("N");
+  for (int64_t d : {1, 28, 28}) type->mutable_shape()->add_dim()->set_dim_value(d);
+  for (const auto& [name, dims] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"fc.weight", {10, 784}}, {"fc.bias", {10}}}) {
+    onnx::TensorProto* t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) t->add_dims(d), n *= d;
+    t->set_raw_data(std::string(static_cast<size_t>(n) * sizeof(float), '\0'));
+  }
+  onnx::NodeProto* flatten = graph->add_node();
+  flatten->set_op_type("Flatten");
+  flatten->add_input("images");
+  flatten->add_output("flat");
+  onnx::NodeProto* gemm = graph->add_node();
+  gemm->set_op_type("Gemm");
+  for (const char* input : {"flat", "fc.weight", "fc.bias"}) gemm->add_input(input);
+  gemm->add_output("logits");
+  onnx::AttributeProto* trans_b = gemm->add_attribute();
+  trans_b->set_name("transB");
+  trans_b->set_type(onnx::AttributeProto::INT);
+  trans_b->set_i(1);
+  graph->add_output()->set_name("logits");
+  return model.SerializeAsString();
+}
 
 std::map<std::string, std::string> Bytes(const google::protobuf::Map<std::string, v1::Tensor>& m) {
   std::map<std::string, std::string> bytes;
@@ -155,6 +195,47 @@ TEST_F(CliModelIoTest, BackflowExportThenCreateRecreatesTheModelBitwise) {
   // Without --name the exported name stays.
   const std::string again = Id(CliOk({"models", "create", "--backflow", path}));
   EXPECT_EQ(nlohmann::json::parse(CliOk({"models", "show", again, "--json"}))["name"], "le");
+}
+
+TEST_F(CliModelIoTest, OnnxModelsAreCreatedAndTrained) {
+  const std::string path = File("regression.onnx");
+  std::ofstream(path, std::ios::binary) << SoftmaxRegressionOnnx();
+
+  const nlohmann::json info = nlohmann::json::parse(
+      CliOk({"models", "create", "--onnx", path, "--loss", "softmax_cross_entropy", "--json"}));
+  ASSERT_EQ(info["parameters"].size(), 2u);
+  EXPECT_EQ(info["parameters"][0]["name"], "fc.bias");
+  EXPECT_EQ(info["parameters"][1]["name"], "fc.weight");
+  EXPECT_EQ(info["parameter_count"], 7850);
+  EXPECT_EQ(info["inputs"][0]["name"], "images");
+  EXPECT_EQ(info["inputs"][0]["shape"], nlohmann::json({-1, 1, 28, 28}));
+  EXPECT_EQ(info["inputs"][1]["name"], "labels");
+  EXPECT_EQ(info["inputs"][1]["dtype"], "int64");
+
+  const nlohmann::json frozen =
+      nlohmann::json::parse(CliOk({"models", "create", "--onnx", path, "--frozen", "fc.weight",
+                                   "--dtype", "float64", "--json"}));
+  ASSERT_EQ(frozen["parameters"].size(), 1u);
+  EXPECT_EQ(frozen["parameters"][0]["name"], "fc.bias");
+  EXPECT_EQ(frozen["dtype"], "float64");
+  EXPECT_EQ(frozen["loss"], "");  // no --loss: inference only
+
+  // Softmax regression from zero weights: 20 steps of SGD are well past chance (10 %).
+  const CliResult trained = Cli({"train", "--onnx", path, "--loss", "softmax_cross_entropy",
+                                 "--limit", "1280", "--lr", "0.1", "--test-limit", "500", "--json"},
+                                std::chrono::seconds(120));
+  ASSERT_EQ(trained.exit_code, 0) << trained;
+  const nlohmann::json summary = LastJsonLine(trained.out);
+  EXPECT_EQ(summary["steps"], 20);
+  EXPECT_GT(summary["test_accuracy"].get<double>(), 0.5) << trained.out;  // 68 % measured
+
+  const std::string junk = File("junk.onnx");
+  std::ofstream(junk, std::ios::binary) << "\xff\xff not onnx";
+  const CliResult bad = Cli({"models", "create", "--onnx", junk, "--loss", "squared_error"});
+  EXPECT_EQ(bad.exit_code, 1) << bad;
+  EXPECT_EQ(bad.err,
+            "backflow: models create: INVALID_ARGUMENT: the bytes are not an ONNX model (they do "
+            "not parse as onnx.ModelProto)\n");
 }
 
 }  // namespace
