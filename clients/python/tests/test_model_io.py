@@ -1,5 +1,6 @@
 """Models in and out: export_model and create_model_from_request recreating a trained model
-bitwise, the arguments of an ONNX model, and the errors of exports and ONNX creations."""
+bitwise, an ONNX MLP (built with onnx.helper) created with its initializers and trained, the
+arguments of an ONNX model, and the errors of exports and ONNX creations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import onnx  # Debian's python3-onnx (scripts/install-deps.sh)
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from backflow import BackflowError, Client, onnx_model
 from backflow.v1 import service_pb2, tensor_pb2
@@ -84,3 +87,48 @@ def test_create_model_from_onnx_refuses_an_empty_model(client: Client) -> None:
     assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(TypeError, match="optimizer options go with an optimizer name"):
         client.create_model_from_onnx(b"", optimizer=service_pb2.OptimizerSpec(), lr=0.1)
+
+
+def _onnx_mlp(seed: int = 0) -> onnx.ModelProto:
+    """x [N, 2] -> Gemm fc1 (16) -> Relu -> Gemm fc2 (3) = logits, as torch.onnx.export writes
+    two nn.Linear around an nn.ReLU (opset 14, weights [out, in], transB=1)."""
+    rng = np.random.default_rng(seed)
+    weights = {"fc1.weight": rng.normal(0, 0.5, (16, 2)), "fc1.bias": rng.normal(0, 0.1, 16),
+               "fc2.weight": rng.normal(0, 0.5, (3, 16)), "fc2.bias": np.zeros(3)}
+    initializers = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    nodes = [helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["h_pre"], transB=1),
+             helper.make_node("Relu", ["h_pre"], ["h"]),
+             helper.make_node("Gemm", ["h", "fc2.weight", "fc2.bias"], ["logits"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_onnx_mlp_is_created_with_its_initializers_and_trains(client: Client,
+                                                              tmp_path: Path) -> None:
+    model = _onnx_mlp()
+    path = tmp_path / "mlp.onnx"
+    path.write_bytes(model.SerializeToString())
+    info = client.create_model_from_onnx(path, loss="softmax_cross_entropy", optimizer="sgd",
+                                         lr=0.5, momentum=0.9, name="onnx-mlp")
+    assert info.name == "onnx-mlp" and info.optimizer.momentum == 0.9
+    assert [p.name for p in info.parameters] == ["fc1.bias", "fc1.weight", "fc2.bias",
+                                                 "fc2.weight"]
+    assert {i.name: i.dtype for i in info.inputs} == {"x": tensor_pb2.FLOAT32,
+                                                      "labels": tensor_pb2.INT64}
+    initial = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    _assert_bitwise_equal(client.get_parameters(info.id)[1], initial)
+
+    x, labels = blobs(96, seed=1)
+    losses = [client.train_step(info.id, {"x": x, "labels": labels.astype(np.int64)}).loss
+              for _ in range(3)]
+    assert losses[2] < losses[0], losses
+    step, trained = client.get_parameters(info.id)
+    assert step == 3 and any(trained[k].tobytes() != initial[k].tobytes() for k in initial)
+    # float64 widens the initializers exactly.
+    wide = client.create_model_from_onnx(model.SerializeToString(), dtype="float64")
+    _assert_bitwise_equal(client.get_parameters(wide.id)[1],
+                          {k: v.astype(np.float64) for k, v in initial.items()})
