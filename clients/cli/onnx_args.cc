@@ -24,7 +24,7 @@ std::vector<clients::FlagSpec> OnnxFlags() {
   return {
       {"onnx", FlagKind::kValue, "FILE", "an ONNX model (a .onnx file) instead of a graph"},
       {"loss", FlagKind::kValue, "KIND",
-       "with --onnx: the loss to attach: " + LossKindList() + " (none: inference only)"},
+       "with --onnx: the loss to attach (none: inference only):\n" + LossKindList()},
       {"output", FlagKind::kValue, "NAME",
        "with --onnx: the ONNX output the loss reads (default: the only one)"},
       {"labels", FlagKind::kValue, "NAME",
