@@ -81,3 +81,42 @@ def test_errors(client: Client) -> None:
         client.check_gradients(relu_graph(), wrt=["nope"])
     with pytest.raises(BackflowError, match="epsilon"):
         client.check_gradients(relu_graph(), epsilon=-1.0)
+
+
+def slice_pad_graph():
+    """loss = sum(p^2), p = pad(x[:, ::-2, 1::2]) with the first column cropped, a row added
+    before and two columns after (0.5)."""
+    g = GraphBuilder("slice_pad")
+    x = g.placeholder("x", [-1, 3, 4])
+    s = g.slice(x, starts=[0, -1, 1], ends=[2**63 - 1, -2**63, 2**63 - 1], steps=[1, -2, 2],
+                name="s")
+    p = g.pad(s, pads=[0, 1, -1, 0, 0, 2], value=0.5, name="p")
+    g.loss(g.sum(g.square(p)))
+    return g.build()
+
+
+def test_slice_and_pad_values_and_gradients(client: Client) -> None:
+    x = np.arange(24, dtype=np.float64).reshape(2, 3, 4) - 10
+    outputs, gradients = client.evaluate(slice_pad_graph(), {"x": x}, outputs=["s", "p"],
+                                         wrt=["x"])
+    s = x[:, ::-2, 1::2]
+    p = np.pad(s[:, :, 1:], [(0, 0), (1, 0), (0, 2)], constant_values=0.5)
+    np.testing.assert_array_equal(outputs["s"], s)
+    np.testing.assert_array_equal(outputs["p"], p)
+    dx = np.zeros_like(x)
+    dx[:, ::-2, 3] = 2 * s[:, :, 1]  # the cropped column of s (x's column 1) gets no gradient
+    np.testing.assert_array_equal(gradients["x"], dx)
+    assert client.check_gradients(slice_pad_graph(), wrt=["x"], batch=3).ok
+
+
+def test_slicing_or_padding_the_open_batch_names_the_node(client: Client) -> None:
+    g = GraphBuilder("bad")
+    x = g.placeholder("x", [-1, 3])
+    g.loss(g.sum(g.slice(x, starts=[1], ends=[2**63 - 1], name="rows")))
+    with pytest.raises(BackflowError, match="node 'rows': cannot slice the open batch dimension"):
+        client.evaluate(g.build(), {"x": np.ones((2, 3))})
+    g = GraphBuilder("bad")
+    x = g.placeholder("x", [-1, 3])
+    g.loss(g.sum(g.pad(x, pads=[1, 0, 0, 0], name="padded")))
+    with pytest.raises(BackflowError, match="node 'padded': cannot pad the open batch dimension"):
+        client.evaluate(g.build(), {"x": np.ones((2, 3))})
