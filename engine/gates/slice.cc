@@ -27,20 +27,26 @@ struct AxisRead {
   int64_t size = 0;
 };
 
-// ONNX Slice's clamping of start and end on one axis of `dim` elements (see slice.h).
+// ONNX Slice's clamping of start and end on one axis of `dim` elements (see slice.h). The step
+// of an axis that keeps at most one element is 1: it is never taken, and step * stride could
+// overflow (INT64_MAX).
 AxisRead ClampToAxis(int64_t start, int64_t end, int64_t step, int64_t dim) {
   if (start < 0) start += dim;  // cannot overflow: dim >= 0
   if (end < 0) end += dim;
+  int64_t size = 0;
   if (step > 0) {
     start = std::clamp<int64_t>(start, 0, dim);
     end = std::clamp<int64_t>(end, 0, dim);
-    return {start, step, end > start ? (end - start - 1) / step + 1 : 0};
+    size = end > start ? (end - start - 1) / step + 1 : 0;
+  } else if (dim > 0) {
+    start = std::clamp<int64_t>(start, 0, dim - 1);
+    end = std::clamp<int64_t>(end, -1, dim - 1);
+    // start - end - 1 >= 0 over a negative step truncates toward zero: -floor(... / |step|).
+    size = start > end ? 1 - (start - end - 1) / step : 0;
+  } else {
+    start = 0;
   }
-  if (dim == 0) return {0, step, 0};
-  start = std::clamp<int64_t>(start, 0, dim - 1);
-  end = std::clamp<int64_t>(end, -1, dim - 1);
-  // start - end - 1 >= 0 over a negative step truncates toward zero: -floor((s - e - 1) / |step|).
-  return {start, step, start > end ? 1 - (start - end - 1) / step : 0};
+  return {start, size > 1 ? step : 1, size};
 }
 
 // The attributes, checked and completed: one entry per sliced axis in each list, axes

@@ -96,6 +96,13 @@ INSTANTIATE_TEST_SUITE_P(
         SliceCase{"step_past_the_end", {5}, SliceAttrs({1}, {kMax}, {0}, {kMax}), {1}, {2}},
         SliceCase{
             "negative_step_int64_min", {5}, SliceAttrs({kMax}, {kMin}, {0}, {kMin}), {1}, {5}},
+        SliceCase{
+            "huge_step_outer_axis", {3, 2}, SliceAttrs({1}, {kMax}, {0}, {kMax}), {1, 2}, {3, 4}},
+        SliceCase{"huge_negative_step_outer_axis",
+                  {3, 2},
+                  SliceAttrs({kMax}, {kMin}, {0}, {kMin}),
+                  {1, 2},
+                  {5, 6}},
         SliceCase{"empty_start_past_end", {5}, SliceAttrs({10}, {20}), {0}, {}},
         SliceCase{"empty_end_before_start", {5}, SliceAttrs({3}, {1}), {0}, {}},
         SliceCase{"empty_negative_step_wrong_way", {5}, SliceAttrs({1}, {3}, {0}, {-1}), {0}, {}},
