@@ -15,7 +15,9 @@
 // positive step start and end are clamped to [0, dim], for a negative step start to [0, dim-1]
 // and end to [-1, dim-1]. Out-of-range values, such as the INT64_MAX and INT64_MIN exporters
 // write for "to the end", are thus clamped, never errors. The axis keeps
-// max(0, ceil((end - start) / step)) elements.
+// max(0, ceil((end - start) / step)) elements. This is Python's slicing except in one corner: a
+// start below -dim with a negative step, which Python (and ONNX's NumPy reference) clamps to
+// "before 0", giving nothing, and the spec (and onnxruntime, and this gate) to 0.
 //
 // An axis holding the open batch dimension may only be taken whole: start 0, step 1 and an end
 // of at least INT32_MAX (2147483647; INT64_MAX is what torch writes), which every batch size

@@ -91,6 +91,9 @@ INSTANTIATE_TEST_SUITE_P(
                   SliceAttrs({100}, {0}, {0}, {-3}),
                   {2},
                   {5, 2}},
+        // The spec clamps a negative step's start to [0, dim - 1]: element 0, not nothing.
+        SliceCase{
+            "negative_step_start_before_0", {5}, SliceAttrs({-10}, {kMin}, {0}, {-1}), {1}, {1}},
         SliceCase{"clamped_both_ends", {5}, SliceAttrs({-100}, {100}), {5}, {1, 2, 3, 4, 5}},
         SliceCase{"int64_min_start", {4}, SliceAttrs({kMin}, {2}), {2}, {1, 2}},
         SliceCase{"step_past_the_end", {5}, SliceAttrs({1}, {kMax}, {0}, {kMax}), {1}, {2}},
