@@ -55,16 +55,16 @@ struct SliceLists {
   Ints starts, ends, axes, steps;
 };
 
-Status CheckLengths(const ShapeContext& ctx, const SliceLists& l, const Shape& x) {
-  const size_t n = l.starts.size();
+Status CheckLengths(const ShapeContext& ctx, const SliceLists& lists, const Shape& x) {
+  const size_t n = lists.starts.size();
   const auto bad = [n](const Ints& list) { return !list.empty() && list.size() != n; };
-  if (l.ends.size() != n || bad(l.axes) || bad(l.steps)) {
+  if (lists.ends.size() != n || bad(lists.axes) || bad(lists.steps)) {
     return ctx.Error("starts, ends, axes and steps have " + std::to_string(n) + ", " +
-                     std::to_string(l.ends.size()) + ", " + std::to_string(l.axes.size()) +
-                     " and " + std::to_string(l.steps.size()) +
+                     std::to_string(lists.ends.size()) + ", " + std::to_string(lists.axes.size()) +
+                     " and " + std::to_string(lists.steps.size()) +
                      " entries: they need one per sliced axis (axes and steps may be left out)");
   }
-  if (l.axes.empty() && n > static_cast<size_t>(x.rank())) {
+  if (lists.axes.empty() && n > static_cast<size_t>(x.rank())) {
     return ctx.Error("starts has " + std::to_string(n) + " entries, more than the " +
                      std::to_string(x.rank()) + " axes of " + x.ToString());
   }
@@ -73,20 +73,20 @@ Status CheckLengths(const ShapeContext& ctx, const SliceLists& l, const Shape& x
 
 StatusOr<SliceLists> ReadLists(const ShapeContext& ctx, const Shape& x) {
   const int rank = x.rank();
-  SliceLists l{ctx.attrs.GetInts("starts"), ctx.attrs.GetInts("ends"), ctx.attrs.GetInts("axes"),
-               ctx.attrs.GetInts("steps")};
-  BF_RETURN_IF_ERROR(CheckLengths(ctx, l, x));
-  const size_t n = l.starts.size();
-  if (l.axes.empty()) {
-    for (size_t k = 0; k < n; ++k) l.axes.push_back(static_cast<int64_t>(k));
+  SliceLists lists{ctx.attrs.GetInts("starts"), ctx.attrs.GetInts("ends"),
+                   ctx.attrs.GetInts("axes"), ctx.attrs.GetInts("steps")};
+  BF_RETURN_IF_ERROR(CheckLengths(ctx, lists, x));
+  const size_t n = lists.starts.size();
+  if (lists.axes.empty()) {
+    for (size_t k = 0; k < n; ++k) lists.axes.push_back(static_cast<int64_t>(k));
   }
-  if (l.steps.empty()) l.steps.assign(n, 1);
+  if (lists.steps.empty()) lists.steps.assign(n, 1);
   std::vector<int> sliced_by(static_cast<size_t>(rank), -1);  // the entry slicing each axis
   for (size_t k = 0; k < n; ++k) {
     const std::string at = "[" + std::to_string(k) + "]";
-    const int64_t axis = l.axes[k] < 0 ? l.axes[k] + rank : l.axes[k];
+    const int64_t axis = lists.axes[k] < 0 ? lists.axes[k] + rank : lists.axes[k];
     if (axis < 0 || axis >= rank) {
-      return ctx.Error("axes" + at + " is " + std::to_string(l.axes[k]) +
+      return ctx.Error("axes" + at + " is " + std::to_string(lists.axes[k]) +
                        ", out of range for rank " + std::to_string(rank));
     }
     int& first = sliced_by[static_cast<size_t>(axis)];
@@ -95,28 +95,29 @@ StatusOr<SliceLists> ReadLists(const ShapeContext& ctx, const Shape& x) {
                        std::to_string(first) + "] and axes" + at + ")");
     }
     first = static_cast<int>(k);
-    l.axes[k] = axis;
-    if (l.steps[k] == 0) return ctx.Error("steps" + at + " is 0: a step must be nonzero");
+    lists.axes[k] = axis;
+    if (lists.steps[k] == 0) return ctx.Error("steps" + at + " is 0: a step must be nonzero");
   }
-  return l;
+  return lists;
 }
 
 // How slice reads each dimension of x; errors as the shape rule reports them.
 StatusOr<std::vector<AxisRead>> ResolveSlice(const ShapeContext& ctx, const Shape& x) {
-  BF_ASSIGN_OR_RETURN(const SliceLists l, ReadLists(ctx, x));
+  BF_ASSIGN_OR_RETURN(const SliceLists lists, ReadLists(ctx, x));
   std::vector<AxisRead> reads;
   for (int64_t dim : x.dims()) reads.push_back({0, 1, dim});
-  for (size_t k = 0; k < l.starts.size(); ++k) {
-    const int axis = static_cast<int>(l.axes[k]);
+  for (size_t k = 0; k < lists.starts.size(); ++k) {
+    const int axis = static_cast<int>(lists.axes[k]);
     const int64_t dim = x.dim(axis);
     if (dim != kBatchDim) {
-      reads[static_cast<size_t>(axis)] = ClampToAxis(l.starts[k], l.ends[k], l.steps[k], dim);
-    } else if (l.starts[k] != 0 || l.steps[k] != 1 || l.ends[k] < kToTheEnd) {
+      reads[static_cast<size_t>(axis)] =
+          ClampToAxis(lists.starts[k], lists.ends[k], lists.steps[k], dim);
+    } else if (lists.starts[k] != 0 || lists.steps[k] != 1 || lists.ends[k] < kToTheEnd) {
       return ctx.Error("cannot slice the open batch dimension: axis " + std::to_string(axis) +
                        " of " + x.ToString() + " is open, so it may only be taken whole (start " +
                        "0, step 1, end at least " + std::to_string(kToTheEnd) + "), got start " +
-                       std::to_string(l.starts[k]) + ", end " + std::to_string(l.ends[k]) +
-                       ", step " + std::to_string(l.steps[k]));
+                       std::to_string(lists.starts[k]) + ", end " + std::to_string(lists.ends[k]) +
+                       ", step " + std::to_string(lists.steps[k]));
     }
   }
   return reads;
