@@ -81,4 +81,3 @@ def test_errors(client: Client) -> None:
         client.check_gradients(relu_graph(), wrt=["nope"])
     with pytest.raises(BackflowError, match="epsilon"):
         client.check_gradients(relu_graph(), epsilon=-1.0)
-
