@@ -82,6 +82,12 @@ Batch norm: torch's momentum m is ONNX's 1 - m (the TRAINING-mode export writes 
 for torch's 0.1), and torch updates the running variance with the unbiased (n / (n - 1)) batch
 variance while normalizing with the biased one; the importer maps ONNX's to backflow's.
 
+Before writing a fixture the script runs the .onnx itself node by node in float64
+(onnx_forward: torch ops as kernels, every constant as the file holds it) and asserts that the
+float64 reference's initial loss and final eval-mode output agree with it to 1e-13: the reference
+is the arithmetic of the exported graph, not only of the module that wrote it. (That is how the
+float32 attention scale and nn.TransformerEncoderLayer's eval-mode fast path were caught.)
+
 The script also prints, per fixture, the worst disagreement of torch's float32 results with its
 float64 ones as a fraction of the float32 bound the C++ test uses (see its top), to show how
 much of that bound float32 rounding alone takes.
@@ -334,10 +340,114 @@ def run_torch(model, names, x, labels, cfg):
     state = model.state_dict()
     out["final_parameters"] = {n: state[n] for n in trained}
     out["final_state"] = {n: state[n] for n in names if is_running_stat(n)}
+    # With gradients enabled: under no_grad an eval-mode nn.TransformerEncoderLayer takes its
+    # fused fast path (torch._transformer_encoder_layer_fwd), which is not the exported graph's
+    # arithmetic (~4e-9 of the output apart in float64).
     model.eval()
-    with torch.no_grad():
-        out["inference"] = {"output": model(x)}
+    out["inference"] = {"output": model(x).detach()}
     return out
+
+
+# ---- the .onnx's own semantics, as a check of the reference ---------------------------------
+
+def onnx_forward(proto, values, x, training):
+    """The exported graph run node by node in float64 (torch ops as kernels) on `values`.
+
+    An interpretation of the file independent of the module that wrote it: the float64
+    reference must agree with it, float32 constants (attention's scale, the epsilons) included.
+    Batch norm normalizes with the batch's statistics when training, the running ones when not;
+    dropout is the identity (every ratio here is 0).
+    """
+    F = torch.nn.functional
+    env = {k: torch.from_numpy(v.copy()) for k, v in values.items()}
+    env = {k: v.double() if v.is_floating_point() else v for k, v in env.items()}
+    env["input"] = x.double() if x.is_floating_point() else x
+    for node in proto.graph.node:
+        a = {at.name: oh.get_attribute_value(at) for at in node.attribute}
+        i = [env[n] for n in node.input if n]
+        op = node.op_type
+        if op == "Constant":
+            t = torch.from_numpy(onnx.numpy_helper.to_array(a["value"]).copy())
+            y = t.double() if t.is_floating_point() else t
+        elif op in ("Add", "Sub", "Mul", "Pow"):
+            y = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Pow": torch.pow}[op](*i)
+        elif op == "Div":
+            y = torch.div(*i, rounding_mode="trunc" if not i[0].is_floating_point() else None)
+        elif op in ("Relu", "Sqrt"):
+            y = torch.relu(i[0]) if op == "Relu" else torch.sqrt(i[0])
+        elif op == "Gemm":
+            assert a == {"alpha": 1.0, "beta": 1.0, "transB": 1}, a
+            y = i[0] @ i[1].T + i[2]
+        elif op == "MatMul":
+            y = i[0] @ i[1]
+        elif op == "Conv":
+            pads = a["pads"]
+            assert pads[:2] == pads[2:], pads
+            y = F.conv2d(i[0], i[1], i[2] if len(i) > 2 else None, a["strides"], pads[:2],
+                         a["dilations"], a["group"])
+        elif op == "BatchNormalization":
+            # eps: the attribute, float32 widened; training: the batch's biased variance.
+            y = F.batch_norm(i[0], i[3].clone(), i[4].clone(), i[1], i[2], training=training,
+                             eps=a["epsilon"])
+        elif op in ("MaxPool", "AveragePool"):
+            assert not any(a["pads"]) and not a.get("ceil_mode"), a
+            pool = F.max_pool2d if op == "MaxPool" else F.avg_pool2d
+            y = pool(i[0], a["kernel_shape"], a["strides"])
+        elif op == "Pad":
+            assert not i[1].any() and a.get("mode", b"constant") == b"constant", i[1]
+            y = i[0]
+        elif op == "GlobalAveragePool":
+            y = i[0].mean(dim=(2, 3), keepdim=True)
+        elif op == "ReduceMean":
+            y = i[0].mean(dim=a["axes"], keepdim=bool(a.get("keepdims", 1)))
+        elif op == "Flatten":
+            y = i[0].flatten(a["axis"])
+        elif op == "Shape":
+            y = torch.tensor(list(i[0].shape), dtype=torch.int64)
+        elif op == "Gather":
+            axis = a.get("axis", 0)
+            index = i[1].reshape(-1) % i[0].shape[axis]  # negative: from the end
+            y = torch.index_select(i[0], axis, index).reshape(
+                i[0].shape[:axis] + i[1].shape + i[0].shape[axis + 1:])
+        elif op == "Unsqueeze":
+            y = i[0].reshape(list(i[0].shape[:int(i[1])]) + [1] + list(i[0].shape[int(i[1]):]))
+        elif op == "Concat":
+            y = torch.cat(i, dim=a["axis"])
+        elif op == "Reshape":
+            assert not a.get("allowzero") and 0 not in i[1].tolist(), i[1]
+            y = i[0].reshape(i[1].tolist())
+        elif op == "Transpose":
+            y = i[0].permute(a["perm"])
+        elif op == "Cast":
+            assert a["to"] == onnx.TensorProto.INT64, a
+            y = i[0].to(torch.int64)
+        elif op == "Slice":
+            starts, ends, axes = (int(t) for t in i[1:4])
+            assert len(i) == 4 and axes == -1, node
+            y = i[0][..., starts:ends]
+        elif op == "Softmax":
+            y = torch.softmax(i[0], dim=a["axis"])
+        elif op == "Dropout":
+            assert float(i[1]) == 0.0, i[1]
+            y = i[0]
+        else:
+            raise ValueError("no kernel for %s" % op)
+        env[node.output[0]] = y
+    return env["output"]
+
+
+def check_reference(proto, values, x, labels, out64):
+    """The float64 reference against onnx_forward: the initial loss and the final outputs."""
+    loss = nn.functional.cross_entropy(onnx_forward(proto, values, x, True), labels).item()
+    assert abs(loss - out64["loss"]) <= 1e-13 * abs(loss), (loss, out64["loss"])
+    final = dict(values)
+    for group in ("final_parameters", "final_state"):
+        final.update({k: v.detach().numpy() for k, v in out64[group].items()})
+    y = onnx_forward(proto, final, x, False)
+    want = out64["inference"]["output"]
+    err = (y - want).abs().max().item() / want.abs().max().item()
+    assert err <= 1e-13, err
+    return max(abs(loss - out64["loss"]) / abs(loss), err)
 
 
 # ---- JSON -------------------------------------------------------------------------------------
@@ -411,18 +521,21 @@ def build(name, model, x, labels, cfg, training):
     x64 = x.double() if x.is_floating_point() else x
     torch_math = torch.nn.functional.math
     torch.nn.functional.math = Float32Sqrt()  # after the export: it would trace it
-    r64 = results_json(run_torch(copy.deepcopy(model).double(), names, x64, labels, cfg), None)
+    out64 = run_torch(copy.deepcopy(model).double(), names, x64, labels, cfg)
+    r64 = results_json(out64, None)
     r32 = results_json(run_torch(copy.deepcopy(model).float(), names, x, labels, cfg), 8)
     torch.nn.functional.math = torch_math
+    agreement = check_reference(proto, values, x, labels, out64)
     fixture["float64"], fixture["float32"] = r64, r32
     json_path = os.path.join(HERE, name + ".json")
     with open(json_path, "w") as f:
         json.dump(fixture, f, separators=(",", ":"))
         f.write("\n")
     margin = float32_margin(r32, r64)
-    print("%s: %s; loss %.6f -> %.6f; %d + %d bytes; float32 vs float64 / bound: %s" % (
+    print("%s: %s; loss %.6f -> %.6f; %d + %d bytes; the .onnx run in float64 agrees to %.1e; "
+          "float32 vs float64 / bound: %s" % (
         name, " ".join(fixture["onnx_ops"]), r64["losses"][0], r64["losses"][-1],
-        os.path.getsize(path), os.path.getsize(json_path),
+        os.path.getsize(path), os.path.getsize(json_path), agreement,
         ", ".join("%s %.3g" % kv for kv in margin.items())))
 
 

@@ -45,8 +45,8 @@ using torch_fixture::ToMap;
 using torch_fixture::ToOptimizer;
 
 json LoadFixture(const std::string& name) {
-  return torch_fixture::LoadJson(std::string(BACKFLOW_SOURCE_DIR) + "/tests/engine/parity/" +
-                                 name + ".json");
+  return torch_fixture::LoadJson(std::string(BACKFLOW_SOURCE_DIR) + "/tests/engine/parity/" + name +
+                                 ".json");
 }
 
 // The fixture's graph in a Trainer with the fixture's initial parameters and state.
