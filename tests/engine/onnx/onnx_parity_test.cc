@@ -213,7 +213,7 @@ constexpr Tolerance kFloat32Tol{.rtol = 1e-5, .floor = 0.1};
 
 StatusOr<OnnxImported> Import(const Fixture& f) {
   OnnxImportOptions options;
-  options.loss = OnnxLossSpec{.kind = f.fx["loss"], .output = "", .labels = f.fx["labels"]};
+  options.loss = OnnxLossSpec{.kind = f.fx["loss_kind"], .output = "", .labels = f.fx["labels"]};
   return ImportOnnx(f.onnx, options);
 }
 
