@@ -232,7 +232,8 @@ void ExpectNamesAndValuesOfTheOnnxFile(const Fixture& f, const OnnxImported& imp
   }
   EXPECT_EQ(parameters, Shapes(f.fx["parameter_shapes"]));
   EXPECT_EQ(states, Shapes(f.fx["state_shapes"]));
-  for (const onnx::TensorProto& t : ParseModel(f.onnx).graph().initializer()) {
+  const onnx::ModelProto model = ParseModel(f.onnx);
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
     if (t.data_type() != onnx::TensorProto::FLOAT) continue;
     auto it = imported.values.find(t.name());
     if (it == imported.values.end()) continue;  // reported above
