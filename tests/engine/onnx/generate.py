@@ -297,6 +297,8 @@ def load_initializers(model, values):
     floats = {k: v for k, v in values.items() if v.dtype == np.float32}
     missing = sorted(set(floats) - set(state))
     assert not missing, "initializers that are not state_dict keys: %s" % missing
+    absent = sorted(k for k in set(state) - set(floats) if not k.endswith("num_batches_tracked"))
+    assert not absent, "state_dict keys that are not initializers: %s" % absent
     with torch.no_grad():
         for key, v in floats.items():
             state[key].copy_(torch.from_numpy(v.copy()))
