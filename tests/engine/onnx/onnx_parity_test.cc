@@ -28,6 +28,7 @@
 // and 0.28 of the float32 bound (resnet's gradients); with floor 0 the transformer's key bias
 // gradients failed by up to 2e9 times the bound.
 // The test prints the worst error of each part as a fraction of its bound.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -196,6 +197,27 @@ TEST(OnnxBadFixtureTest, EachHasTheOneThingWrongWithIt) {
   ASSERT_EQ(opset9.opset_import_size(), 1);
   EXPECT_EQ(opset9.opset_import(0).domain(), "");
   EXPECT_EQ(opset9.opset_import(0).version(), 9);
+}
+
+// ... and ImportOnnx refuses each with its precise reason.
+TEST(OnnxBadFixtureTest, ImportRefusesEachWithItsReason) {
+  auto import = [](const std::string& file) {
+    return ImportOnnx(torch_fixture::ReadFile(FixturePath(file)), {}).status();
+  };
+  const Status unsupported = import("bad_unsupported_op.onnx");
+  EXPECT_EQ(unsupported.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(unsupported.message(),
+              testing::StartsWith("ONNX node 'einsum_0' (Einsum, opset 14): operator not "
+                                  "supported; backflow imports Add, AveragePool,"));
+  const Status external = import("bad_external_data.onnx");
+  EXPECT_EQ(external.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(external.message(),
+              testing::StartsWith("initializer 'weight' keeps its data in an external file "
+                                  "('weights.bin')"));
+  const Status opset9 = import("bad_opset9.onnx");
+  EXPECT_EQ(opset9.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(opset9.message(), "the ONNX model uses opset 9; backflow imports opsets 11 to 17 "
+                              "(torch.onnx.export's opset_version)");
 }
 
 // ---- the imported models against torch ---------------------------------------------------------
