@@ -58,8 +58,8 @@ Status EmitSlice(NodeWriter& w) {
 // scalar of the model's dtype.
 Status EmitPad(NodeWriter& w) {
   const std::string mode = w.attrs().GetString("mode", "constant");
-  const std::string value = mode == "constant" ? w.Scalar("value", w.attrs().GetFloat("value", 0))
-                                               : std::string();
+  const std::string value =
+      mode == "constant" ? w.Scalar("value", w.attrs().GetFloat("value", 0)) : std::string();
   onnx::NodeProto& pad =
       w.Add("Pad", {w.input(0), w.Int64s("pads", w.attrs().GetInts("pads")), value}, w.output());
   SetString(pad, "mode", mode);

@@ -133,8 +133,7 @@ Emitter FindEmitter(std::string_view op) {
 
 bool IsLossOrMetric(std::string_view op) {
   static const std::set<std::string, std::less<>> kOps = {
-      "accuracy", "sigmoid_cross_entropy", "softmax_cross_entropy", "squared_error",
-      "svm_hinge"};
+      "accuracy", "sigmoid_cross_entropy", "softmax_cross_entropy", "squared_error", "svm_hinge"};
   return kOps.count(op) != 0;
 }
 

@@ -129,7 +129,8 @@ inline std::string TypeText(const onnx::ValueInfoProto& info) {
 inline std::vector<std::string> SignatureOf(
     const google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>& infos) {
   std::vector<std::string> texts;
-  for (const onnx::ValueInfoProto& info : infos) texts.push_back(info.name() + ": " + TypeText(info));
+  for (const onnx::ValueInfoProto& info : infos)
+    texts.push_back(info.name() + ": " + TypeText(info));
   return texts;
 }
 

@@ -3,9 +3,10 @@
 // inference graph's inputs and outputs with the open batch as "N", and holds each parameter's
 // and state's value bit for bit. Then the errors: losses and metrics on the path to an output,
 // missing and inconsistent values.
-#include <gtest/gtest.h>
+#include "engine/onnx/onnx_export.h"
 
 #include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <cctype>
 #include <filesystem>
@@ -16,7 +17,6 @@
 
 #include "engine/api/import.h"
 #include "engine/gates/builtin.h"
-#include "engine/onnx/onnx_export.h"
 #include "engine/optim/initializers.h"
 #include "tests/engine/onnx/onnx_export_checks.h"
 
@@ -31,11 +31,11 @@ using testing::ParseChecked;
 using testing::SignatureOf;
 
 struct ExportCase {
-  std::string file;  // under models/
+  std::string file;                 // under models/
   std::vector<std::string> inputs;  // "name: TYPE[dims]"
   std::vector<std::string> outputs;
   int model_initializers;  // parameters and state the outputs need
-  int inferred;  // tensors whose shapes onnx infers (the nodes' outputs but the graph's)
+  int inferred;            // tensors whose shapes onnx infers (the nodes' outputs but the graph's)
 };
 
 std::ostream& operator<<(std::ostream& os, const ExportCase& c) { return os << c.file; }
@@ -101,15 +101,14 @@ int ExpectInitializersEqual(const onnx::ModelProto& model,
     const onnx::TensorProto* t = FindInitializer(model, name);
     if (t == nullptr) continue;
     ++found;
-    EXPECT_EQ(t->data_type(), tensor.dtype() == DType::kFloat64
-                                  ? onnx::TensorProto_DataType_DOUBLE
-                                  : onnx::TensorProto_DataType_FLOAT)
+    EXPECT_EQ(t->data_type(), tensor.dtype() == DType::kFloat64 ? onnx::TensorProto_DataType_DOUBLE
+                                                                : onnx::TensorProto_DataType_FLOAT)
         << name;
     EXPECT_THAT(std::vector<int64_t>(t->dims().begin(), t->dims().end()),
                 ElementsAreArray(tensor.shape().dims()))
         << name;
-    EXPECT_EQ(t->raw_data(), std::string(reinterpret_cast<const char*>(tensor.raw()),
-                                         tensor.byte_size()))
+    EXPECT_EQ(t->raw_data(),
+              std::string(reinterpret_cast<const char*>(tensor.raw()), tensor.byte_size()))
         << name << ": bytes differ";
   }
   return found;

@@ -1,0 +1,396 @@
+// The ONNX form of every op ExportOnnx maps, on one hand-built graph that uses each op and
+// attribute variant: the exact nodes, inputs, attributes and helper initializers written (what
+// ImportOnnx maps back), and onnx's strict shape inference agreeing with backflow's shapes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/gates/builtin.h"
+#include "engine/onnx/onnx_export.h"
+#include "tests/engine/onnx/onnx_export_checks.h"
+
+namespace backflow {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::FindInitializer;
+using testing::FormOf;
+using testing::InitializerValues;
+using testing::ParseChecked;
+using testing::SignatureOf;
+
+// Builds a graph whose every node is an output, and the values of its parameters and state.
+class Builder {
+ public:
+  ValueId Placeholder(const std::string& name, Shape shape, DType dtype = DType::kFloat32) {
+    return Check(graph.AddPlaceholder(name, std::move(shape), dtype));
+  }
+  ValueId Parameter(const std::string& name, Shape shape) {
+    values.emplace(name, Ramp(shape));
+    return Check(graph.AddParameter(name, std::move(shape)));
+  }
+  ValueId State(const std::string& name, Shape shape) {
+    values.emplace(name, Ramp(shape));
+    return Check(graph.AddState(name, std::move(shape)));
+  }
+  ValueId Node(const std::string& name, std::string_view op, std::vector<ValueId> inputs,
+               Attributes attrs = {}) {
+    const ValueId id = Check(graph.AddNode(name, op, std::move(inputs), std::move(attrs)));
+    graph.AddOutput(id);
+    return id;
+  }
+
+  Graph graph{BuiltinGates()};
+  std::unordered_map<std::string, Tensor> values;
+
+ private:
+  static ValueId Check(StatusOr<ValueId> id) {
+    if (!id.ok()) throw std::runtime_error(id.status().ToString());
+    return *id;
+  }
+  static Tensor Ramp(const Shape& shape) {
+    std::vector<double> e(static_cast<size_t>(shape.num_elements()));
+    for (size_t i = 0; i < e.size(); ++i) e[i] = 0.25 + 0.125 * static_cast<double>(i % 7);
+    return Tensor::FromValues(DType::kFloat32, shape, e);
+  }
+};
+
+// Every op with an ONNX form, each attribute variant once. Shapes in the comments.
+Builder EveryOp() {
+  Builder b;
+  const ValueId x = b.Placeholder("x", Shape{kBatchDim, 3, 9, 9});
+  const ValueId ids = b.Placeholder("ids", Shape{kBatchDim, 5}, DType::kInt32);
+  // [N, 4, 4, 8]: OH = (9 + 1 + 0 - 3) / 2 + 1, OW = (9 + 2 + 1 - 5) / 1 + 1.
+  const ValueId conv = b.Node(
+      "conv", "conv2d", {x, b.Parameter("cw", Shape{4, 3, 3, 3}), b.Parameter("cb", Shape{4})},
+      {{"padding", std::vector<int64_t>{1, 2, 0, 1}},
+       {"stride", std::vector<int64_t>{2, 1}},
+       {"dilation", std::vector<int64_t>{1, 2}}});
+  const ValueId dw = b.Node("dw", "conv2d", {conv, b.Parameter("dw_w", Shape{4, 1, 3, 3})},
+                            {{"padding", std::vector<int64_t>{1, 1}}, {"groups", int64_t{4}}});
+  const ValueId bn = b.Node("bn", "batch_norm",
+                            {dw, b.State("rm", Shape{4}), b.State("rv", Shape{4}),
+                             b.Parameter("bw", Shape{4}), b.Parameter("bb", Shape{4})},
+                            {{"momentum", 0.25}, {"epsilon", 1e-3}});
+  b.Node("bn_plain", "batch_norm", {conv, b.State("rm2", Shape{4}), b.State("rv2", Shape{4})});
+  const ValueId relu = b.Node("relu", "relu", {bn});
+  const ValueId sig = b.Node("sig", "sigmoid", {bn});
+  for (const char* op : {"tanh", "erf", "exp", "neg"}) b.Node(op, op, {bn});
+  for (const char* op : {"reciprocal", "log", "sqrt"}) b.Node(op, op, {sig});
+  b.Node("leaky", "leaky_relu", {bn}, {{"alpha", 0.2}});
+  for (const char* op : {"add", "sub", "mul", "div", "pow", "max", "min"}) {
+    b.Node(op, op, {relu, sig});
+  }
+  b.Node("add_scalar", "add_scalar", {bn}, {{"c", 1.5}});
+  b.Node("mul_scalar", "mul_scalar", {bn}, {{"a", -2.0}});
+  b.Node("square", "square", {bn});
+  b.Node("gelu", "gelu", {bn});
+  b.Node("gelu_tanh", "gelu", {bn}, {{"approximate", std::string("tanh")}});
+  b.Node("clip", "clip", {bn}, {{"min", 0.0}, {"max", 6.0}});
+  b.Node("clip_lo", "clip", {bn}, {{"min", -1.0}});
+  b.Node("clip_hi", "clip", {bn}, {{"max", 1.0}});
+  b.Node("dropout", "dropout", {relu}, {{"p", 0.3}});
+  b.Node("maxpool", "max_pool2d", {relu}, {{"kernel", std::vector<int64_t>{2, 2}}});  // 2 x 4
+  // [N, 4, 2, 6]: OH = ceil((4 + 1 - 3) / 2) + 1, OW = (8 + 2 - 5) / 1 + 1.
+  b.Node("maxpool_ceil", "max_pool2d", {relu},
+         {{"kernel", std::vector<int64_t>{3, 3}},
+          {"stride", std::vector<int64_t>{2, 1}},
+          {"padding", std::vector<int64_t>{1, 1, 0, 1}},
+          {"dilation", std::vector<int64_t>{1, 2}},
+          {"ceil_mode", int64_t{1}}});
+  // [N, 4, 5, 5]: OH = (4 + 2 - 2) / 1 + 1, OW = ceil((8 + 2 - 3) / 2) + 1.
+  b.Node("avgpool", "avg_pool2d", {relu},
+         {{"kernel", std::vector<int64_t>{2, 3}},
+          {"stride", std::vector<int64_t>{1, 2}},
+          {"padding", std::vector<int64_t>{1, 1}},
+          {"ceil_mode", int64_t{1}},
+          {"count_include_pad", int64_t{0}}});
+  const ValueId gap = b.Node("gap", "global_avg_pool2d", {relu});
+  const ValueId flat = b.Node("flat", "flatten", {gap}, {{"axis", int64_t{1}}});  // [N, 4]
+  const ValueId lw = b.Parameter("lw", Shape{4, 5});
+  const ValueId fc = b.Node("fc", "linear", {flat, lw, b.Parameter("lb", Shape{5})});
+  b.Node("fc_nobias", "linear", {flat, lw});
+  const ValueId seq =
+      b.Node("seq", "reshape", {relu}, {{"shape", std::vector<int64_t>{0, 4, -1}}});  // [N, 4, 32]
+  const ValueId fc3 = b.Node("fc3", "linear",
+                             {seq, b.Parameter("lw3", Shape{32, 6}), b.Parameter("lb3", Shape{6})});
+  b.Node("fc3_nobias", "linear", {seq, b.Parameter("lw3b", Shape{32, 6})});
+  b.Node("mm_tb", "matmul", {flat, b.Parameter("mw", Shape{5, 4})}, {{"transpose_b", int64_t{1}}});
+  b.Node("mm_ta", "matmul", {flat, flat}, {{"transpose_a", int64_t{1}}});  // [4, 4]
+  b.Node("bmm_tb", "matmul", {fc3, fc3}, {{"transpose_b", int64_t{1}}});   // [N, 4, 4]
+  b.Node("bmm_ta", "matmul", {fc3, fc3}, {{"transpose_a", int64_t{1}}});   // [N, 6, 6]
+  b.Node("bmm", "matmul", {fc3, b.Parameter("mw3", Shape{6, 2})});         // [N, 4, 2]
+  b.Node("perm", "transpose", {relu}, {{"perm", std::vector<int64_t>{0, 2, 3, 1}}});
+  b.Node("reversed", "transpose", {fc3});  // [6, 4, N]
+  b.Node("cat", "concat", {relu, bn}, {{"axis", int64_t{1}}});
+  b.Node("softmax", "softmax", {fc}, {{"axis", int64_t{-1}}});
+  b.Node("log_softmax", "log_softmax", {fc3}, {{"axis", int64_t{1}}});
+  b.Node("mean_hw", "mean", {relu},
+         {{"axes", std::vector<int64_t>{2, 3}}, {"keepdims", int64_t{1}}});
+  b.Node("mean_all", "mean", {relu});
+  b.Node("sum_c", "sum", {relu}, {{"axes", std::vector<int64_t>{1}}});
+  b.Node("sum_all", "sum", {relu});
+  b.Node("emb", "embedding", {b.Parameter("table", Shape{7, 3}), ids});  // [N, 5, 3]
+  b.Node("ln", "layer_norm", {fc3, b.Parameter("lnw", Shape{6}), b.Parameter("lnb", Shape{6})},
+         {{"epsilon", 1e-4}});
+  b.Node("ln_plain", "layer_norm", {seq}, {{"normalized_ndim", int64_t{2}}});
+  const std::vector<double> k = {1, 2, 3, 4};
+  b.Node("plus_k", "add",
+         {relu, *b.graph.AddConstant("k", Tensor::FromValues(DType::kFloat32, Shape{4, 1, 1}, k))});
+  return b;
+}
+
+class OnnxExportOpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StatusOr<std::string> bytes = ExportOnnx(b_.graph, b_.values);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    model_ = ParseChecked(*bytes);
+  }
+  std::vector<std::string> Form(const std::string& node) const { return FormOf(model_, node); }
+  // A helper initializer: "FLOAT[] 1.5".
+  std::string Initializer(const std::string& name) const {
+    const onnx::TensorProto* t = FindInitializer(model_, name);
+    if (t == nullptr) return "none";
+    std::string s = onnx::TensorProto_DataType_Name(t->data_type()) + "[";
+    for (int i = 0; i < t->dims_size(); ++i) s += (i ? ", " : "") + std::to_string(t->dims(i));
+    s += "]";
+    for (double v : InitializerValues(*t)) s += " " + testing::FloatText(static_cast<float>(v));
+    return s;
+  }
+
+  Builder b_ = EveryOp();
+  onnx::ModelProto model_;
+};
+
+TEST_F(OnnxExportOpsTest, InputsAndOutputs) {
+  EXPECT_THAT(SignatureOf(model_.graph().input()),
+              ElementsAre("x: FLOAT[N, 3, 9, 9]", "ids: INT32[N, 5]"));
+  const std::vector<std::string> outputs = SignatureOf(model_.graph().output());
+  ASSERT_EQ(outputs.size(), static_cast<size_t>(b_.graph.num_nodes()));
+  // onnx's shape inference checked each declared output shape against its own.
+  EXPECT_EQ(outputs[0], "conv: FLOAT[N, 4, 4, 8]");
+  EXPECT_THAT(outputs, ::testing::Contains("maxpool_ceil: FLOAT[N, 4, 2, 6]"));
+  EXPECT_THAT(outputs, ::testing::Contains("avgpool: FLOAT[N, 4, 5, 5]"));
+  EXPECT_THAT(outputs, ::testing::Contains("mm_ta: FLOAT[4, 4]"));
+  EXPECT_THAT(outputs, ::testing::Contains("reversed: FLOAT[6, 4, N]"));
+  EXPECT_THAT(outputs, ::testing::Contains("mean_all: FLOAT[]"));
+  EXPECT_THAT(outputs, ::testing::Contains("emb: FLOAT[N, 5, 3]"));
+}
+
+// backflow's [pt, pl, pb, pr] is ONNX's [begin H, begin W, end H, end W]; [ph, pw] is both
+// sides alike.
+TEST_F(OnnxExportOpsTest, Conv2d) {
+  EXPECT_THAT(Form("conv"), ElementsAre("Conv(x, cw, cb -> conv) dilations=[1, 2] group=1 "
+                                        "kernel_shape=[3, 3] pads=[1, 2, 0, 1] strides=[2, 1]"));
+  EXPECT_THAT(Form("dw"), ElementsAre("Conv(conv, dw_w -> dw) dilations=[1, 1] group=4 "
+                                      "kernel_shape=[3, 3] pads=[1, 1, 1, 1] strides=[1, 1]"));
+}
+
+TEST_F(OnnxExportOpsTest, BatchNormMomentumIsOneMinusOurs) {
+  EXPECT_THAT(Form("bn"), ElementsAre("BatchNormalization(dw, bw, bb, rm, rv -> bn) "
+                                      "epsilon=0.001 momentum=0.75"));
+  EXPECT_THAT(Form("bn_plain"),
+              ElementsAre("BatchNormalization(conv, bn_plain.scale, bn_plain.bias, rm2, rv2 -> "
+                          "bn_plain) epsilon=1e-05 momentum=0.9"));
+  EXPECT_EQ(Initializer("bn_plain.scale"), "FLOAT[4] 1 1 1 1");
+  EXPECT_EQ(Initializer("bn_plain.bias"), "FLOAT[4] 0 0 0 0");
+}
+
+TEST_F(OnnxExportOpsTest, UnaryAndBinary) {
+  EXPECT_THAT(Form("relu"), ElementsAre("Relu(bn -> relu)"));
+  EXPECT_THAT(Form("sig"), ElementsAre("Sigmoid(bn -> sig)"));
+  EXPECT_THAT(Form("tanh"), ElementsAre("Tanh(bn -> tanh)"));
+  EXPECT_THAT(Form("erf"), ElementsAre("Erf(bn -> erf)"));
+  EXPECT_THAT(Form("exp"), ElementsAre("Exp(bn -> exp)"));
+  EXPECT_THAT(Form("neg"), ElementsAre("Neg(bn -> neg)"));
+  EXPECT_THAT(Form("reciprocal"), ElementsAre("Reciprocal(sig -> reciprocal)"));
+  EXPECT_THAT(Form("log"), ElementsAre("Log(sig -> log)"));
+  EXPECT_THAT(Form("sqrt"), ElementsAre("Sqrt(sig -> sqrt)"));
+  EXPECT_THAT(Form("leaky"), ElementsAre("LeakyRelu(bn -> leaky) alpha=0.2"));
+  EXPECT_THAT(Form("add"), ElementsAre("Add(relu, sig -> add)"));
+  EXPECT_THAT(Form("sub"), ElementsAre("Sub(relu, sig -> sub)"));
+  EXPECT_THAT(Form("mul"), ElementsAre("Mul(relu, sig -> mul)"));
+  EXPECT_THAT(Form("div"), ElementsAre("Div(relu, sig -> div)"));
+  EXPECT_THAT(Form("pow"), ElementsAre("Pow(relu, sig -> pow)"));
+  EXPECT_THAT(Form("max"), ElementsAre("Max(relu, sig -> max)"));
+  EXPECT_THAT(Form("min"), ElementsAre("Min(relu, sig -> min)"));
+  EXPECT_THAT(Form("plus_k"), ElementsAre("Add(relu, k -> plus_k)"));
+  EXPECT_EQ(Initializer("k"), "FLOAT[4, 1, 1] 1 2 3 4");
+}
+
+TEST_F(OnnxExportOpsTest, ScalarOpsReadScalarInitializers) {
+  EXPECT_THAT(Form("add_scalar"), ElementsAre("Add(bn, add_scalar.c -> add_scalar)"));
+  EXPECT_EQ(Initializer("add_scalar.c"), "FLOAT[] 1.5");
+  EXPECT_THAT(Form("mul_scalar"), ElementsAre("Mul(bn, mul_scalar.a -> mul_scalar)"));
+  EXPECT_EQ(Initializer("mul_scalar.a"), "FLOAT[] -2");
+  EXPECT_THAT(Form("square"), ElementsAre("Pow(bn, square.exponent -> square)"));
+  EXPECT_EQ(Initializer("square.exponent"), "FLOAT[] 2");
+  EXPECT_THAT(Form("dropout"), ElementsAre("Dropout(relu, dropout.ratio -> dropout)"));
+  EXPECT_EQ(Initializer("dropout.ratio"), "FLOAT[] 0.3");
+}
+
+// Absent bounds are absent inputs.
+TEST_F(OnnxExportOpsTest, Clip) {
+  EXPECT_THAT(Form("clip"), ElementsAre("Clip(bn, clip.min, clip.max -> clip)"));
+  EXPECT_EQ(Initializer("clip.min"), "FLOAT[] 0");
+  EXPECT_EQ(Initializer("clip.max"), "FLOAT[] 6");
+  EXPECT_THAT(Form("clip_lo"), ElementsAre("Clip(bn, clip_lo.min -> clip_lo)"));
+  EXPECT_EQ(Initializer("clip_lo.min"), "FLOAT[] -1");
+  EXPECT_THAT(Form("clip_hi"), ElementsAre("Clip(bn, , clip_hi.max -> clip_hi)"));
+  EXPECT_EQ(Initializer("clip_hi.max"), "FLOAT[] 1");
+}
+
+TEST_F(OnnxExportOpsTest, GeluAsTorchWritesIt) {
+  EXPECT_THAT(Form("gelu"),
+              ElementsAre("Div(bn, gelu.sqrt2 -> gelu.div)", "Erf(gelu.div -> gelu.erf)",
+                          "Add(gelu.erf, gelu.one -> gelu.add)", "Mul(bn, gelu.add -> gelu.mul)",
+                          "Mul(gelu.mul, gelu.half -> gelu)"));
+  EXPECT_EQ(InitializerValues(*FindInitializer(model_, "gelu.sqrt2"))[0],
+            static_cast<double>(static_cast<float>(std::sqrt(2.0))));
+  EXPECT_EQ(Initializer("gelu.one"), "FLOAT[] 1");
+  EXPECT_EQ(Initializer("gelu.half"), "FLOAT[] 0.5");
+  EXPECT_THAT(
+      Form("gelu_tanh"),
+      ElementsAre("Mul(bn, bn -> gelu_tanh.square)", "Mul(bn, gelu_tanh.square -> gelu_tanh.cube)",
+                  "Mul(gelu_tanh.cube, gelu_tanh.kappa -> gelu_tanh.kappa_cube)",
+                  "Add(bn, gelu_tanh.kappa_cube -> gelu_tanh.sum)",
+                  "Mul(gelu_tanh.sum, gelu_tanh.beta -> gelu_tanh.inner)",
+                  "Tanh(gelu_tanh.inner -> gelu_tanh.tanh)",
+                  "Add(gelu_tanh.tanh, gelu_tanh.one -> gelu_tanh.add)",
+                  "Mul(bn, gelu_tanh.add -> gelu_tanh.mul)",
+                  "Mul(gelu_tanh.mul, gelu_tanh.half -> gelu_tanh)"));
+  EXPECT_EQ(Initializer("gelu_tanh.kappa"), "FLOAT[] 0.044715");
+  EXPECT_EQ(InitializerValues(*FindInitializer(model_, "gelu_tanh.beta"))[0],
+            static_cast<double>(static_cast<float>(std::sqrt(2.0 / M_PI))));
+}
+
+// Strides default to the kernel; MaxPool has dilations, AveragePool count_include_pad.
+TEST_F(OnnxExportOpsTest, Pooling) {
+  EXPECT_THAT(Form("maxpool"),
+              ElementsAre("MaxPool(relu -> maxpool) ceil_mode=0 kernel_shape=[2, 2] "
+                          "pads=[0, 0, 0, 0] strides=[2, 2] dilations=[1, 1]"));
+  EXPECT_THAT(Form("maxpool_ceil"),
+              ElementsAre("MaxPool(relu -> maxpool_ceil) ceil_mode=1 kernel_shape=[3, 3] "
+                          "pads=[1, 1, 0, 1] strides=[2, 1] dilations=[1, 2]"));
+  EXPECT_THAT(Form("avgpool"),
+              ElementsAre("AveragePool(relu -> avgpool) ceil_mode=1 kernel_shape=[2, 3] "
+                          "pads=[1, 1, 1, 1] strides=[1, 2] count_include_pad=0"));
+  EXPECT_THAT(Form("gap"), ElementsAre("GlobalAveragePool(relu -> gap)"));
+}
+
+// Rank 2: Gemm (C only with a bias); higher: MatMul, then Add; matmul's flags are Gemm's
+// transA/transB in rank 2 and Transposes of the last two axes otherwise.
+TEST_F(OnnxExportOpsTest, LinearAndMatMul) {
+  EXPECT_THAT(Form("fc"), ElementsAre("Gemm(flat, lw, lb -> fc) alpha=1 beta=1 transA=0 transB=0"));
+  EXPECT_THAT(Form("fc_nobias"),
+              ElementsAre("Gemm(flat, lw -> fc_nobias) alpha=1 beta=1 transA=0 transB=0"));
+  EXPECT_THAT(Form("fc3"),
+              ElementsAre("MatMul(seq, lw3 -> fc3.matmul)", "Add(fc3.matmul, lb3 -> fc3)"));
+  EXPECT_THAT(Form("fc3_nobias"), ElementsAre("MatMul(seq, lw3b -> fc3_nobias)"));
+  EXPECT_THAT(Form("mm_tb"),
+              ElementsAre("Gemm(flat, mw -> mm_tb) alpha=1 beta=1 transA=0 transB=1"));
+  EXPECT_THAT(Form("mm_ta"),
+              ElementsAre("Gemm(flat, flat -> mm_ta) alpha=1 beta=1 transA=1 transB=0"));
+  EXPECT_THAT(Form("bmm_tb"), ElementsAre("Transpose(fc3 -> bmm_tb.b_t) perm=[0, 2, 1]",
+                                          "MatMul(fc3, bmm_tb.b_t -> bmm_tb)"));
+  EXPECT_THAT(Form("bmm_ta"), ElementsAre("Transpose(fc3 -> bmm_ta.a_t) perm=[0, 2, 1]",
+                                          "MatMul(bmm_ta.a_t, fc3 -> bmm_ta)"));
+  EXPECT_THAT(Form("bmm"), ElementsAre("MatMul(fc3, mw3 -> bmm)"));
+}
+
+TEST_F(OnnxExportOpsTest, ShapeOps) {
+  EXPECT_THAT(Form("flat"), ElementsAre("Flatten(gap -> flat) axis=1"));
+  EXPECT_THAT(Form("seq"), ElementsAre("Reshape(relu, seq.shape -> seq)"));
+  EXPECT_EQ(Initializer("seq.shape"), "INT64[3] 0 4 -1");
+  EXPECT_THAT(Form("perm"), ElementsAre("Transpose(relu -> perm) perm=[0, 2, 3, 1]"));
+  EXPECT_THAT(Form("reversed"), ElementsAre("Transpose(fc3 -> reversed) perm=[2, 1, 0]"));
+  EXPECT_THAT(Form("cat"), ElementsAre("Concat(relu, bn -> cat) axis=1"));
+  EXPECT_THAT(Form("softmax"), ElementsAre("Softmax(fc -> softmax) axis=-1"));
+  EXPECT_THAT(Form("log_softmax"), ElementsAre("LogSoftmax(fc3 -> log_softmax) axis=1"));
+  EXPECT_THAT(Form("emb"), ElementsAre("Gather(table, ids -> emb) axis=0"));
+}
+
+// ReduceMean's axes are an attribute in opset 14, ReduceSum's an input; all axes: none given.
+TEST_F(OnnxExportOpsTest, Reductions) {
+  EXPECT_THAT(Form("mean_hw"), ElementsAre("ReduceMean(relu -> mean_hw) axes=[2, 3] keepdims=1"));
+  EXPECT_THAT(Form("mean_all"), ElementsAre("ReduceMean(relu -> mean_all) keepdims=0"));
+  EXPECT_THAT(Form("sum_c"), ElementsAre("ReduceSum(relu, sum_c.axes -> sum_c) keepdims=0"));
+  EXPECT_EQ(Initializer("sum_c.axes"), "INT64[1] 1");
+  EXPECT_THAT(Form("sum_all"), ElementsAre("ReduceSum(relu -> sum_all) keepdims=0"));
+}
+
+TEST_F(OnnxExportOpsTest, LayerNormAsTorchWritesIt) {
+  EXPECT_THAT(
+      Form("ln"),
+      ElementsAre("ReduceMean(fc3 -> ln.mean) axes=[-1] keepdims=1",
+                  "Sub(fc3, ln.mean -> ln.centered)", "Pow(ln.centered, ln.two -> ln.square)",
+                  "ReduceMean(ln.square -> ln.var) axes=[-1] keepdims=1",
+                  "Add(ln.var, ln.epsilon -> ln.var_eps)", "Sqrt(ln.var_eps -> ln.std)",
+                  "Div(ln.centered, ln.std -> ln.normalized)",
+                  "Mul(ln.normalized, lnw -> ln.scaled)", "Add(ln.scaled, lnb -> ln)"));
+  EXPECT_EQ(Initializer("ln.two"), "FLOAT[] 2");
+  EXPECT_EQ(Initializer("ln.epsilon"), "FLOAT[] 0.0001");
+  EXPECT_THAT(Form("ln_plain"),
+              ElementsAre("ReduceMean(seq -> ln_plain.mean) axes=[-2, -1] keepdims=1",
+                          "Sub(seq, ln_plain.mean -> ln_plain.centered)",
+                          "Pow(ln_plain.centered, ln_plain.two -> ln_plain.square)",
+                          "ReduceMean(ln_plain.square -> ln_plain.var) axes=[-2, -1] keepdims=1",
+                          "Add(ln_plain.var, ln_plain.epsilon -> ln_plain.var_eps)",
+                          "Sqrt(ln_plain.var_eps -> ln_plain.std)",
+                          "Div(ln_plain.centered, ln_plain.std -> ln_plain)"));
+  EXPECT_EQ(Initializer("ln_plain.epsilon"), "FLOAT[] 1e-05");
+}
+
+// Node names are their outputs' names, so each is unique; a helper name that a backflow value
+// already has gets a suffix.
+TEST_F(OnnxExportOpsTest, NamesAreUnique) {
+  std::set<std::string> names;
+  for (const onnx::NodeProto& node : model_.graph().node()) {
+    EXPECT_EQ(node.name(), node.output(0));
+    EXPECT_TRUE(names.insert(node.name()).second) << node.name();
+  }
+  for (const onnx::TensorProto& t : model_.graph().initializer()) {
+    EXPECT_TRUE(names.insert(t.name()).second) << t.name();
+  }
+}
+
+TEST(OnnxExportNamesTest, HelperNamesAvoidBackflowNames) {
+  Builder b;
+  const ValueId x = b.Placeholder("x", Shape{kBatchDim, 3});
+  b.Placeholder("y.c", Shape{kBatchDim, 3});  // the name add_scalar's helper would take
+  (void)b.graph.AddNode("y", "add_scalar", {x}, {{"c", 2.0}});
+  b.graph.AddOutput(*b.graph.Find("y"));
+  StatusOr<std::string> bytes = ExportOnnx(b.graph, b.values);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  const onnx::ModelProto model = ParseChecked(*bytes);
+  EXPECT_THAT(FormOf(model, "y"), ElementsAre("Add(x, y.c_1 -> y)"));
+}
+
+// A float64 model's helper initializers are float64 too (ONNX wants one type per operator);
+// the dropout ratio is float32 in every model.
+TEST(OnnxExportDTypeTest, Float64Helpers) {
+  Builder b;
+  const ValueId x = b.Placeholder("x", Shape{kBatchDim, 3});
+  const ValueId w = b.Parameter("w", Shape{3});
+  b.values["w"] = b.values["w"].CastTo(DType::kFloat64);
+  const ValueId y = b.Node("y", "layer_norm", {x, w, b.Parameter("c", Shape{3})});
+  b.values["c"] = b.values["c"].CastTo(DType::kFloat64);
+  b.Node("z", "dropout", {y}, {{"p", 0.125}});
+  StatusOr<std::string> bytes = ExportOnnx(b.graph, b.values);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  const onnx::ModelProto model = ParseChecked(*bytes);
+  EXPECT_THAT(SignatureOf(model.graph().input()), ElementsAre("x: DOUBLE[N, 3]"));
+  EXPECT_EQ(FindInitializer(model, "y.epsilon")->data_type(), onnx::TensorProto_DataType_DOUBLE);
+  EXPECT_EQ(InitializerValues(*FindInitializer(model, "y.epsilon"))[0], 1e-5);
+  EXPECT_EQ(FindInitializer(model, "z.ratio")->data_type(), onnx::TensorProto_DataType_FLOAT);
+}
+
+}  // namespace
+}  // namespace backflow
