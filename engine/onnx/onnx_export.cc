@@ -108,7 +108,8 @@ DType ExportedDType(const Value& v, DType float_dtype) {
 }
 
 // Placeholders become graph inputs; parameters and state initializers holding their values as
-// given; constants initializers in the model's dtype (the dtype a plan computes them in).
+// given; constants Constant nodes (Note [Helper tensors]) in the model's dtype, the dtype a plan
+// computes them in.
 void WriteSources(const Graph& graph, const std::unordered_map<std::string, Tensor>& values,
                   const std::vector<bool>& needed, DType float_dtype, onnx::GraphProto& out) {
   for (ValueId id = 0; id < graph.num_values(); ++id) {
@@ -123,7 +124,7 @@ void WriteSources(const Graph& graph, const std::unordered_map<std::string, Tens
         onnx_export::WriteTensor(values.at(v.name), v.name, out.add_initializer());
         break;
       case ValueKind::kConstant:
-        onnx_export::WriteTensor(v.constant->CastTo(float_dtype), v.name, out.add_initializer());
+        onnx_export::WriteConstant(v.constant->CastTo(float_dtype), v.name, &out);
         break;
       case ValueKind::kNode:
         break;

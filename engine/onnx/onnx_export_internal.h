@@ -23,9 +23,19 @@ namespace backflow::onnx_export {
 // The ONNX element type of a backflow dtype (FLOAT, DOUBLE, INT32, INT64).
 onnx::TensorProto_DataType ElemType(DType dtype);
 
-// `tensor` as an initializer named `name`: its dtype, dims and raw_data (the bytes as they are:
+// `tensor` as a TensorProto named `name`: its dtype, dims and raw_data (the bytes as they are:
 // little-endian on every machine backflow builds for, as ONNX's raw_data is).
 void WriteTensor(const Tensor& tensor, const std::string& name, onnx::TensorProto* out);
+
+// Note [Helper tensors]
+// ImportOnnx, like PyTorch's exporter, takes a float initializer for a weight: it becomes a
+// trained parameter. So every float tensor of the export that is not a parameter or running
+// state (backflow's constants, the scalars of add_scalar, square, gelu, layer_norm, clip and
+// dropout, the ones and zeros of a batch_norm without weight and bias) is written as a Constant
+// node, as torch.onnx.export writes such values; ImportOnnx folds those into settings (Pow's
+// exponent 2 becomes square) or backflow constants. Integer tensors (Reshape's shape, axes,
+// pads) are never trained, and are int64 initializers.
+void WriteConstant(const Tensor& tensor, const std::string& name, onnx::GraphProto* out);
 
 // The tensor names of one exported model: every value name of the backflow graph is taken
 // (those are the names its tensors keep), and Fresh hands out the helper names.
@@ -64,18 +74,19 @@ class NodeWriter {
   // A fresh name "NODE.suffix" for an intermediate tensor.
   std::string Temp(std::string_view suffix);
 
-  // Initializers named "NODE.suffix" (made unique); each returns the name.
-  // A rank-0 tensor of the model's float dtype (`value` rounded to float32 in a float32 model).
+  // Helper tensors named "NODE.suffix" (made unique); each returns the name. Note [Helper
+  // tensors]: float helpers are Constant nodes, integer ones initializers.
+  // A rank-0 Constant of the model's float dtype (`value` rounded to float32 in a float32 model).
   std::string Scalar(std::string_view suffix, double value);
-  // A rank-0 float32 tensor, whatever the model's dtype.
+  // A rank-0 float32 Constant, whatever the model's dtype.
   std::string Float32Scalar(std::string_view suffix, double value);
-  // A 1-D int64 tensor (shapes, axes, pads).
-  std::string Int64s(std::string_view suffix, std::span<const int64_t> values);
-  // A tensor of the model's float dtype, `shape`, every element `value`.
+  // A Constant of the model's float dtype, `shape`, every element `value`.
   std::string Filled(std::string_view suffix, const Shape& shape, double value);
+  // A 1-D int64 initializer (shapes, axes, pads).
+  std::string Int64s(std::string_view suffix, std::span<const int64_t> values);
 
  private:
-  std::string AddInitializer(std::string_view suffix, const Tensor& tensor);
+  std::string AddConstant(std::string_view suffix, const Tensor& tensor);
 
   const Graph& graph_;
   const Node& node_;

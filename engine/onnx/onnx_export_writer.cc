@@ -29,6 +29,17 @@ void WriteTensor(const Tensor& tensor, const std::string& name, onnx::TensorProt
   out->set_raw_data(reinterpret_cast<const char*>(tensor.raw()), tensor.byte_size());
 }
 
+void WriteConstant(const Tensor& tensor, const std::string& name, onnx::GraphProto* out) {
+  onnx::NodeProto& node = *out->add_node();
+  node.set_name(name);
+  node.set_op_type("Constant");
+  node.add_output(name);
+  onnx::AttributeProto& value = *node.add_attribute();
+  value.set_name("value");
+  value.set_type(onnx::AttributeProto_AttributeType_TENSOR);
+  WriteTensor(tensor, name, value.mutable_t());
+}
+
 NameTable::NameTable(const Graph& graph) {
   for (const Value& v : graph.values()) taken_.insert(v.name);
 }
@@ -64,29 +75,31 @@ std::string NodeWriter::Temp(std::string_view suffix) {
   return names_->Fresh(node_.name + "." + std::string(suffix));
 }
 
-std::string NodeWriter::AddInitializer(std::string_view suffix, const Tensor& tensor) {
+std::string NodeWriter::AddConstant(std::string_view suffix, const Tensor& tensor) {
   std::string name = Temp(suffix);
-  WriteTensor(tensor, name, out_->add_initializer());
+  WriteConstant(tensor, name, out_);
   return name;
 }
 
 std::string NodeWriter::Scalar(std::string_view suffix, double value) {
-  return AddInitializer(suffix, Tensor::Scalar(float_dtype_, value));
+  return AddConstant(suffix, Tensor::Scalar(float_dtype_, value));
 }
 
 std::string NodeWriter::Float32Scalar(std::string_view suffix, double value) {
-  return AddInitializer(suffix, Tensor::Scalar(DType::kFloat32, value));
+  return AddConstant(suffix, Tensor::Scalar(DType::kFloat32, value));
+}
+
+std::string NodeWriter::Filled(std::string_view suffix, const Shape& shape, double value) {
+  const std::vector<double> elements(static_cast<size_t>(shape.num_elements()), value);
+  return AddConstant(suffix, Tensor::FromValues(float_dtype_, shape, elements));
 }
 
 std::string NodeWriter::Int64s(std::string_view suffix, std::span<const int64_t> values) {
   Tensor t(DType::kInt64, Shape{static_cast<int64_t>(values.size())});
   if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(int64_t));
-  return AddInitializer(suffix, t);
-}
-
-std::string NodeWriter::Filled(std::string_view suffix, const Shape& shape, double value) {
-  const std::vector<double> elements(static_cast<size_t>(shape.num_elements()), value);
-  return AddInitializer(suffix, Tensor::FromValues(float_dtype_, shape, elements));
+  std::string name = Temp(suffix);
+  WriteTensor(t, name, out_->add_initializer());
+  return name;
 }
 
 namespace {

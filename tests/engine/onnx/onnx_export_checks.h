@@ -43,12 +43,39 @@ inline std::string FloatText(float f) {
   return os.str();
 }
 
+// A tensor's elements as doubles (raw_data of FLOAT, DOUBLE, INT64).
+inline std::vector<double> InitializerValues(const onnx::TensorProto& t) {
+  std::vector<double> out;
+  const std::string& raw = t.raw_data();
+  auto read = [&](auto zero) {
+    using T = decltype(zero);
+    for (size_t i = 0; i + sizeof(T) <= raw.size(); i += sizeof(T)) {
+      T v;
+      std::memcpy(&v, raw.data() + i, sizeof(T));
+      out.push_back(static_cast<double>(v));
+    }
+  };
+  if (t.data_type() == onnx::TensorProto_DataType_FLOAT) read(0.0f);
+  if (t.data_type() == onnx::TensorProto_DataType_DOUBLE) read(0.0);
+  if (t.data_type() == onnx::TensorProto_DataType_INT64) read(int64_t{0});
+  return out;
+}
+
+// "FLOAT[2] 0.5 1": a tensor's type, dims and elements.
+inline std::string TensorText(const onnx::TensorProto& t) {
+  std::string s = onnx::TensorProto_DataType_Name(t.data_type()) + "[";
+  for (int i = 0; i < t.dims_size(); ++i) s += (i ? ", " : "") + std::to_string(t.dims(i));
+  s += "]";
+  for (double v : InitializerValues(t)) s += " " + FloatText(static_cast<float>(v));
+  return s;
+}
+
 // "Conv(x, w, b -> y) dilations=[1, 1] group=1 ...": op type, inputs, output, then the
 // attributes in the order written.
 inline std::string NodeText(const onnx::NodeProto& node) {
   std::string s = node.op_type() + "(";
   for (int i = 0; i < node.input_size(); ++i) s += (i ? ", " : "") + node.input(i);
-  s += " -> ";
+  s += node.input_size() ? " -> " : "-> ";
   for (int i = 0; i < node.output_size(); ++i) s += (i ? ", " : "") + node.output(i);
   s += ")";
   for (const onnx::AttributeProto& a : node.attribute()) {
@@ -69,6 +96,9 @@ inline std::string NodeText(const onnx::NodeProto& node) {
         s += "]";
         break;
       }
+      case onnx::AttributeProto_AttributeType_TENSOR:
+        s += TensorText(a.t());
+        break;
       default:
         s += "?";
     }
@@ -94,22 +124,13 @@ inline const onnx::TensorProto* FindInitializer(const onnx::ModelProto& model,
   return nullptr;
 }
 
-// An initializer's elements as doubles (raw_data of FLOAT, DOUBLE, INT64).
-inline std::vector<double> InitializerValues(const onnx::TensorProto& t) {
-  std::vector<double> out;
-  const std::string& raw = t.raw_data();
-  auto read = [&](auto zero) {
-    using T = decltype(zero);
-    for (size_t i = 0; i + sizeof(T) <= raw.size(); i += sizeof(T)) {
-      T v;
-      std::memcpy(&v, raw.data() + i, sizeof(T));
-      out.push_back(static_cast<double>(v));
-    }
-  };
-  if (t.data_type() == onnx::TensorProto_DataType_FLOAT) read(0.0f);
-  if (t.data_type() == onnx::TensorProto_DataType_DOUBLE) read(0.0);
-  if (t.data_type() == onnx::TensorProto_DataType_INT64) read(int64_t{0});
-  return out;
+// The value of the Constant node writing `name`, or nullptr.
+inline const onnx::TensorProto* FindConstant(const onnx::ModelProto& model,
+                                             const std::string& name) {
+  for (const onnx::NodeProto& node : model.graph().node()) {
+    if (node.op_type() == "Constant" && node.output(0) == name) return &node.attribute(0).t();
+  }
+  return nullptr;
 }
 
 // "FLOAT[N, 3, 9, 9]" for a value info; dims with neither value nor param print as "?".

@@ -22,6 +22,7 @@ namespace {
 using testing::Builder;
 using ::testing::ElementsAre;
 using testing::EveryOp;
+using testing::FindConstant;
 using testing::FindInitializer;
 using testing::FormOf;
 using testing::InitializerValues;
@@ -36,15 +37,10 @@ class OnnxExportOpsTest : public ::testing::Test {
     model_ = ParseChecked(*bytes);
   }
   std::vector<std::string> Form(const std::string& node) const { return FormOf(model_, node); }
-  // A helper initializer: "FLOAT[] 1.5".
+  // An initializer: "INT64[3] 0 4 -1".
   std::string Initializer(const std::string& name) const {
     const onnx::TensorProto* t = FindInitializer(model_, name);
-    if (t == nullptr) return "none";
-    std::string s = onnx::TensorProto_DataType_Name(t->data_type()) + "[";
-    for (int i = 0; i < t->dims_size(); ++i) s += (i ? ", " : "") + std::to_string(t->dims(i));
-    s += "]";
-    for (double v : InitializerValues(*t)) s += " " + testing::FloatText(static_cast<float>(v));
-    return s;
+    return t == nullptr ? "none" : testing::TensorText(*t);
   }
 
   Builder b_ = EveryOp();
@@ -79,10 +75,14 @@ TEST_F(OnnxExportOpsTest, BatchNormMomentumIsOneMinusOurs) {
   EXPECT_THAT(Form("bn"), ElementsAre("BatchNormalization(dw, bw, bb, rm, rv -> bn) "
                                       "epsilon=0.001 momentum=0.75"));
   EXPECT_THAT(Form("bn_plain"),
-              ElementsAre("BatchNormalization(conv, bn_plain.scale, bn_plain.bias, rm2, rv2 -> "
+              ElementsAre("Constant(-> bn_plain.scale) value=FLOAT[4] 1 1 1 1",
+                          "Constant(-> bn_plain.bias) value=FLOAT[4] 0 0 0 0",
+                          "BatchNormalization(conv, bn_plain.scale, bn_plain.bias, rm2, rv2 -> "
                           "bn_plain) epsilon=1e-05 momentum=0.9"));
-  EXPECT_EQ(Initializer("bn_plain.scale"), "FLOAT[4] 1 1 1 1");
-  EXPECT_EQ(Initializer("bn_plain.bias"), "FLOAT[4] 0 0 0 0");
+  // Running statistics are initializers (ImportOnnx makes them running state); the ones and
+  // zeros are not: imported, they must not become trained parameters.
+  EXPECT_NE(FindInitializer(model_, "rm2"), nullptr);
+  EXPECT_EQ(FindInitializer(model_, "bn_plain.scale"), nullptr);
 }
 
 TEST_F(OnnxExportOpsTest, UnaryAndBinary) {
@@ -104,52 +104,58 @@ TEST_F(OnnxExportOpsTest, UnaryAndBinary) {
   EXPECT_THAT(Form("max"), ElementsAre("Max(relu, sig -> max)"));
   EXPECT_THAT(Form("min"), ElementsAre("Min(relu, sig -> min)"));
   EXPECT_THAT(Form("plus_k"), ElementsAre("Add(relu, k -> plus_k)"));
-  EXPECT_EQ(Initializer("k"), "FLOAT[4, 1, 1] 1 2 3 4");
+  // A backflow constant is a Constant node, not a (trainable) initializer.
+  EXPECT_THAT(Form("k"), ElementsAre("Constant(-> k) value=FLOAT[4, 1, 1] 1 2 3 4"));
+  EXPECT_EQ(FindInitializer(model_, "k"), nullptr);
 }
 
-TEST_F(OnnxExportOpsTest, ScalarOpsReadScalarInitializers) {
-  EXPECT_THAT(Form("add_scalar"), ElementsAre("Add(bn, add_scalar.c -> add_scalar)"));
-  EXPECT_EQ(Initializer("add_scalar.c"), "FLOAT[] 1.5");
-  EXPECT_THAT(Form("mul_scalar"), ElementsAre("Mul(bn, mul_scalar.a -> mul_scalar)"));
-  EXPECT_EQ(Initializer("mul_scalar.a"), "FLOAT[] -2");
-  EXPECT_THAT(Form("square"), ElementsAre("Pow(bn, square.exponent -> square)"));
-  EXPECT_EQ(Initializer("square.exponent"), "FLOAT[] 2");
-  EXPECT_THAT(Form("dropout"), ElementsAre("Dropout(relu, dropout.ratio -> dropout)"));
-  EXPECT_EQ(Initializer("dropout.ratio"), "FLOAT[] 0.3");
+TEST_F(OnnxExportOpsTest, ScalarOpsReadScalarConstants) {
+  EXPECT_THAT(Form("add_scalar"), ElementsAre("Constant(-> add_scalar.c) value=FLOAT[] 1.5",
+                                              "Add(bn, add_scalar.c -> add_scalar)"));
+  EXPECT_THAT(Form("mul_scalar"), ElementsAre("Constant(-> mul_scalar.a) value=FLOAT[] -2",
+                                              "Mul(bn, mul_scalar.a -> mul_scalar)"));
+  EXPECT_THAT(Form("square"), ElementsAre("Constant(-> square.exponent) value=FLOAT[] 2",
+                                          "Pow(bn, square.exponent -> square)"));
+  EXPECT_THAT(Form("dropout"), ElementsAre("Constant(-> dropout.ratio) value=FLOAT[] 0.3",
+                                           "Dropout(relu, dropout.ratio -> dropout)"));
 }
 
 // Absent bounds are absent inputs.
 TEST_F(OnnxExportOpsTest, Clip) {
-  EXPECT_THAT(Form("clip"), ElementsAre("Clip(bn, clip.min, clip.max -> clip)"));
-  EXPECT_EQ(Initializer("clip.min"), "FLOAT[] 0");
-  EXPECT_EQ(Initializer("clip.max"), "FLOAT[] 6");
-  EXPECT_THAT(Form("clip_lo"), ElementsAre("Clip(bn, clip_lo.min -> clip_lo)"));
-  EXPECT_EQ(Initializer("clip_lo.min"), "FLOAT[] -1");
-  EXPECT_THAT(Form("clip_hi"), ElementsAre("Clip(bn, , clip_hi.max -> clip_hi)"));
-  EXPECT_EQ(Initializer("clip_hi.max"), "FLOAT[] 1");
+  EXPECT_THAT(Form("clip"), ElementsAre("Constant(-> clip.min) value=FLOAT[] 0",
+                                        "Constant(-> clip.max) value=FLOAT[] 6",
+                                        "Clip(bn, clip.min, clip.max -> clip)"));
+  EXPECT_THAT(Form("clip_lo"), ElementsAre("Constant(-> clip_lo.min) value=FLOAT[] -1",
+                                           "Clip(bn, clip_lo.min -> clip_lo)"));
+  EXPECT_THAT(Form("clip_hi"), ElementsAre("Constant(-> clip_hi.max) value=FLOAT[] 1",
+                                           "Clip(bn, , clip_hi.max -> clip_hi)"));
 }
 
 TEST_F(OnnxExportOpsTest, GeluAsTorchWritesIt) {
-  EXPECT_THAT(Form("gelu"),
-              ElementsAre("Div(bn, gelu.sqrt2 -> gelu.div)", "Erf(gelu.div -> gelu.erf)",
-                          "Add(gelu.erf, gelu.one -> gelu.add)", "Mul(bn, gelu.add -> gelu.mul)",
-                          "Mul(gelu.mul, gelu.half -> gelu)"));
-  EXPECT_EQ(InitializerValues(*FindInitializer(model_, "gelu.sqrt2"))[0],
+  EXPECT_THAT(
+      Form("gelu"),
+      ElementsAre("Constant(-> gelu.sqrt2) value=FLOAT[] 1.41421",
+                  "Div(bn, gelu.sqrt2 -> gelu.div)", "Erf(gelu.div -> gelu.erf)",
+                  "Constant(-> gelu.one) value=FLOAT[] 1", "Add(gelu.erf, gelu.one -> gelu.add)",
+                  "Mul(bn, gelu.add -> gelu.mul)", "Constant(-> gelu.half) value=FLOAT[] 0.5",
+                  "Mul(gelu.mul, gelu.half -> gelu)"));
+  EXPECT_EQ(InitializerValues(*FindConstant(model_, "gelu.sqrt2"))[0],
             static_cast<double>(static_cast<float>(std::sqrt(2.0))));
-  EXPECT_EQ(Initializer("gelu.one"), "FLOAT[] 1");
-  EXPECT_EQ(Initializer("gelu.half"), "FLOAT[] 0.5");
   EXPECT_THAT(
       Form("gelu_tanh"),
       ElementsAre("Mul(bn, bn -> gelu_tanh.square)", "Mul(bn, gelu_tanh.square -> gelu_tanh.cube)",
+                  "Constant(-> gelu_tanh.kappa) value=FLOAT[] 0.044715",
                   "Mul(gelu_tanh.cube, gelu_tanh.kappa -> gelu_tanh.kappa_cube)",
                   "Add(bn, gelu_tanh.kappa_cube -> gelu_tanh.sum)",
+                  "Constant(-> gelu_tanh.beta) value=FLOAT[] 0.797885",
                   "Mul(gelu_tanh.sum, gelu_tanh.beta -> gelu_tanh.inner)",
                   "Tanh(gelu_tanh.inner -> gelu_tanh.tanh)",
+                  "Constant(-> gelu_tanh.one) value=FLOAT[] 1",
                   "Add(gelu_tanh.tanh, gelu_tanh.one -> gelu_tanh.add)",
                   "Mul(bn, gelu_tanh.add -> gelu_tanh.mul)",
+                  "Constant(-> gelu_tanh.half) value=FLOAT[] 0.5",
                   "Mul(gelu_tanh.mul, gelu_tanh.half -> gelu_tanh)"));
-  EXPECT_EQ(Initializer("gelu_tanh.kappa"), "FLOAT[] 0.044715");
-  EXPECT_EQ(InitializerValues(*FindInitializer(model_, "gelu_tanh.beta"))[0],
+  EXPECT_EQ(InitializerValues(*FindConstant(model_, "gelu_tanh.beta"))[0],
             static_cast<double>(static_cast<float>(std::sqrt(2.0 / M_PI))));
 }
 
@@ -209,25 +215,25 @@ TEST_F(OnnxExportOpsTest, Reductions) {
 }
 
 TEST_F(OnnxExportOpsTest, LayerNormAsTorchWritesIt) {
-  EXPECT_THAT(
-      Form("ln"),
-      ElementsAre("ReduceMean(fc3 -> ln.mean) axes=[-1] keepdims=1",
-                  "Sub(fc3, ln.mean -> ln.centered)", "Pow(ln.centered, ln.two -> ln.square)",
-                  "ReduceMean(ln.square -> ln.var) axes=[-1] keepdims=1",
-                  "Add(ln.var, ln.epsilon -> ln.var_eps)", "Sqrt(ln.var_eps -> ln.std)",
-                  "Div(ln.centered, ln.std -> ln.normalized)",
-                  "Mul(ln.normalized, lnw -> ln.scaled)", "Add(ln.scaled, lnb -> ln)"));
-  EXPECT_EQ(Initializer("ln.two"), "FLOAT[] 2");
-  EXPECT_EQ(Initializer("ln.epsilon"), "FLOAT[] 0.0001");
+  EXPECT_THAT(Form("ln"),
+              ElementsAre("ReduceMean(fc3 -> ln.mean) axes=[-1] keepdims=1",
+                          "Sub(fc3, ln.mean -> ln.centered)", "Constant(-> ln.two) value=FLOAT[] 2",
+                          "Pow(ln.centered, ln.two -> ln.square)",
+                          "ReduceMean(ln.square -> ln.var) axes=[-1] keepdims=1",
+                          "Constant(-> ln.epsilon) value=FLOAT[] 0.0001",
+                          "Add(ln.var, ln.epsilon -> ln.var_eps)", "Sqrt(ln.var_eps -> ln.std)",
+                          "Div(ln.centered, ln.std -> ln.normalized)",
+                          "Mul(ln.normalized, lnw -> ln.scaled)", "Add(ln.scaled, lnb -> ln)"));
   EXPECT_THAT(Form("ln_plain"),
               ElementsAre("ReduceMean(seq -> ln_plain.mean) axes=[-2, -1] keepdims=1",
                           "Sub(seq, ln_plain.mean -> ln_plain.centered)",
+                          "Constant(-> ln_plain.two) value=FLOAT[] 2",
                           "Pow(ln_plain.centered, ln_plain.two -> ln_plain.square)",
                           "ReduceMean(ln_plain.square -> ln_plain.var) axes=[-2, -1] keepdims=1",
+                          "Constant(-> ln_plain.epsilon) value=FLOAT[] 1e-05",
                           "Add(ln_plain.var, ln_plain.epsilon -> ln_plain.var_eps)",
                           "Sqrt(ln_plain.var_eps -> ln_plain.std)",
                           "Div(ln_plain.centered, ln_plain.std -> ln_plain)"));
-  EXPECT_EQ(Initializer("ln_plain.epsilon"), "FLOAT[] 1e-05");
 }
 
 // Node names are their outputs' names, so each is unique; a helper name that a backflow value
@@ -243,6 +249,23 @@ TEST_F(OnnxExportOpsTest, NamesAreUnique) {
   }
 }
 
+// ImportOnnx trains float initializers: they are exactly the parameters and running state, each
+// holding its value bit for bit.
+TEST_F(OnnxExportOpsTest, FloatInitializersAreTheParametersAndState) {
+  std::set<std::string> floats;
+  for (const onnx::TensorProto& t : model_.graph().initializer()) {
+    if (t.data_type() != onnx::TensorProto_DataType_INT64) floats.insert(t.name());
+    const auto value = b_.values.find(t.name());
+    if (value == b_.values.end()) continue;
+    EXPECT_EQ(t.raw_data(), std::string(reinterpret_cast<const char*>(value->second.raw()),
+                                        value->second.byte_size()))
+        << t.name();
+  }
+  std::set<std::string> expected;
+  for (const auto& [name, tensor] : b_.values) expected.insert(name);
+  EXPECT_EQ(floats, expected);
+}
+
 TEST(OnnxExportNamesTest, HelperNamesAvoidBackflowNames) {
   Builder b;
   const ValueId x = b.Placeholder("x", Shape{kBatchDim, 3});
@@ -252,10 +275,11 @@ TEST(OnnxExportNamesTest, HelperNamesAvoidBackflowNames) {
   StatusOr<std::string> bytes = ExportOnnx(b.graph, b.values);
   ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
   const onnx::ModelProto model = ParseChecked(*bytes);
-  EXPECT_THAT(FormOf(model, "y"), ElementsAre("Add(x, y.c_1 -> y)"));
+  EXPECT_THAT(FormOf(model, "y"),
+              ElementsAre("Constant(-> y.c_1) value=FLOAT[] 2", "Add(x, y.c_1 -> y)"));
 }
 
-// A float64 model's helper initializers are float64 too (ONNX wants one type per operator);
+// A float64 model's helper constants are float64 too (ONNX wants one type per operator);
 // the dropout ratio is float32 in every model.
 TEST(OnnxExportDTypeTest, Float64Helpers) {
   Builder b;
@@ -269,9 +293,9 @@ TEST(OnnxExportDTypeTest, Float64Helpers) {
   ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
   const onnx::ModelProto model = ParseChecked(*bytes);
   EXPECT_THAT(SignatureOf(model.graph().input()), ElementsAre("x: DOUBLE[N, 3]"));
-  EXPECT_EQ(FindInitializer(model, "y.epsilon")->data_type(), onnx::TensorProto_DataType_DOUBLE);
-  EXPECT_EQ(InitializerValues(*FindInitializer(model, "y.epsilon"))[0], 1e-5);
-  EXPECT_EQ(FindInitializer(model, "z.ratio")->data_type(), onnx::TensorProto_DataType_FLOAT);
+  EXPECT_EQ(FindConstant(model, "y.epsilon")->data_type(), onnx::TensorProto_DataType_DOUBLE);
+  EXPECT_EQ(InitializerValues(*FindConstant(model, "y.epsilon"))[0], 1e-5);
+  EXPECT_EQ(FindConstant(model, "z.ratio")->data_type(), onnx::TensorProto_DataType_FLOAT);
 }
 
 }  // namespace

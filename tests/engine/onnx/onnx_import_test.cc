@@ -30,8 +30,8 @@ class ModelBuilder {
   }
 
   // dims: a value > 0 is static; 0 is the symbolic "N" (or `param` if given).
-  void Input(const std::string& name, std::vector<int64_t> dims, int elem = onnx::TensorProto::FLOAT,
-             const std::string& param = "N") {
+  void Input(const std::string& name, std::vector<int64_t> dims,
+             int elem = onnx::TensorProto::FLOAT, const std::string& param = "N") {
     auto* in = graph()->add_input();
     in->set_name(name);
     auto* t = in->mutable_type()->mutable_tensor_type();
@@ -222,9 +222,9 @@ TEST(OnnxImportTest, BatchNormalizationKeepsRunningStateAndConvertsMomentum) {
   m.Floats("bn.bias", {2}, {0, 1});
   m.Floats("bn.running_mean", {2}, {0.5f, 0.25f});
   m.Floats("bn.running_var", {2}, {1, 4});
-  auto* bn = m.Node("BatchNormalization",
-                    {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"},
-                    {"y", "rm", "rv"});
+  auto* bn =
+      m.Node("BatchNormalization",
+             {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}, {"y", "rm", "rv"});
   ModelBuilder::FloatAttr(bn, "momentum", 0.9f);
   ModelBuilder::IntAttr(bn, "training_mode", 1);
   m.Output("y");
@@ -353,7 +353,8 @@ TEST(OnnxImportTest, OpsetOutsideTheRangeIsRefused) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("uses opset 9; backflow imports opsets 11 to 17"));
   m.model().clear_opset_import();
-  EXPECT_THAT(ImportStatus(m.Bytes()).message(), HasSubstr("imports no opset of the default domain"));
+  EXPECT_THAT(ImportStatus(m.Bytes()).message(),
+              HasSubstr("imports no opset of the default domain"));
 }
 
 TEST(OnnxImportTest, ExternalDataIsRefused) {

@@ -128,6 +128,7 @@ def pad(x, pads, value, a):
 erf = np.vectorize(math.erf, otypes=[np.float64])
 
 OPS = {
+    "Constant": lambda i, a: numpy_helper.to_array(a["value"]),
     "Relu": lambda i, a: np.maximum(i[0], 0),
     "Sigmoid": lambda i, a: 1 / (1 + np.exp(-i[0])),
     "Tanh": lambda i, a: np.tanh(i[0]),
