@@ -102,6 +102,8 @@ struct RoundTripCase {
   int64_t ids_below;
 };
 
+std::ostream& operator<<(std::ostream& os, const RoundTripCase& c) { return os << c.file; }
+
 class OnnxRoundTripTest : public ::testing::TestWithParam<RoundTripCase> {};
 
 // The CNNs and the MLP come back as the same ops, so their outputs are bitwise the original's.
