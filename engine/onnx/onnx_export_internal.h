@@ -64,6 +64,7 @@ class NodeWriter {
   const std::string& input(int i) const { return input_value(i).name; }
   const Value& input_value(int i) const;
   const std::string& output() const { return node_.name; }
+  const Value& output_value() const { return graph_.value(node_.output); }
   // The exported model's float dtype: its float inputs, outputs and initializers have it.
   DType float_dtype() const { return float_dtype_; }
 

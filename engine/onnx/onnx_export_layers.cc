@@ -43,25 +43,52 @@ Status EmitBatchNorm(NodeWriter& w) {
   return Status::Ok();
 }
 
+// Note [ceil_mode]: backflow's ceil_mode is PyTorch's, which drops a last window that would
+// start past x and its top/left padding; opset 14's output size (and onnx 1.12's shape
+// inference) keeps it. Where that rule removed the window that rounding up added, rounding down
+// gives the same windows, so ceil_mode 0 is written. (Where it removed one in one dimension
+// while rounding up added one in the other, no opset-14 ceil_mode says both: 1 is written, which
+// ONNX Runtime, as PyTorch, reads right.)
+int64_t OnnxCeilMode(const NodeWriter& w, const std::vector<int64_t>& kernel,
+                     const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                     const std::vector<int64_t>& pads) {
+  if (w.attrs().GetInt("ceil_mode", 0) == 0) return 0;
+  const Shape& x = w.input_value(0).shape;
+  const Shape& y = w.output_value().shape;
+  bool ceil_fits = true;
+  bool floor_fits = true;
+  for (int d = 0; d < 2; ++d) {
+    const int64_t span = x.dim(2 + d) + pads[d] + pads[d + 2] - (kernel[d] - 1) * dilations[d] - 1;
+    const int64_t s = strides[d];
+    ceil_fits = ceil_fits && (span + s - 1) / s + 1 == y.dim(2 + d);
+    floor_fits = floor_fits && span / s + 1 == y.dim(2 + d);
+  }
+  return ceil_fits || !floor_fits ? 1 : 0;
+}
+
 // The attributes MaxPool and AveragePool share; strides default to the kernel.
-void SetPoolWindow(const Attributes& attrs, onnx::NodeProto& pool) {
-  const std::vector<int64_t> kernel = attrs.GetInts("kernel");
-  SetInt(pool, "ceil_mode", attrs.GetInt("ceil_mode", 0));
+void SetPoolWindow(const NodeWriter& w, const std::vector<int64_t>& dilations,
+                   onnx::NodeProto& pool) {
+  const std::vector<int64_t> kernel = w.attrs().GetInts("kernel");
+  const std::vector<int64_t> strides = w.attrs().GetInts("stride", kernel);
+  const std::vector<int64_t> pads = OnnxPads(w.attrs());
+  SetInt(pool, "ceil_mode", OnnxCeilMode(w, kernel, strides, dilations, pads));
   SetInts(pool, "kernel_shape", kernel);
-  SetInts(pool, "pads", OnnxPads(attrs));
-  SetInts(pool, "strides", attrs.GetInts("stride", kernel));
+  SetInts(pool, "pads", pads);
+  SetInts(pool, "strides", strides);
 }
 
 Status EmitMaxPool(NodeWriter& w) {
   onnx::NodeProto& pool = w.Add("MaxPool", {w.input(0)}, w.output());
-  SetPoolWindow(w.attrs(), pool);
-  SetInts(pool, "dilations", w.attrs().GetInts("dilation", {1, 1}));
+  const std::vector<int64_t> dilations = w.attrs().GetInts("dilation", {1, 1});
+  SetPoolWindow(w, dilations, pool);
+  SetInts(pool, "dilations", dilations);
   return Status::Ok();
 }
 
 Status EmitAvgPool(NodeWriter& w) {
   onnx::NodeProto& pool = w.Add("AveragePool", {w.input(0)}, w.output());
-  SetPoolWindow(w.attrs(), pool);
+  SetPoolWindow(w, {1, 1}, pool);
   SetInt(pool, "count_include_pad", w.attrs().GetInt("count_include_pad", 1));
   return Status::Ok();
 }

@@ -95,6 +95,16 @@ inline Builder EveryOp(bool with_clip = true) {
           {"padding", std::vector<int64_t>{1, 1, 0, 1}},
           {"dilation", std::vector<int64_t>{1, 2}},
           {"ceil_mode", int64_t{1}}});
+  // [N, 4, 2, 3]: ceil_mode's last windows, starting at row 6 and column 9, would start past
+  // the top/left padding and x (PyTorch's rule drops them): OH = ceil(4 / 3) + 1 - 1 and
+  // OW = ceil(8 / 3) + 1 - 1.
+  for (const char* op : {"max_pool2d", "avg_pool2d"}) {
+    b.Node(std::string(op) + "_dropped", op, {relu},
+           {{"kernel", std::vector<int64_t>{2, 2}},
+            {"stride", std::vector<int64_t>{3, 3}},
+            {"padding", std::vector<int64_t>{1, 1}},
+            {"ceil_mode", int64_t{1}}});
+  }
   // [N, 4, 5, 5]: OH = (4 + 2 - 2) / 1 + 1, OW = ceil((8 + 2 - 3) / 2) + 1.
   b.Node("avgpool", "avg_pool2d", {relu},
          {{"kernel", std::vector<int64_t>{2, 3}},

@@ -171,6 +171,17 @@ TEST_F(OnnxExportOpsTest, Pooling) {
               ElementsAre("AveragePool(relu -> avgpool) ceil_mode=1 kernel_shape=[2, 3] "
                           "pads=[1, 1, 1, 1] strides=[1, 2] count_include_pad=0"));
   EXPECT_THAT(Form("gap"), ElementsAre("GlobalAveragePool(relu -> gap)"));
+  // PyTorch's ceil_mode rule dropped the window that rounding up added: the same windows are
+  // ceil_mode 0 in ONNX (Note [ceil_mode]), whose shape inference checked [N, 4, 2, 3].
+  EXPECT_THAT(Form("max_pool2d_dropped"),
+              ElementsAre("MaxPool(relu -> max_pool2d_dropped) ceil_mode=0 kernel_shape=[2, 2] "
+                          "pads=[1, 1, 1, 1] strides=[3, 3] dilations=[1, 1]"));
+  EXPECT_THAT(Form("avg_pool2d_dropped"),
+              ElementsAre("AveragePool(relu -> avg_pool2d_dropped) ceil_mode=0 "
+                          "kernel_shape=[2, 2] pads=[1, 1, 1, 1] strides=[3, 3] "
+                          "count_include_pad=1"));
+  EXPECT_THAT(SignatureOf(model_.graph().output()),
+              ::testing::Contains("max_pool2d_dropped: FLOAT[N, 4, 2, 3]"));
 }
 
 // Rank 2: Gemm (C only with a bias); higher: MatMul, then Add; matmul's flags are Gemm's
