@@ -31,7 +31,7 @@ Status EmitConv2d(NodeWriter& w) {
 }
 
 // ONNX's momentum weighs the running statistic, backflow's the batch's: theirs is 1 - ours.
-// Without weight and bias, the scale and shift are initializers of ones and zeros.
+// Without weight and bias, the scale and shift are Constants of ones and zeros.
 Status EmitBatchNorm(NodeWriter& w) {
   const Shape channels{w.input_value(1).shape.dim(0)};
   const std::string scale = w.num_inputs() > 3 ? w.input(3) : w.Filled("scale", channels, 1.0);
@@ -47,8 +47,8 @@ Status EmitBatchNorm(NodeWriter& w) {
 // start past x and its top/left padding; opset 14's output size (and onnx 1.12's shape
 // inference) keeps it. Where that rule removed the window that rounding up added, rounding down
 // gives the same windows, so ceil_mode 0 is written. (Where it removed one in one dimension
-// while rounding up added one in the other, no opset-14 ceil_mode says both: 1 is written, which
-// ONNX Runtime, as PyTorch, reads right.)
+// while rounding up added one in the other, no opset-14 ceil_mode says both: 1 is written, with
+// PyTorch's output shape, which onnx 1.12's strict shape inference then disputes.)
 int64_t OnnxCeilMode(const NodeWriter& w, const std::vector<int64_t>& kernel,
                      const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
                      const std::vector<int64_t>& pads) {
