@@ -20,9 +20,12 @@ Usage (Debian's /usr/bin/python3 has python3-torch; python3 on PATH may not):
     bench/pytorch_bench.py train --model lenet5 --batch 64 --seconds 2 [--threads 2]
     bench/pytorch_bench.py infer --model mlp --batch 64 --seconds 2
     bench/pytorch_bench.py check
+    bench/pytorch_bench.py export-onnx --model resnet --out resnet.onnx
 train and infer print {"kind", "model", "batch", "threads", "steps", "seconds", "samples_per_s",
 "step_p50_us", "step_p99_us", "peak_rss_kib", "import_rss_kib", "first_loss", "torch"};
-check prints the models' parameter counts and the circuit's f and gradients at (3, -4).
+check prints the models' parameter counts and the circuit's f and gradients at (3, -4);
+export-onnx writes the model (seeded 1) as ONNX the way docs/onnx.md tells users to export for
+training (opset 14, open batch, training mode, no constant folding) and prints {"kind", "out"}.
 """
 
 import argparse
@@ -202,6 +205,17 @@ def check(_):
             "circuit_grads": [circuit.x.grad.item(), circuit.y.grad.item()]}
 
 
+def export_onnx(args):
+    torch.manual_seed(1)
+    factory, shape = MODELS[args.model]
+    model = factory()
+    torch.onnx.export(model, torch.rand(2, *shape), args.out, input_names=["images"],
+                      output_names=["logits"],
+                      dynamic_axes={"images": {0: "N"}, "logits": {0: "N"}}, opset_version=14,
+                      training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+    return {"kind": "export-onnx", "out": args.out}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -223,6 +237,10 @@ def main():
         sub.set_defaults(func=run)
     sub = commands.add_parser("check", help="print parameter counts and the circuit's f, grads")
     sub.set_defaults(func=check)
+    sub = commands.add_parser("export-onnx", help="write a model as ONNX, for backflow to import")
+    sub.add_argument("--model", required=True, choices=["mlp", "lenet5", "cifar_cnn", "resnet"])
+    sub.add_argument("--out", required=True, help="the .onnx file to write")
+    sub.set_defaults(func=export_onnx)
     args = parser.parse_args()
     print(json.dumps(args.func(args)), flush=True)
 

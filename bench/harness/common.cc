@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -13,6 +15,7 @@
 #include "clients/load/stats.h"
 #include "engine/api/import.h"
 #include "engine/ir/tensor_proto.h"
+#include "engine/onnx/onnx_import.h"
 
 namespace backflow::bench {
 
@@ -119,14 +122,54 @@ double Percentile(std::vector<double> samples, double q) {
   return load::Percentile(samples, q);  // backflow-load's nearest-rank definition
 }
 
-v1::Graph LoadGraphOrDie(const std::string& path) {
-  StatusOr<v1::Graph> graph = LoadGraphText(path);
-  if (!graph.ok()) {
-    std::cerr << "backflow-bench: " << path << ": " << graph.status().ToString() << "\n";
+ModelFile LoadModelOrDie(const std::string& path) {
+  ModelFile model;
+  Status status = Status::Ok();
+  if (path.ends_with(".onnx")) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    model.onnx = bytes.str();
+    OnnxImportOptions options;
+    options.loss = OnnxLossSpec{.kind = "softmax_cross_entropy"};
+    StatusOr<OnnxImported> imported = in ? ImportOnnx(model.onnx, options)
+                                         : StatusOr<OnnxImported>(NotFoundError("cannot read it"));
+    if (imported.ok()) {
+      model.graph = std::move(imported->graph);
+      model.values = std::move(imported->values);
+    }
+    status = imported.status();
+  } else {
+    StatusOr<v1::Graph> graph = LoadGraphText(path);
+    if (graph.ok()) model.graph = *std::move(graph);
+    status = graph.status();
+  }
+  if (!status.ok()) {
+    std::cerr << "backflow-bench: " << path << ": " << status.ToString() << "\n";
     std::exit(1);
   }
-  return *std::move(graph);
+  return model;
 }
+
+v1::CreateModelRequest CreateRequestFor(const std::string& path) {
+  v1::CreateModelRequest request;
+  ModelFile file = LoadModelOrDie(path);
+  if (file.onnx.empty()) {
+    *request.mutable_graph() = std::move(file.graph);
+  } else {
+    request.mutable_onnx()->set_model(std::move(file.onnx));
+    request.mutable_onnx()->mutable_loss()->set_kind("softmax_cross_entropy");
+  }
+  v1::OptimizerSpec* sgd = request.mutable_optimizer();
+  sgd->set_kind(v1::OptimizerSpec::SGD);
+  sgd->set_learning_rate(0.01);
+  sgd->set_momentum(0.9);
+  request.set_seed(1);
+  request.set_name("backflow-bench");
+  return request;
+}
+
+v1::Graph LoadGraphOrDie(const std::string& path) { return LoadModelOrDie(path).graph; }
 
 void PrintJson(const Json& object) {
   std::cout << object.dump() << std::endl;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <set>
 #include <span>
@@ -14,7 +15,9 @@
 #include <vector>
 
 #include "backflow/v1/graph.pb.h"
+#include "backflow/v1/service.pb.h"
 #include "clients/common/flags.h"
+#include "engine/core/tensor.h"
 #include "engine/core/tensor.h"
 
 namespace backflow::bench {
@@ -84,7 +87,22 @@ int64_t SyntheticClasses(const v1::Graph& graph);
 // when empty.
 double Percentile(std::vector<double> samples, double q);
 
-// Reads models/... text graphs (exits 1 with the error if it cannot).
+// A workload's model: a backflow graph in text format (models/...), or an ONNX model (a path
+// ending in .onnx), imported as the server imports it with a softmax cross-entropy loss on its
+// only output and the labels input "labels"; `values` then holds its initializers.
+struct ModelFile {
+  v1::Graph graph;
+  std::map<std::string, Tensor> values;
+  std::string onnx;  // the file's bytes, for CreateModelRequest.onnx
+};
+ModelFile LoadModelOrDie(const std::string& path);
+
+// CreateModel for the model of `path`: its graph or its ONNX bytes (softmax cross-entropy on
+// the output), seed 1, and the optimizer of every workload (SGD, lr 0.01, momentum 0.9, as in
+// engine_work.cc and bench/pytorch_bench.py).
+v1::CreateModelRequest CreateRequestFor(const std::string& path);
+
+// LoadModelOrDie(path).graph (exits 1 with the error if it cannot read the file).
 v1::Graph LoadGraphOrDie(const std::string& path);
 
 // Prints `object` as one line on stdout and flushes.

@@ -51,7 +51,8 @@ struct Model {
 
 Model MakeModel(const std::string& path) {
   Model model;
-  model.proto = LoadGraphOrDie(path);
+  ModelFile file = LoadModelOrDie(path);
+  model.proto = std::move(file.graph);
   StatusOr<Graph> graph = ImportGraph(model.proto);
   if (!graph.ok()) Die(path, graph.status());
   model.forward_flops = EstimateForwardFlops(*graph);
@@ -66,6 +67,10 @@ Model MakeModel(const std::string& path) {
       TrainerOptions{.dtype = DType::kFloat32, .seed = 1, .optimizer = sgd, .metrics = metrics});
   if (!trainer.ok()) Die(path, trainer.status());
   model.trainer = *std::move(trainer);
+  if (!file.values.empty()) {
+    const Status set = model.trainer->SetParameters(ParameterMap(file.values.begin(), file.values.end()));
+    if (!set.ok()) Die(path, set);
+  }
   return model;
 }
 

@@ -43,21 +43,9 @@ Connection Connect(const std::string& address) {
   return c;
 }
 
-// The optimizer of every workload, as in engine_work.cc and bench/pytorch_bench.py.
-v1::OptimizerSpec Sgd() {
-  v1::OptimizerSpec spec;
-  spec.set_kind(v1::OptimizerSpec::SGD);
-  spec.set_learning_rate(0.01);
-  spec.set_momentum(0.9);
-  return spec;
-}
-
-std::string CreateModelOrDie(Backflow::Stub& stub, const v1::Graph& graph) {
-  v1::CreateModelRequest request;
-  *request.mutable_graph() = graph;
-  *request.mutable_optimizer() = Sgd();
-  request.set_seed(1);
-  request.set_name("backflow-bench");
+// The model of `path` (bench/harness/common.h ModelFile): its graph, or its ONNX bytes.
+std::string CreateModelOrDie(Backflow::Stub& stub, const std::string& path) {
+  const v1::CreateModelRequest request = CreateRequestFor(path);
   v1::ModelInfo info;
   grpc::ClientContext context;
   const grpc::Status status = stub.CreateModel(&context, request, &info);
@@ -144,7 +132,7 @@ LatencyCall PrepareLatencyCall(Backflow::Stub& stub, const std::string& rpc,
                                const std::string& values) {
   LatencyCall call{.rpc = rpc};
   if (rpc == "trainstep") {
-    call.model_id = CreateModelOrDie(stub, LoadGraphOrDie(model_path));
+    call.model_id = CreateModelOrDie(stub, model_path);
     call.train.set_model_id(call.model_id);
     return call;
   }
@@ -262,7 +250,7 @@ int CreateModel(Flags& flags) {
   const std::string path = flags.Str("model", "");
   flags.Finish();
   Connection c = Connect(server);
-  PrintJson({{"kind", "create"}, {"model_id", CreateModelOrDie(*c.stub, LoadGraphOrDie(path))}});
+  PrintJson({{"kind", "create"}, {"model_id", CreateModelOrDie(*c.stub, path)}});
   return 0;
 }
 
@@ -330,7 +318,7 @@ int Train(Flags& flags) {
     Job& job = all[static_cast<size_t>(j)];
     job.path = paths[static_cast<size_t>(j) % paths.size()];
     const v1::Graph graph = LoadGraphOrDie(job.path);
-    job.model_id = existing.empty() ? CreateModelOrDie(*c.stub, graph) : existing;
+    job.model_id = existing.empty() ? CreateModelOrDie(*c.stub, job.path) : existing;
     job.pool = TrainPool(graph, batch);
   }
   ThreadSampler sampler(server_pid, std::chrono::milliseconds(5));
@@ -374,7 +362,7 @@ int Infer(Flags& flags) {
   flags.Finish();
   Connection c = Connect(server);
   const v1::Graph graph = LoadGraphOrDie(path);
-  const std::string model_id = existing.empty() ? CreateModelOrDie(*c.stub, graph) : existing;
+  const std::string model_id = existing.empty() ? CreateModelOrDie(*c.stub, path) : existing;
   v1::InferRequest request;
   request.set_model_id(model_id);
   request.add_outputs(output);

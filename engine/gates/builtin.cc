@@ -11,9 +11,11 @@
 #include "engine/gates/layer_norm.h"
 #include "engine/gates/loss.h"
 #include "engine/gates/matmul.h"
+#include "engine/gates/pad.h"
 #include "engine/gates/pool.h"
 #include "engine/gates/reduce.h"
 #include "engine/gates/shape_ops.h"
+#include "engine/gates/slice.h"
 #include "engine/gates/softmax.h"
 #include "engine/gates/tensor_ops.h"
 #include "engine/gates/unary.h"
@@ -35,6 +37,8 @@ void RegisterBuiltinGates(GateRegistry& registry) {
   RegisterLossGates(registry);
   RegisterMatMulGates(registry);
   RegisterTensorGates(registry);
+  RegisterSliceGates(registry);
+  RegisterPadGates(registry);
   RegisterDropoutGates(registry);
   RegisterBatchNormGates(registry);
   RegisterLayerNormGates(registry);

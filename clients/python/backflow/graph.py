@@ -376,6 +376,23 @@ class GraphBuilder:
     def concat(self, values: Iterable[str], axis: int, name: Optional[str] = None) -> str:
         return self.op("concat", *values, name=name, axis=axis)
 
+    def slice(self, x: str, starts: Sequence[int], ends: Sequence[int],
+              axes: Optional[Sequence[int]] = None, steps: Optional[Sequence[int]] = None,
+              name: Optional[str] = None) -> str:
+        """ONNX Slice: on axis axes[k] (None: 0, 1, ...), elements starts[k] up to ends[k]
+        (exclusive), steps[k] apart (None: 1; negative walks backwards). Negative starts and ends
+        count from the end and out-of-range ones are clamped, so 2**63 - 1 means "to the end". An
+        open batch axis may only be taken whole (start 0, step 1, end 2**63 - 1)."""
+        return self.op("slice", x, name=name, starts=list(starts), ends=list(ends),
+                       axes=None if axes is None else list(axes),
+                       steps=None if steps is None else list(steps))
+
+    def pad(self, x: str, pads: Sequence[int], value: float = 0.0,
+            name: Optional[str] = None) -> str:
+        """ONNX Pad, constant mode: pads is [begin_0, ..., begin_(r-1), end_0, ..., end_(r-1)];
+        added elements hold `value`, negative pads crop. The open batch axis cannot be padded."""
+        return self.op("pad", x, name=name, pads=list(pads), value=float(value))
+
     def sum(self, x: str, axes: Optional[Sequence[int]] = None, keepdims: bool = False,
             name: Optional[str] = None) -> str:
         """Sum over `axes` (None: all)."""

@@ -290,3 +290,23 @@ def test_integer_placeholders_and_embedding() -> None:
     assert padded.attrs["padding_idx"].i == 0
     with pytest.raises(ValueError, match="int32 or int64"):
         g.placeholder("bad", [2], dtype="int16")
+
+
+def test_slice_and_pad_nodes() -> None:
+    g = GraphBuilder("g")
+    x = g.placeholder("x", [-1, 3, 4])
+    a = g.slice(x, starts=[1], ends=[2**63 - 1], axes=[-1])
+    b = g.slice(a, starts=[-1, 0], ends=[-2**63, 3], axes=[2, 1], steps=[-2, 2], name="rev")
+    c = g.pad(b, pads=[0, 1, -1, 0, 2, 0])
+    d = g.pad(c, pads=(0, 0, 1, 0, 0, 1), value=-1.5, name="padded")
+    nodes = {n.name: n for n in g.build().nodes}
+    assert (a, b, c, d) == ("slice_1", "rev", "pad_1", "padded")
+    assert (nodes[a].op, list(nodes[a].inputs)) == ("slice", ["x"])
+    assert set(nodes[a].attrs) == {"starts", "ends", "axes"}  # steps left to the default
+    assert list(nodes[a].attrs["ends"].ints.values) == [2**63 - 1]
+    assert list(nodes["rev"].attrs["ends"].ints.values) == [-2**63, 3]
+    assert list(nodes["rev"].attrs["steps"].ints.values) == [-2, 2]
+    assert list(nodes["rev"].attrs["axes"].ints.values) == [2, 1]
+    assert nodes[c].op == "pad" and list(nodes[c].attrs["pads"].ints.values) == [0, 1, -1, 0, 2, 0]
+    assert nodes[c].attrs["value"].WhichOneof("value") == "f" and nodes[c].attrs["value"].f == 0.0
+    assert nodes["padded"].attrs["value"].f == -1.5

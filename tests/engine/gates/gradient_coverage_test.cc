@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -199,6 +200,20 @@ const std::vector<CoverageCase>& Cases() {
       {"transpose", {.op = "transpose", .shapes = {{2, 3, 4}}, .attrs = {{"perm", Ints{2, 0, 1}}}}},
       {"concat",
        {.op = "concat", .shapes = {{2, 3}, {2, 1}, {2, 2}}, .attrs = {{"axis", int64_t{-1}}}}},
+      {"slice",
+       {.op = "slice", .shapes = {{3, 4}}, .attrs = {{"starts", Ints{1}}, {"ends", Ints{3}}}}},
+      // Rows 2, 0 backwards (the INT64_MIN end torch writes), columns 1, 3.
+      {"slice_negative_step_several_axes",
+       {.op = "slice",
+        .shapes = {{3, 4}},
+        .attrs = {{"starts", Ints{-1, 1}},
+                  {"ends", Ints{INT64_MIN, INT64_MAX}},
+                  {"axes", Ints{0, -1}},
+                  {"steps", Ints{-2, 2}}}}},
+      {"pad", {.op = "pad", .shapes = {{2, 3}}, .attrs = {{"pads", Ints{1, 0, 0, 2}}}}},
+      // Row 0 cropped, one added after; two columns added before, three cropped after.
+      {"pad_negative_value",
+       {.op = "pad", .shapes = {{3, 4}}, .attrs = {{"pads", Ints{-1, 2, 1, -3}}, {"value", 0.5}}}},
       {"matmul", {.op = "matmul", .shapes = {{3, 4}, {4, 5}}}},
       {"matmul_batched_transposed",
        {.op = "matmul",

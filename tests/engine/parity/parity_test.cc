@@ -22,111 +22,31 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "engine/api/import.h"
 #include "engine/api/trainer.h"
+#include "tests/engine/parity/torch_fixture.h"
 
 namespace backflow {
 namespace {
 
-using nlohmann::json;
+using torch_fixture::ExpectAllClose;
+using torch_fixture::ExpectClose;
+using torch_fixture::ExpectCloseScalar;
+using torch_fixture::Feeds;
+using torch_fixture::json;
+using torch_fixture::MaxAbs;
+using torch_fixture::Tolerance;
+using torch_fixture::ToMap;
+using torch_fixture::ToOptimizer;
 
 json LoadFixture(const std::string& name) {
-  std::ifstream in(std::string(BACKFLOW_SOURCE_DIR) + "/tests/engine/parity/" + name + ".json");
-  EXPECT_TRUE(in.good()) << "cannot open fixture " << name;
-  std::stringstream text;
-  text << in.rdbuf();
-  return json::parse(text.str());
-}
-
-// A fixture tensor in `dtype` (integer tensors keep int64).
-Tensor ToTensor(const json& t, DType dtype) {
-  const std::vector<int64_t> dims = t["shape"].get<std::vector<int64_t>>();
-  const std::vector<double> values = t["values"].get<std::vector<double>>();
-  const DType type = t["dtype"] == "int64" ? DType::kInt64 : dtype;
-  return Tensor::FromValues(type, Shape(dims), values);
-}
-
-ParameterMap ToMap(const json& tensors, DType dtype) {
-  ParameterMap map;
-  for (const auto& [name, t] : tensors.items()) map.emplace(name, ToTensor(t, dtype));
-  return map;
-}
-
-OptimizerConfig ToOptimizer(const json& o) {
-  OptimizerConfig config;
-  config.kind = o["kind"] == "adam" ? OptimizerConfig::Kind::kAdam : OptimizerConfig::Kind::kSgd;
-  config.learning_rate = o["learning_rate"];
-  config.momentum = o["momentum"];
-  config.weight_decay = o["weight_decay"];
-  config.beta1 = o["beta1"];
-  config.beta2 = o["beta2"];
-  config.epsilon = o["epsilon"];
-  return config;
-}
-
-struct Tolerance {
-  double rtol;
-  double floor;  // a fraction of the group's largest magnitude
-};
-
-double MaxAbs(const json& t) {
-  double m = 0.0;
-  for (double v : t["values"].get<std::vector<double>>()) m = std::max(m, std::abs(v));
-  return m;
-}
-
-// The worst |a - b| / bound over the tensor (<= 1 passes), checked element by element; `scale`
-// is the largest magnitude of the group the tensor belongs to (see the top of the file).
-double ExpectClose(const std::string& what, const Tensor& actual, const json& expected,
-                   Tolerance tol, double scale) {
-  const double rtol = tol.rtol, floor = tol.floor;
-  const std::vector<double> b = expected["values"].get<std::vector<double>>();
-  EXPECT_EQ(actual.shape(), Shape(expected["shape"].get<std::vector<int64_t>>())) << what;
-  if (actual.num_elements() != static_cast<int64_t>(b.size())) return INFINITY;
-  double worst = 0.0;
-  int failures = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    const double a = actual.at(static_cast<int64_t>(i));
-    const double bound = rtol * std::max(std::abs(b[i]), floor * scale);
-    const double ratio = bound > 0 ? std::abs(a - b[i]) / bound : (a == b[i] ? 0.0 : INFINITY);
-    worst = std::max(worst, ratio);
-    if (!(ratio <= 1.0) && ++failures <= 3) {
-      ADD_FAILURE() << what << "[" << i << "]: " << a << " vs torch " << b[i] << " (" << ratio
-                    << " x the bound " << bound << ")";
-    }
-  }
-  return worst;
-}
-
-double ExpectCloseScalar(const std::string& what, double actual, double expected, Tolerance rtol) {
-  return ExpectClose(what, Tensor::Scalar(DType::kFloat64, actual),
-                     json{{"shape", json::array()}, {"values", {expected}}}, rtol,
-                     std::abs(expected));
-}
-
-double ExpectAllClose(const std::string& what, const ParameterMap& actual, const json& expected,
-                      Tolerance rtol) {
-  double scale = 0.0;
-  for (const auto& [name, t] : expected.items()) scale = std::max(scale, MaxAbs(t));
-  double worst = 0.0;
-  EXPECT_EQ(actual.size(), expected.size()) << what;
-  for (const auto& [name, t] : expected.items()) {
-    auto it = actual.find(name);
-    if (it == actual.end()) {
-      ADD_FAILURE() << what << ": no '" << name << "'";
-      continue;
-    }
-    worst = std::max(worst, ExpectClose(what + " " + name, it->second, t, rtol, scale));
-  }
-  return worst;
+  return torch_fixture::LoadJson(std::string(BACKFLOW_SOURCE_DIR) + "/tests/engine/parity/" + name +
+                                 ".json");
 }
 
 // The fixture's graph in a Trainer with the fixture's initial parameters and state.
@@ -146,12 +66,6 @@ std::unique_ptr<Trainer> MakeTrainer(const json& fx, DType dtype, uint64_t seed)
   const Status set = (*trainer)->SetParameters(initial);
   EXPECT_TRUE(set.ok()) << set.ToString();
   return set.ok() ? std::move(*trainer) : nullptr;
-}
-
-FeedMap Feeds(const ParameterMap& inputs) {
-  FeedMap feeds;
-  for (const auto& [name, t] : inputs) feeds[name] = &t;
-  return feeds;
 }
 
 struct Case {
