@@ -141,6 +141,15 @@ inline Builder EveryOp(bool with_clip = true) {
   b.Node("ln", "layer_norm", {fc3, b.Parameter("lnw", Shape{6}), b.Parameter("lnb", Shape{6})},
          {{"epsilon", 1e-4}});
   b.Node("ln_plain", "layer_norm", {seq}, {{"normalized_ndim", int64_t{2}}});
+  using Ints = std::vector<int64_t>;
+  // [N, 2, 4, 4]: channels 1, 2; columns 1, 3, 5, 7.
+  b.Node(
+      "slice", "slice", {relu},
+      {{"starts", Ints{1, -7}}, {"ends", Ints{3, 8}}, {"axes", Ints{1, 3}}, {"steps", Ints{1, 2}}});
+  b.Node("slice_back", "slice", {relu},
+         {{"starts", Ints{6}}, {"ends", Ints{1}}, {"axes", Ints{-1}}, {"steps", Ints{-2}}});
+  b.Node("pad", "pad", {relu}, {{"pads", Ints{0, 0, 1, 2, 0, 0, 0, 1}}, {"value", 0.5}});
+  b.Node("crop", "pad", {relu}, {{"pads", Ints{0, 0, -1, 0, 0, 0, 0, -2}}});  // [N, 4, 3, 6]
   const std::vector<double> k = {1, 2, 3, 4};
   b.Node("plus_k", "add",
          {relu, *b.graph.AddConstant("k", Tensor::FromValues(DType::kFloat32, Shape{4, 1, 1}, k))});

@@ -216,6 +216,28 @@ TEST_F(OnnxExportOpsTest, ShapeOps) {
   EXPECT_THAT(Form("emb"), ElementsAre("Gather(table, ids -> emb) axis=0"));
 }
 
+// int64 initializers for Slice's starts, ends, axes and steps and Pad's pads; Pad's value a
+// Constant. (onnx_export_slice_pad_test.cc has the defaults written out.)
+TEST_F(OnnxExportOpsTest, SliceAndPad) {
+  EXPECT_THAT(
+      Form("slice"),
+      ElementsAre("Slice(relu, slice.starts, slice.ends, slice.axes, slice.steps -> slice)"));
+  EXPECT_EQ(Initializer("slice.starts"), "INT64[2] 1 -7");
+  EXPECT_EQ(Initializer("slice.ends"), "INT64[2] 3 8");
+  EXPECT_EQ(Initializer("slice.axes"), "INT64[2] 1 3");
+  EXPECT_EQ(Initializer("slice.steps"), "INT64[2] 1 2");
+  EXPECT_EQ(Initializer("slice_back.steps"), "INT64[1] -2");
+  EXPECT_THAT(Form("pad"), ElementsAre("Constant(-> pad.value) value=FLOAT[] 0.5",
+                                       "Pad(relu, pad.pads, pad.value -> pad) mode=\"constant\""));
+  EXPECT_EQ(Initializer("pad.pads"), "INT64[8] 0 0 1 2 0 0 0 1");
+  EXPECT_EQ(Initializer("crop.pads"), "INT64[8] 0 0 -1 0 0 0 0 -2");
+  const std::vector<std::string> outputs = SignatureOf(model_.graph().output());
+  EXPECT_THAT(outputs, ::testing::Contains("slice: FLOAT[N, 2, 4, 4]"));
+  EXPECT_THAT(outputs, ::testing::Contains("slice_back: FLOAT[N, 4, 4, 3]"));
+  EXPECT_THAT(outputs, ::testing::Contains("pad: FLOAT[N, 4, 5, 11]"));
+  EXPECT_THAT(outputs, ::testing::Contains("crop: FLOAT[N, 4, 3, 6]"));
+}
+
 // ReduceMean's axes are an attribute in opset 14, ReduceSum's an input; all axes: none given.
 TEST_F(OnnxExportOpsTest, Reductions) {
   EXPECT_THAT(Form("mean_hw"), ElementsAre("ReduceMean(relu -> mean_hw) axes=[2, 3] keepdims=1"));

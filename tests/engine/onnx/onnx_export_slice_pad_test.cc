@@ -1,17 +1,13 @@
-// The ONNX form of slice and pad. Their gates are built-in once they land; until then this test
-// registers stand-ins with their attributes (slice: starts, ends, axes, steps, as ONNX's Slice;
-// pad: pads as ONNX's, value) and shape rules, so the export form is checked either way, and
-// onnx's shape inference checks the declared output shapes against ONNX's own.
+// The ONNX form of slice and pad with their attribute defaults written out, and onnx's shape
+// inference agreeing with their shape rules. (every_op_graph.h has them too: their values are
+// checked against numpy there, and their round trip.)
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/gates/builtin.h"
-#include "engine/ir/gate_registry.h"
 #include "engine/onnx/onnx_export.h"
 #include "tests/engine/onnx/onnx_export_checks.h"
 
@@ -24,64 +20,6 @@ using testing::FormOf;
 using testing::ParseChecked;
 using testing::SignatureOf;
 using testing::TensorText;
-
-// Shape rules only (ONNX's Slice with positive steps, and Pad); never compiled.
-class StandInGate : public Gate {
- public:
-  explicit StandInGate(bool slice) : slice_(slice) {}
-  Arity arity() const override { return {1, 1}; }
-  std::vector<AttrSpec> attr_specs() const override {
-    if (slice_) {
-      return {{.name = "starts", .type = AttrType::kInts, .required = true},
-              {.name = "ends", .type = AttrType::kInts, .required = true},
-              {.name = "axes", .type = AttrType::kInts},
-              {.name = "steps", .type = AttrType::kInts}};
-    }
-    return {{.name = "pads", .type = AttrType::kInts, .required = true},
-            {.name = "value", .type = AttrType::kFloat}};
-  }
-  StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
-    Shape y = ctx.inputs[0];
-    if (!slice_) {
-      const std::vector<int64_t> pads = ctx.attrs.GetInts("pads");
-      for (int i = 0; i < y.rank(); ++i) {
-        if (y.dim(i) != kBatchDim)
-          y.dim(i) += pads[static_cast<size_t>(i)] + pads[static_cast<size_t>(i + y.rank())];
-      }
-      return y;
-    }
-    const std::vector<int64_t> starts = ctx.attrs.GetInts("starts");
-    const std::vector<int64_t> ends = ctx.attrs.GetInts("ends");
-    const std::vector<int64_t> axes = ctx.attrs.GetInts("axes");
-    const std::vector<int64_t> steps = ctx.attrs.GetInts("steps");
-    for (size_t k = 0; k < starts.size(); ++k) {
-      const int axis = static_cast<int>(axes.empty() ? static_cast<int64_t>(k) : axes[k]);
-      const int64_t n = y.dim(axis);
-      auto clamp = [n](int64_t i) { return std::clamp(i < 0 ? i + n : i, int64_t{0}, n); };
-      const int64_t step = steps.empty() ? 1 : steps[k];
-      y.dim(axis) = std::max<int64_t>(0, (clamp(ends[k]) - clamp(starts[k]) + step - 1) / step);
-    }
-    return y;
-  }
-  StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext&) const override {
-    return InternalError("a stand-in");
-  }
-
- private:
-  bool slice_;
-};
-
-const GateRegistry& Gates() {
-  static const GateRegistry* gates = [] {
-    auto* r = new GateRegistry;
-    RegisterBuiltinGates(*r);
-    if (r->Find("slice") == nullptr)
-      (void)r->Register("slice", std::make_unique<StandInGate>(true));
-    if (r->Find("pad") == nullptr) (void)r->Register("pad", std::make_unique<StandInGate>(false));
-    return r;
-  }();
-  return *gates;
-}
 
 class OnnxExportSlicePadTest : public ::testing::Test {
  protected:
@@ -113,7 +51,7 @@ class OnnxExportSlicePadTest : public ::testing::Test {
     return t == nullptr ? "none" : TensorText(*t);
   }
 
-  Graph graph_{Gates()};
+  Graph graph_{BuiltinGates()};
   onnx::ModelProto model_;
 };
 

@@ -116,13 +116,18 @@ def slice_(x, starts, ends, axes, steps):
 
 
 def pad(x, pads, value, a):
+    """Constant mode; negative pads crop."""
     r = x.ndim
-    width = [(int(pads[i]), int(pads[i + r])) for i in range(r)]
+    begin = [int(p) for p in pads[:r]]
+    end = [int(p) for p in pads[r:]]
     mode = a.get("mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode == "constant":
-        return np.pad(x, width, constant_values=0 if value is None else value)
-    return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge"}[mode])
+    assert mode == "constant", mode
+    y = np.pad(x, [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)],
+               constant_values=0 if value is None else value)
+    crop = tuple(slice(max(-b, 0), y.shape[d] - max(-e, 0))
+                 for d, (b, e) in enumerate(zip(begin, end)))
+    return y[crop]
 
 
 erf = np.vectorize(math.erf, otypes=[np.float64])
