@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <string>
@@ -16,6 +18,7 @@
 #include "engine/onnx/onnx_import.h"
 #include "engine/optim/initializers.h"
 #include "tests/engine/onnx/every_op_graph.h"
+#include "tests/engine/onnx/onnx_export_checks.h"
 
 namespace backflow {
 namespace {
@@ -47,6 +50,7 @@ Model LoadModel(const std::string& file) {
 Model RoundTrip(const Model& m) {
   StatusOr<std::string> bytes = ExportOnnx(m.graph, m.values);
   EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+  (void)testing::ParseChecked(*bytes);  // onnx.checker and strict shape inference
   StatusOr<OnnxImported> imported = ImportOnnx(*bytes, {});
   EXPECT_TRUE(imported.ok()) << imported.status().ToString();
   StatusOr<Graph> graph = ImportGraph(imported->graph);
@@ -204,6 +208,42 @@ TEST(OnnxRoundTripTest, EveryOp) {
     }
   }
 }
+
+// PyTorch 1.13's exports (the importer's fixtures, tests/engine/onnx/generate.py): imported,
+// exported and imported again, the model has the same ops and parameters and computes the same
+// outputs bitwise, and the export passes onnx.checker (import -> export -> import is exact).
+class TorchFixtureRoundTripTest : public ::testing::TestWithParam<std::string> {};
+
+Model ImportFixture(const std::string& name) {
+  std::ifstream in(std::string(BACKFLOW_SOURCE_DIR) + "/tests/engine/onnx/" + name + ".onnx",
+                   std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  StatusOr<OnnxImported> imported = ImportOnnx(bytes, {});
+  EXPECT_TRUE(imported.ok()) << imported.status().ToString();
+  StatusOr<Graph> graph = ImportGraph(imported->graph);
+  EXPECT_TRUE(graph.ok()) << graph.status().ToString();
+  return Model{std::move(graph).value(), Values(imported->values.begin(), imported->values.end())};
+}
+
+TEST_P(TorchFixtureRoundTripTest, ImportExportImportIsExact) {
+  const Model first = ImportFixture(GetParam());
+  const Model second = RoundTrip(first);
+  ExpectSameValues(first.values, second.values);
+  EXPECT_EQ(Ops(second.graph), Ops(first.graph));
+  int64_t ids_below = 1;  // the embedding's rows, for token ids
+  for (const Node& n : first.graph.nodes()) {
+    if (n.op == "embedding") ids_below = first.graph.value(n.inputs[0]).shape.dim(0);
+  }
+  const auto want = Infer(first, {"output"}, ids_below);
+  const auto got = Infer(second, {"output"}, ids_below);
+  ASSERT_EQ(want.size(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(BitwiseEqual(got.at("output"), want.at("output")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TorchFixtureRoundTripTest,
+                         ::testing::Values("mlp", "lenet", "resnet", "depthwise", "transformer"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace backflow
