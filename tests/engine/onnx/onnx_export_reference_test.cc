@@ -2,12 +2,14 @@
 // layout (model.onnx, test_data_set_0/input_K.pb and output_K.pb holding backflow's own
 // inference outputs for random inputs), then onnx_reference.py, with Debian's python3-onnx and
 // numpy, runs onnx.checker.check_model(full_check=True) and a numpy interpreter of the ONNX
-// operators on it and compares.
+// operators on it and compares. The cases: the every-op graph, models/ graphs in float32 and
+// float64, and PyTorch 1.13's exports of the importer's fixtures as ImportOnnx makes them.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -16,6 +18,7 @@
 #include "engine/api/evaluate.h"
 #include "engine/api/import.h"
 #include "engine/onnx/onnx_export.h"
+#include "engine/onnx/onnx_import.h"
 #include "engine/optim/initializers.h"
 #include "onnx/onnx_pb.h"
 #include "tests/engine/onnx/every_op_graph.h"
@@ -125,6 +128,21 @@ Case ModelCase(const std::string& file, DType dtype) {
   return Case{name, std::move(graph).value(), std::move(values), dtype};
 }
 
+// A PyTorch 1.13 export (tests/engine/onnx/generate.py) as ImportOnnx makes it.
+Case FixtureCase(const std::string& name) {
+  std::ifstream in(std::string(BACKFLOW_SOURCE_DIR) + "/tests/engine/onnx/" + name + ".onnx",
+                   std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  StatusOr<OnnxImported> imported = ImportOnnx(bytes, {});
+  EXPECT_TRUE(imported.ok()) << imported.status().ToString();
+  StatusOr<Graph> graph = ImportGraph(imported->graph);
+  EXPECT_TRUE(graph.ok()) << graph.status().ToString();
+  return Case{
+      "torch_" + name, std::move(graph).value(),
+      std::unordered_map<std::string, Tensor>(imported->values.begin(), imported->values.end()),
+      DType::kFloat32};
+}
+
 TEST(OnnxExportReferenceTest, ExportedModelsComputeWhatBackflowComputes) {
   testing::TempDir dir("backflow-onnx-");
   const std::filesystem::path root = dir.path();
@@ -141,6 +159,8 @@ TEST(OnnxExportReferenceTest, ExportedModelsComputeWhatBackflowComputes) {
   add(ModelCase("transformer_repeat.pbtxt", DType::kFloat64), 16);
   add(ModelCase("lenet5.pbtxt", DType::kFloat32), 1);
   add(ModelCase("staged_circuit.pbtxt", DType::kFloat64), 1);
+  for (const char* name : {"mlp", "lenet", "resnet", "depthwise"}) add(FixtureCase(name), 1);
+  add(FixtureCase("transformer"), 11);  // nn.Embedding(11, 16)
   if (HasFatalFailure()) return;
   const std::string command = std::string(BACKFLOW_PYTHON) + " " + BACKFLOW_SOURCE_DIR +
                               "/tests/engine/onnx/onnx_reference.py" + cases;
