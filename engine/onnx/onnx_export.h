@@ -19,6 +19,8 @@
 //
 // An op with no ONNX form (a loss on the path to an output, say) is InvalidArgument naming the
 // node and its op.
+//
+// Thread safety: ExportOnnx reads only its arguments; any number of calls may run at once.
 #ifndef BACKFLOW_ENGINE_ONNX_ONNX_EXPORT_H_
 #define BACKFLOW_ENGINE_ONNX_ONNX_EXPORT_H_
 
