@@ -48,9 +48,9 @@ StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolK
 
 dnnl::memory::dims PadEnd(const Pool2dShape& s) {
   // With ceil_mode the last window may reach past the bottom/right padding: oneDNN pads that far
-  // (max pooling never picks a padded tap).
-  // The last window starts at (out - 1) * stride <= the padded input, so subtracting the input
-  // and leading padding before adding the span keeps every step in range.
+  // (max pooling never picks a padded tap). The last window starts at (out - 1) * stride, within
+  // the padded input: subtracting the input and leading padding before adding the span keeps
+  // every step in int64.
   const reference::Window2d& w = s.window;
   const int64_t bottom = ((s.out_h() - 1) * w.stride_h - s.h - w.pad_top) + w.span_h();
   const int64_t right = ((s.out_w() - 1) * w.stride_w - s.w - w.pad_left) + w.span_w();
