@@ -458,5 +458,24 @@ TEST(OnnxImportTest, OverflowingKnownIntegerArithmeticIsRefused) {
   }
 }
 
+// Range over int64 is exact at the top of the range (doubles rounded both ends to 2^63, whose
+// conversion back is undefined), and a reshape target whose product passes int64 is refused.
+TEST(OnnxImportTest, IntegerRangeAtInt64MaxIsExactAndItsProductIsRefused) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  ModelBuilder m;
+  m.Input("x", {0, 4});
+  m.Ints("start", {kMax - 2}, true);
+  m.Ints("limit", {kMax}, true);
+  m.Ints("delta", {1}, true);
+  m.Node("Range", {"start", "limit", "delta"}, {"t"});
+  m.Node("Reshape", {"x", "t"}, {"y"});
+  m.Output("y");
+  StatusOr<OnnxImported> r = ImportOnnx(m.Bytes(), {});
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(),
+            "ONNX node 'y' (Reshape, opset 14): shape [9223372036854775805, 9223372036854775806] "
+            "overflows: its dimensions multiply past INT64_MAX");
+}
+
 }  // namespace
 }  // namespace backflow
