@@ -271,4 +271,30 @@ Status SoftmaxOp(const NodeContext& ctx) {
   return ctx.Emit(0, "", ctx.op() == "Softmax" ? "softmax" : "log_softmax", {x}, attrs).status();
 }
 
+// Clip: bounds from inputs 1 and 2 (opset 11+) or the min/max attributes; an empty input is
+// no bound on that side.
+Status ClipOp(const NodeContext& ctx) {
+  AttrMap attrs;
+  if (ctx.opset() >= 11) {
+    for (int i : {1, 2}) {
+      if (!ctx.has_input(i)) continue;
+      BF_ASSIGN_OR_RETURN(Known k, ctx.KnownInput(i, i == 1 ? "min" : "max"));
+      BF_ASSIGN_OR_RETURN(double bound, ScalarFloat(ctx, k, i == 1 ? "min" : "max"));
+      attrs[i == 1 ? "min" : "max"] = FloatAttr(bound);
+    }
+  } else {
+    for (const char* name : {"min", "max"}) {
+      if (ctx.attr(name) == nullptr) continue;
+      BF_ASSIGN_OR_RETURN(double bound, ctx.Float(name, 0.0));
+      attrs[name] = FloatAttr(bound);
+    }
+  }
+  BF_ASSIGN_OR_RETURN(std::string x, ctx.Tensor(0));
+  if (attrs.empty()) {  // no bounds: the identity
+    ctx.Alias(0, x);
+    return Status::Ok();
+  }
+  return ctx.Emit(0, "", "clip", {x}, attrs).status();
+}
+
 }  // namespace backflow::onnx_import

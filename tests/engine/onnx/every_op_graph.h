@@ -81,7 +81,7 @@ inline Builder EveryOp(bool with_clip = true) {
   b.Node("square", "square", {bn});
   b.Node("gelu", "gelu", {bn});
   b.Node("gelu_tanh", "gelu", {bn}, {{"approximate", std::string("tanh")}});
-  if (with_clip) {  // ImportOnnx does not read Clip (yet)
+  if (with_clip) {
     b.Node("clip", "clip", {bn}, {{"min", 0.0}, {"max", 6.0}});
     b.Node("clip_lo", "clip", {bn}, {{"min", -1.0}});
     b.Node("clip_hi", "clip", {bn}, {{"max", 1.0}});

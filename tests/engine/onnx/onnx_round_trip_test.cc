@@ -158,12 +158,12 @@ TEST(OnnxRoundTripTest, TransformerIsExactFromTheFirstImportOn) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5 * (1 + std::abs(a[i])));
 }
 
-// Every op but clip (which ImportOnnx does not read): what each comes back as, and the same
+// Every op: what each comes back as, and the same
 // outputs: bitwise where the op comes back as itself, within float32 rounding where it comes
 // back as other gates (gelu, layer_norm: their opset-14 decompositions; linear of rank 3:
 // matmul and add; a batched matmul's transpose flags: transpose nodes).
 TEST(OnnxRoundTripTest, EveryOp) {
-  testing::Builder b = testing::EveryOp(/*with_clip=*/false);
+  testing::Builder b = testing::EveryOp();
   const Model original{std::move(b.graph), std::move(b.values)};
   const Model imported = RoundTrip(original);
   ExpectSameValues(original.values, imported.values);
