@@ -3,8 +3,11 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <optional>
 
+#include "engine/core/checked.h"
+#include "engine/core/saturating.h"
 #include "engine/core/tsan.h"
 #include "engine/exec/run_state.h"
 #include "engine/exec/team.h"
@@ -48,6 +51,21 @@ Status CheckFeedShape(const Value& value, const Tensor& tensor, std::optional<in
   return Status::Ok();
 }
 
+// The most elements of one tensor a plan allocates: its bytes, at 8 per element and rounded up to
+// the allocator's alignment, must fit in int64.
+constexpr int64_t kMaxTensorElements = std::numeric_limits<int64_t>::max() / 16;
+
+// Concrete shapes grow with the batch size, and a graph may multiply it with itself ([N, 1] x
+// [1, N] is [N, N]), so a shape that was within the limits per sample can be past what int64
+// counts once the batch is known. Checked before the output is sized, or any stride computed.
+Status CheckOutputSize(const Node& node, const Shape& out) {
+  const std::optional<int64_t> extent = CheckedExtent(out.dims());
+  if (extent && *extent <= kMaxTensorElements) return Status::Ok();
+  return ResourceExhaustedError("node " + Quote(node.name) + ": output " + out.ToString() +
+                                " has more than " + std::to_string(kMaxTensorElements) +
+                                " elements at this batch size");
+}
+
 // layout_free[v]: every included node reading v accepts a layout at that input, and v is not
 // fetched. See Note [Layouts between oneDNN gates].
 std::vector<bool> LayoutFreeValues(const Graph& graph, const std::vector<bool>& included,
@@ -80,8 +98,10 @@ StatusOr<std::shared_ptr<const Plan>> Plan::Compile(const Graph& graph, DType dt
   plan->LinkSteps(graph);
   plan->PlanFetchMoves();
   int64_t touched = 0;  // every step's output, and what was fed
-  for (const PlanStep& step : plan->steps_) touched += step.output_shape.num_elements();
-  for (const Tensor* fed : feeds) touched += fed != nullptr ? fed->num_elements() : 0;
+  for (const PlanStep& step : plan->steps_) {
+    touched = SaturatingAdd(touched, step.output_shape.num_elements());
+  }
+  for (const Tensor* fed : feeds) touched = SaturatingAdd(touched, fed ? fed->num_elements() : 0);
   plan->runs_inline_ = touched <= kInlineElements;
   return std::shared_ptr<const Plan>(std::move(plan));
 }
@@ -125,6 +145,7 @@ Status Plan::CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shap
     in_layouts.push_back(layouts[static_cast<size_t>(v)]);
   }
   BF_ASSIGN_OR_RETURN(Shape out, node.gate->CheckAndInferShape(node.name, node.op, in, node.attrs));
+  BF_RETURN_IF_ERROR(CheckOutputSize(node, out));
   const bool free = layout_free[static_cast<size_t>(node.output)];
   // Primitives created in Compile are partitioned for this team (Note [Team size per
   // primitive] in engine/runtime/dnnl_runtime.h).

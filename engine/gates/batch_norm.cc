@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/saturating.h"
 #include "engine/gates/batch_norm_internal.h"
 #include "engine/ir/gate.h"
 
@@ -136,7 +137,8 @@ class BatchNormGate : public Gate {
                 "none to the running statistics (state)"};
   }
   int64_t Flops(const FlopsContext& ctx) const override {
-    return 8 * FlopsContext::Elements(ctx.inputs[0]);  // two passes of statistics, one of y
+    // Two passes of statistics, one of y.
+    return SaturatingMul(8, FlopsContext::Elements(ctx.inputs[0]));
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     if (ctx.inputs.size() == 4) {

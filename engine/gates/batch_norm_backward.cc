@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/core/saturating.h"
 #include "engine/gates/batch_norm_internal.h"
 #include "engine/ir/gate.h"
 
@@ -109,7 +110,7 @@ class GradGate : public Gate {
     return {{.name = "epsilon", .type = AttrType::kFloat, .required = true}};
   }
   int64_t Flops(const FlopsContext& ctx) const override {
-    return 8 * FlopsContext::Elements(ctx.inputs[0]);
+    return SaturatingMul(8, FlopsContext::Elements(ctx.inputs[0]));
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     if (ctx.inputs[1] != ctx.inputs[0]) {

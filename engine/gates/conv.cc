@@ -1,8 +1,10 @@
 #include "engine/gates/conv.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/core/checked.h"
 #include "engine/core/saturating.h"
 #include "engine/gates/conv_internal.h"
 #include "engine/gates/dnnl_primitive.h"
@@ -89,11 +91,12 @@ StatusOr<Conv2dShape> ParseConv2d(const ShapeContext& ctx) {
   BF_RETURN_IF_ERROR(CheckNchw(ctx, x, "x"));
   BF_RETURN_IF_ERROR(CheckFixedShape(ctx, w, 4, "w [O, C / groups, KH, KW]"));
   BF_ASSIGN_OR_RETURN(int64_t groups, conv_internal::ParseGroups(ctx, x.dim(1), w.dim(0)));
-  if (x.dim(1) != w.dim(1) * groups) {
+  const std::optional<int64_t> channels = CheckedMul(w.dim(1), groups);
+  if (channels != x.dim(1)) {
     return ctx.Error("x " + x.ToString() + " has " + std::to_string(x.dim(1)) +
                      " channels, but w " + w.ToString() + " expects " +
-                     std::to_string(w.dim(1) * groups) + " (w is [O, C / groups, KH, KW], groups " +
-                     std::to_string(groups) + ")");
+                     (channels ? std::to_string(*channels) : "more than INT64_MAX") +
+                     " (w is [O, C / groups, KH, KW], groups " + std::to_string(groups) + ")");
   }
   if (ctx.inputs.size() == 3 && ctx.inputs[2] != Shape{w.dim(0)}) {
     return ctx.Error("b must be [O] = [" + std::to_string(w.dim(0)) + "], one bias per output " +
@@ -101,6 +104,7 @@ StatusOr<Conv2dShape> ParseConv2d(const ShapeContext& ctx) {
   }
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParseConvWindow(ctx, w.dim(2), w.dim(3)));
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
+  ClampStrides(win, x.dim(2), x.dim(3));
   return Conv2dShape{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), win, groups};
 }
 

@@ -1,8 +1,10 @@
 // The internal gates conv2d's Backward emits: dL/dx (conv2d_backward_data) and dL/dw
 // (conv2d_backward_weights). See engine/gates/conv.h for the formulas.
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/core/checked.h"
 #include "engine/core/saturating.h"
 #include "engine/gates/conv_internal.h"
 #include "engine/gates/dnnl_primitive.h"
@@ -38,9 +40,15 @@ StatusOr<Conv2dShape> ParseBackwardData(const ShapeContext& ctx) {
   BF_ASSIGN_OR_RETURN(auto size, ParseSize2(ctx, "input_size"));
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParseConvWindow(ctx, w.dim(2), w.dim(3)));
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, size.first, size.second));
+  ClampStrides(win, size.first, size.second);
   const int64_t groups = ctx.attrs.GetInt("groups", 1);
-  BF_RETURN_IF_ERROR(ParseGroups(ctx, w.dim(1) * groups, w.dim(0)).status());
-  const Conv2dShape s{dy.dim(0), w.dim(1) * groups, size.first, size.second, w.dim(0), win, groups};
+  const std::optional<int64_t> c = CheckedMul(w.dim(1), groups);
+  if (!c) {
+    return ctx.Error("groups " + std::to_string(groups) + " times the " + std::to_string(w.dim(1)) +
+                     " channels of each group overflows");
+  }
+  BF_RETURN_IF_ERROR(ParseGroups(ctx, *c, w.dim(0)).status());
+  const Conv2dShape s{dy.dim(0), *c, size.first, size.second, w.dim(0), win, groups};
   BF_RETURN_IF_ERROR(CheckDy(ctx, dy, s));
   return s;
 }
@@ -57,6 +65,7 @@ StatusOr<Conv2dShape> ParseBackwardWeights(const ShapeContext& ctx) {
   BF_ASSIGN_OR_RETURN(auto size, ParseSize2(ctx, "kernel_size"));
   BF_ASSIGN_OR_RETURN(reference::Window2d win, ParseConvWindow(ctx, size.first, size.second));
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
+  ClampStrides(win, x.dim(2), x.dim(3));
   const int64_t n = x.dim(0) == kBatchDim ? dy.dim(0) : x.dim(0);
   BF_ASSIGN_OR_RETURN(int64_t groups, ParseGroups(ctx, x.dim(1), dy.dim(1)));
   const Conv2dShape s{n, x.dim(1), x.dim(2), x.dim(3), dy.dim(1), win, groups};

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/saturating.h"
 #include "engine/gates/layer_norm_internal.h"
 #include "engine/ir/gate.h"
 #include "engine/ir/gate_registry.h"
@@ -171,7 +172,8 @@ class LayerNormGate : public Gate {
   std::vector<AttrSpec> attr_specs() const override { return LayerNormAttrSpecs(); }
   OpDoc doc() const override { return LayerNormDoc(); }
   int64_t Flops(const FlopsContext& ctx) const override {
-    return 8 * FlopsContext::Elements(ctx.inputs[0]);  // two passes of statistics, one of y
+    // Two passes of statistics, one of y.
+    return SaturatingMul(8, FlopsContext::Elements(ctx.inputs[0]));
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     if (ctx.inputs.size() == 2) {
@@ -227,7 +229,7 @@ class GradGate : public Gate {
   bool differentiable() const override { return false; }  // no second derivatives yet
   std::vector<AttrSpec> attr_specs() const override { return LayerNormAttrSpecs(); }
   int64_t Flops(const FlopsContext& ctx) const override {
-    return 8 * FlopsContext::Elements(ctx.inputs[0]);
+    return SaturatingMul(8, FlopsContext::Elements(ctx.inputs[0]));
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     const Shape& x = ctx.inputs[0];

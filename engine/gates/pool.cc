@@ -34,6 +34,7 @@ StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolK
   }
   win.ceil_mode = ceil == 1;
   BF_RETURN_IF_ERROR(CheckWindowFits(ctx, win, x.dim(2), x.dim(3)));
+  ClampStrides(win, x.dim(2), x.dim(3));
   Pool2dShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), win};
   if (kind == PoolKind::kAvg) {
     const int64_t include = ctx.attrs.GetInt("count_include_pad", 1);
@@ -47,10 +48,12 @@ StatusOr<Pool2dShape> ParsePool2d(const ShapeContext& ctx, const Shape& x, PoolK
 
 dnnl::memory::dims PadEnd(const Pool2dShape& s) {
   // With ceil_mode the last window may reach past the bottom/right padding: oneDNN pads that far
-  // (max pooling never picks a padded tap).
+  // (max pooling never picks a padded tap). The last window starts at (out - 1) * stride, within
+  // the padded input: subtracting the input and leading padding before adding the span keeps
+  // every step in int64.
   const reference::Window2d& w = s.window;
-  const int64_t bottom = (s.out_h() - 1) * w.stride_h + w.span_h() - s.h - w.pad_top;
-  const int64_t right = (s.out_w() - 1) * w.stride_w + w.span_w() - s.w - w.pad_left;
+  const int64_t bottom = ((s.out_h() - 1) * w.stride_h - s.h - w.pad_top) + w.span_h();
+  const int64_t right = ((s.out_w() - 1) * w.stride_w - s.w - w.pad_left) + w.span_w();
   return {std::max(bottom, w.pad_bottom), std::max(right, w.pad_right)};
 }
 

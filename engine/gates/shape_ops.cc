@@ -1,9 +1,11 @@
 #include "engine/gates/shape_ops.h"
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/core/checked.h"
 #include "engine/gates/copy_kernel.h"
 #include "engine/ir/gate_registry.h"
 
@@ -22,18 +24,23 @@ std::string TargetString(const std::vector<int64_t>& target) {
 struct DimCount {
   int64_t known = 1;
   int open = 0;
+  bool overflow = false;  // the known dimensions multiply past INT64_MAX (known is then 0)
 };
 
 DimCount CountDims(const std::vector<int64_t>& dims, int skip) {
   DimCount count;
+  std::vector<int64_t> known;
   for (int i = 0; i < static_cast<int>(dims.size()); ++i) {
     if (i == skip) continue;
     if (dims[static_cast<size_t>(i)] == kBatchDim) {
       ++count.open;
     } else {
-      count.known *= dims[static_cast<size_t>(i)];
+      known.push_back(dims[static_cast<size_t>(i)]);
     }
   }
+  const std::optional<int64_t> product = CheckedProduct(known);
+  count.known = product.value_or(0);
+  count.overflow = !product;
   return count;
 }
 
@@ -49,6 +56,10 @@ Status ResolveCount(const ShapeContext& ctx, const std::vector<int64_t>& target,
   const DimCount out = CountDims(dims, infer_at);
   const std::string what =
       "cannot reshape " + ctx.inputs[0].ToString() + " into " + TargetString(target);
+  if (in.overflow || out.overflow) {
+    return ctx.Error(what + ": the dimensions of " + (in.overflow ? "x" : "shape") +
+                     " multiply past INT64_MAX");
+  }
   const bool batch_left = out.open < in.open;  // x's count has a factor N that dims lacks
   if (infer_at >= 0) {
     if (out.known == 0) {

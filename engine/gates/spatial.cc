@@ -1,10 +1,13 @@
 #include "engine/gates/spatial.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include "engine/core/checked.h"
 
 namespace backflow {
 namespace {
@@ -45,6 +48,33 @@ Status ParsePadding(const ShapeContext& ctx, reference::Window2d& win) {
   return Status::Ok();
 }
 
+std::string PaddingString(const reference::Window2d& win) {
+  return Join({win.pad_top, win.pad_left, win.pad_bottom, win.pad_right});
+}
+
+// (kernel - 1) * dilation + 1, or nullopt where it does not fit in int64.
+std::optional<int64_t> CheckedSpan(int64_t kernel, int64_t dilation) {
+  const std::optional<int64_t> gaps = CheckedMul(kernel - 1, dilation);
+  return gaps ? CheckedAdd(*gaps, 1) : std::nullopt;
+}
+
+// The dilated window and the padded input, each of which must fit in int64 for the output size
+// (reference::Window2d::OutSize) to be computed; the window's other arithmetic stays within them.
+Status CheckWindowArithmetic(const ShapeContext& ctx, const reference::Window2d& win, int64_t h,
+                             int64_t w) {
+  if (!CheckedSpan(win.kernel_h, win.dilation_h) || !CheckedSpan(win.kernel_w, win.dilation_w)) {
+    return ctx.Error("dilation " + Join({win.dilation_h, win.dilation_w}) + " with kernel " +
+                     Size(win.kernel_h, win.kernel_w) + " overflows the window size");
+  }
+  const std::optional<int64_t> top = CheckedAdd(h, win.pad_top);
+  const std::optional<int64_t> left = CheckedAdd(w, win.pad_left);
+  if (!top || !left || !CheckedAdd(*top, win.pad_bottom) || !CheckedAdd(*left, win.pad_right)) {
+    return ctx.Error("padding " + PaddingString(win) + " on the input " + Size(h, w) +
+                     " overflows the padded size");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<std::pair<int64_t, int64_t>> ParseSize2(const ShapeContext& ctx, std::string_view name) {
@@ -71,10 +101,15 @@ StatusOr<reference::Window2d> ParsePoolWindow(const ShapeContext& ctx) {
   std::tie(win.kernel_h, win.kernel_w) = kernel;
   std::tie(win.stride_h, win.stride_w) = stride;
   BF_RETURN_IF_ERROR(ParsePadding(ctx, win));
+  // Average pooling divides by up to kh * kw taps.
+  if (!CheckedMul(win.kernel_h, win.kernel_w)) {
+    return ctx.Error("kernel " + Size(win.kernel_h, win.kernel_w) +
+                     " overflows the window's tap count");
+  }
   if (std::max(win.pad_top, win.pad_bottom) >= win.kernel_h ||
       std::max(win.pad_left, win.pad_right) >= win.kernel_w) {
-    return ctx.Error("padding " + Join({win.pad_top, win.pad_left, win.pad_bottom, win.pad_right}) +
-                     " must be smaller than the kernel " + Size(win.kernel_h, win.kernel_w) +
+    return ctx.Error("padding " + PaddingString(win) + " must be smaller than the kernel " +
+                     Size(win.kernel_h, win.kernel_w) +
                      " on every side, or a window could hold only padding");
   }
   return win;
@@ -117,6 +152,7 @@ Status CheckFixedShape(const ShapeContext& ctx, const Shape& shape, int rank,
 
 Status CheckWindowFits(const ShapeContext& ctx, const reference::Window2d& win, int64_t h,
                        int64_t w) {
+  BF_RETURN_IF_ERROR(CheckWindowArithmetic(ctx, win, h, w));
   const int64_t padded_h = h + win.pad_top + win.pad_bottom;
   const int64_t padded_w = w + win.pad_left + win.pad_right;
   if (win.span_h() <= padded_h && win.span_w() <= padded_w) return Status::Ok();
@@ -125,6 +161,11 @@ Status CheckWindowFits(const ShapeContext& ctx, const reference::Window2d& win, 
                    (dilated ? " (spanning " + Size(win.span_h(), win.span_w()) + " dilated)" : "") +
                    " is larger than the padded input " + Size(padded_h, padded_w) +
                    ", so the output would have no elements");
+}
+
+void ClampStrides(reference::Window2d& win, int64_t h, int64_t w) {
+  win.stride_h = std::min(win.stride_h, h + win.pad_top + win.pad_bottom);
+  win.stride_w = std::min(win.stride_w, w + win.pad_left + win.pad_right);
 }
 
 }  // namespace backflow

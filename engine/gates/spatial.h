@@ -52,6 +52,11 @@ Status CheckFixedShape(const ShapeContext& ctx, const Shape& shape, int rank,
 Status CheckWindowFits(const ShapeContext& ctx, const reference::Window2d& win, int64_t h,
                        int64_t w);
 
+// Lowers each stride past the padded input to the padded input's size (for a window that
+// passed CheckWindowFits): either way the output has one window per axis, at the start, with
+// ceil_mode or without, and oneDNN refuses strides that do not fit its int.
+void ClampStrides(reference::Window2d& win, int64_t h, int64_t w);
+
 // Reads attribute `name` as exactly two positive ints (an [h, w] size).
 StatusOr<std::pair<int64_t, int64_t>> ParseSize2(const ShapeContext& ctx, std::string_view name);
 

@@ -2,10 +2,12 @@
 
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "engine/core/checked.h"
 #include "engine/gates/copy_kernel.h"
 #include "engine/ir/gate_registry.h"
 
@@ -40,6 +42,17 @@ StatusOr<Shape> FlattenRule(const ShapeContext& ctx) {
   const Shape& x = ctx.inputs[0];
   BF_ASSIGN_OR_RETURN(const int axis,
                       NormaliseAxis(ctx, ctx.attrs.GetInt("axis", 1), x.rank(), x.rank() + 1));
+  // Each group's product must fit, though x itself may have none (a zero in the other group).
+  for (const auto& [begin, end] : {std::pair{0, axis}, std::pair{axis, x.rank()}}) {
+    std::vector<int64_t> known;
+    for (int i = begin; i < end; ++i) {
+      if (x.dim(i) != kBatchDim) known.push_back(x.dim(i));
+    }
+    if (!CheckedProduct(known)) {
+      return ctx.Error("flattening " + x.ToString() + " at axis " + std::to_string(axis) +
+                       " overflows: its dimensions multiply past INT64_MAX");
+    }
+  }
   return Shape{GroupSize(x, 0, axis), GroupSize(x, axis, x.rank())};
 }
 
@@ -207,7 +220,14 @@ StatusOr<Shape> ConcatShape(const ShapeContext& ctx, std::span<const Shape> part
                        std::to_string(axis));
     }
     int64_t& total = dims[static_cast<size_t>(axis)];
-    total = (total == kBatchDim || s.dim(axis) == kBatchDim) ? kBatchDim : total + s.dim(axis);
+    if (total == kBatchDim || s.dim(axis) == kBatchDim) {
+      total = kBatchDim;
+    } else if (const std::optional<int64_t> sum = CheckedAdd(total, s.dim(axis))) {
+      total = *sum;
+    } else {
+      return ctx.Error("input " + std::to_string(i) + " " + s.ToString() +
+                       " brings the concatenated axis " + std::to_string(axis) + " past INT64_MAX");
+    }
   }
   return Shape(std::move(dims));
 }

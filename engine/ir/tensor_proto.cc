@@ -1,5 +1,6 @@
 #include "engine/ir/tensor_proto.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -52,18 +53,24 @@ backflow::v1::DataType DTypeToProto(DType dtype) {
 
 StatusOr<int64_t> CheckedElementCount(std::span<const int64_t> dims, int64_t max_elements,
                                       std::string_view what) {
-  int64_t n = 1;
+  // Zero dimensions count as 1 in `extent`, so a tensor with no elements cannot carry dimensions
+  // whose strides overflow ([0, 2^40, 2^40]).
+  int64_t extent = 1;
+  const bool empty = std::find(dims.begin(), dims.end(), 0) != dims.end();
   for (int64_t d : dims) {
-    const int64_t factor = d == kBatchDim ? 1 : d;
-    // n * factor > max  <=>  n > max / factor (integer division, factor > 0); never overflows.
-    if (factor != 0 && n > max_elements / factor) {
-      return ResourceExhaustedError(std::string(what) + ": shape " + DimsToString(dims) +
-                                    " has more than " + std::to_string(max_elements) +
-                                    " elements (the limit per tensor)");
+    const int64_t factor = d == kBatchDim || d == 0 ? 1 : d;
+    // extent * factor > max  <=>  extent > max / factor (integer division, factor > 0); never
+    // overflows.
+    if (extent > max_elements / factor) {
+      return ResourceExhaustedError(
+          std::string(what) + ": shape " + DimsToString(dims) + " has more than " +
+          std::to_string(max_elements) +
+          (empty ? " elements without its zero dimensions" : " elements") +
+          " (the limit per tensor)");
     }
-    n *= factor;
+    extent *= factor;
   }
-  return n;
+  return empty ? 0 : extent;
 }
 
 StatusOr<Tensor> TensorFromProto(const backflow::v1::Tensor& proto, std::string_view what,

@@ -26,8 +26,10 @@ backflow::v1::DataType DTypeToProto(DType dtype);
 
 // Product of `dims` with open dimensions (kBatchDim) counted as 1, checked against
 // `max_elements` before each multiplication so huge dimensions cannot overflow. Returns
-// ResourceExhausted "WHAT: shape [..] has more than MAX elements" past the limit. Dimensions
-// must already be known non-negative (or kBatchDim).
+// ResourceExhausted "WHAT: shape [..] has more than MAX elements" past the limit. The product
+// with zero dimensions counted as 1 must be within the limit too, so no tensor, empty or not, has
+// a partial product or stride past it. Dimensions must already be known non-negative (or
+// kBatchDim).
 StatusOr<int64_t> CheckedElementCount(std::span<const int64_t> dims, int64_t max_elements,
                                       std::string_view what);
 

@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <optional>
+#include <span>
 #include <string>
+
+#include "engine/core/checked.h"
 
 namespace backflow::onnx_import {
 namespace {
@@ -39,27 +44,52 @@ int64_t SourceIndex(const std::vector<int64_t>& dims, const std::vector<int64_t>
   return index;
 }
 
+// The element count of `dims`; past kMaxKnownElements (or int64) when it does not fit.
 int64_t Count(const std::vector<int64_t>& dims) {
-  int64_t n = 1;
-  for (int64_t d : dims) n *= d;
-  return n;
+  return CheckedProduct(dims).value_or(std::numeric_limits<int64_t>::max());
+}
+
+// "x OP y" for the overflow error.
+std::string IntOpText(KnownOp op, int64_t x, int64_t y) {
+  const char* name = op == KnownOp::kAdd   ? " + "
+                     : op == KnownOp::kSub ? " - "
+                     : op == KnownOp::kMul ? " * "
+                     : op == KnownOp::kDiv ? " / "
+                                           : " ^ ";
+  return std::to_string(x) + name + std::to_string(y);
 }
 
 StatusOr<int64_t> IntOp(const NodeContext& ctx, KnownOp op, int64_t x, int64_t y) {
+  std::optional<int64_t> r;
   switch (op) {
-    case KnownOp::kAdd: return x + y;
-    case KnownOp::kSub: return x - y;
-    case KnownOp::kMul: return x * y;
+    case KnownOp::kAdd:
+      r = CheckedAdd(x, y);
+      break;
+    case KnownOp::kSub:
+      r = CheckedSub(x, y);
+      break;
+    case KnownOp::kMul:
+      r = CheckedMul(x, y);
+      break;
     case KnownOp::kDiv:
       if (y == 0) return ctx.Error("integer division by zero");
-      return x / y;
+      if (y != -1 || x != std::numeric_limits<int64_t>::min()) r = x / y;
+      break;
     case KnownOp::kEqual: return int64_t{x == y};
     case KnownOp::kMax: return std::max(x, y);
     case KnownOp::kMin: return std::min(x, y);
-    case KnownOp::kPow: return static_cast<int64_t>(std::pow(static_cast<double>(x), static_cast<double>(y)));
+    case KnownOp::kPow: {
+      const double p = std::pow(static_cast<double>(x), static_cast<double>(y));
+      if (p >= -0x1p63 && p < 0x1p63) r = static_cast<int64_t>(p);  // false for NaN
+      break;
+    }
   }
-  return int64_t{0};
+  if (!r) return ctx.Error("integer " + IntOpText(op, x, y) + " overflows int64");
+  return *r;
 }
+
+// True if y divides x exactly (y != 0); INT64_MIN % -1 is not evaluated.
+bool DividesExactly(int64_t x, int64_t y) { return y == -1 || x % y == 0; }
 
 double FloatOp(KnownOp op, double x, double y) {
   switch (op) {
@@ -105,7 +135,8 @@ StatusOr<Known> KnownBinary(const NodeContext& ctx, KnownOp op, const Known& x, 
     const size_t iy = static_cast<size_t>(SourceIndex(y.shape, dims, i));
     const bool dependent = x.a[ix] != x.b[ix] || y.a[iy] != y.b[iy];
     if (dependent && op == KnownOp::kDiv &&
-        (y.a[iy] == 0 || y.b[iy] == 0 || x.a[ix] % y.a[iy] != 0 || x.b[ix] % y.b[iy] != 0)) {
+        (y.a[iy] == 0 || y.b[iy] == 0 || !DividesExactly(x.a[ix], y.a[iy]) ||
+         !DividesExactly(x.b[ix], y.b[iy]))) {
       return ctx.Error("a value computed from the batch size is divided inexactly, so it would "
                        "hold for some batch sizes only");
     }
@@ -152,9 +183,15 @@ StatusOr<Known> KnownGather(const NodeContext& ctx, const Known& data, const Kno
   BF_ASSIGN_OR_RETURN(axis, Axis(ctx, axis, rank, "axis"));
   BF_ASSIGN_OR_RETURN(std::vector<int64_t> idx, StaticInts(ctx, indices, "indices"));
   const int64_t dim = data.shape[static_cast<size_t>(axis)];
-  int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < axis; ++i) outer *= data.shape[static_cast<size_t>(i)];
-  for (int64_t i = axis + 1; i < rank; ++i) inner *= data.shape[static_cast<size_t>(i)];
+  // Products of dimensions of a value with elements are at most its size; an empty value's
+  // dimensions may multiply past int64 on either side of the axis, and it gathers nothing.
+  const std::span<const int64_t> shape(data.shape);
+  const size_t at = static_cast<size_t>(axis);
+  const std::optional<int64_t> outer_count = CheckedProduct(shape.first(at));
+  const std::optional<int64_t> inner_count = CheckedProduct(shape.subspan(at + 1));
+  const bool empty = data.size() == 0;
+  const int64_t outer = empty ? std::min<int64_t>(outer_count.value_or(1), 1) : *outer_count;
+  const int64_t inner = empty ? 0 : *inner_count;
   std::vector<int64_t> dims(data.shape.begin(), data.shape.begin() + axis);
   dims.insert(dims.end(), indices.shape.begin(), indices.shape.end());
   dims.insert(dims.end(), data.shape.begin() + axis + 1, data.shape.end());

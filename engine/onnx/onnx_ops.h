@@ -37,6 +37,7 @@ Status GlobalAveragePoolOp(const NodeContext& ctx);
 Status PadOp(const NodeContext& ctx);
 Status DropoutOp(const NodeContext& ctx);
 Status SoftmaxOp(const NodeContext& ctx);
+Status ClipOp(const NodeContext& ctx);
 
 // Shapes and reductions (onnx_ops_shape.cc).
 Status ReshapeOp(const NodeContext& ctx);

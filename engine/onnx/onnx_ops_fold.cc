@@ -1,7 +1,10 @@
 // Operators whose results are known at import time: constants and shape arithmetic.
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
+#include "engine/core/checked.h"
 #include "engine/onnx/onnx_known.h"
 #include "engine/onnx/onnx_ops.h"
 
@@ -90,7 +93,12 @@ Status CastOp(const NodeContext& ctx) {
       k = Known::Floats(std::vector<double>(k.a.begin(), k.a.end()), k.shape);
     } else if (to_int && k.is_float) {
       std::vector<int64_t> v;
-      for (double x : k.f) v.push_back(to == onnx::TensorProto::BOOL ? x != 0 : static_cast<int64_t>(x));
+      for (double x : k.f) {
+        if (to != onnx::TensorProto::BOOL && !(x >= -0x1p63 && x < 0x1p63)) {  // NaN too
+          return ctx.Error("casts " + std::to_string(x) + ", outside int64, to an integer");
+        }
+        v.push_back(to == onnx::TensorProto::BOOL ? x != 0 : static_cast<int64_t>(x));
+      }
       k = Known::Ints(std::move(v), k.shape);
     }
     ctx.SetKnown(0, std::move(k));
@@ -105,11 +113,15 @@ Status CastOp(const NodeContext& ctx) {
 Status ConstantOfShapeOp(const NodeContext& ctx) {
   BF_ASSIGN_OR_RETURN(Known shape, ctx.KnownInput(0, "the shape"));
   BF_ASSIGN_OR_RETURN(std::vector<int64_t> dims, StaticInts(ctx, shape, "the shape"));
-  int64_t n = 1;
+  // Zero dimensions count as 1 here, so an empty value's dimensions cannot multiply past int64.
+  int64_t extent = 1;
   for (int64_t d : dims) {
-    if (d < 0 || (d > 0 && n > MaxKnown(ctx) / d)) return ctx.Error("the shape is negative or too large");
-    n *= d;
+    if (d < 0 || (d > 0 && extent > MaxKnown(ctx) / d)) {
+      return ctx.Error("the shape is negative or too large");
+    }
+    extent *= std::max<int64_t>(d, 1);
   }
+  const int64_t n = std::find(dims.begin(), dims.end(), 0) != dims.end() ? 0 : extent;
   Known value = Known::Floats({0.0}, {1});
   if (const onnx::AttributeProto* a = ctx.attr("value")) {
     BF_ASSIGN_OR_RETURN(value, KnownFromTensor(a->t(), "value", 1));
@@ -127,6 +139,18 @@ Status ConstantOfShapeOp(const NodeContext& ctx) {
   return Status::Ok();
 }
 
+// Range over integers, exactly (doubles would round past 2^53): s, s + d, ... while before l.
+StatusOr<std::vector<int64_t>> IntRange(const NodeContext& ctx, int64_t s, int64_t l, int64_t d) {
+  std::vector<int64_t> values;
+  for (std::optional<int64_t> v = s; v && (d > 0 ? *v < l : *v > l); v = CheckedAdd(*v, d)) {
+    if (static_cast<int64_t>(values.size()) >= MaxKnown(ctx)) {
+      return ctx.Error("the range is too long");
+    }
+    values.push_back(*v);  // between s and l, so it fits; past l (or int64) ends the range
+  }
+  return values;
+}
+
 Status RangeOp(const NodeContext& ctx) {
   BF_ASSIGN_OR_RETURN(Known start, ctx.KnownInput(0, "start"));
   BF_ASSIGN_OR_RETURN(Known limit, ctx.KnownInput(1, "limit"));
@@ -135,16 +159,20 @@ Status RangeOp(const NodeContext& ctx) {
   BF_ASSIGN_OR_RETURN(double l, ScalarFloat(ctx, limit, "limit"));
   BF_ASSIGN_OR_RETURN(double d, ScalarFloat(ctx, delta, "delta"));
   if (d == 0) return ctx.Error("delta is 0");
+  if (!start.is_float && !limit.is_float && !delta.is_float) {
+    BF_ASSIGN_OR_RETURN(std::vector<int64_t> ints,
+                        IntRange(ctx, start.a[0], limit.a[0], delta.a[0]));
+    const int64_t n = static_cast<int64_t>(ints.size());
+    ctx.SetKnown(0, Known::Ints(std::move(ints), {n}));
+    return Status::Ok();
+  }
   const double count = std::max(std::ceil((l - s) / d), 0.0);
-  if (count > static_cast<double>(MaxKnown(ctx))) return ctx.Error("the range is too long");
+  if (!(count <= static_cast<double>(MaxKnown(ctx)))) return ctx.Error("the range is too long");
   std::vector<double> values;
   for (int64_t i = 0; i < static_cast<int64_t>(count); ++i) values.push_back(s + static_cast<double>(i) * d);
   const int64_t n = static_cast<int64_t>(values.size());
-  if (start.is_float) {
-    ctx.SetKnown(0, Known::Floats(std::move(values), {n}));
-  } else {
-    ctx.SetKnown(0, Known::Ints(std::vector<int64_t>(values.begin(), values.end()), {n}));
-  }
+  if (!start.is_float) return ctx.Error("start is an integer, but limit or delta is not");
+  ctx.SetKnown(0, Known::Floats(std::move(values), {n}));
   return Status::Ok();
 }
 

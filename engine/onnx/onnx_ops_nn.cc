@@ -1,6 +1,8 @@
 // Convolution, batch normalisation, pooling, padding, dropout and softmax.
+#include <optional>
 #include <string>
 
+#include "engine/core/checked.h"
 #include "engine/onnx/onnx_known.h"
 #include "engine/onnx/onnx_ops.h"
 
@@ -11,6 +13,17 @@ namespace {
 struct Window {
   std::vector<int64_t> kernel, strides, dilations, pads;  // pads: [top, left, bottom, right]
 };
+
+// What SAME padding's windows cover on an axis of `in` > 0 elements: (out - 1) * stride + span,
+// out = ceil(in / stride); nullopt where that overflows int64.
+std::optional<int64_t> SamePadExtent(int64_t in, int64_t stride, int64_t kernel, int64_t dilation) {
+  const int64_t out = in / stride + (in % stride != 0 ? 1 : 0);
+  const std::optional<int64_t> taps = CheckedSub(kernel, 1);
+  const std::optional<int64_t> gaps = taps ? CheckedMul(*taps, dilation) : std::nullopt;
+  const std::optional<int64_t> span = gaps ? CheckedAdd(*gaps, 1) : std::nullopt;
+  const std::optional<int64_t> starts = CheckedMul(out - 1, stride);
+  return span && starts ? CheckedAdd(*starts, *span) : std::nullopt;
+}
 
 StatusOr<Window> ReadWindow(const NodeContext& ctx, const Shape& x, std::vector<int64_t> kernel) {
   if (x.rank() != 4) {
@@ -33,9 +46,10 @@ StatusOr<Window> ReadWindow(const NodeContext& ctx, const Shape& x, std::vector<
     for (int i = 0; i < 2; ++i) {
       const int64_t in = x.dim(2 + i), s = w.strides[static_cast<size_t>(i)];
       if (s <= 0) return ctx.Error("strides must be positive");
-      const int64_t out = (in + s - 1) / s;
-      const int64_t span = (w.kernel[static_cast<size_t>(i)] - 1) * w.dilations[static_cast<size_t>(i)] + 1;
-      const int64_t total = std::max<int64_t>((out - 1) * s + span - in, 0);
+      const std::optional<int64_t> extent = SamePadExtent(in, s, w.kernel[static_cast<size_t>(i)],
+                                                          w.dilations[static_cast<size_t>(i)]);
+      if (!extent) return ctx.Error("strides, kernel_shape and dilations overflow the window size");
+      const int64_t total = std::max<int64_t>(*extent - in, 0);
       const int64_t small = total / 2, large = total - small;
       w.pads[static_cast<size_t>(i)] = auto_pad == "SAME_UPPER" ? small : large;
       w.pads[static_cast<size_t>(i + 2)] = auto_pad == "SAME_UPPER" ? large : small;
@@ -54,7 +68,11 @@ StatusOr<std::string> SpatialInput(const NodeContext& ctx, bool absorb, std::vec
   *absorbed = false;
   if (absorb && entry->pending_pad && entry->tensor.empty()) {
     const auto& [source, extra] = *entry->pending_pad;
-    for (size_t i = 0; i < 4; ++i) pads[i] += extra[i];
+    for (size_t i = 0; i < 4; ++i) {
+      const std::optional<int64_t> sum = CheckedAdd(pads[i], extra[i]);
+      if (!sum) return ctx.Error("pads with the Pad before it overflow int64");
+      pads[i] = *sum;
+    }
     *absorbed = true;
     return source;
   }
@@ -251,6 +269,32 @@ Status SoftmaxOp(const NodeContext& ctx) {
   AttrMap attrs;
   attrs["axis"] = IntAttr(axis);
   return ctx.Emit(0, "", ctx.op() == "Softmax" ? "softmax" : "log_softmax", {x}, attrs).status();
+}
+
+// Clip: bounds from inputs 1 and 2 (opset 11+) or the min/max attributes; an empty input is
+// no bound on that side.
+Status ClipOp(const NodeContext& ctx) {
+  AttrMap attrs;
+  if (ctx.opset() >= 11) {
+    for (int i : {1, 2}) {
+      if (!ctx.has_input(i)) continue;
+      BF_ASSIGN_OR_RETURN(Known k, ctx.KnownInput(i, i == 1 ? "min" : "max"));
+      BF_ASSIGN_OR_RETURN(double bound, ScalarFloat(ctx, k, i == 1 ? "min" : "max"));
+      attrs[i == 1 ? "min" : "max"] = FloatAttr(bound);
+    }
+  } else {
+    for (const char* name : {"min", "max"}) {
+      if (ctx.attr(name) == nullptr) continue;
+      BF_ASSIGN_OR_RETURN(double bound, ctx.Float(name, 0.0));
+      attrs[name] = FloatAttr(bound);
+    }
+  }
+  BF_ASSIGN_OR_RETURN(std::string x, ctx.Tensor(0));
+  if (attrs.empty()) {  // no bounds: the identity
+    ctx.Alias(0, x);
+    return Status::Ok();
+  }
+  return ctx.Emit(0, "", "clip", {x}, attrs).status();
 }
 
 }  // namespace backflow::onnx_import

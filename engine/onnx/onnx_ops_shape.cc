@@ -1,8 +1,10 @@
 // Reshapes, transposes, slices, gathers and reductions.
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <string>
 
+#include "engine/core/checked.h"
 #include "engine/onnx/onnx_known.h"
 #include "engine/onnx/onnx_ops.h"
 
@@ -26,15 +28,20 @@ StatusOr<Shape> ResolveReshape(const NodeContext& ctx, const Shape& in,
       infer = static_cast<int>(i);
     } else if (dims[i] < 0) {
       return ctx.Error("shape has a negative entry " + std::to_string(dims[i]));
+    } else if (const std::optional<int64_t> product = CheckedMul(known, dims[i])) {
+      known = *product;
     } else {
-      known *= dims[i];
+      std::string text;
+      for (int64_t t : target) text += (text.empty() ? "" : ", ") + std::to_string(t);
+      return ctx.Error("shape [" + text + "] overflows: its dimensions multiply past INT64_MAX");
     }
   }
   if (infer >= 0) {
-    if (known == 0 || in.num_elements() % known != 0) {
+    const std::optional<int64_t> count = CheckedProduct(in.dims());
+    if (known == 0 || !count || *count % known != 0) {
       return ctx.Error("cannot infer the -1 of the shape for an input of shape " + in.ToString());
     }
-    dims[static_cast<size_t>(infer)] = in.num_elements() / known;
+    dims[static_cast<size_t>(infer)] = *count / known;
   }
   return Shape(std::move(dims));
 }
@@ -88,7 +95,8 @@ StatusOr<std::vector<int64_t>> ReshapeTarget(const NodeContext& ctx, const Shape
       target.push_back(a.dim(i));
       continue;
     }
-    if (inferred || a.dim(i) * kBatchB != b.dim(i) * kBatchA) {
+    const std::optional<int64_t> at_a = CheckedMul(a.dim(i), kBatchB);
+    if (inferred || !at_a || at_a != CheckedMul(b.dim(i), kBatchA)) {
       return ctx.Error("the result's shape depends on the batch size in a way a backflow reshape "
                        "cannot express (more than one dimension, or not a multiple of it)");
     }
@@ -267,6 +275,9 @@ Status GatherOp(const NodeContext& ctx) {
     BF_ASSIGN_OR_RETURN(auto shapes, ctx.Shapes(x));
     BF_ASSIGN_OR_RETURN(axis, Axis(ctx, axis, shapes.first.rank(), "axis"));
     const int64_t i = idx[0];
+    if (i == std::numeric_limits<int64_t>::max()) {
+      return ctx.Error("index " + std::to_string(i) + " is out of range");
+    }
     AttrMap attrs;
     attrs["starts"] = IntsAttr({i});
     attrs["ends"] = IntsAttr({i == -1 ? std::numeric_limits<int64_t>::max() : i + 1});

@@ -8,6 +8,7 @@ const std::map<std::string, OpTranslation, std::less<>>& OpTable() {
       {"AveragePool", AveragePoolOp},
       {"BatchNormalization", BatchNormOp},
       {"Cast", CastOp},
+      {"Clip", ClipOp},
       {"Concat", ConcatOp},
       {"Constant", ConstantOp},
       {"ConstantOfShape", ConstantOfShapeOp},

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "engine/core/saturating.h"
 #include "engine/gates/builtin.h"
 #include "engine/ir/import_internal.h"  // ConvertAttributes
 #include "engine/ir/tensor_proto.h"
@@ -103,6 +104,7 @@ Status Translator::AddInput(const onnx::ValueInfoProto& input) {
     }
   }
   for (int64_t d : dims) p->add_shape(d);
+  BF_RETURN_IF_ERROR(CheckedElementCount(dims, options_.limits.max_tensor_elements, what).status());
   BF_RETURN_IF_ERROR(at_a_.AddPlaceholder(input.name(), AtBatch(dims, kBatchA), dtype).status());
   BF_RETURN_IF_ERROR(at_b_.AddPlaceholder(input.name(), AtBatch(dims, kBatchB), dtype).status());
   entries_[input.name()] = Entry{.tensor = input.name()};
@@ -208,7 +210,14 @@ StatusOr<std::string> Translator::AddNode(std::string name, std::string_view op,
       if (!id) return InternalError("ONNX import: node '" + name + "' reads unknown '" + input + "'");
       ids.push_back(*id);
     }
-    BF_RETURN_IF_ERROR(graph->AddNode(name, op, std::move(ids), converted).status());
+    BF_ASSIGN_OR_RETURN(const ValueId out, graph->AddNode(name, op, std::move(ids), converted));
+    // Bounded as ImportGraph bounds outputs (at this batch size), so that no later arithmetic on
+    // the shape overflows.
+    BF_RETURN_IF_ERROR(
+        CheckedElementCount(graph->value(out).shape.dims(),
+                            SaturatingMul(options_.limits.max_tensor_elements, kBatchB),
+                            "node '" + name + "': output")
+            .status());
   }
   *proto_.add_nodes() = std::move(node);
   return name;

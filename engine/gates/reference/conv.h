@@ -56,11 +56,15 @@ struct Window2d {
   int64_t out_w(int64_t in_w) const {
     return OutSize(in_w, pad_left, pad_right, span_w(), stride_w, ceil_mode);
   }
+  // Written so that no step overflows where in + before + after and span fit in int64 (the
+  // shape rules check that), whatever the stride: a huge stride leaves one window.
   static int64_t OutSize(int64_t in, int64_t before, int64_t after, int64_t span, int64_t stride,
                          bool ceil) {
     const int64_t room = in + before + after - span;
-    int64_t out = (ceil ? (room + stride - 1) / stride : room / stride) + 1;
-    if (ceil && (out - 1) * stride >= in + before) --out;  // PyTorch's rule
+    int64_t out = room / stride + (ceil && room % stride != 0 ? 1 : 0) + 1;
+    // PyTorch's rule: the last window must start before in + before, that is (out - 1) * stride
+    // < in + before, which for in + before >= 1 is out - 1 <= (in + before - 1) / stride.
+    if (ceil && out - 1 > (in + before - 1) / stride) --out;
     return out;
   }
 };

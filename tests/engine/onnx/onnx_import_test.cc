@@ -6,7 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -30,8 +32,8 @@ class ModelBuilder {
   }
 
   // dims: a value > 0 is static; 0 is the symbolic "N" (or `param` if given).
-  void Input(const std::string& name, std::vector<int64_t> dims, int elem = onnx::TensorProto::FLOAT,
-             const std::string& param = "N") {
+  void Input(const std::string& name, std::vector<int64_t> dims,
+             int elem = onnx::TensorProto::FLOAT, const std::string& param = "N") {
     auto* in = graph()->add_input();
     in->set_name(name);
     auto* t = in->mutable_type()->mutable_tensor_type();
@@ -222,9 +224,9 @@ TEST(OnnxImportTest, BatchNormalizationKeepsRunningStateAndConvertsMomentum) {
   m.Floats("bn.bias", {2}, {0, 1});
   m.Floats("bn.running_mean", {2}, {0.5f, 0.25f});
   m.Floats("bn.running_var", {2}, {1, 4});
-  auto* bn = m.Node("BatchNormalization",
-                    {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"},
-                    {"y", "rm", "rv"});
+  auto* bn =
+      m.Node("BatchNormalization",
+             {"x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}, {"y", "rm", "rv"});
   ModelBuilder::FloatAttr(bn, "momentum", 0.9f);
   ModelBuilder::IntAttr(bn, "training_mode", 1);
   m.Output("y");
@@ -353,7 +355,8 @@ TEST(OnnxImportTest, OpsetOutsideTheRangeIsRefused) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("uses opset 9; backflow imports opsets 11 to 17"));
   m.model().clear_opset_import();
-  EXPECT_THAT(ImportStatus(m.Bytes()).message(), HasSubstr("imports no opset of the default domain"));
+  EXPECT_THAT(ImportStatus(m.Bytes()).message(),
+              HasSubstr("imports no opset of the default domain"));
 }
 
 TEST(OnnxImportTest, ExternalDataIsRefused) {
@@ -427,6 +430,52 @@ TEST(OnnxImportTest, ConvSamePaddingIsComputedFromTheShape) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   // H 5, stride 2: 3 rows out, (3-1)*2+2-5 = 1 row of padding, at the end (UPPER); W 6: none.
   EXPECT_THAT(IntsOf(r->graph.nodes(0), "padding"), ElementsAre(0, 0, 1, 0));
+}
+
+// Known integers are folded with checked arithmetic: 2^62 * 4 (and INT64_MIN / -1) do not fit
+// in int64, and used to wrap to a reshape target of 0.
+TEST(OnnxImportTest, OverflowingKnownIntegerArithmeticIsRefused) {
+  struct Case {
+    const char* op;
+    int64_t a, b;
+    const char* message;
+  };
+  for (const Case& c : {Case{"Mul", int64_t{1} << 62, 4,
+                             "ONNX node 't' (Mul, opset 14): integer 4611686018427387904 * 4 "
+                             "overflows int64"},
+                        Case{"Div", std::numeric_limits<int64_t>::min(), -1,
+                             "ONNX node 't' (Div, opset 14): integer -9223372036854775808 / -1 "
+                             "overflows int64"}}) {
+    ModelBuilder m;
+    m.Input("x", {0, 4});
+    m.Ints("a", {c.a});
+    m.Ints("b", {c.b});
+    m.Node(c.op, {"a", "b"}, {"t"});
+    m.Node("Reshape", {"x", "t"}, {"y"});
+    m.Output("y");
+    StatusOr<OnnxImported> r = ImportOnnx(m.Bytes(), {});
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.op;
+    EXPECT_EQ(r.status().message(), c.message);
+  }
+}
+
+// Range over int64 is exact at the top of the range (doubles rounded both ends to 2^63, whose
+// conversion back is undefined), and a reshape target whose product passes int64 is refused.
+TEST(OnnxImportTest, IntegerRangeAtInt64MaxIsExactAndItsProductIsRefused) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  ModelBuilder m;
+  m.Input("x", {0, 4});
+  m.Ints("start", {kMax - 2}, true);
+  m.Ints("limit", {kMax}, true);
+  m.Ints("delta", {1}, true);
+  m.Node("Range", {"start", "limit", "delta"}, {"t"});
+  m.Node("Reshape", {"x", "t"}, {"y"});
+  m.Output("y");
+  StatusOr<OnnxImported> r = ImportOnnx(m.Bytes(), {});
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(),
+            "ONNX node 'y' (Reshape, opset 14): shape [9223372036854775805, 9223372036854775806] "
+            "overflows: its dimensions multiply past INT64_MAX");
 }
 
 }  // namespace

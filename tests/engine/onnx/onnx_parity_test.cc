@@ -216,8 +216,9 @@ TEST(OnnxBadFixtureTest, ImportRefusesEachWithItsReason) {
                                   "('weights.bin')"));
   const Status opset9 = import("bad_opset9.onnx");
   EXPECT_EQ(opset9.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(opset9.message(), "the ONNX model uses opset 9; backflow imports opsets 11 to 17 "
-                              "(torch.onnx.export's opset_version)");
+  EXPECT_EQ(opset9.message(),
+            "the ONNX model uses opset 9; backflow imports opsets 11 to 17 "
+            "(torch.onnx.export's opset_version)");
 }
 
 // ---- the imported models against torch ---------------------------------------------------------
