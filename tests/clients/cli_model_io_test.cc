@@ -229,6 +229,15 @@ TEST_F(CliModelIoTest, OnnxModelsAreCreatedAndTrained) {
   EXPECT_EQ(summary["steps"], 20);
   EXPECT_GT(summary["test_accuracy"].get<double>(), 0.5) << trained.out;  // 68 % measured
 
+  // The trained model back as ONNX, and that file imported again: the same values.
+  const std::string id = summary["model_id"];
+  const std::string exported = File("trained.onnx");
+  const std::string out = CliOk({"models", "export", id, "--onnx", exported});
+  EXPECT_EQ(out, "model " + id + " at step 20 -> " + exported + " (" +
+                     std::to_string(std::filesystem::file_size(exported)) + " bytes)\n");
+  const std::string again = Id(CliOk({"models", "create", "--onnx", exported}));
+  EXPECT_EQ(Bytes(Parameters(again).parameters()), Bytes(Parameters(id).parameters()));
+
   const std::string junk = File("junk.onnx");
   std::ofstream(junk, std::ios::binary) << "\xff\xff not onnx";
   const CliResult bad = Cli({"models", "create", "--onnx", junk, "--loss", "squared_error"});

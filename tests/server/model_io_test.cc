@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "onnx/checker.h"
 #include "onnx/onnx_pb.h"
 #include "tests/server/server_fixture.h"
 
@@ -358,6 +359,94 @@ TEST_F(ModelIoTest, BackflowExportOfAFloat64ModelKeepsItsDtype) {
   }
   ExpectBitwiseEqual(exported.model().initial_parameters(),
                      GetParameters(*stub_, info.id()).parameters());
+}
+
+// An ONNX initializer's bytes, whether the exporter wrote raw_data or the typed field.
+std::string InitializerBytes(const onnx::TensorProto& t) {
+  if (t.has_raw_data()) return t.raw_data();
+  if (t.data_type() == onnx::TensorProto::DOUBLE) {
+    return std::string(reinterpret_cast<const char*>(t.double_data().data()),
+                       t.double_data_size() * sizeof(double));
+  }
+  return std::string(reinterpret_cast<const char*>(t.float_data().data()),
+                     t.float_data_size() * sizeof(float));
+}
+
+// ExportModel ONNX of `id`: a valid opset-14 ModelProto whose initializers include every
+// parameter and state of the model's snapshot bit for bit (the step it reports).
+onnx::ModelProto ExportOnnxChecked(v1::Backflow::Stub& stub, const std::string& id, int64_t step) {
+  grpc::Status status;
+  const v1::ExportModelResponse exported = Export(stub, id, v1::ExportModelRequest::ONNX, &status);
+  EXPECT_TRUE(IsOk(status));
+  EXPECT_EQ(exported.step(), step);
+  EXPECT_FALSE(exported.has_model());
+  onnx::ModelProto model;
+  EXPECT_TRUE(model.ParseFromString(exported.onnx()));
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& error) {
+    ADD_FAILURE() << "onnx::checker: " << error.what();
+  }
+  EXPECT_EQ(model.producer_name(), "backflow");
+  EXPECT_EQ(model.opset_import_size(), 1);
+  if (model.opset_import_size() > 0) EXPECT_EQ(model.opset_import(0).version(), 14);
+  std::map<std::string, std::string> initializers;
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
+    initializers[t.name()] = InitializerBytes(t);
+  }
+  const v1::GetParametersResponse snapshot = GetParameters(stub, id);
+  EXPECT_EQ(snapshot.step(), step);
+  for (const auto* values : {&snapshot.parameters(), &snapshot.state()}) {
+    for (const auto& [name, tensor] : *values) {
+      auto it = initializers.find(name);
+      if (it == initializers.end()) {
+        ADD_FAILURE() << "no initializer '" << name << "'";
+      } else {
+        EXPECT_TRUE(it->second == tensor.data()) << "initializer '" << name << "' differs";
+      }
+    }
+  }
+  return model;
+}
+
+// import -> train -> export -> import: the same Infer outputs, bitwise.
+TEST_F(ModelIoTest, OnnxExportOfATrainedOnnxModelImportsToTheSameModel) {
+  const v1::ModelInfo info = CreateModel(*stub_, OnnxRequest(OnnxMlp(), "softmax_cross_entropy"));
+  for (uint32_t seed = 1; seed <= 3; ++seed) TrainStep(*stub_, info.id(), OnnxMlpBatch(6, seed));
+  const onnx::ModelProto exported = ExportOnnxChecked(*stub_, info.id(), 3);
+  ASSERT_EQ(exported.graph().output_size(), 1);  // logits; no loss, no accuracy
+  ASSERT_EQ(exported.graph().input_size(), 1);   // x; no labels
+
+  const v1::ModelInfo again = CreateModel(*stub_, OnnxRequest(exported.SerializeAsString()));
+  ExpectBitwiseEqual(GetParameters(*stub_, again.id()).parameters(),
+                     GetParameters(*stub_, info.id()).parameters());
+  WireTensorMap x = OnnxMlpBatch(9, 11);
+  x.erase("labels");
+  const v1::InferResponse original = Infer(*stub_, info.id(), x);
+  ASSERT_EQ(original.outputs().count("logits"), 1u);
+  const v1::InferResponse reimported = Infer(*stub_, again.id(), x);
+  ASSERT_EQ(reimported.outputs().count("logits"), 1u);
+  EXPECT_EQ(reimported.outputs().at("logits").data(), original.outputs().at("logits").data());
+}
+
+// A backflow graph with batch norm: its running statistics travel as initializers.
+TEST_F(ModelIoTest, OnnxExportOfATrainedResNetCarriesItsRunningState) {
+  const v1::ModelInfo info =
+      CreateModel(*stub_, ModelRequest(ModelGraph("resnet_fmnist.pbtxt"), SgdSpec(0.1), 5));
+  for (uint32_t seed = 1; seed <= 2; ++seed) TrainStep(*stub_, info.id(), ResNetBatch(4, seed));
+  const onnx::ModelProto exported = ExportOnnxChecked(*stub_, info.id(), 2);
+
+  const v1::ModelInfo again = CreateModel(*stub_, OnnxRequest(exported.SerializeAsString()));
+  const v1::GetParametersResponse original = GetParameters(*stub_, info.id());
+  const v1::GetParametersResponse reimported = GetParameters(*stub_, again.id());
+  ExpectBitwiseEqual(reimported.parameters(), original.parameters());
+  ExpectBitwiseEqual(reimported.state(), original.state());
+  WireTensorMap images = ResNetBatch(5, 9);
+  images.erase("labels");
+  const v1::InferResponse expected = Infer(*stub_, info.id(), images);
+  const v1::InferResponse actual = Infer(*stub_, again.id(), images);
+  ASSERT_EQ(actual.outputs().count("logits"), 1u);
+  EXPECT_EQ(actual.outputs().at("logits").data(), expected.outputs().at("logits").data());
 }
 
 // A server whose messages hold a TinyMlp CreateModelRequest but not that and its values.

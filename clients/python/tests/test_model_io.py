@@ -132,3 +132,24 @@ def test_onnx_mlp_is_created_with_its_initializers_and_trains(client: Client,
     wide = client.create_model_from_onnx(model.SerializeToString(), dtype="float64")
     _assert_bitwise_equal(client.get_parameters(wide.id)[1],
                           {k: v.astype(np.float64) for k, v in initial.items()})
+
+
+def test_onnx_round_trip_train_export_import_infers_bitwise(client: Client) -> None:
+    info = client.create_model_from_onnx(_onnx_mlp(seed=4).SerializeToString(),
+                                         loss="softmax_cross_entropy", optimizer="adam", lr=0.01)
+    x, labels = blobs(48, seed=6)
+    for _ in range(3):
+        client.train_step(info.id, {"x": x, "labels": labels.astype(np.int64)})
+    exported = onnx.load_from_string(client.export_onnx(info.id))
+    onnx.checker.check_model(exported, full_check=True)
+    assert [i.name for i in exported.graph.input] == ["x"]  # no labels
+    assert [o.name for o in exported.graph.output] == ["logits"]  # no loss
+    step, trained = client.get_parameters(info.id)
+    assert step == 3
+    initializers = {t.name: numpy_helper.to_array(t) for t in exported.graph.initializer}
+    _assert_bitwise_equal({k: initializers[k] for k in trained}, trained)
+
+    again = client.create_model_from_onnx(exported.SerializeToString())
+    probe, _ = blobs(10, seed=8)
+    _assert_bitwise_equal(client.infer(again.id, {"x": probe}, ["logits"]),
+                          client.infer(info.id, {"x": probe}, ["logits"]))
