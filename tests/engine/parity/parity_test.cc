@@ -68,15 +68,7 @@ std::unique_ptr<Trainer> MakeTrainer(const json& fx, DType dtype, uint64_t seed)
   return set.ok() ? std::move(*trainer) : nullptr;
 }
 
-struct Case {
-  std::string fixture;
-  DType dtype;
-  Tolerance tol;
-};
-
-std::ostream& operator<<(std::ostream& os, const Case& c) {
-  return os << c.fixture << "/" << DTypeName(c.dtype);
-}
+using torch_fixture::Case;
 
 // See the top of the file.
 constexpr Tolerance kFloat64Tol{.rtol = 1e-9, .floor = 0.0};

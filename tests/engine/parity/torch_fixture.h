@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <ostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -128,6 +129,17 @@ inline double ExpectAllClose(const std::string& what, const ParameterMap& actual
     worst = std::max(worst, ExpectClose(what + " " + name, it->second, t, tol, scale));
   }
   return worst;
+}
+
+// One parity case: a fixture, the dtype it runs in, and the tolerance it is held to.
+struct Case {
+  std::string fixture;
+  DType dtype;
+  Tolerance tol;
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Case& c) {
+  return os << c.fixture << "/" << DTypeName(c.dtype);
 }
 
 }  // namespace backflow::torch_fixture
