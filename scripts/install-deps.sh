@@ -17,6 +17,7 @@ PACKAGES=(
   nlohmann-json3-dev  # JSON output of the CLI and backflow-load
   libonnx-dev  # ONNX's message definitions (onnx.proto) and its model checker, for import/export
   python3-onnx  # the Python tests check exported models with onnx.checker
+  python3-tqdm  # the Python client's progress bar in Client.fit (optional for the client)
 )
 
 missing=()

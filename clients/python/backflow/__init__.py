@@ -10,10 +10,12 @@ service_pb2_grpc stubs).
 """
 
 from backflow.client import BackflowError, Client, ModelInfo, StepResult
+from backflow.fit import History
 from backflow.gradcheck import ElementCheck, GradientCheck, TensorCheck
 from backflow.graph import GraphBuilder, load_graph, make_initializer, parse_graph
 from backflow.specs import onnx_model, optimizer_spec
 from backflow.tensors import to_numpy, to_tensor
+from backflow.torch_bridge import export_torch, from_torch
 
 __all__ = [
     "BackflowError",
@@ -21,9 +23,12 @@ __all__ = [
     "ElementCheck",
     "GradientCheck",
     "GraphBuilder",
+    "History",
     "ModelInfo",
     "StepResult",
     "TensorCheck",
+    "export_torch",
+    "from_torch",
     "load_graph",
     "make_initializer",
     "onnx_model",

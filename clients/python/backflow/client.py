@@ -29,11 +29,13 @@ import grpc
 import numpy as np
 
 from backflow._health import health_pb2, health_pb2_grpc
+from backflow.fit import FitMixin
 from backflow.gradcheck import GradientCheck, check_gradients_request
 from backflow.specs import (GraphLike, OnnxLike, OptimizerSpec, as_graph, onnx_model,
                             optimizer_spec)
 from backflow.tensors import (INTEGER_TYPES, DTypeLike, data_type, is_float64, to_numpy_map,
                               to_tensor_map)
+from backflow.torch_bridge import TorchMixin
 from backflow.v1 import service_pb2, service_pb2_grpc
 
 ModelInfo = service_pb2.ModelInfo
@@ -83,7 +85,7 @@ class StepResult:
                    parameters=to_numpy_map(getattr(response, "parameters", {})))
 
 
-class Client:
+class Client(FitMixin, TorchMixin):
     """A connection to one backflow server.
 
     Args:
