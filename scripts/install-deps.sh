@@ -15,6 +15,7 @@ PACKAGES=(
   python3-yaml  # the deploy manifests test
   ocl-icd-opencl-dev  # dnnl-config.cmake requires OpenCL (only a Recommends of libdnnl-dev)
   nlohmann-json3-dev  # JSON output of the CLI and backflow-load
+  libzip-dev  # NumPy .npz archives for backflow train --data FILE.npz
   libonnx-dev  # ONNX's message definitions (onnx.proto) and its model checker, for import/export
   python3-onnx  # the Python tests check exported models with onnx.checker
   python3-tqdm  # the Python client's progress bar in Client.fit (optional for the client)

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <optional>
 
+#include "clients/cli/data_file.h"
 #include "clients/cli/model_info.h"
 #include "clients/cli/onnx_args.h"
 #include "clients/cli/progress.h"
@@ -25,7 +26,7 @@ constexpr size_t kFinalLossSteps = 100;
 using Clock = std::chrono::steady_clock;
 
 struct TrainOptions {
-  std::string graph_path, data_dir, csv_path, model_id;
+  std::string graph_path, data_dir, test_path, label_column, csv_path, model_id;
   int64_t epochs = 1, batch = 64, seed = 0, limit = -1, test_limit = -1;
   bool json = false;
   v1::OptimizerSpec optimizer;
@@ -39,6 +40,12 @@ StatusOr<TrainOptions> ParseOptions(const Args& args) {
   options.model_id = args.Value("model-id");
   options.data_dir = args.Value("data", "fashion-mnist");
   if (options.data_dir == "fashion-mnist") options.data_dir = kFashionMnistDir;
+  options.test_path = args.Value("test");
+  options.label_column = args.Value("label-column");
+  if (!options.test_path.empty() && !IsDataFile(options.test_path)) {
+    return InvalidArgumentError("--test takes a .npz or .csv file, not '" + options.test_path +
+                                "'");
+  }
   options.csv_path = args.Value("csv");
   options.json = args.Has("json");
   BF_ASSIGN_OR_RETURN(options.epochs, args.Integer("epochs", 1));
@@ -90,10 +97,18 @@ class TrainingRun {
 
  private:
   int LoadData() {
-    StatusOr<Dataset> train = LoadFashionMnist(options_.data_dir, true, options_.limit);
+    const bool data_file = IsDataFile(options_.data_dir);
+    StatusOr<Dataset> train =
+        data_file ? LoadDataFile(options_.data_dir, {options_.label_column, options_.limit})
+                  : LoadFashionMnist(options_.data_dir, true, options_.limit);
     if (!train.ok()) return Fail(kCommand, train.status());
     train_ = std::move(*train);
-    if (options_.test_limit != 0) {
+    if (options_.test_limit != 0 && !options_.test_path.empty()) {
+      StatusOr<Dataset> test =
+          LoadDataFile(options_.test_path, {options_.label_column, options_.test_limit});
+      if (!test.ok()) return Fail(kCommand, test.status());
+      test_ = std::move(*test);
+    } else if (options_.test_limit != 0 && !data_file) {
       StatusOr<Dataset> test = LoadFashionMnist(options_.data_dir, false, options_.test_limit);
       if (!test.ok()) return Fail(kCommand, test.status());
       test_ = std::move(*test);
@@ -258,8 +273,13 @@ std::vector<FlagSpec> TrainFlags() {
   std::vector<FlagSpec> flags = {
       {"model", FlagKind::kValue, "GRAPH.pbtxt", "create a model from this graph"},
       {"model-id", FlagKind::kValue, "ID", "continue training an existing model instead"},
-      {"data", FlagKind::kValue, "fashion-mnist|DIR",
-       "IDX directory (fashion-mnist: /usr/share/datasets/fashion-mnist)"},
+      {"data", FlagKind::kValue, "fashion-mnist|DIR|FILE.npz|FILE.csv",
+       "training data: an IDX directory (fashion-mnist: /usr/share/datasets/fashion-mnist), or a\n"
+       "NumPy .npz with two arrays (features [N, ...], labels [N]), or CSV (label column)"},
+      {"test", FlagKind::kValue, "FILE.npz|FILE.csv",
+       "test data scored after every epoch (default: the IDX directory's test set)"},
+      {"label-column", FlagKind::kValue, "NAME|INDEX",
+       "CSV label column (default: label, labels, y, target or class, else the last)"},
       {"epochs", FlagKind::kValue, "E", "passes over the training set (default 1)"},
       {"batch", FlagKind::kValue, "B", "batch size (default 64)"},
       {"seed", FlagKind::kValue, "S", "initialisation and shuffling seed (default 0)"},
@@ -281,11 +301,12 @@ std::vector<Command> TrainCommands() {
   return {{
       .name = "train",
       .operands = "",
-      .summary = "train on Fashion-MNIST; test accuracy after every epoch",
+      .summary = "train on Fashion-MNIST or your .npz/CSV data; test accuracy every epoch",
       .details =
           "Example: backflow train --model models/lenet5.pbtxt --data fashion-mnist --epochs 2\n"
           "           --batch 64 --optimizer sgd --lr 0.01 --momentum 0.9\n"
           "         backflow train --onnx cnn.onnx --loss softmax_cross_entropy --epochs 2\n"
+          "         backflow train --model mlp.pbtxt --data train.npz --test test.npz\n"
           "Batches are shuffled per epoch with --seed. Progress goes to stderr (a bar on a\n"
           "terminal); each epoch ends with \"epoch E: loss L, test accuracy A%, S samples/s\"\n"
           "(L: the epoch's mean loss). --json's final_loss is the mean loss of the last epoch's\n"
