@@ -138,6 +138,26 @@ StatusOr<size_t> LabelColumn(const std::vector<std::string_view>& header, size_t
   return columns - 1;
 }
 
+// A Dataset of `rows` x `columns` row-major `values`: column `label` the labels, the rest the
+// features.
+Dataset SplitLabels(const std::vector<double>& values, size_t rows, size_t columns, size_t label) {
+  const auto n = static_cast<int64_t>(rows), width = static_cast<int64_t>(columns - 1);
+  Dataset data{.images = Tensor(DType::kFloat32, Shape({n, width})),
+               .labels = Tensor(DType::kFloat32, Shape({n}))};
+  float* features = data.images.data<float>();
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < columns; ++c) {
+      const auto value = static_cast<float>(values[r * columns + c]);
+      if (c == label) {
+        data.labels.data<float>()[r] = value;
+      } else {
+        *features++ = value;
+      }
+    }
+  }
+  return data;
+}
+
 }  // namespace
 
 bool IsDataFile(std::string_view path) { return EndsWith(path, ".npz") || EndsWith(path, ".csv"); }
@@ -225,21 +245,7 @@ StatusOr<Dataset> DatasetFromCsv(std::string_view text, const std::string& label
   StatusOr<size_t> label_or = LabelColumn(header, columns, label_column);
   if (!label_or.ok()) return label_or.status().WithPrefix(source);
   const size_t label = *label_or;
-  const auto n = static_cast<int64_t>(rows), width = static_cast<int64_t>(columns - 1);
-  Dataset data{.images = Tensor(DType::kFloat32, Shape({n, width})),
-               .labels = Tensor(DType::kFloat32, Shape({n}))};
-  float* features = data.images.data<float>();
-  for (size_t r = 0; r < rows; ++r) {
-    for (size_t c = 0; c < columns; ++c) {
-      const auto value = static_cast<float>(values[r * columns + c]);
-      if (c == label) {
-        data.labels.data<float>()[r] = value;
-      } else {
-        *features++ = value;
-      }
-    }
-  }
-  return data;
+  return SplitLabels(values, rows, columns, label);
 }
 
 StatusOr<Dataset> LoadDataFile(const std::string& path, const DataFileOptions& options) {

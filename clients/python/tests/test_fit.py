@@ -5,6 +5,9 @@ and writes a real ONNX model)."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
 import sys
 import types
 
@@ -194,3 +197,27 @@ def test_from_torch_without_torch_says_what_to_install(
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     with pytest.raises(ImportError, match="from_torch needs PyTorch .*create_model_from_onnx"):
         client.from_torch(_Net(), None)
+
+
+def test_fit_reaches_the_accuracy_backflow_train_reaches(client: Client) -> None:
+    """The same graph and data (tests/clients/data: three clusters, 480 training and 120 test
+    samples) through `backflow train --data FILE.npz` and through fit: both classify the test
+    set (different shuffles, so close rather than equal)."""
+    data = os.path.join(os.environ["BACKFLOW_SOURCE_DIR"], "tests", "clients", "data")
+    cli = os.path.join(os.path.dirname(os.environ["BACKFLOW_SERVER_BINARY"]), "backflow")
+    graph, train, test = (os.path.join(data, name) for name in
+                          ("blob_mlp.pbtxt", "blobs_train.npz", "blobs_test.npz"))
+    run = subprocess.run([cli, "--server", client.address, "train", "--model", graph, "--data",
+                          train, "--test", test, "--epochs", "3", "--batch", "16", "--lr", "0.1",
+                          "--json"], capture_output=True, text=True, timeout=120, check=True)
+    cli_accuracy = json.loads(run.stdout.splitlines()[-1])["test_accuracy"]
+
+    model = client.create_model(graph, optimizer="sgd", lr=0.1)
+    with np.load(train) as arrays:
+        x, labels = arrays["x"], arrays["labels"]
+    with np.load(test) as arrays:
+        validation = (arrays["x"], arrays["labels"])
+    history = client.fit(model.id, x, labels, epochs=3, batch_size=16, validation=validation,
+                         progress=False)
+    assert cli_accuracy >= 0.95 and history["val_accuracy"][-1] >= 0.95
+    assert abs(history["val_accuracy"][-1] - cli_accuracy) <= 0.05
