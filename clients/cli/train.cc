@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "clients/cli/data_file.h"
+#include "clients/cli/interrupt.h"
 #include "clients/cli/model_info.h"
 #include "clients/cli/onnx_args.h"
 #include "clients/cli/progress.h"
@@ -28,7 +29,7 @@ using Clock = std::chrono::steady_clock;
 struct TrainOptions {
   std::string graph_path, data_dir, test_path, label_column, csv_path, model_id;
   int64_t epochs = 1, batch = 64, seed = 0, limit = -1, test_limit = -1;
-  bool json = false;
+  bool json = false, keep = false;
   v1::OptimizerSpec optimizer;
   std::string onnx_path;
   v1::OnnxModel onnx;  // --onnx's flags; the file is read when the model is created
@@ -48,6 +49,7 @@ StatusOr<TrainOptions> ParseOptions(const Args& args) {
   }
   options.csv_path = args.Value("csv");
   options.json = args.Has("json");
+  options.keep = args.Has("keep");
   BF_ASSIGN_OR_RETURN(options.epochs, args.Integer("epochs", 1));
   BF_ASSIGN_OR_RETURN(options.batch, args.Integer("batch", 64));
   BF_ASSIGN_OR_RETURN(options.seed, args.Integer("seed", 0));
@@ -80,6 +82,24 @@ class TrainingRun {
   int Run() {
     if (int code = LoadData(); code != kExitOk) return code;
     if (int code = ObtainModel(); code != kExitOk) return code;
+    int code = Train();
+    if (Interrupted()) return StopInterrupted();
+    if (created_ && !options_.keep) {
+      DeleteCreatedModel();
+      if (code == kExitOk) {
+        std::fprintf(stderr, "train: deleted model %s (add --keep to keep what it trained)\n",
+                     info_.id().c_str());
+      }
+    } else if (created_ && code == kExitOk) {
+      std::fprintf(stderr, "train: kept model %s (continue with --model-id %s)\n",
+                   info_.id().c_str(), info_.id().c_str());
+    }
+    if (code == kExitOk && options_.json) PrintSummary();
+    return code;
+  }
+
+ private:
+  int Train() {
     if (!options_.csv_path.empty()) {
       csv_ = std::fopen(options_.csv_path.c_str(), "w");
       if (csv_ == nullptr) return Fail(kCommand, options_.csv_path + ": cannot write");
@@ -87,15 +107,36 @@ class TrainingRun {
     }
     start_ = Clock::now();
     int code = kExitOk;
-    for (int64_t epoch = 1; epoch <= options_.epochs && code == kExitOk; ++epoch) {
+    for (int64_t epoch = 1; epoch <= options_.epochs && code == kExitOk && !Interrupted();
+         ++epoch) {
       code = RunEpoch(epoch);
     }
     if (csv_ != nullptr) std::fclose(csv_);
-    if (code == kExitOk && options_.json) PrintSummary();
     return code;
   }
 
- private:
+  // Ctrl-C: the stream has ended at a batch boundary; checkpoint the model and keep it (a model
+  // this run created and never trained is deleted instead).
+  int StopInterrupted() {
+    if (created_ && steps_ == 0) {
+      DeleteCreatedModel();
+      std::fprintf(stderr, "\ntrain: interrupted before the first step; model %s deleted\n",
+                   info_.id().c_str());
+      return kExitInterrupted;
+    }
+    v1::SaveCheckpointRequest request;
+    request.set_model_id(info_.id());
+    v1::SaveCheckpointResponse response;
+    const grpc::Status saved = session_.Call(&v1::Backflow::Stub::SaveCheckpoint, request, &response);
+    std::fprintf(stderr, "\ntrain: interrupted; model %s kept at step %lld%s\n",
+                 info_.id().c_str(), static_cast<long long>(response.step()),
+                 saved.ok() ? ", checkpointed" : (", not checkpointed: " + saved.error_message()).c_str());
+    std::fprintf(stderr, "resume with: backflow --server %s train --model-id %s --data %s%s\n",
+                 session_.address().c_str(), info_.id().c_str(), options_.data_dir.c_str(),
+                 options_.test_path.empty() ? "" : (" --test " + options_.test_path).c_str());
+    return kExitInterrupted;
+  }
+
   int LoadData() {
     const bool data_file = IsDataFile(options_.data_dir);
     StatusOr<Dataset> train =
@@ -141,6 +182,11 @@ class TrainingRun {
       } else {
         StatusOr<v1::Graph> graph = LoadGraphText(options_.graph_path);
         if (!graph.ok()) return Fail(kCommand, graph.status());
+        if (graph->loss().empty()) {
+          return Fail(kCommand, options_.graph_path +
+                                    ": the graph has no loss, so it cannot train (name its loss "
+                                    "tensor with loss: \"NAME\"; for inference use models create)");
+        }
         *request.mutable_graph() = std::move(*graph);
       }
       *request.mutable_optimizer() = options_.optimizer;
@@ -148,11 +194,12 @@ class TrainingRun {
       status = session_.Call(&v1::Backflow::Stub::CreateModel, request, &info_);
     }
     if (!status.ok()) return session_.Fail(kCommand, status);
+    created_ = options_.model_id.empty();
     StatusOr<DataFeed> feed = FeedFor(info_, train_);
     StatusOr<std::string> output = test_.size() > 0 ? ScoreOutput(info_) : std::string();
     for (const Status& fit : {feed.status(), output.status()}) {
       if (fit.ok()) continue;
-      if (options_.model_id.empty()) DeleteCreatedModel();
+      if (created_) DeleteCreatedModel();
       return Fail("train: model " + info_.id(), fit);
     }
     feed_ = std::move(*feed);
@@ -196,6 +243,7 @@ class TrainingRun {
     steps_ += done;
     train_seconds_ += seconds;
     if (!status.ok()) return session_.Fail("train: epoch " + std::to_string(epoch), status);
+    if (Interrupted()) return kExitInterrupted;
     return FinishEpoch(epoch, done > 0 ? loss_sum / static_cast<double>(done) : 0,
                        static_cast<double>(done * options_.batch) / seconds);
   }
@@ -261,11 +309,13 @@ class TrainingRun {
   double train_seconds_ = 0;
   double test_accuracy_ = 0;
   std::deque<double> recent_losses_;  // of the current (at the end: the last) epoch
+  bool created_ = false;  // the model is this run's: deleted at the end unless --keep
 };
 
 int RunTrain(Session& session, const Args& args) {
   StatusOr<TrainOptions> options = ParseOptions(args);
   if (!options.ok()) return UsageError(kCommand, options.status().message());
+  InterruptScope ctrl_c;
   return TrainingRun(session, std::move(*options)).Run();
 }
 
@@ -287,6 +337,8 @@ std::vector<FlagSpec> TrainFlags() {
       {"test-limit", FlagKind::kValue, "N", "score on the first N test images (0: none)"},
       {"csv", FlagKind::kValue, "FILE", "write step,epoch,loss,accuracy for every step"},
       {"json", FlagKind::kSwitch, "", "end with one JSON line: model_id, steps, final_loss, ..."},
+      {"keep", FlagKind::kSwitch, "",
+       "keep the model this run creates (default: deleted at the end; Ctrl-C keeps it)"},
   };
   std::vector<FlagSpec> optimizer = OptimizerFlags();
   flags.insert(flags.begin() + 2, optimizer.begin(), optimizer.end());

@@ -7,6 +7,7 @@
 #include <span>
 #include <thread>
 
+#include "clients/cli/interrupt.h"
 #include "clients/cli/tensor_text.h"
 #include "clients/common/models.h"
 #include "clients/common/tensors.h"
@@ -132,7 +133,7 @@ grpc::Status StreamEpoch(Session& session, const std::string& model_id, const Da
   const clients::TrainStreamCalls calls = {
       .next =
           [&](v1::TrainStepRequest* request) {
-            if (!batches.Next(&images, &labels)) return false;
+            if (Interrupted() || !batches.Next(&images, &labels)) return false;
             FillBatch(feed, images, labels, request->mutable_batch());
             return true;
           },

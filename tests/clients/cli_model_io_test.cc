@@ -222,7 +222,8 @@ TEST_F(CliModelIoTest, OnnxModelsAreCreatedAndTrained) {
 
   // Softmax regression from zero weights: 20 steps of SGD are well past chance (10 %).
   const CliResult trained = Cli({"train", "--onnx", path, "--loss", "softmax_cross_entropy",
-                                 "--limit", "1280", "--lr", "0.1", "--test-limit", "500", "--json"},
+                                 "--limit", "1280", "--lr", "0.1", "--test-limit", "500", "--json",
+                                 "--keep"},
                                 std::chrono::seconds(120));
   ASSERT_EQ(trained.exit_code, 0) << trained;
   const nlohmann::json summary = LastJsonLine(trained.out);

@@ -57,7 +57,7 @@ TEST_F(CliOnnxEndToEndTest, TrainedLikePyTorchExportedCheckedAndReimportedBitwis
                                  "--loss", "softmax_cross_entropy", "--data", "fashion-mnist",
                                  "--epochs", "1", "--batch", "64", "--limit", kImages,
                                  "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9",
-                                 "--seed", "1", "--json"},
+                                 "--seed", "1", "--json", "--keep"},
                                 std::chrono::seconds(900));
   // clang-format on
   ASSERT_EQ(trained.exit_code, 0) << trained;

@@ -57,7 +57,7 @@ TEST_F(CliTrainTest, TrainsLeNetAndReportsCsvLinesAndJson) {
   const CliResult result = Cli({"train", "--model", lenet, "--data", "fashion-mnist",
                                 "--epochs", "2", "--batch", "64", "--limit", images,
                                 "--test-limit", "1000", "--optimizer", "sgd", "--lr", "0.01",
-                                "--momentum", "0.9", "--seed", "1", "--csv", csv, "--json"},
+                                "--momentum", "0.9", "--seed", "1", "--csv", csv, "--json", "--keep"},
                                std::chrono::seconds(120));
   // clang-format on
   ASSERT_EQ(result.exit_code, 0) << result;
