@@ -84,7 +84,14 @@ const Command* FindCommand(const std::vector<Command>& commands,
     }
   }
   if (subcommands.empty()) {
-    *exit_code = UsageError("", "unknown command '" + word + "'");
+    std::vector<std::string_view> names;
+    for (const Command& command : commands) {
+      names.push_back(command.name.substr(0, command.name.find(' ')));
+    }
+    const std::string_view closest = clients::ClosestName(word, names);
+    *exit_code = UsageError("", "unknown command '" + word + "'" +
+                                    (closest.empty() ? "" : "; did you mean '" +
+                                                                std::string(closest) + "'?"));
     return nullptr;
   }
   const bool has_sub = *next + 1 < args.size() && !args[*next + 1].starts_with("-");
@@ -101,8 +108,14 @@ const Command* FindCommand(const std::vector<Command>& commands,
     *exit_code = kExitOk;
     return nullptr;
   }
+  std::vector<std::string_view> names;
+  for (const Command& command : commands) {
+    if (command.name.starts_with(word + " ")) names.push_back(command.name.substr(word.size() + 1));
+  }
+  const std::string_view closest = has_sub ? clients::ClosestName(args[*next + 1], names) : "";
   *exit_code = UsageError(
-      word, has_sub ? "unknown subcommand '" + args[*next + 1] + "' (one of: " + subcommands + ")"
+      word, has_sub ? "unknown subcommand '" + args[*next + 1] + "' (one of: " + subcommands + ")" +
+                          (closest.empty() ? "" : "; did you mean '" + std::string(closest) + "'?")
                     : "missing subcommand (one of: " + subcommands + ")");
   return nullptr;
 }
@@ -128,12 +141,18 @@ int RunCommand(const Command& command, const Args& leading, std::span<const std:
         "unexpected operand '" + args->operands()[static_cast<size_t>(command.max_operands)] + "'");
   }
   const char* env_server = std::getenv("BACKFLOW_SERVER");
-  std::string server = leading.Value("server", env_server ? env_server : kDefaultServer);
-  server = args->Value("server", server);
+  StatusOr<std::string> server = clients::ServerAddress(
+      args->Value("server", leading.Value("server", env_server ? env_server : kDefaultServer)));
+  if (!server.ok()) {
+    return UsageError(command.name, std::string(args->Has("server") || leading.Has("server")
+                                                    ? "--server: "
+                                                    : "BACKFLOW_SERVER: ") +
+                                        server.status().message());
+  }
   StatusOr<double> timeout = leading.Number("timeout", kDefaultTimeoutSeconds);
   if (timeout.ok() && args->Has("timeout")) timeout = args->Number("timeout", *timeout);
   if (!timeout.ok()) return UsageError(command.name, timeout.status().message());
-  Session session(server, *timeout);
+  Session session(*server, *timeout);
   return command.run(session, *args);
 }
 

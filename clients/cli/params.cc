@@ -88,7 +88,8 @@ int RunSet(Session& session, const Args& args) {
   if (grpc::Status status = session.Call(&Stub::SetParameters, request, &response); !status.ok()) {
     return session.Fail(what, status);
   }
-  std::printf("set %d parameters of %s at step %lld\n", request.parameters_size(), id.c_str(),
+  const int count = request.parameters_size();
+  std::printf("set %d parameter%s of %s at step %lld\n", count, count == 1 ? "" : "s", id.c_str(),
               static_cast<long long>(response.step()));
   return kExitOk;
 }

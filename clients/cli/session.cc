@@ -38,12 +38,14 @@ grpc::Status Session::GetModel(const std::string& model_id, v1::ModelInfo* info)
 }
 
 int Session::Fail(std::string_view what, const grpc::Status& status) const {
-  // A refused connection and a server that is draining both come back as UNAVAILABLE: either
-  // way the command could not get through, which is what the user needs to know first.
-  const std::string subject = status.error_code() == grpc::StatusCode::UNAVAILABLE
-                                  ? "cannot reach " + address_
-                                  : std::string(what);
-  std::fprintf(stderr, "backflow: %s: %s\n", subject.c_str(),
+  // gRPC answers UNAVAILABLE both when it found no server and when the server refused the call
+  // (it is shutting down): only the first is "cannot reach", said without gRPC's internals.
+  const std::string reason = clients::ConnectFailure(status);
+  if (!reason.empty()) {
+    std::fprintf(stderr, "backflow: cannot reach %s: %s\n", address_.c_str(), reason.c_str());
+    return kExitFailure;
+  }
+  std::fprintf(stderr, "backflow: %.*s: %s\n", static_cast<int>(what.size()), what.data(),
                OneLine(clients::FormatStatus(status)).c_str());
   return kExitFailure;
 }

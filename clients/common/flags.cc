@@ -15,20 +15,24 @@ const FlagSpec* FindSpec(std::span<const FlagSpec> specs, std::string_view name)
   return nullptr;
 }
 
-// Levenshtein distance, one row at a time.
+// Edit distance counting a swap of two neighbours as one edit (optimal string alignment:
+// "shwo" is 1 from "show", as people mistype), three rows at a time.
 size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  std::vector<size_t> before(b.size() + 1), previous(b.size() + 1), row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) previous[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
     row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
+      row[j] = std::min({previous[j] + 1, row[j - 1] + 1,
+                         previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        row[j] = std::min(row[j], before[j - 2] + 1);
+      }
     }
+    std::swap(before, previous);
+    std::swap(previous, row);
   }
-  return row[b.size()];
+  return previous[b.size()];
 }
 
 Status UnknownFlag(const std::string& token, std::string_view name,
@@ -115,11 +119,53 @@ StatusOr<std::string> Args::NonEmpty(std::string_view flag, std::string_view fal
 }
 
 StatusOr<std::string> Args::Address(std::string_view flag, std::string_view fallback) const {
-  std::string value = Value(flag, fallback);
-  if (value.find(':') == std::string::npos) {
-    return InvalidArgumentError(FlagError(flag, "'" + value + "' is not HOST:PORT"));
+  StatusOr<std::string> address = ServerAddress(Value(flag, fallback));
+  if (!address.ok()) return InvalidArgumentError(FlagError(flag, address.status().message()));
+  return address;
+}
+
+StatusOr<std::string> ServerAddress(std::string_view text) {
+  const std::string given(text);
+  for (std::string_view target : {"dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:"}) {
+    if (text.starts_with(target)) return given;
   }
-  return value;
+  if (const size_t scheme = text.find("://"); scheme != std::string_view::npos) {
+    std::string_view rest = text.substr(scheme + 3);
+    rest = rest.substr(0, rest.find('/'));
+    return InvalidArgumentError("'" + given + "' is a URL; give HOST:PORT without a scheme ('" +
+                                std::string(rest) + "')");
+  }
+  const size_t bracket = text.rfind(']');
+  const size_t colon = text.rfind(':');
+  const bool has_port = colon != std::string_view::npos &&
+                        (bracket == std::string_view::npos ? text.find(':') == colon
+                                                           : colon > bracket);
+  if (text.empty() || (!has_port && bracket == std::string_view::npos &&
+                       colon != std::string_view::npos)) {
+    return InvalidArgumentError("'" + given + "' is not HOST:PORT (an IPv6 host goes in [])");
+  }
+  if (!has_port) return given + ":" + std::to_string(kDefaultPort);
+  const std::string_view port = text.substr(colon + 1);
+  int64_t number = 0;
+  const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (error != std::errc() || end != port.data() + port.size() || number < 0 || number > 65535) {
+    return InvalidArgumentError("'" + given + "': the port must be a number from 0 to 65535");
+  }
+  return given;
+}
+
+std::string_view ClosestName(std::string_view typed, std::span<const std::string_view> names) {
+  std::string_view best;
+  size_t best_distance = 0;
+  for (std::string_view name : names) {
+    const size_t distance = EditDistance(typed, name);
+    const size_t allowed = std::max<size_t>(1, std::max(typed.size(), name.size()) / 3);
+    if (distance <= allowed && (best.empty() || distance < best_distance)) {
+      best = name;
+      best_distance = distance;
+    }
+  }
+  return best;
 }
 
 Status Args::NoOperands() const {
@@ -192,17 +238,9 @@ StatusOr<int64_t> ParseInteger(std::string_view text) {
 }
 
 std::string_view ClosestFlag(std::string_view typed, std::span<const FlagSpec> specs) {
-  std::string_view best;
-  size_t best_distance = 0;
-  for (const FlagSpec& spec : specs) {
-    const size_t distance = EditDistance(typed, spec.name);
-    const size_t allowed = std::max<size_t>(1, std::max(typed.size(), spec.name.size()) / 3);
-    if (distance <= allowed && (best.empty() || distance < best_distance)) {
-      best = spec.name;
-      best_distance = distance;
-    }
-  }
-  return best;
+  std::vector<std::string_view> names;
+  for (const FlagSpec& spec : specs) names.push_back(spec.name);
+  return ClosestName(typed, names);
 }
 
 std::string FormatFlags(std::span<const FlagSpec> specs, HelpStyle style) {

@@ -65,7 +65,7 @@ class Args {
   // Value(flag, fallback), which must be one of `choices`.
   StatusOr<std::string> Choice(std::string_view flag, std::string_view fallback,
                                std::span<const std::string_view> choices) const;
-  // Value(flag, fallback), which must not be empty / must hold a ':' (HOST:PORT).
+  // Value(flag, fallback), which must not be empty / ServerAddress of it.
   StatusOr<std::string> NonEmpty(std::string_view flag, std::string_view fallback) const;
   StatusOr<std::string> Address(std::string_view flag, std::string_view fallback) const;
   // InvalidArgument "unexpected argument 'X'" for the first operand, if any.
@@ -87,6 +87,17 @@ StatusOr<Args> ParseArgs(std::span<const std::string> argv, std::span<const Flag
 // Strict number parsing: the whole text must be the number ("1e-3", "-4.5"; "inf" is rejected).
 StatusOr<double> ParseNumber(std::string_view text);
 StatusOr<int64_t> ParseInteger(std::string_view text);
+
+// A server address as gRPC takes it: "HOST:PORT" as given; a HOST alone gets the default port
+// 50051 ("127.0.0.1" -> "127.0.0.1:50051", "[::1]" -> "[::1]:50051"); gRPC's own "dns:",
+// "ipv4:", "ipv6:" and "unix:" targets pass unchanged. A URL scheme (http://, https://,
+// grpc://) or a port that is not 0-65535 (0: any free port, for a server) is InvalidArgument saying what to write instead.
+StatusOr<std::string> ServerAddress(std::string_view text);
+inline constexpr int kDefaultPort = 50051;
+
+// The candidate closest to `typed` (edit distance, at most a third of the longer name), or ""
+// when none is close.
+std::string_view ClosestName(std::string_view typed, std::span<const std::string_view> names);
 
 // The spec name closest to `typed` (edit distance, at most a third of the longer name), or ""
 // when none is close.

@@ -38,6 +38,19 @@ std::string FormatStatus(const grpc::Status& status) {
   return text;
 }
 
+std::string ConnectFailure(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
+  const std::string& message = status.error_message();
+  auto has = [&](std::string_view text) { return message.find(text) != std::string::npos; };
+  const std::string hint =
+      " (is backflow-server running there? `make run` starts one on 127.0.0.1:50051)";
+  if (has("Connection refused")) return "connection refused" + hint;
+  if (has("DNS resolution failed")) return "the host name does not resolve";
+  if (has("Network is unreachable") || has("No route to host")) return "no route to the host";
+  if (has("failed to connect to all addresses")) return "no connection" + hint;
+  return "";
+}
+
 void SetTimeout(grpc::ClientContext& context, std::chrono::duration<double> timeout) {
   if (timeout.count() <= 0) return;
   context.set_deadline(std::chrono::system_clock::now() +

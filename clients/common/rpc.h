@@ -21,6 +21,12 @@ std::string_view StatusCodeName(grpc::StatusCode code);
 // "NOT_FOUND: model 'x' not found".
 std::string FormatStatus(const grpc::Status& status);
 
+// For a call that never reached a server (no connection: refused, unresolvable, timed out),
+// the reason in a few words with a hint ("connection refused (is backflow-server running
+// there? `make run` starts one on 127.0.0.1:50051)"); "" for any other status, including
+// UNAVAILABLE answered by a server that is shutting down.
+std::string ConnectFailure(const grpc::Status& status);
+
 // Sets a deadline `timeout` from now (none if timeout <= 0).
 void SetTimeout(grpc::ClientContext& context, std::chrono::duration<double> timeout);
 

@@ -14,7 +14,7 @@ namespace {
 namespace v1 = backflow::v1;
 
 // How long setup waits for the first connection: the RPC timeout, but no more than this, so a
-// wrong port is reported promptly.
+// silent address is reported promptly. A refused connection is reported at once.
 constexpr std::chrono::seconds kMaxConnectWait(10);
 
 Status WaitForServer(const LoadOptions& options, grpc::Channel& channel) {
@@ -22,9 +22,17 @@ Status WaitForServer(const LoadOptions& options, grpc::Channel& channel) {
       std::chrono::duration<double>(options.timeout_s), kMaxConnectWait);
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::duration_cast<std::chrono::system_clock::duration>(wait);
-  if (!channel.WaitForConnected(deadline)) {
-    return UnavailableError("cannot reach the server at " + options.server + " (waited " +
-                            std::to_string(static_cast<int>(wait.count())) + " s)");
+  for (grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+       state != GRPC_CHANNEL_READY; state = channel.GetState(/*try_to_connect=*/true)) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
+      return UnavailableError("cannot reach the server at " + options.server +
+                              ": the connection failed (is backflow-server running there? "
+                              "`make run` starts one on 127.0.0.1:50051)");
+    }
+    if (!channel.WaitForStateChange(state, deadline)) {
+      return UnavailableError("cannot reach the server at " + options.server + ": no answer in " +
+                              std::to_string(static_cast<int>(wait.count())) + " s");
+    }
   }
   return Status::Ok();
 }

@@ -170,11 +170,35 @@ TEST_F(CliCommandsTest, UnreachableServerIsUnavailable) {
     args.insert(args.end(), command.begin(), command.end());
     const CliResult result = RunCli(args);
     EXPECT_EQ(result.exit_code, 1) << result;
-    EXPECT_TRUE(result.err.starts_with("backflow: cannot reach " + address + ": UNAVAILABLE"))
-        << result.err;
+    EXPECT_EQ(result.err, "backflow: cannot reach " + address +
+                              ": connection refused (is backflow-server running there? `make run` "
+                              "starts one on 127.0.0.1:50051)\n");
     EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+}
+
+TEST_F(CliCommandsTest, AddressesAndCommandsThatAreAlmostRight) {
+  const CliResult url = RunCli({"--server", "http://127.0.0.1:50051", "health"});
+  EXPECT_EQ(url.exit_code, 2) << url;
+  EXPECT_TRUE(url.err.starts_with("backflow health: --server: 'http://127.0.0.1:50051' is a URL; "
+                                  "give HOST:PORT without a scheme ('127.0.0.1:50051')\n"))
+      << url.err;
+  const CliResult port = RunCli({"health", "--server", "127.0.0.1:65536"});
+  EXPECT_EQ(port.exit_code, 2) << port;
+  EXPECT_NE(port.err.find("'127.0.0.1:65536': the port must be a number from 0 to 65535"),
+            std::string::npos)
+      << port.err;
+  const CliResult command = RunCli({"modles", "list"});
+  EXPECT_EQ(command.exit_code, 2) << command;
+  EXPECT_TRUE(command.err.starts_with("backflow: unknown command 'modles'; did you mean 'models'?"))
+      << command.err;
+  const CliResult sub = RunCli({"models", "shwo", "m-1"});
+  EXPECT_EQ(sub.exit_code, 2) << sub;
+  EXPECT_NE(sub.err.find("unknown subcommand 'shwo' (one of: create, export, list, show, delete); "
+                         "did you mean 'show'?"),
+            std::string::npos)
+      << sub.err;
 }
 
 TEST_F(CliCommandsTest, ParamsGetWritesNpyFilesEqualToGetParameters) {

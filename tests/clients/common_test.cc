@@ -68,6 +68,30 @@ TEST(FlagsTest, ValueErrorsNameTheFlag) {
   EXPECT_EQ(Parse({"x"})->NoOperands().message(), "unexpected argument 'x'");
 }
 
+TEST(FlagsTest, ServerAddressesGetThePortTheyLackAndRefuseUrls) {
+  EXPECT_EQ(*ServerAddress("127.0.0.1:50052"), "127.0.0.1:50052");
+  EXPECT_EQ(*ServerAddress("127.0.0.1"), "127.0.0.1:50051");
+  EXPECT_EQ(*ServerAddress("backflow.internal"), "backflow.internal:50051");
+  EXPECT_EQ(*ServerAddress("[::1]"), "[::1]:50051");
+  EXPECT_EQ(*ServerAddress("[::1]:7000"), "[::1]:7000");
+  EXPECT_EQ(*ServerAddress("unix:/run/backflow.sock"), "unix:/run/backflow.sock");
+  EXPECT_EQ(*ServerAddress("dns:///backflow:50051"), "dns:///backflow:50051");
+  EXPECT_EQ(ServerAddress("https://h:443/x").status().message(),
+            "'https://h:443/x' is a URL; give HOST:PORT without a scheme ('h:443')");
+  EXPECT_EQ(ServerAddress("h:80x").status().message(),
+            "'h:80x': the port must be a number from 0 to 65535");
+  EXPECT_EQ(ServerAddress("h:65536").status().message(),
+            "'h:65536': the port must be a number from 0 to 65535");
+  EXPECT_EQ(ServerAddress("::1").status().message(),
+            "'::1' is not HOST:PORT (an IPv6 host goes in [])");
+  EXPECT_FALSE(ServerAddress("").ok());
+  const FlagSpec server[] = {{"server", FlagKind::kValue, "HOST:PORT", "server address"}};
+  const std::vector<std::string> host = {"--server", "h"}, zero = {"--server", "h:-1"};
+  EXPECT_EQ(ParseArgs(host, server)->Address("server", "x:1").value(), "h:50051");
+  EXPECT_EQ(ParseArgs(zero, server)->Address("server", "x:1").status().message(),
+            "--server: 'h:-1': the port must be a number from 0 to 65535");
+}
+
 TEST(FlagsTest, HelpIsGeneratedFromTheSpecs) {
   const std::string help = FormatFlags(kSpecs);
   EXPECT_NE(help.find("  --epochs N                passes over the data\n"), std::string::npos)
