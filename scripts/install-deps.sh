@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages backflow builds and tests with. Idempotent: installs only what is
 # missing, so a second run is a no-op that needs no network.
+#
+# Usage: scripts/install-deps.sh [GROUP...]
+# With no argument, what `make build` and `make test` need. A GROUP adds packages only some
+# targets need: `fuzz` (make fuzz) adds clang-14 and libFuzzer.
 set -euo pipefail
 
 PACKAGES=(
@@ -18,6 +22,17 @@ PACKAGES=(
   libonnx-dev  # ONNX's message definitions (onnx.proto) and its model checker, for import/export
   python3-onnx  # the Python tests check exported models with onnx.checker
 )
+
+# The fuzz preset (CMakePresets.json, docs/fuzzing.md): clang-14 with its sanitizer runtimes
+# (libclang-rt-14-dev holds -fsanitize=fuzzer's libFuzzer) and libFuzzer's own package.
+FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
+
+for group in "$@"; do
+  case "$group" in
+    fuzz) PACKAGES+=("${FUZZ_PACKAGES[@]}") ;;
+    *) echo "install-deps: unknown group '$group' (known: fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
