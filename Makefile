@@ -3,7 +3,7 @@
 PRESET ?= release
 JOBS ?= $(shell nproc)
 
-.PHONY: deps configure build test run bench clean asan tsan
+.PHONY: deps configure build test run bench clean asan tsan fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -40,6 +40,22 @@ asan:
 
 tsan:
 	$(MAKE) test PRESET=tsan
+
+# libFuzzer on the fuzz targets of fuzz/ (docs/fuzzing.md): graph import, tensor decoding, the
+# data directory's records, every RPC's request handling and the ONNX importer. Installs clang-14
+# and libFuzzer (the `fuzz` group of scripts/install-deps.sh; `make test` needs neither), builds
+# the fuzz preset (clang-14, ASan + UBSan) and runs each target for FUZZ_SECONDS on its seeds in
+# fuzz/corpus/TARGET. A crash, sanitizer report, leak or hang is saved to fuzz/regressions/TARGET/,
+# and `make test` replays every seed and regression through each target (ctest fuzz_replay_*).
+# One target, briefly: make fuzz FUZZ_TARGETS=rpc FUZZ_SECONDS=60.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= graph_import tensor_decode records rpc onnx_import
+
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@test -f build/fuzz/build.ninja || cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	scripts/run-fuzzers.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build

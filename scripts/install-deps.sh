@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages backflow builds and tests with. Idempotent: installs only what is
 # missing, so a second run is a no-op that needs no network.
+#
+# Usage: scripts/install-deps.sh [GROUP...]
+# With no argument, what `make build` and `make test` need. A GROUP adds packages only some
+# targets need: `fuzz` (make fuzz) adds clang-14 and libFuzzer.
 set -euo pipefail
 
 PACKAGES=(
@@ -20,6 +24,17 @@ PACKAGES=(
   python3-onnx  # the Python tests check exported models with onnx.checker
   python3-tqdm  # the Python client's progress bar in Client.fit (optional for the client)
 )
+
+# The fuzz preset (CMakePresets.json, docs/fuzzing.md): clang-14 with its sanitizer runtimes
+# (libclang-rt-14-dev holds -fsanitize=fuzzer's libFuzzer) and libFuzzer's own package.
+FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
+
+for group in "$@"; do
+  case "$group" in
+    fuzz) PACKAGES+=("${FUZZ_PACKAGES[@]}") ;;
+    *) echo "install-deps: unknown group '$group' (known: fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -37,8 +37,9 @@ StatusOr<Shape> Gate::CheckAndInferShape(std::string_view node, std::string_view
   }
   const std::vector<AttrSpec> specs = attr_specs();
   for (const auto& [name, value] : attrs.all()) {
+    // Not captured directly: clang 14 (the fuzz preset) cannot capture a structured binding.
     auto it = std::find_if(specs.begin(), specs.end(),
-                           [&](const AttrSpec& s) { return s.name == name; });
+                           [&key = name](const AttrSpec& s) { return s.name == key; });
     if (it == specs.end()) {
       std::string known;
       for (const AttrSpec& s : specs) known += (known.empty() ? "" : ", ") + std::string(s.name);
