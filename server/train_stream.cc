@@ -6,6 +6,7 @@
 
 #include "engine/core/tsan.h"
 #include "server/grpc_status.h"
+#include "server/names.h"
 #include "server/operations.h"
 
 namespace backflow::server {
@@ -97,8 +98,12 @@ Status TrainStream::AcceptLocked(int64_t index, const v1::TrainStepRequest& requ
     if (!model.ok()) return model.status().WithPrefix(where);
     model_ = *model;
   } else if (!request.model_id().empty() && request.model_id() != model_->id()) {
-    return InvalidArgumentError(where + ": model_id '" + request.model_id() +
-                                "' differs from the stream's '" + model_->id() + "'");
+    if (Status long_id = CheckLength("model_id", request.model_id(), kMaxModelIdBytes);
+        !long_id.ok()) {
+      return long_id.WithPrefix(where);
+    }
+    return InvalidArgumentError(where + ": model_id " + Quoted(request.model_id()) +
+                                " differs from the stream's '" + model_->id() + "'");
   }
   return Status::Ok();
 }
