@@ -6,7 +6,13 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <functional>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -212,6 +218,48 @@ TEST_F(LongNamesTest, AMegabyteNameIsResourceExhaustedWithAShortMessageWhereverN
   v1::ListModelsResponse listed;
   ASSERT_TRUE(IsOk(stub_->ListModels(Context().get(), v1::ListModelsRequest(), &listed)));
   EXPECT_EQ(listed.models_size(), 1);  // no CreateModel above made one
+}
+
+// The server's log, captured: spdlog's default logger writes to a string stream meanwhile.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
+    auto logger = std::make_shared<spdlog::logger>("captured", sink);
+    logger->set_pattern("%v");
+    logger->set_level(spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return stream_.str();
+  }
+
+ private:
+  std::ostringstream stream_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST_F(LongNamesTest, IdsWithNewlinesAndNulsCannotForgeLogLines) {
+  CapturedLog log;
+  const std::string forged("m-1\nreq 99 GetModel: OK\0tail", 28);
+  v1::GetModelRequest request;
+  request.set_model_id(forged);
+  v1::ModelInfo answer;
+  const grpc::Status status = stub_->GetModel(Context().get(), request, &answer);
+  EXPECT_EQ(status.error_code(), StatusCode::NOT_FOUND);
+  // The status quotes it escaped as well.
+  EXPECT_EQ(status.error_message(), "model 'm-1\\nreq 99 GetModel: OK\\x00tail' not found");
+  const std::string text = log.text();
+  // One line, ending in the one newline; no NUL anywhere.
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_EQ(text.find('\0'), std::string::npos);
+  // The message is escaped once more as a whole, its quotes included.
+  EXPECT_NE(text.find("req 2 GetModel model=m-1\\nreq 99 GetModel: OK\\x00tail: NOT_FOUND: model "
+                      "\\'m-1\\\\nreq 99 GetModel: OK\\\\x00tail\\' not found in "),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace
