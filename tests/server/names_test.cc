@@ -3,6 +3,7 @@
 // id used to come back whole in the status, which the client then failed to receive.
 #include "server/names.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <functional>
 #include <memory>
 #include <sstream>
@@ -260,6 +263,43 @@ TEST_F(LongNamesTest, IdsWithNewlinesAndNulsCannotForgeLogLines) {
                       "\\'m-1\\\\nreq 99 GetModel: OK\\\\x00tail\\' not found in "),
             std::string::npos)
       << text;
+}
+
+TEST_F(LongNamesTest, AnUndecodableRequestIsInvalidArgumentWithAMessage) {
+  CapturedLog log;
+  grpc::GenericStub generic(channel_);
+  const char garbage[] = "\xff\xff\xff\xff";  // field 0x1fffffff... with wire type 7: no message
+  grpc::Slice slice(garbage, 4);
+  const grpc::ByteBuffer request(&slice, 1);
+  for (const std::string rpc : {"GetModel", "TrainStep"}) {
+    std::unique_ptr<grpc::ClientContext> context = Context();
+    grpc::ByteBuffer response;
+    std::mutex mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    grpc::Status status;
+    generic.UnaryCall(context.get(), "/backflow.v1.Backflow/" + rpc, grpc::StubOptions(), &request,
+                      &response, [&](grpc::Status s) {
+                        std::lock_guard<std::mutex> lock(mu);
+                        status = std::move(s);
+                        done = true;
+                        done_cv.notify_one();
+                      });
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(done_cv.wait_for(lock, std::chrono::seconds(30), [&] { return done; }));
+    EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << rpc;
+    EXPECT_EQ(status.error_message(), "the request is not a valid backflow.v1." + rpc +
+                                          "Request (" + rpc + "): its bytes could not be decoded");
+  }
+  // Two within a second: at most one log line (Note [Undecodable requests]).
+  const std::string text = log.text();
+  size_t lines = 0;
+  for (size_t at = text.find("could not be decoded"); at != std::string::npos;
+       at = text.find("could not be decoded", at + 1)) {
+    ++lines;
+  }
+  EXPECT_LE(lines, 1u) << text;
+  ExpectModelUnchanged();
 }
 
 }  // namespace
