@@ -6,6 +6,7 @@
 
 #include "engine/core/tsan.h"
 #include "server/grpc_status.h"
+#include "server/names.h"
 #include "server/service_env.h"
 
 namespace backflow::server {
@@ -19,7 +20,13 @@ CallLog::CallLog(ServiceEnv* env, const char* rpc, std::string model_id)
 void CallLog::Done(const Status& status) const {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
-  const std::string model = model_id_.empty() ? "" : " model=" + model_id_;
+  // Ids and messages quote what clients sent: escaped, so no name can forge a line or put a
+  // control character or NUL in the log (server/names.h); a long id only by its start.
+  std::string model;
+  if (!model_id_.empty()) {
+    model = " model=" +
+            (model_id_.size() > kMaxEchoBytes ? Quoted(model_id_) : Escaped(model_id_));
+  }
   switch (status.code()) {
     case StatusCode::kOk:
       spdlog::debug("req {} {}{}: OK in {:.2f} ms", id_, rpc_, model, ms);
@@ -27,10 +34,12 @@ void CallLog::Done(const Status& status) const {
     case StatusCode::kInternal:
     case StatusCode::kUnknown:
     case StatusCode::kDataLoss:
-      spdlog::error("req {} {}{}: {} in {:.2f} ms", id_, rpc_, model, status.ToString(), ms);
+      spdlog::error("req {} {}{}: {} in {:.2f} ms", id_, rpc_, model, Escaped(status.ToString()),
+                    ms);
       return;
     default:
-      spdlog::warn("req {} {}{}: {} in {:.2f} ms", id_, rpc_, model, status.ToString(), ms);
+      spdlog::warn("req {} {}{}: {} in {:.2f} ms", id_, rpc_, model, Escaped(status.ToString()),
+                   ms);
   }
 }
 

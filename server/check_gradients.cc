@@ -5,6 +5,7 @@
 
 #include "engine/api/gradcheck.h"
 #include "engine/api/import.h"
+#include "server/names.h"
 #include "server/operations.h"
 
 namespace backflow::server::ops {
@@ -78,6 +79,7 @@ Status CheckGradients(const ServiceEnv& env, const Model* model,
   if (model == nullptr && !request.has_graph()) {
     return InvalidArgumentError("no graph: set graph or model_id");
   }
+  BF_RETURN_IF_ERROR(CheckLengths("wrt", request.wrt(), kMaxNameBytes));
   BF_ASSIGN_OR_RETURN(Graph graph, ImportGraph(proto, env.graph_limits));
   BF_ASSIGN_OR_RETURN(TensorMap values, Values(env, request, model));
   BF_ASSIGN_OR_RETURN(

@@ -27,6 +27,9 @@ struct IntSetting {
 #define BF_MS_SETTING(field) \
   [](const ServerConfig& c) -> int64_t { return c.field.count(); }, \
       [](ServerConfig& c, int64_t v) { c.field = std::chrono::milliseconds(v); }
+#define BF_S_SETTING(field) \
+  [](const ServerConfig& c) -> int64_t { return c.field.count(); }, \
+      [](ServerConfig& c, int64_t v) { c.field = std::chrono::seconds(v); }
 
 const IntSetting kIntSettings[] = {
     {"compute-threads", 0, 1024, "oneTBB threads for compute (default 0: one per core)",
@@ -44,6 +47,9 @@ const IntSetting kIntSettings[] = {
     {"max-streams", 1, kBig, "Train streams open at once", BF_SETTING(limits.max_streams)},
     {"stream-window", 1, 4096, "batches a Train stream reads ahead",
      BF_SETTING(limits.stream_window)},
+    {"stream-idle-timeout", 0, 86400,
+     "seconds a Train stream may wait on its client before it is ended; 0: never",
+     BF_S_SETTING(stream_idle_timeout)},
     {"max-gradcheck-runs", 1, kBig, "forward runs of one CheckGradients request",
      BF_SETTING(limits.max_gradcheck_runs)},
     {"shutdown-grace-ms", 0, kBig, "time in-flight calls get on SIGTERM",
@@ -54,6 +60,7 @@ const IntSetting kIntSettings[] = {
 
 #undef BF_SETTING
 #undef BF_MS_SETTING
+#undef BF_S_SETTING
 
 // The flags in --help order, their help showing the defaults of `d`.
 std::vector<FlagSpec> Specs(const ServerConfig& d) {
@@ -114,6 +121,7 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " max_pending_requests=" + std::to_string(c.limits.max_pending_requests) +
           " max_streams=" + std::to_string(c.limits.max_streams) +
           " stream_window=" + std::to_string(c.limits.stream_window) +
+          " stream_idle_timeout_s=" + std::to_string(c.stream_idle_timeout.count()) +
           " max_gradcheck_runs=" + std::to_string(c.limits.max_gradcheck_runs),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
           " log_level=" + c.log_level,

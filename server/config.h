@@ -34,6 +34,9 @@ struct ServerConfig {
   int rpc_threads = 0;  // gRPC's thread cap; 0: gRPC's default
   ServerLimits limits;
   std::chrono::milliseconds shutdown_grace{10000};  // for in-flight calls on SIGTERM
+  // A Train stream waiting on its client this long (no request read, no answer taken, no step
+  // queued or running) is ended with DEADLINE_EXCEEDED, giving its slot back; 0: never.
+  std::chrono::seconds stream_idle_timeout{60};
   std::string log_level = "info";  // trace, debug, info, warn, error, off
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
   std::chrono::milliseconds checkpoint_write_delay{0};

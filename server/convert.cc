@@ -1,6 +1,7 @@
 #include "server/convert.h"
 
 #include "engine/ir/tensor_proto.h"
+#include "server/names.h"
 
 namespace backflow::server {
 
@@ -9,7 +10,8 @@ StatusOr<TensorMap> DecodeTensors(const WireTensorMap& wire, std::string_view wh
   TensorMap out;
   out.reserve(wire.size());
   for (const auto& [name, proto] : wire) {
-    const std::string where = std::string(what) + " '" + name + "'";
+    BF_RETURN_IF_ERROR(CheckLength(what, name, kMaxNameBytes));
+    const std::string where = std::string(what) + " " + Quoted(name);
     BF_ASSIGN_OR_RETURN(Tensor tensor, TensorFromProto(proto, where, max_elements));
     if (dtype && tensor.dtype() != *dtype) {
       return InvalidArgumentError(where + ": dtype " + std::string(DTypeName(tensor.dtype())) +

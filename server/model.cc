@@ -7,11 +7,10 @@
 
 #include "engine/ir/cost.h"
 #include "server/convert.h"
+#include "server/names.h"
 
 namespace backflow::server {
 namespace {
-
-constexpr size_t kMaxModelNameLength = 256;
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -75,8 +74,8 @@ Status CheckInitialNames(const Graph& graph, const TensorMap& initial) {
     std::optional<ValueId> id = graph.Find(name);
     if (!id || (graph.value(*id).kind != ValueKind::kParameter &&
                 graph.value(*id).kind != ValueKind::kState)) {
-      return InvalidArgumentError("initial parameter '" + name +
-                                  "': not a parameter or state of the graph");
+      return InvalidArgumentError("initial parameter " + Quoted(name) +
+                                  ": not a parameter or state of the graph");
     }
   }
   return Status::Ok();
@@ -87,10 +86,8 @@ Status CheckInitialNames(const Graph& graph, const TensorMap& initial) {
 StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const GraphLimits& limits,
                                                int64_t max_tensor_elements, ComputePool* pool) {
   const v1::CreateModelRequest& request = record.request();
-  if (request.name().size() > kMaxModelNameLength) {
-    return InvalidArgumentError("name: longer than " + std::to_string(kMaxModelNameLength) +
-                                " bytes");
-  }
+  BF_RETURN_IF_ERROR(CheckLength("name", request.name(), kMaxNameBytes));
+  BF_RETURN_IF_ERROR(CheckLengths("metric", request.metrics(), kMaxNameBytes));
   BF_ASSIGN_OR_RETURN(Graph graph, ImportGraph(request.graph(), limits));
   BF_ASSIGN_OR_RETURN(DType dtype, DecodeDType(request.dtype(), "dtype"));
   BF_ASSIGN_OR_RETURN(OptimizerConfig optimizer, DecodeOptimizer(request.optimizer()));
@@ -187,16 +184,18 @@ Status ModelRegistry::Add(std::shared_ptr<Model> model, Reservation* reservation
 }
 
 StatusOr<std::shared_ptr<Model>> ModelRegistry::Get(const std::string& id) const {
+  BF_RETURN_IF_ERROR(CheckLength("model id", id, kMaxModelIdBytes));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(id);
-  if (it == models_.end()) return NotFoundError("model '" + id + "' not found");
+  if (it == models_.end()) return NotFoundError("model " + Quoted(id) + " not found");
   return it->second;
 }
 
 StatusOr<std::shared_ptr<Model>> ModelRegistry::Remove(const std::string& id) {
+  BF_RETURN_IF_ERROR(CheckLength("model id", id, kMaxModelIdBytes));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(id);
-  if (it == models_.end()) return NotFoundError("model '" + id + "' not found");
+  if (it == models_.end()) return NotFoundError("model " + Quoted(id) + " not found");
   std::shared_ptr<Model> model = std::move(it->second);
   models_.erase(it);
   return model;

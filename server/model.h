@@ -108,7 +108,8 @@ class ModelRegistry {
   // Registers `model`, using up `reservation` if one is given and held (models loaded at start
   // take none). ALREADY_EXISTS for a taken id, and then the reservation stays held.
   Status Add(std::shared_ptr<Model> model, Reservation* reservation = nullptr);
-  // NOT_FOUND "model 'ID' not found".
+  // NOT_FOUND "model 'ID' not found"; RESOURCE_EXHAUSTED for an id longer than
+  // kMaxModelIdBytes (server/names.h), whose message shows only its start.
   StatusOr<std::shared_ptr<Model>> Get(const std::string& id) const;
   StatusOr<std::shared_ptr<Model>> Remove(const std::string& id);
   std::vector<std::shared_ptr<Model>> All() const;  // by id

@@ -11,6 +11,7 @@
 #include "engine/api/evaluate.h"
 #include "server/inputs.h"
 #include "server/model_io.h"
+#include "server/names.h"
 
 namespace backflow::server::ops {
 namespace {
@@ -31,13 +32,14 @@ int64_t NowUnixMs() {
 // for a name that is not in the graph.
 StatusOr<std::vector<std::string>> OutputNames(const Graph& graph, const v1::InferRequest& request,
                                                const TensorMap& inputs) {
+  BF_RETURN_IF_ERROR(CheckLengths("output", request.outputs(), kMaxNameBytes));
   std::vector<std::string> names(request.outputs().begin(), request.outputs().end());
   if (names.empty()) {
     BF_ASSIGN_OR_RETURN(names, DefaultOutputs(graph, inputs));
   }
   for (const std::string& name : names) {
     if (!graph.Find(name)) {
-      return InvalidArgumentError("output '" + name + "' is not in the graph");
+      return InvalidArgumentError("output " + Quoted(name) + " is not in the graph");
     }
   }
   return names;
@@ -45,6 +47,9 @@ StatusOr<std::vector<std::string>> OutputNames(const Graph& graph, const v1::Inf
 
 // What an Evaluate request asks for besides its graph and values.
 StatusOr<EvaluateSpec> DecodeEvaluateSpec(const v1::EvaluateRequest& request) {
+  BF_RETURN_IF_ERROR(CheckLengths("output", request.outputs(), kMaxNameBytes));
+  BF_RETURN_IF_ERROR(CheckLength("target", request.target(), kMaxNameBytes));
+  BF_RETURN_IF_ERROR(CheckLengths("wrt", request.wrt(), kMaxNameBytes));
   EvaluateSpec spec;
   spec.outputs.assign(request.outputs().begin(), request.outputs().end());
   spec.target = request.target();
@@ -147,6 +152,7 @@ Status TrainStepOnBatch(Model& model, const v1::TrainStepRequest& request,
 
 Status GetParameters(const Model& model, const v1::GetParametersRequest& request,
                      v1::GetParametersResponse* response) {
+  BF_RETURN_IF_ERROR(CheckLengths("parameter", request.names(), kMaxNameBytes));
   std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
   response->set_step(snapshot->step);
   if (request.names().empty()) {
@@ -160,7 +166,7 @@ Status GetParameters(const Model& model, const v1::GetParametersRequest& request
     } else if (auto st = snapshot->state.find(name); st != snapshot->state.end()) {
       TensorToProto(st->second, &(*response->mutable_state())[name]);
     } else {
-      return NotFoundError("parameter '" + name + "' not found");
+      return NotFoundError("parameter " + Quoted(name) + " not found");
     }
   }
   return Status::Ok();

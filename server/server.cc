@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "server/model.h"
+#include "server/names.h"
 #include "server/operations.h"
 #include "server/service.h"
 #include "server/storage/checkpoint_store.h"
@@ -94,7 +95,9 @@ std::string Server::Impl::address() const {
 Status Server::Impl::LoadModels() {
   std::vector<std::string> problems;
   std::vector<StoredModel> stored = store_->LoadAll(&problems);
-  for (const std::string& problem : problems) spdlog::error("data directory: {}", problem);
+  for (const std::string& problem : problems) {
+    spdlog::error("data directory: {}", Escaped(problem));
+  }
   for (StoredModel& entry : stored) {
     const std::string id = entry.record.id();
     StatusOr<std::shared_ptr<Model>> model = Model::Create(
@@ -107,7 +110,7 @@ Status Server::Impl::LoadModels() {
     }
     if (status.ok()) status = env_->registry.Add(*model);
     if (!status.ok()) {
-      spdlog::error("model {} not loaded: {}", id, status.ToString());
+      spdlog::error("model {} not loaded: {}", Escaped(id), Escaped(status.ToString()));
       continue;
     }
     spdlog::info("loaded model {} at step {}", id, (*model)->trainer().parameters()->step);

@@ -1,11 +1,13 @@
 #include "server/service.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "server/call.h"
+#include "server/decode_errors.h"
 #include "server/operations.h"
 #include "server/train_stream.h"
 
@@ -79,6 +81,38 @@ grpc::ServerUnaryReactor* OnPool(ServiceEnv* env, Ctx* ctx, const char* rpc, Bod
 }
 
 }  // namespace
+
+template <typename Request, typename Response>
+void BackflowService::CheckDecoding(const char* rpc,
+                                    Reactor* (BackflowService::*method)(Ctx*, const Request*,
+                                                                        Response*)) {
+  // The generated code numbers methods in the order of the proto's service.
+  const google::protobuf::MethodDescriptor* found =
+      Request::descriptor()->file()->FindServiceByName("Backflow")->FindMethodByName(rpc);
+  if (found == nullptr || found->input_type() != Request::descriptor()) std::abort();
+  MarkMethodCallback(found->index(), new DecodeCheckedHandler<Request, Response>(
+                                         rpc, [this, method](Ctx* ctx, const Request* req,
+                                                             Response* resp) {
+                                           return (this->*method)(ctx, req, resp);
+                                         }));
+}
+
+BackflowService::BackflowService(ServiceEnv* env) : env_(env) {
+  CheckDecoding("CreateModel", &BackflowService::CreateModel);
+  CheckDecoding("GetModel", &BackflowService::GetModel);
+  CheckDecoding("ListModels", &BackflowService::ListModels);
+  CheckDecoding("DeleteModel", &BackflowService::DeleteModel);
+  CheckDecoding("Infer", &BackflowService::Infer);
+  CheckDecoding("ComputeGradients", &BackflowService::ComputeGradients);
+  CheckDecoding("TrainStep", &BackflowService::TrainStep);
+  CheckDecoding("GetParameters", &BackflowService::GetParameters);
+  CheckDecoding("SetParameters", &BackflowService::SetParameters);
+  CheckDecoding("SaveCheckpoint", &BackflowService::SaveCheckpoint);
+  CheckDecoding("RestoreCheckpoint", &BackflowService::RestoreCheckpoint);
+  CheckDecoding("Evaluate", &BackflowService::Evaluate);
+  CheckDecoding("CheckGradients", &BackflowService::CheckGradients);
+  CheckDecoding("ExportModel", &BackflowService::ExportModel);
+}
 
 grpc::ServerUnaryReactor* BackflowService::CreateModel(Ctx* ctx, const v1::CreateModelRequest* req,
                                                        v1::ModelInfo* resp) {

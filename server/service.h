@@ -16,7 +16,9 @@ namespace backflow::server {
 
 class BackflowService final : public v1::Backflow::CallbackService {
  public:
-  explicit BackflowService(ServiceEnv* env) : env_(env) {}
+  // Every unary method answers an undecodable request with INVALID_ARGUMENT (Note
+  // [Undecodable requests] in server/decode_errors.h).
+  explicit BackflowService(ServiceEnv* env);
 
   using Ctx = grpc::CallbackServerContext;
   using Reactor = grpc::ServerUnaryReactor;
@@ -48,6 +50,9 @@ class BackflowService final : public v1::Backflow::CallbackService {
                        v1::ExportModelResponse* resp) override;
 
  private:
+  template <typename Request, typename Response>
+  void CheckDecoding(const char* rpc, Reactor* (BackflowService::*method)(Ctx*, const Request*,
+                                                                         Response*));
   ServiceEnv* const env_;
 };
 

@@ -1,10 +1,12 @@
 #include "server/train_stream.h"
 
+#include <algorithm>
 #include <new>
 #include <utility>
 
 #include "engine/core/tsan.h"
 #include "server/grpc_status.h"
+#include "server/names.h"
 #include "server/operations.h"
 
 namespace backflow::server {
@@ -13,14 +15,20 @@ TrainStream::TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx)
     : env_(env), ctx_(ctx), log_(env, "Train", "") {
   StatusOr<AdmissionSlot> admitted = env_->admission.AdmitStream();
   if (admitted.ok()) slot_ = std::move(*admitted);
+  const auto idle_timeout = env_->config.stream_idle_timeout;
   Actions actions;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    last_activity_ = std::chrono::steady_clock::now();
     if (!admitted.ok()) {
       FailLocked(0, admitted.status());
       reads_done_ = true;
     }
     actions = NextLocked();
+    if (admitted.ok() && idle_timeout.count() > 0) {
+      alarm_pending_ = true;
+      actions.arm_alarm = idle_timeout;
+    }
   }
   Perform(actions);
 }
@@ -42,6 +50,10 @@ TrainStream::Actions TrainStream::NextLocked() {
     actions.read = true;
   }
   if (in_flight_ == 0 && !writing_ && (ready_.empty() || cancelled) && (reads_done_ || stop)) {
+    if (alarm_pending_) {  // finish once its callback has run (Note [Idle streams])
+      actions.cancel_alarm = !alarm_cancelled_.exchange(true);
+      return actions;
+    }
     finished_ = true;
     actions.finish = cancelled ? CancelledError("the client cancelled the stream") : error_;
   }
@@ -53,6 +65,16 @@ void TrainStream::Perform(const Actions& actions) {
   BF_TSAN_RELEASE(this);
   if (actions.write != nullptr) StartWrite(actions.write);
   if (actions.read) StartRead(&incoming_);
+  if (actions.arm_alarm || actions.cancel_alarm) {
+    std::lock_guard<std::mutex> lock(alarm_mu_);
+    if (actions.arm_alarm) {
+      alarm_ = std::make_unique<grpc::Alarm>();  // the old one, if any, has fired
+      alarm_->Set(std::chrono::system_clock::now() + *actions.arm_alarm,
+                  [this](bool fired) { OnIdleAlarm(fired); });
+    }
+    if (actions.cancel_alarm || (actions.arm_alarm && alarm_cancelled_.load())) alarm_->Cancel();
+  }
+  if (actions.cancel_call) ctx_->TryCancel();
   if (actions.finish) {
     log_.Done(*actions.finish);
     Finish(ToGrpcStatus(*actions.finish));
@@ -76,8 +98,12 @@ Status TrainStream::AcceptLocked(int64_t index, const v1::TrainStepRequest& requ
     if (!model.ok()) return model.status().WithPrefix(where);
     model_ = *model;
   } else if (!request.model_id().empty() && request.model_id() != model_->id()) {
-    return InvalidArgumentError(where + ": model_id '" + request.model_id() +
-                                "' differs from the stream's '" + model_->id() + "'");
+    if (Status long_id = CheckLength("model_id", request.model_id(), kMaxModelIdBytes);
+        !long_id.ok()) {
+      return long_id.WithPrefix(where);
+    }
+    return InvalidArgumentError(where + ": model_id " + Quoted(request.model_id()) +
+                                " differs from the stream's '" + model_->id() + "'");
   }
   return Status::Ok();
 }
@@ -98,6 +124,7 @@ void TrainStream::OnReadDone(bool ok) {
                                                ": the server is shutting down"));
       }
     } else if (!finished_ && !FailedLocked()) {
+      last_activity_ = std::chrono::steady_clock::now();
       index = received_++;
       Status accepted = AcceptLocked(index, incoming_);
       if (accepted.ok()) {
@@ -163,11 +190,47 @@ void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequ
   Perform(actions);
 }
 
+void TrainStream::OnIdleAlarm(bool fired) {
+  BF_TSAN_ACQUIRE(this);
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    alarm_pending_ = false;
+    Actions idle;
+    if (fired && !alarm_cancelled_.load()) IdleCheckLocked(&idle);
+    actions = NextLocked();
+    actions.arm_alarm = idle.arm_alarm;
+    actions.cancel_call = idle.cancel_call;
+  }
+  Perform(actions);
+}
+
+void TrainStream::IdleCheckLocked(Actions* actions) {
+  if (finished_ || FailedLocked() || cancelled_.load()) return;  // ending anyway
+  const auto timeout = env_->config.stream_idle_timeout;
+  const auto now = std::chrono::steady_clock::now();
+  if (in_flight_ > 0 || now - last_activity_ < timeout) {  // busy, or active since: check later
+    alarm_pending_ = true;
+    const std::chrono::steady_clock::duration rest = last_activity_ + timeout - now;
+    actions->arm_alarm = in_flight_ > 0 ? std::chrono::steady_clock::duration(timeout)
+                                        : std::max(rest, std::chrono::steady_clock::duration(
+                                                             std::chrono::milliseconds(1)));
+    return;
+  }
+  FailLocked(received_, DeadlineExceededError(
+                            "request " + std::to_string(received_) + ": the stream was idle for " +
+                            std::to_string(timeout.count()) +
+                            " s (--stream-idle-timeout): no request arrived and no answer was "
+                            "taken; open a new stream to go on"));
+  actions->cancel_call = writing_ != nullptr;  // a write the client never takes never ends
+}
+
 void TrainStream::OnWriteDone(bool ok) {
   BF_TSAN_ACQUIRE(this);
   Actions actions;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    last_activity_ = std::chrono::steady_clock::now();
     writing_.reset();
     if (!ok) cancelled_.store(true);  // the client is gone
     actions = NextLocked();

@@ -21,12 +21,27 @@
 // path (docs/PERFORMANCE.md).
 // The reactor finishes only when no job of it is queued or running, which is what makes it
 // safe for jobs to call back into it.
+//
+// Note [Idle streams]
+// A stream holds one of --max-streams slots for as long as it is open, so a client that opens
+// streams and sends nothing would lock everyone else out. With --stream-idle-timeout T, a stream
+// that waits on its client for T (no request read, no answer taken by the client, and no step
+// queued or running, so a slow step never counts) fails with DEADLINE_EXCEEDED as its next
+// request, like any failing request. One grpc::Alarm per stream checks: it fires T after the
+// last activity, and re-arms itself for the rest when there was activity since. The alarm is a
+// job like a step: the reactor finishes only after its callback has run (Cancel() makes that
+// prompt), so the callback never outlives the reactor. A cancel asked for while the callback
+// re-arms finds either the new alarm, or the flag that the new alarm checks once it is set. An answer the client never reads would
+// keep its write pending for ever, so an idle stream with a write pending is also cancelled.
 #ifndef BACKFLOW_SERVER_TRAIN_STREAM_H_
 #define BACKFLOW_SERVER_TRAIN_STREAM_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <grpcpp/alarm.h>
+
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -56,6 +71,9 @@ class TrainStream final
   struct Actions {
     const v1::TrainStepResponse* write = nullptr;
     bool read = false;
+    std::optional<std::chrono::steady_clock::duration> arm_alarm;  // in; Note [Idle streams]
+    bool cancel_alarm = false;
+    bool cancel_call = false;  // an idle stream whose answer the client never takes
     std::optional<Status> finish;
   };
   Actions NextLocked();
@@ -64,6 +82,9 @@ class TrainStream final
   // Records that request `index` failed; the earliest failing request is the stream's error.
   void FailLocked(int64_t index, Status status);
   bool FailedLocked() const { return error_index_ >= 0; }
+  // The idle alarm's callback: `fired` false when it was cancelled (Note [Idle streams]).
+  void OnIdleAlarm(bool fired);
+  void IdleCheckLocked(Actions* actions);
   void RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequest> request,
                std::shared_ptr<const StatusOr<TensorMap>> batch);
 
@@ -85,6 +106,13 @@ class TrainStream final
   bool finished_ = false;  // GUARDED_BY(mu_)
   Status error_;  // GUARDED_BY(mu_): the failure of the earliest failing request
   int64_t error_index_ = -1;  // GUARDED_BY(mu_): that request's index; -1: none
+  // Note [Idle streams]: the last read or write done, and the alarm (replaced on each arming,
+  // only while it is not pending or from its own callback).
+  std::chrono::steady_clock::time_point last_activity_;  // GUARDED_BY(mu_)
+  bool alarm_pending_ = false;  // GUARDED_BY(mu_): armed, callback not yet run
+  std::atomic<bool> alarm_cancelled_{false};  // written under mu_: Cancel() asked for
+  std::mutex alarm_mu_;  // taken without mu_ held, never the other way round
+  std::unique_ptr<grpc::Alarm> alarm_;  // GUARDED_BY(alarm_mu_)
 };
 
 }  // namespace backflow::server

@@ -18,6 +18,20 @@ TEST(ConfigTest, DefaultsNeedNoSetup) {
   EXPECT_EQ(config->log_level, "info");
   EXPECT_EQ(config->compute_threads, 0);
   EXPECT_EQ(config->limits.max_models, 64);
+  EXPECT_EQ(config->stream_idle_timeout.count(), 60);
+}
+
+TEST(ConfigTest, StreamIdleTimeoutIsInSecondsAndZeroDisablesIt) {
+  StatusOr<ServerConfig> config = Parse({"--stream-idle-timeout=5"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->stream_idle_timeout, std::chrono::seconds(5));
+  config = Parse({"--stream-idle-timeout=0"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->stream_idle_timeout.count(), 0);
+  EXPECT_EQ(Parse({"--stream-idle-timeout=-1"}).status().message(),
+            "--stream-idle-timeout: -1 is outside [0, 86400]");
+  EXPECT_NE(Usage().find("--stream-idle-timeout=N"), std::string::npos);
+  EXPECT_NE(Usage().find("0: never (default 60)"), std::string::npos) << Usage();
 }
 
 TEST(ConfigTest, BothFlagSpellingsSetValues) {

@@ -1,5 +1,6 @@
 // The Train stream: pipelined steps in order and bitwise equal to the engine, back-pressure with
-// a small read-ahead window, the first failing step ending the stream, and the stream limits.
+// a small read-ahead window, the first failing step ending the stream, the stream limits, and
+// idle streams timing out (--stream-idle-timeout).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -252,6 +253,99 @@ TEST_F(OneStreamTest, ASecondOpenStreamIsRefused) {
   ASSERT_TRUE(IsOk(third.status));
   ASSERT_EQ(third.responses.size(), 1u);
   EXPECT_EQ(third.responses[0].step(), 3);
+}
+
+// Note [Idle streams]: 8 slots, a 2-second idle timeout.
+class IdleStreamTest : public StreamTest {
+ protected:
+  static constexpr int kSlots = 8;
+  void Configure(server::ServerConfig& config) override {
+    config.limits.max_streams = kSlots;
+    config.stream_idle_timeout = std::chrono::seconds(2);
+  }
+};
+
+TEST_F(IdleStreamTest, IdleStreamsTimeOutAndGiveTheirSlotsBack) {
+  const v1::ModelInfo info = CreateModel(*stub_, ModelRequest(TinyMlpGraph()));
+  const std::vector<v1::TrainStepRequest> requests = Requests(info.id(), 2, 4);
+  // Every slot held by a stream that trains one step and then sends nothing.
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<Stream>> idle;
+  for (int k = 0; k < kSlots; ++k) {
+    contexts.push_back(Context(std::chrono::seconds(30)));
+    idle.push_back(stub_->Train(contexts.back().get()));
+    ASSERT_TRUE(idle.back()->Write(requests[0]));
+    v1::TrainStepResponse response;
+    ASSERT_TRUE(idle.back()->Read(&response));
+    EXPECT_EQ(response.step(), k + 1);
+  }
+  const auto idle_since = std::chrono::steady_clock::now();
+  const StreamResult refused = RunStream(*stub_, requests);
+  EXPECT_TRUE(HasStatus(refused.status, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "more than 8 Train streams open (--max-streams)"));
+  EXPECT_TRUE(refused.responses.empty());
+
+  // Each idle stream is ended by the server: DEADLINE_EXCEEDED as its next request (1).
+  for (std::unique_ptr<Stream>& stream : idle) {
+    v1::TrainStepResponse response;
+    EXPECT_FALSE(stream->Read(&response));
+    EXPECT_TRUE(HasStatus(stream->Finish(), grpc::StatusCode::DEADLINE_EXCEEDED,
+                          "request 1: the stream was idle for 2 s (--stream-idle-timeout)"));
+  }
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - idle_since).count();
+  EXPECT_GE(waited, 1.9);
+  EXPECT_LT(waited, 10.0);
+
+  // The slots are free again (released a moment after the client sees the status: retry for
+  // up to two seconds) and training resumes where the idle streams left it.
+  StreamResult resumed;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    resumed = RunStream(*stub_, requests);
+    if (resumed.status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
+        std::chrono::steady_clock::now() > give_up) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(IsOk(resumed.status));
+  ASSERT_EQ(resumed.responses.size(), 2u);
+  EXPECT_EQ(resumed.responses[0].step(), kSlots + 1);
+  EXPECT_EQ(resumed.responses[1].step(), kSlots + 2);
+}
+
+TEST_F(IdleStreamTest, AStreamThatNeverSendsEndsAfterTheTimeout) {
+  std::unique_ptr<grpc::ClientContext> context = Context(std::chrono::seconds(30));
+  const auto opened = std::chrono::steady_clock::now();
+  std::unique_ptr<Stream> stream = stub_->Train(context.get());
+  v1::TrainStepResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_TRUE(HasStatus(stream->Finish(), grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "request 0: the stream was idle for 2 s (--stream-idle-timeout)"));
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count();
+  EXPECT_GE(waited, 1.9);
+  EXPECT_LT(waited, 10.0);
+}
+
+TEST_F(IdleStreamTest, AStreamThatKeepsSendingOutlivesTheTimeout) {
+  const v1::ModelInfo info = CreateModel(*stub_, ModelRequest(TinyMlpGraph()));
+  const std::vector<v1::TrainStepRequest> requests = Requests(info.id(), 6, 4);
+  std::unique_ptr<grpc::ClientContext> context = Context(std::chrono::seconds(30));
+  std::unique_ptr<Stream> stream = stub_->Train(context.get());
+  // A step every 0.7 s for 4.2 s: more than twice the timeout in all, never idle for it.
+  for (size_t k = 0; k < requests.size(); ++k) {
+    ASSERT_TRUE(stream->Write(requests[k]));
+    v1::TrainStepResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_EQ(response.step(), static_cast<int64_t>(k) + 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  v1::TrainStepResponse extra;
+  EXPECT_FALSE(stream->Read(&extra));
+  EXPECT_TRUE(IsOk(stream->Finish()));
 }
 
 }  // namespace

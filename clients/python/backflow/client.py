@@ -237,7 +237,9 @@ class Client(FitMixin, TorchMixin):
         flow control allow, so conversion and sending overlap with training. The first failing
         step raises BackflowError (its message says "request K: ..." with K counted from 0); an
         exception raised while reading `batches` is re-raised as it is. `timeout` bounds the
-        whole stream (None: no deadline). Leaving the loop early cancels the stream.
+        whole stream (None: no deadline). Leaving the loop early cancels the stream. A stream
+        that waits on this side for the server's --stream-idle-timeout (default 60 s: no batch
+        sent, no result taken) is ended by the server with DEADLINE_EXCEEDED; start a new one.
         """
         dtype = self._wire_types(model_id)
         failures: list[BaseException] = []

@@ -1,0 +1,71 @@
+// DecodeCheckedHandler: a unary callback handler that answers a request whose bytes are not the
+// request message with INVALID_ARGUMENT and a message, instead of gRPC's UNIMPLEMENTED.
+//
+// Note [Undecodable requests]
+// gRPC C++ 1.51's CallbackUnaryHandler parses the request in Deserialize and, when that fails,
+// RunHandler never calls the service and finishes the call with UNIMPLEMENTED and an empty
+// message (server_callback_handlers.h), as if the method did not exist. Its request holder
+// stays allocated (Deserialize releases nothing on failure; the call releases it at the end),
+// so this handler wraps two ordinary CallbackUnaryHandlers: one serving the method, and one
+// whose reactor refuses. A failed parse goes to the second with the status cleared, so gRPC's
+// own machinery still owns the call. The failure is logged at warn level at most once a
+// second (with the number left out), since a client can send any number of them.
+#ifndef BACKFLOW_SERVER_DECODE_ERRORS_H_
+#define BACKFLOW_SERVER_DECODE_ERRORS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+
+namespace backflow::server {
+
+// Logs `message` at warn level unless one was logged less than a second ago (counted then).
+void LogUndecodableThrottled(const std::string& message);
+
+class RefusedCall final : public grpc::ServerUnaryReactor {
+ public:
+  explicit RefusedCall(const std::string& message) {
+    Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message));
+  }
+  void OnDone() override { delete this; }
+};
+
+template <typename Request, typename Response>
+class DecodeCheckedHandler final : public grpc::internal::MethodHandler {
+ public:
+  using GetReactor = std::function<grpc::ServerUnaryReactor*(grpc::CallbackServerContext*,
+                                                             const Request*, Response*)>;
+  DecodeCheckedHandler(const std::string& rpc, GetReactor serve)
+      : message_("the request is not a valid " + Request::descriptor()->full_name() + " (" + rpc +
+                 "): its bytes could not be decoded"),
+        serve_(std::move(serve)),
+        refuse_([message = message_](grpc::CallbackServerContext*, const Request*, Response*) {
+          return new RefusedCall(message);
+        }) {}
+
+  void* Deserialize(grpc_call* call, grpc_byte_buffer* req, grpc::Status* status,
+                    void** handler_data) override {
+    return serve_.Deserialize(call, req, status, handler_data);
+  }
+  void RunHandler(const HandlerParameter& param) override {
+    if (param.status.ok()) {
+      serve_.RunHandler(param);
+      return;
+    }
+    LogUndecodableThrottled(message_);
+    refuse_.RunHandler(HandlerParameter(param.call, param.server_context, param.request,
+                                        grpc::Status::OK, param.internal_data,
+                                        param.call_requester));
+  }
+
+ private:
+  const std::string message_;
+  grpc::internal::CallbackUnaryHandler<Request, Response> serve_;
+  grpc::internal::CallbackUnaryHandler<Request, Response> refuse_;
+};
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_DECODE_ERRORS_H_
