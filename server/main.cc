@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
   // before it checkpoints. Writes to a closed pipe now just fail, and spdlog's error handler
   // drops them quietly, so the drain goes on.
   signal(SIGPIPE, SIG_IGN);
+  // A file-size limit (ulimit -f) makes an oversized checkpoint write fail with EFBIG, reported
+  // to the client; SIGXFSZ's default action would instead kill the server and lose every model
+  // trained since its last checkpoint.
+  signal(SIGXFSZ, SIG_IGN);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

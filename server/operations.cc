@@ -82,9 +82,11 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
   return Status::Ok();
 }
 
-Status DeleteModel(const ServiceEnv& env, Model& model) {
+Status DeleteModel(ServiceEnv& env, Model& model) {
+  BF_RETURN_IF_ERROR(model.CheckNotDeleted());
+  BF_RETURN_IF_ERROR(env.store->DeleteModel(model.id()));
   model.MarkDeleted();
-  return env.store->DeleteModel(model.id());
+  return env.registry.Remove(model.id()).status();
 }
 
 Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,

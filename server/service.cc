@@ -124,14 +124,15 @@ grpc::ServerUnaryReactor* BackflowService::ListModels(Ctx* ctx, const v1::ListMo
 grpc::ServerUnaryReactor* BackflowService::DeleteModel(Ctx* ctx, const v1::DeleteModelRequest* req,
                                                        v1::DeleteModelResponse* resp) {
   auto* call = new UnaryCall(env_, ctx, "DeleteModel", req->model_id());
-  // Out of the registry first, so no new work reaches it; its queue finishes what it holds.
-  // No admission slot: deleting must work however busy the server is.
-  StatusOr<std::shared_ptr<Model>> model = env_->registry.Remove(req->model_id());
+  // No admission slot: deleting must work however busy the server is. The model leaves the
+  // registry only once its files are gone (ops::DeleteModel), so a failed delete changes
+  // nothing; work queued behind the delete finds it deleted.
+  StatusOr<std::shared_ptr<Model>> model = env_->registry.Get(req->model_id());
   if (!model.ok()) {
     call->Reply(model.status());
     return call;
   }
-  const ServiceEnv* env = env_;
+  ServiceEnv* env = env_;
   std::shared_ptr<Model> doomed = *model;
   doomed->queue().Post([env, call, doomed] {
     call->RunAndReply([&] { return ops::DeleteModel(*env, *doomed); });
