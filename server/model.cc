@@ -70,6 +70,27 @@ v1::ModelInfo StaticInfo(const v1::ModelRecord& record, const Graph& graph, DTyp
   return info;
 }
 
+// Every optimizer slot "KIND/NAME" belongs to parameter NAME and has its shape and dtype:
+// a slot that does not would be accepted by the optimizer and fail every later step.
+Status CheckOptimizerSlots(const TensorMap& slots, const ParameterMap& parameters) {
+  for (const auto& [key, slot] : slots) {
+    const size_t slash = key.find('/');
+    const std::string name = slash == std::string::npos ? key : key.substr(slash + 1);
+    auto it = parameters.find(name);
+    if (it == parameters.end()) {
+      return DataLossError("optimizer slot '" + key + "' belongs to no parameter of the model");
+    }
+    const Tensor& parameter = it->second;
+    if (slot.shape() != parameter.shape() || slot.dtype() != parameter.dtype()) {
+      return DataLossError("optimizer slot '" + key + "' is " + std::string(DTypeName(slot.dtype())) +
+                           slot.shape().ToString() + ", parameter '" + name + "' is " +
+                           std::string(DTypeName(parameter.dtype())) +
+                           parameter.shape().ToString());
+    }
+  }
+  return Status::Ok();
+}
+
 Status CheckInitialNames(const Graph& graph, const TensorMap& initial) {
   for (const auto& [name, _] : initial) {
     std::optional<ValueId> id = graph.Find(name);
@@ -131,12 +152,23 @@ v1::CheckpointRecord Model::TakeCheckpoint() {
 }
 
 Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements) {
+  Status restored = RestoreCheckpointOrFail(record, max_tensor_elements);
+  // The record came from the data directory: whatever does not fit the model is damage there.
+  if (!restored.ok() && restored.code() != StatusCode::kDataLoss) {
+    restored = DataLossError(restored.message());
+  }
+  return restored;
+}
+
+Status Model::RestoreCheckpointOrFail(const v1::CheckpointRecord& record,
+                                      int64_t max_tensor_elements) {
   BF_ASSIGN_OR_RETURN(TensorMap values, DecodeTensors(record.parameters(), "checkpoint parameter",
                                                       max_tensor_elements, dtype()));
   BF_ASSIGN_OR_RETURN(TensorMap running, DecodeTensors(record.state(), "checkpoint state",
                                                        max_tensor_elements, dtype()));
   BF_ASSIGN_OR_RETURN(TensorMap state, DecodeTensors(record.optimizer_state(), "optimizer state",
                                                      max_tensor_elements, std::nullopt));
+  BF_RETURN_IF_ERROR(CheckOptimizerSlots(state, trainer_->parameters()->values));
   auto snapshot = std::make_shared<ParameterSnapshot>();
   snapshot->step = record.step();
   for (auto& [name, tensor] : values) snapshot->values.emplace(name, std::move(tensor));
@@ -145,6 +177,8 @@ Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_
                                  .optimizer_state = {},
                                  .optimizer_steps = record.optimizer_steps()};
   for (auto& [name, tensor] : state) checkpoint.optimizer_state.emplace(name, std::move(tensor));
+  // The trainer checks parameters and running state (names, shapes, dtypes) before it changes
+  // anything; the slots were checked above, as the optimizer compares them with nothing.
   return trainer_->RestoreCheckpoint(checkpoint);
 }
 

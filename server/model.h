@@ -61,12 +61,16 @@ class Model {
   bool dirty() const { return generation_ != saved_generation_; }
   int64_t checkpoint_step() const { return checkpoint_step_; }
 
-  // The checkpoint record for the trainer's current state, and back.
+  // The checkpoint record for the trainer's current state, and back. A record that does not
+  // fit the model (a parameter, running state or optimizer slot of another shape or dtype, an
+  // unknown or missing name, a non-finite value) is DataLoss naming the tensor and both shapes,
+  // and the model keeps its current values.
   v1::CheckpointRecord TakeCheckpoint();
   Status RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
 
  private:
   Model() = default;
+  Status RestoreCheckpointOrFail(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
 
   v1::ModelRecord record_;
   v1::ModelInfo info_;  // the static part

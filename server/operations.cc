@@ -199,7 +199,8 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
     return FailedPreconditionError("model '" + model.id() + "' has no checkpoint");
   }
   BF_RETURN_IF_ERROR(record.status());
-  BF_RETURN_IF_ERROR(model.RestoreCheckpoint(*record, env.config.limits.max_tensor_elements));
+  BF_RETURN_IF_ERROR(model.RestoreCheckpoint(*record, env.config.limits.max_tensor_elements)
+                         .WithPrefix(CheckpointStore::CheckpointPath(model.id())));
   model.MarkChanged();
   model.MarkSaved(model.generation(), record->step());
   response->set_step(record->step());
