@@ -200,7 +200,7 @@ void ModelRegistry::Reservation::Release() {
 
 StatusOr<ModelRegistry::Reservation> ModelRegistry::Reserve() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (static_cast<int64_t>(models_.size()) + reserved_ >= max_models_) {
+  if (static_cast<int64_t>(models_.size() + damaged_.size()) + reserved_ >= max_models_) {
     return ResourceExhaustedError("the server holds its limit of " + std::to_string(max_models_) +
                                   " models (--max-models); delete one first");
   }
@@ -220,8 +220,29 @@ Status ModelRegistry::Add(std::shared_ptr<Model> model, Reservation* reservation
   return Status::Ok();
 }
 
+void ModelRegistry::AddDamaged(const std::string& id, Status damage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  damaged_[id] = std::move(damage);
+}
+
+bool ModelRegistry::IsDamaged(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return damaged_.count(id) > 0;
+}
+
+void ModelRegistry::ForgetDamaged(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  damaged_.erase(id);
+}
+
+std::vector<std::pair<std::string, Status>> ModelRegistry::Damaged() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {damaged_.begin(), damaged_.end()};
+}
+
 StatusOr<std::shared_ptr<Model>> ModelRegistry::Get(const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto damaged = damaged_.find(id); damaged != damaged_.end()) return damaged->second;
   auto it = models_.find(id);
   if (it == models_.end()) return NotFoundError("model '" + id + "' not found");
   return it->second;

@@ -112,7 +112,15 @@ class ModelRegistry {
   // Registers `model`, using up `reservation` if one is given and held (models loaded at start
   // take none). ALREADY_EXISTS for a taken id, and then the reservation stays held.
   Status Add(std::shared_ptr<Model> model, Reservation* reservation = nullptr);
-  // NOT_FOUND "model 'ID' not found".
+  // A model whose files could not be loaded at start: listed by DamagedIds, counted against
+  // max_models, and answered by Get with `damage` (DATA_LOSS naming what is damaged) until
+  // ForgetDamaged, so it never vanishes and is never NOT_FOUND.
+  void AddDamaged(const std::string& id, Status damage);
+  bool IsDamaged(const std::string& id) const;
+  void ForgetDamaged(const std::string& id);
+  std::vector<std::pair<std::string, Status>> Damaged() const;  // by id
+
+  // NOT_FOUND "model 'ID' not found"; a damaged model's DATA_LOSS.
   StatusOr<std::shared_ptr<Model>> Get(const std::string& id) const;
   StatusOr<std::shared_ptr<Model>> Remove(const std::string& id);
   std::vector<std::shared_ptr<Model>> All() const;  // by id
@@ -122,6 +130,7 @@ class ModelRegistry {
   const int64_t max_models_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Model>> models_;  // GUARDED_BY(mu_)
+  std::map<std::string, Status> damaged_;  // GUARDED_BY(mu_)
   int64_t reserved_ = 0;  // GUARDED_BY(mu_)
 };
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,6 +88,16 @@ Status DeleteModel(ServiceEnv& env, Model& model) {
   BF_RETURN_IF_ERROR(env.store->DeleteModel(model.id()));
   model.MarkDeleted();
   return env.registry.Remove(model.id()).status();
+}
+
+Status DeleteDamagedModel(ServiceEnv& env, const std::string& id) {
+  // Damaged models have no queue to order their deletes; they are rare, so one at a time.
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!env.registry.IsDamaged(id)) return NotFoundError("model '" + id + "' not found");
+  BF_RETURN_IF_ERROR(env.store->DeleteModel(id));
+  env.registry.ForgetDamaged(id);
+  return Status::Ok();
 }
 
 Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,

@@ -29,6 +29,9 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
 // takes it out of env.registry. If the files cannot be removed (a read-only data directory),
 // nothing changes: the error is returned and the model stays registered and usable.
 Status DeleteModel(ServiceEnv& env, Model& model);
+// The same for a model registered as damaged (ModelRegistry::AddDamaged): removes its files,
+// then forgets it; on failure it stays listed as damaged.
+Status DeleteDamagedModel(ServiceEnv& env, const std::string& id);
 
 // The requested outputs (by default those the inputs determine) on the current parameters.
 Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,

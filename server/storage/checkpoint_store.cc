@@ -286,14 +286,15 @@ Status CheckpointStore::DeleteModel(const std::string& id) {
   return Relative(DeleteModelDirectory(dir), root_);
 }
 
-std::vector<StoredModel> CheckpointStore::LoadAll(std::vector<std::string>* problems) const {
+std::vector<StoredModel> CheckpointStore::LoadAll(std::vector<std::string>* problems,
+                                                  std::vector<DamagedModel>* damaged) const {
   std::vector<std::string> discarded;
   if (problems == nullptr) problems = &discarded;
   const fs::path models = fs::path(root_) / kModelsDir;
   std::error_code ec;
   const std::vector<std::string> names = ListDirectory(models, &ec);
   if (ec) {
-    problems->push_back(FilesystemError(ec, models, "list").message());
+    problems->push_back(Relative(FilesystemError(ec, models, "list"), root_).message());
     return {};
   }
   std::vector<StoredModel> loaded;
@@ -301,13 +302,15 @@ std::vector<StoredModel> CheckpointStore::LoadAll(std::vector<std::string>* prob
     const fs::path dir = models / id;
     if (id.front() == '.') continue;  // temporary files, trash, the write probe
     if (!IsDirectory(dir) || !ValidateId(id).ok()) {
-      problems->push_back(dir.string() + ": not a model directory; ignored");
+      problems->push_back(ModelPath(id) + ": not a model directory; ignored");
       continue;
     }
     StatusOr<StoredModel> model = LoadModel(dir, id);
     if (!model.ok()) {
-      problems->push_back(model.status().message() + "; model '" + id +
+      const Status damage = Relative(model.status(), root_);
+      problems->push_back(damage.message() + "; model '" + id +
                           "' not loaded, its files are left as they are");
+      if (damaged != nullptr) damaged->push_back({id, DataLossError(damage.message())});
       continue;
     }
     loaded.push_back(std::move(model).value());

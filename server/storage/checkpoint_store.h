@@ -36,6 +36,12 @@ struct StoredModel {
   std::optional<v1::CheckpointRecord> checkpoint;
 };
 
+// A model directory whose files cannot be read: its id and DataLoss naming what is damaged.
+struct DamagedModel {
+  std::string id;
+  Status damage;
+};
+
 struct CheckpointStoreOptions {
   // Testing aid (the crash-safety test): sleep this long after writing half of a temporary
   // file, so a test can kill the process mid-write.
@@ -87,11 +93,13 @@ class CheckpointStore {
   Status DeleteModel(const std::string& id);
 
   // Every model in the directory, sorted by id. A model whose files cannot be read is skipped
-  // and reported in `problems` ("DATA_DIR/models/ID/checkpoint.pb: checksum mismatch; ..."),
+  // and reported in `problems` ("models/ID/checkpoint.pb: checksum mismatch; ..."),
   // never fatal. That includes a readable model.pb with a damaged checkpoint.pb: loading the
   // model without it would silently restart its training from the initial parameters, so it
-  // is left on disk, untouched, for an operator. `problems` may be null. Reads only.
-  std::vector<StoredModel> LoadAll(std::vector<std::string>* problems) const;
+  // is left on disk, untouched, for an operator. `problems` may be null. Each such model is
+  // also added to `damaged` (if not null), so the server can keep it listed. Reads only.
+  std::vector<StoredModel> LoadAll(std::vector<std::string>* problems,
+                                   std::vector<DamagedModel>* damaged = nullptr) const;
 
  private:
   CheckpointStore(std::string data_dir, CheckpointStoreOptions options, int lock_fd);

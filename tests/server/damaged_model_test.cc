@@ -3,7 +3,10 @@
 // model keeping its values), and messages name files relative to the data directory.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
+#include <limits>
+#include <vector>
 #include <string>
 
 #include "backflow/v1/store.pb.h"
@@ -16,7 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 class DamagedModelTest : public ServerTest {
- protected:
+ public:
+
   std::string Create() {
     v1::CreateModelRequest request;
     *request.mutable_graph() = TinyMlpGraph();
@@ -118,6 +122,83 @@ TEST_F(DamagedModelTest, CheckpointWithAWrongShapedMomentumSlotIsDataLossAndChan
   EXPECT_TRUE(stepped.ok()) << "a step after the refused restore failed: "
                             << stepped.error_message();
   EXPECT_EQ(step, 4);
+}
+
+// After a restart, a model whose files cannot be used stays listed and answers DATA_LOSS naming
+// what is damaged to every call, until DeleteModel removes it.
+void ExpectListedAsDamaged(DamagedModelTest& test, v1::Backflow::Stub& stub, const std::string& id,
+                           const std::vector<std::string>& parts) {
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub.ListModels(Context().get(), {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 1) << "the damaged model vanished";
+  EXPECT_EQ(list.models(0).id(), id);
+  v1::GetModelRequest get;
+  get.set_model_id(id);
+  v1::ModelInfo info;
+  test.ExpectDataLoss(stub.GetModel(Context().get(), get, &info), parts);
+  test.ExpectDataLoss(test.Step(id, 9), parts);
+  test.ExpectDataLoss(test.Restore(id), parts);
+}
+
+void DeleteAndExpectGone(DamagedModelTest& test, v1::Backflow::Stub& stub, const std::string& id) {
+  v1::DeleteModelRequest del;
+  del.set_model_id(id);
+  v1::DeleteModelResponse deleted;
+  grpc::Status s = stub.DeleteModel(Context().get(), del, &deleted);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  v1::GetModelRequest get;
+  get.set_model_id(id);
+  v1::ModelInfo info;
+  EXPECT_EQ(stub.GetModel(Context().get(), get, &info).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(DamagedModelTest, ModelWithADamagedCheckpointStaysListedAfterARestart) {
+  const std::string id = Create();
+  ASSERT_TRUE(Step(id, 1).ok());
+  ASSERT_TRUE(Save(id).ok());
+  ASSERT_NO_FATAL_FAILURE(Restart());  // shuts the server down first: nothing is dirty
+  std::string bytes = *server::ReadFile(CheckpointFile(id).string());
+  bytes[bytes.size() / 2] ^= 0x10;
+  ASSERT_TRUE(server::WriteFileAtomically(CheckpointFile(id).string(), bytes).ok());
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  ExpectListedAsDamaged(*this, *stub_, id,
+                        {"models/" + id + "/checkpoint.pb", "checksum mismatch"});
+  DeleteAndExpectGone(*this, *stub_, id);
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(stub_->ListModels(Context().get(), {}, &list).ok());
+  EXPECT_EQ(list.models_size(), 0);
+  EXPECT_FALSE(fs::exists(CheckpointFile(id).parent_path()));
+}
+
+TEST_F(DamagedModelTest, ModelWithAWrongShapedSlotStaysListedAfterARestart) {
+  const std::string id = Create();
+  ASSERT_TRUE(Step(id, 1).ok());
+  ASSERT_TRUE(Save(id).ok());
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  ASSERT_NO_FATAL_FAILURE(WriteCheckpoint(id, WithTransposedMomentum(ReadCheckpoint(id))));
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  ExpectListedAsDamaged(*this, *stub_, id,
+                        {"models/" + id + "/checkpoint.pb", "momentum/w1", "float32[16, 8]"});
+  DeleteAndExpectGone(*this, *stub_, id);
+}
+
+// An old server stored infinities in a float32 model's checkpoint; this one refuses them, and
+// the model used to vanish after a restart (NOT_FOUND, its files still on disk).
+TEST_F(DamagedModelTest, CheckpointHoldingInfinitiesStaysListedAfterARestart) {
+  const std::string id = Create();
+  ASSERT_TRUE(Step(id, 1).ok());
+  ASSERT_TRUE(Save(id).ok());
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  v1::CheckpointRecord record = ReadCheckpoint(id);
+  std::string& data = *(*record.mutable_parameters())["b2"].mutable_data();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::memcpy(data.data(), &inf, sizeof inf);
+  ASSERT_NO_FATAL_FAILURE(WriteCheckpoint(id, record));
+  ASSERT_NO_FATAL_FAILURE(Restart());
+  ExpectListedAsDamaged(*this, *stub_, id, {"models/" + id + "/checkpoint.pb", "'b2'"});
+  DeleteAndExpectGone(*this, *stub_, id);
 }
 
 }  // namespace
