@@ -33,11 +33,9 @@ int main(int argc, char** argv) {
   // A log that cannot be written never costs state: with `backflow-server | tee log`, Ctrl-C
   // ends tee as well, and the first shutdown line would otherwise kill the server by SIGPIPE
   // before it checkpoints. Writes to a closed pipe now just fail, and spdlog's error handler
-  // drops them quietly, so the drain goes on.
+  // drops them quietly, so the drain goes on. Likewise past a file-size limit (ulimit -f) a
+  // checkpoint write fails with EFBIG, reported to the client, instead of SIGXFSZ killing us.
   signal(SIGPIPE, SIG_IGN);
-  // A file-size limit (ulimit -f) makes an oversized checkpoint write fail with EFBIG, reported
-  // to the client; SIGXFSZ's default action would instead kill the server and lose every model
-  // trained since its last checkpoint.
   signal(SIGXFSZ, SIG_IGN);
   sigset_t signals;
   sigemptyset(&signals);
