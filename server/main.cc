@@ -33,8 +33,10 @@ int main(int argc, char** argv) {
   // A log that cannot be written never costs state: with `backflow-server | tee log`, Ctrl-C
   // ends tee as well, and the first shutdown line would otherwise kill the server by SIGPIPE
   // before it checkpoints. Writes to a closed pipe now just fail, and spdlog's error handler
-  // drops them quietly, so the drain goes on.
+  // drops them quietly, so the drain goes on. Likewise past a file-size limit (ulimit -f) a
+  // checkpoint write fails with EFBIG, reported to the client, instead of SIGXFSZ killing us.
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

@@ -69,6 +69,27 @@ v1::ModelInfo StaticInfo(const v1::ModelRecord& record, const Graph& graph, DTyp
   return info;
 }
 
+// Every optimizer slot "KIND/NAME" belongs to parameter NAME and has its shape and dtype:
+// a slot that does not would be accepted by the optimizer and fail every later step.
+Status CheckOptimizerSlots(const TensorMap& slots, const ParameterMap& parameters) {
+  for (const auto& [key, slot] : slots) {
+    const size_t slash = key.find('/');
+    const std::string name = slash == std::string::npos ? key : key.substr(slash + 1);
+    auto it = parameters.find(name);
+    if (it == parameters.end()) {
+      return DataLossError("optimizer slot '" + key + "' belongs to no parameter of the model");
+    }
+    const Tensor& parameter = it->second;
+    if (slot.shape() != parameter.shape() || slot.dtype() != parameter.dtype()) {
+      return DataLossError("optimizer slot '" + key + "' is " + std::string(DTypeName(slot.dtype())) +
+                           slot.shape().ToString() + ", parameter '" + name + "' is " +
+                           std::string(DTypeName(parameter.dtype())) +
+                           parameter.shape().ToString());
+    }
+  }
+  return Status::Ok();
+}
+
 Status CheckInitialNames(const Graph& graph, const TensorMap& initial) {
   for (const auto& [name, _] : initial) {
     std::optional<ValueId> id = graph.Find(name);
@@ -128,12 +149,23 @@ v1::CheckpointRecord Model::TakeCheckpoint() {
 }
 
 Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements) {
+  Status restored = RestoreCheckpointOrFail(record, max_tensor_elements);
+  // The record came from the data directory: whatever does not fit the model is damage there.
+  if (!restored.ok() && restored.code() != StatusCode::kDataLoss) {
+    restored = DataLossError(restored.message());
+  }
+  return restored;
+}
+
+Status Model::RestoreCheckpointOrFail(const v1::CheckpointRecord& record,
+                                      int64_t max_tensor_elements) {
   BF_ASSIGN_OR_RETURN(TensorMap values, DecodeTensors(record.parameters(), "checkpoint parameter",
                                                       max_tensor_elements, dtype()));
   BF_ASSIGN_OR_RETURN(TensorMap running, DecodeTensors(record.state(), "checkpoint state",
                                                        max_tensor_elements, dtype()));
   BF_ASSIGN_OR_RETURN(TensorMap state, DecodeTensors(record.optimizer_state(), "optimizer state",
                                                      max_tensor_elements, std::nullopt));
+  BF_RETURN_IF_ERROR(CheckOptimizerSlots(state, trainer_->parameters()->values));
   auto snapshot = std::make_shared<ParameterSnapshot>();
   snapshot->step = record.step();
   for (auto& [name, tensor] : values) snapshot->values.emplace(name, std::move(tensor));
@@ -142,6 +174,8 @@ Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_
                                  .optimizer_state = {},
                                  .optimizer_steps = record.optimizer_steps()};
   for (auto& [name, tensor] : state) checkpoint.optimizer_state.emplace(name, std::move(tensor));
+  // The trainer checks parameters and running state (names, shapes, dtypes) before it changes
+  // anything; the slots were checked above, as the optimizer compares them with nothing.
   return trainer_->RestoreCheckpoint(checkpoint);
 }
 
@@ -163,7 +197,7 @@ void ModelRegistry::Reservation::Release() {
 
 StatusOr<ModelRegistry::Reservation> ModelRegistry::Reserve() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (static_cast<int64_t>(models_.size()) + reserved_ >= max_models_) {
+  if (static_cast<int64_t>(models_.size() + damaged_.size()) + reserved_ >= max_models_) {
     return ResourceExhaustedError("the server holds its limit of " + std::to_string(max_models_) +
                                   " models (--max-models); delete one first");
   }
@@ -183,9 +217,30 @@ Status ModelRegistry::Add(std::shared_ptr<Model> model, Reservation* reservation
   return Status::Ok();
 }
 
+void ModelRegistry::AddDamaged(const std::string& id, Status damage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  damaged_[id] = std::move(damage);
+}
+
+bool ModelRegistry::IsDamaged(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return damaged_.count(id) > 0;
+}
+
+void ModelRegistry::ForgetDamaged(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  damaged_.erase(id);
+}
+
+std::vector<std::pair<std::string, Status>> ModelRegistry::Damaged() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {damaged_.begin(), damaged_.end()};
+}
+
 StatusOr<std::shared_ptr<Model>> ModelRegistry::Get(const std::string& id) const {
   BF_RETURN_IF_ERROR(CheckLength("model id", id, kMaxModelIdBytes));
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto damaged = damaged_.find(id); damaged != damaged_.end()) return damaged->second;
   auto it = models_.find(id);
   if (it == models_.end()) return NotFoundError("model " + Quoted(id) + " not found");
   return it->second;

@@ -61,12 +61,16 @@ class Model {
   bool dirty() const { return generation_ != saved_generation_; }
   int64_t checkpoint_step() const { return checkpoint_step_; }
 
-  // The checkpoint record for the trainer's current state, and back.
+  // The checkpoint record for the trainer's current state, and back. A record that does not
+  // fit the model (a parameter, running state or optimizer slot of another shape or dtype, an
+  // unknown or missing name, a non-finite value) is DataLoss naming the tensor and both shapes,
+  // and the model keeps its current values.
   v1::CheckpointRecord TakeCheckpoint();
   Status RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
 
  private:
   Model() = default;
+  Status RestoreCheckpointOrFail(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
 
   v1::ModelRecord record_;
   v1::ModelInfo info_;  // the static part
@@ -108,8 +112,16 @@ class ModelRegistry {
   // Registers `model`, using up `reservation` if one is given and held (models loaded at start
   // take none). ALREADY_EXISTS for a taken id, and then the reservation stays held.
   Status Add(std::shared_ptr<Model> model, Reservation* reservation = nullptr);
-  // NOT_FOUND "model 'ID' not found"; RESOURCE_EXHAUSTED for an id longer than
-  // kMaxModelIdBytes (server/names.h), whose message shows only its start.
+  // A model whose files could not be loaded at start: listed by DamagedIds, counted against
+  // max_models, and answered by Get with `damage` (DATA_LOSS naming what is damaged) until
+  // ForgetDamaged, so it never vanishes and is never NOT_FOUND.
+  void AddDamaged(const std::string& id, Status damage);
+  bool IsDamaged(const std::string& id) const;
+  void ForgetDamaged(const std::string& id);
+  std::vector<std::pair<std::string, Status>> Damaged() const;  // by id
+
+  // NOT_FOUND "model 'ID' not found"; a damaged model's DATA_LOSS; RESOURCE_EXHAUSTED for an id
+  // longer than kMaxModelIdBytes (server/names.h), whose message shows only its start.
   StatusOr<std::shared_ptr<Model>> Get(const std::string& id) const;
   StatusOr<std::shared_ptr<Model>> Remove(const std::string& id);
   std::vector<std::shared_ptr<Model>> All() const;  // by id
@@ -119,6 +131,7 @@ class ModelRegistry {
   const int64_t max_models_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Model>> models_;  // GUARDED_BY(mu_)
+  std::map<std::string, Status> damaged_;  // GUARDED_BY(mu_)
   int64_t reserved_ = 0;  // GUARDED_BY(mu_)
 };
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,9 +88,21 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
   return Status::Ok();
 }
 
-Status DeleteModel(const ServiceEnv& env, Model& model) {
+Status DeleteModel(ServiceEnv& env, Model& model) {
+  BF_RETURN_IF_ERROR(model.CheckNotDeleted());
+  BF_RETURN_IF_ERROR(env.store->DeleteModel(model.id()));
   model.MarkDeleted();
-  return env.store->DeleteModel(model.id());
+  return env.registry.Remove(model.id()).status();
+}
+
+Status DeleteDamagedModel(ServiceEnv& env, const std::string& id) {
+  // Damaged models have no queue to order their deletes; they are rare, so one at a time.
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!env.registry.IsDamaged(id)) return NotFoundError("model '" + id + "' not found");
+  BF_RETURN_IF_ERROR(env.store->DeleteModel(id));
+  env.registry.ForgetDamaged(id);
+  return Status::Ok();
 }
 
 Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,
@@ -203,7 +216,8 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
     return FailedPreconditionError("model '" + model.id() + "' has no checkpoint");
   }
   BF_RETURN_IF_ERROR(record.status());
-  BF_RETURN_IF_ERROR(model.RestoreCheckpoint(*record, env.config.limits.max_tensor_elements));
+  BF_RETURN_IF_ERROR(model.RestoreCheckpoint(*record, env.config.limits.max_tensor_elements)
+                         .WithPrefix(CheckpointStore::CheckpointPath(model.id())));
   model.MarkChanged();
   model.MarkSaved(model.generation(), record->step());
   response->set_step(record->step());

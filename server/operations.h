@@ -25,9 +25,13 @@ namespace backflow::server::ops {
 // for its owner to release by destroying it.
 Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
                    ModelRegistry::Reservation& reservation, v1::ModelInfo* response);
-// Marks the model deleted (work still reaching it fails NOT_FOUND) and removes its files.
-// The caller has taken it out of env.registry already.
-Status DeleteModel(const ServiceEnv& env, Model& model);
+// Removes the model's files, then marks it deleted (work still reaching it fails NOT_FOUND) and
+// takes it out of env.registry. If the files cannot be removed (a read-only data directory),
+// nothing changes: the error is returned and the model stays registered and usable.
+Status DeleteModel(ServiceEnv& env, Model& model);
+// The same for a model registered as damaged (ModelRegistry::AddDamaged): removes its files,
+// then forgets it; on failure it stays listed as damaged.
+Status DeleteDamagedModel(ServiceEnv& env, const std::string& id);
 
 // The requested outputs (by default those the inputs determine) on the current parameters.
 Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,

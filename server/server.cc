@@ -94,23 +94,29 @@ std::string Server::Impl::address() const {
 
 Status Server::Impl::LoadModels() {
   std::vector<std::string> problems;
-  std::vector<StoredModel> stored = store_->LoadAll(&problems);
+  std::vector<DamagedModel> damaged;
+  std::vector<StoredModel> stored = store_->LoadAll(&problems, &damaged);
   for (const std::string& problem : problems) {
     spdlog::error("data directory: {}", Escaped(problem));
   }
+  for (const DamagedModel& entry : damaged) env_->registry.AddDamaged(entry.id, entry.damage);
   for (StoredModel& entry : stored) {
     const std::string id = entry.record.id();
     StatusOr<std::shared_ptr<Model>> model = Model::Create(
         std::move(entry.record), env_->graph_limits, config_.limits.max_tensor_elements,
         pool_.get());
-    Status status = model.status();
+    Status status = model.status().WithPrefix(CheckpointStore::ModelPath(id) + "/model.pb");
     if (status.ok() && entry.checkpoint) {
-      status = (*model)->RestoreCheckpoint(*entry.checkpoint, config_.limits.max_tensor_elements);
+      status = (*model)->RestoreCheckpoint(*entry.checkpoint, config_.limits.max_tensor_elements)
+                   .WithPrefix(CheckpointStore::CheckpointPath(id));
       if (status.ok()) (*model)->MarkSaved((*model)->generation(), entry.checkpoint->step());
     }
     if (status.ok()) status = env_->registry.Add(*model);
     if (!status.ok()) {
-      spdlog::error("model {} not loaded: {}", Escaped(id), Escaped(status.ToString()));
+      // Never dropped: listed as damaged, answering DATA_LOSS, until deleted or repaired.
+      spdlog::error("model {} not loaded, listed as damaged: {}", Escaped(id),
+                    Escaped(status.ToString()));
+      env_->registry.AddDamaged(id, DataLossError(status.message()));
       continue;
     }
     spdlog::info("loaded model {} at step {}", id, (*model)->trainer().parameters()->step);

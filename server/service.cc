@@ -151,6 +151,15 @@ grpc::ServerUnaryReactor* BackflowService::ListModels(Ctx* ctx, const v1::ListMo
   for (const std::shared_ptr<Model>& model : env_->registry.All()) {
     *resp->add_models() = model->Info();
   }
+  // Damaged models stay listed (id only, checkpoint_step -1); every call on one answers its
+  // DATA_LOSS, which says what is damaged.
+  for (const auto& [id, damage] : env_->registry.Damaged()) {
+    v1::ModelInfo* info = resp->add_models();
+    info->set_id(id);
+    info->set_checkpoint_step(-1);
+  }
+  std::sort(resp->mutable_models()->begin(), resp->mutable_models()->end(),
+            [](const v1::ModelInfo& a, const v1::ModelInfo& b) { return a.id() < b.id(); });
   call->Reply(Status::Ok());
   return call;
 }
@@ -158,14 +167,21 @@ grpc::ServerUnaryReactor* BackflowService::ListModels(Ctx* ctx, const v1::ListMo
 grpc::ServerUnaryReactor* BackflowService::DeleteModel(Ctx* ctx, const v1::DeleteModelRequest* req,
                                                        v1::DeleteModelResponse* resp) {
   auto* call = new UnaryCall(env_, ctx, "DeleteModel", req->model_id());
-  // Out of the registry first, so no new work reaches it; its queue finishes what it holds.
-  // No admission slot: deleting must work however busy the server is.
-  StatusOr<std::shared_ptr<Model>> model = env_->registry.Remove(req->model_id());
+  // No admission slot: deleting must work however busy the server is. The model leaves the
+  // registry only once its files are gone (ops::DeleteModel), so a failed delete changes
+  // nothing; work queued behind the delete finds it deleted.
+  ServiceEnv* env = env_;
+  if (env_->registry.IsDamaged(req->model_id())) {
+    env_->pool->Submit([env, call, id = req->model_id()] {
+      call->RunAndReply([&] { return ops::DeleteDamagedModel(*env, id); });
+    });
+    return call;
+  }
+  StatusOr<std::shared_ptr<Model>> model = env_->registry.Get(req->model_id());
   if (!model.ok()) {
     call->Reply(model.status());
     return call;
   }
-  const ServiceEnv* env = env_;
   std::shared_ptr<Model> doomed = *model;
   doomed->queue().Post([env, call, doomed] {
     call->RunAndReply([&] { return ops::DeleteModel(*env, *doomed); });

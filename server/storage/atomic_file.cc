@@ -36,12 +36,8 @@ uint32_t Crc32(std::string_view data) {
       crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size()));
 }
 
-// "PATH: cannot ACTION: REASON", as ResourceExhausted when the disk is full (the operator's
-// problem, not a bug) and Internal otherwise.
 Status ErrnoError(int err, const std::string& path, const char* action) {
-  std::string message = path + ": cannot " + action + ": " + std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return ResourceExhaustedError(std::move(message));
-  return InternalError(std::move(message));
+  return Status(ErrnoCode(err), path + ": cannot " + action + ": " + std::strerror(err));
 }
 
 // Closes the descriptor unless Close() already did.
@@ -117,6 +113,33 @@ Status WriteAndSync(int fd, const std::string& bytes, std::chrono::milliseconds 
 }
 
 }  // namespace
+
+StatusCode ErrnoCode(int err) {
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+      return StatusCode::kResourceExhausted;
+    case ENOENT:
+    case EROFS:
+    case EACCES:
+    case EPERM:
+    case ENOTDIR:
+    case EISDIR:
+    case ENOTEMPTY:
+    case EEXIST:
+    case ELOOP:
+    case ENAMETOOLONG:
+    case EXDEV:
+    case EBUSY:
+      return StatusCode::kFailedPrecondition;
+    default:
+      return StatusCode::kUnavailable;
+  }
+}
 
 std::string FrameRecord(const std::string& payload) {
   std::string framed(kMagic, sizeof(kMagic));

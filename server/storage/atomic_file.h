@@ -14,6 +14,15 @@
 
 namespace backflow::server {
 
+// The status code for a failed system call on the data directory: the environment's doing,
+// never Internal. ResourceExhausted when space, quota, file size or descriptors ran out (a
+// full disk: ENOSPC, EDQUOT, EFBIG, EMFILE, ENFILE, ENOMEM); FailedPrecondition when the
+// directory is not in a state that allows the write and an operator must change it (read-only
+// or permission denied: EROFS, EACCES, EPERM; something missing or in the way: ENOENT,
+// ENOTDIR, EISDIR, ENOTEMPTY, EEXIST, ELOOP, ENAMETOOLONG, EXDEV, EBUSY); Unavailable otherwise (EIO and other
+// failures of the device, which may pass).
+StatusCode ErrnoCode(int err);
+
 // Size of the frame header: "BFLW", u32 version, u64 payload length, u32 CRC-32.
 inline constexpr size_t kFrameHeaderSize = 20;
 inline constexpr uint32_t kFrameVersion = 1;
@@ -26,13 +35,13 @@ StatusOr<std::string> UnframeRecord(const std::string& bytes, const std::string&
 
 // Writes `bytes` to `path` atomically (Note [Atomic files]): through a temporary file
 // ".NAME.tmp.PID.RANDOM" in the same directory, which is removed again if anything fails.
-// Errors name the path and the system's reason; a full disk (ENOSPC, EDQUOT) is
-// ResourceExhausted, anything else Internal. With `write_delay` > 0 the temporary file is
+// Errors name the path and the system's reason, with ErrnoCode's status code. With `write_delay` > 0 the temporary file is
 // written half, synced, and the call sleeps that long before the rest: a testing aid that lets
 // a crash test kill the process mid-write.
 Status WriteFileAtomically(const std::string& path, const std::string& bytes,
                            std::chrono::milliseconds write_delay = {});
-// The whole file. NotFound if it does not exist, Internal (naming the path) for other errors.
+// The whole file. NotFound if it does not exist; other errors name the path, with ErrnoCode's
+// status code.
 StatusOr<std::string> ReadFile(const std::string& path);
 
 // fsync(2) on a directory, so that renames, creations and removals inside it are durable.

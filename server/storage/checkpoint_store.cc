@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <filesystem>
@@ -44,10 +45,28 @@ Status ValidateId(const std::string& id) {
 
 Status FilesystemError(const std::error_code& ec, const fs::path& path, const std::string& action) {
   std::string message = path.string() + ": cannot " + action + ": " + ec.message();
-  if (ec == std::errc::no_space_on_device || ec.value() == EDQUOT) {
-    return ResourceExhaustedError(std::move(message));
+  if (ec.category() == std::generic_category() || ec.category() == std::system_category()) {
+    return Status(ErrnoCode(ec.value()), std::move(message));
   }
-  return InternalError(std::move(message));
+  return UnavailableError(std::move(message));
+}
+
+// `status` with every "DATA_DIR/" taken out of its message: what a store method answers names
+// paths relative to the data directory (Note [Relative paths]).
+Status Relative(Status status, const std::string& data_dir) {
+  if (status.ok()) return status;
+  const std::string prefix = data_dir + "/";
+  std::string message = status.message();
+  for (size_t at = message.find(prefix); at != std::string::npos; at = message.find(prefix, at)) {
+    message.erase(at, prefix.size());
+  }
+  return Status(status.code(), std::move(message));
+}
+
+template <typename T>
+StatusOr<T> Relative(StatusOr<T> result, const std::string& data_dir) {
+  if (result.ok()) return result;
+  return Relative(result.status(), data_dir);
 }
 
 bool IsDirectory(const fs::path& path) {
@@ -136,11 +155,62 @@ void RecoverAfterCrash(const fs::path& models) {
   }
 }
 
+// CheckpointStore::CreateModel once the id is checked.
+Status CreateModelFiles(const fs::path& models, const v1::ModelRecord& record,
+                        std::chrono::milliseconds write_delay) {
+  const fs::path dir = models / record.id();
+  std::error_code ec;
+  const bool created = fs::create_directory(dir, ec);
+  if (ec) return FilesystemError(ec, dir, "create directory");
+  const fs::path model_file = dir / kModelFile;
+  if (!created && fs::exists(model_file, ec)) {
+    return AlreadyExistsError("model '" + record.id() + "' already exists (" + model_file.string() +
+                              ")");
+  }
+  if (ec) return FilesystemError(ec, model_file, "look up");
+  // The new directory's entry must be durable before the file inside it can be.
+  if (created) BF_RETURN_IF_ERROR(SyncDirectory(models.string()));
+  const Status written = WriteRecord(model_file, record, write_delay).status();
+  // A directory this call created and could not fill is removed again (best effort; Open
+  // removes empty model directories anyway), so a failed CreateModel leaves nothing behind.
+  if (!written.ok() && created) fs::remove(dir, ec);
+  return written;
+}
+
+// CheckpointStore::DeleteModel once the directory is known to exist. Either the model is gone
+// (OK) or, on any error, its directory is still in place: a failed delete changes nothing.
+Status DeleteModelDirectory(const fs::path& dir) {
+  const fs::path models = dir.parent_path();
+  // One rename takes the whole model out of sight atomically; removing its files afterwards
+  // may be interrupted, and Open finishes the job (RecoverAfterCrash).
+  const fs::path trash =
+      models / (std::string(kTrashPrefix) + dir.filename().string() + "-" + RandomSuffix());
+  std::error_code ec;
+  fs::rename(dir, trash, ec);
+  if (ec) return FilesystemError(ec, dir, "rename to " + trash.filename().string());
+  if (Status synced = SyncDirectory(models.string()); !synced.ok()) {
+    // Not durable: the model might come back after a crash, so it is put back and the delete
+    // reported as failed, rather than gone now and back after a restart.
+    fs::rename(trash, dir, ec);
+    return synced;
+  }
+  fs::remove_all(trash, ec);
+  return Status::Ok();
+}
+
 }  // namespace
 
 CheckpointStore::CheckpointStore(std::string data_dir, CheckpointStoreOptions options,
                                  int lock_fd)
-    : data_dir_(std::move(data_dir)), options_(options), lock_fd_(lock_fd) {}
+    : data_dir_(std::move(data_dir)), options_(options), lock_fd_(lock_fd) {
+  // Paths are built from the absolute, normalised directory, so that Relative() finds its
+  // prefix in every message however the directory was named.
+  std::error_code ec;
+  fs::path root = fs::absolute(data_dir_, ec).lexically_normal();
+  if (ec) root = fs::path(data_dir_).lexically_normal();
+  root_ = root.string();
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
 
 StatusOr<std::unique_ptr<CheckpointStore>> CheckpointStore::Open(const std::string& data_dir,
                                                                  CheckpointStoreOptions options) {
@@ -175,68 +245,56 @@ CheckpointStore::~CheckpointStore() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
+std::string CheckpointStore::ModelPath(const std::string& id) {
+  return std::string(kModelsDir) + "/" + id;
+}
+
+std::string CheckpointStore::CheckpointPath(const std::string& id) {
+  return ModelPath(id) + "/" + kCheckpointFile;
+}
+
 Status CheckpointStore::CreateModel(const v1::ModelRecord& record) {
   BF_RETURN_IF_ERROR(ValidateId(record.id()));
-  const fs::path models = fs::path(data_dir_) / kModelsDir;
-  const fs::path dir = models / record.id();
-  std::error_code ec;
-  const bool created = fs::create_directory(dir, ec);
-  if (ec) return FilesystemError(ec, dir, "create directory");
-  const fs::path model_file = dir / kModelFile;
-  if (!created && fs::exists(model_file, ec)) {
-    return AlreadyExistsError("model '" + record.id() + "' already exists (" + model_file.string() +
-                              ")");
-  }
-  if (ec) return FilesystemError(ec, model_file, "look up");
-  // The new directory's entry must be durable before the file inside it can be.
-  if (created) BF_RETURN_IF_ERROR(SyncDirectory(models.string()));
-  return WriteRecord(model_file, record, options_.write_delay).status();
+  return Relative(CreateModelFiles(fs::path(root_) / kModelsDir, record, options_.write_delay),
+                  root_);
 }
 
 StatusOr<int64_t> CheckpointStore::SaveCheckpoint(const std::string& id,
                                                   const v1::CheckpointRecord& checkpoint) {
   BF_RETURN_IF_ERROR(ValidateId(id));
-  const fs::path dir = fs::path(data_dir_) / kModelsDir / id;
-  if (!IsDirectory(dir)) return NotFoundError("model '" + id + "' not found in " + data_dir_);
-  return WriteRecord(dir / kCheckpointFile, checkpoint, options_.write_delay);
+  const fs::path dir = fs::path(root_) / kModelsDir / id;
+  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  return Relative(WriteRecord(dir / kCheckpointFile, checkpoint, options_.write_delay), root_);
 }
 
 StatusOr<v1::CheckpointRecord> CheckpointStore::LoadCheckpoint(const std::string& id) const {
   BF_RETURN_IF_ERROR(ValidateId(id));
   v1::CheckpointRecord checkpoint;
   const Status status =
-      ReadRecord(fs::path(data_dir_) / kModelsDir / id / kCheckpointFile, &checkpoint);
+      ReadRecord(fs::path(root_) / kModelsDir / id / kCheckpointFile, &checkpoint);
   if (status.code() == StatusCode::kNotFound) {
-    return status.WithPrefix("model '" + id + "' has no checkpoint");
+    return NotFoundError("model '" + id + "' has no checkpoint");
   }
-  BF_RETURN_IF_ERROR(status);
+  BF_RETURN_IF_ERROR(Relative(status, root_));
   return checkpoint;
 }
 
 Status CheckpointStore::DeleteModel(const std::string& id) {
   BF_RETURN_IF_ERROR(ValidateId(id));
-  const fs::path models = fs::path(data_dir_) / kModelsDir;
-  const fs::path dir = models / id;
-  if (!IsDirectory(dir)) return NotFoundError("model '" + id + "' not found in " + data_dir_);
-  // One rename takes the whole model out of sight atomically; removing its files afterwards
-  // may be interrupted, and Open finishes the job (RecoverAfterCrash).
-  const fs::path trash = models / (std::string(kTrashPrefix) + id + "-" + RandomSuffix());
-  std::error_code ec;
-  fs::rename(dir, trash, ec);
-  if (ec) return FilesystemError(ec, dir, "rename to " + trash.filename().string());
-  BF_RETURN_IF_ERROR(SyncDirectory(models.string()));
-  fs::remove_all(trash, ec);
-  return Status::Ok();
+  const fs::path dir = fs::path(root_) / kModelsDir / id;
+  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  return Relative(DeleteModelDirectory(dir), root_);
 }
 
-std::vector<StoredModel> CheckpointStore::LoadAll(std::vector<std::string>* problems) const {
+std::vector<StoredModel> CheckpointStore::LoadAll(std::vector<std::string>* problems,
+                                                  std::vector<DamagedModel>* damaged) const {
   std::vector<std::string> discarded;
   if (problems == nullptr) problems = &discarded;
-  const fs::path models = fs::path(data_dir_) / kModelsDir;
+  const fs::path models = fs::path(root_) / kModelsDir;
   std::error_code ec;
   const std::vector<std::string> names = ListDirectory(models, &ec);
   if (ec) {
-    problems->push_back(FilesystemError(ec, models, "list").message());
+    problems->push_back(Relative(FilesystemError(ec, models, "list"), root_).message());
     return {};
   }
   std::vector<StoredModel> loaded;
@@ -244,13 +302,15 @@ std::vector<StoredModel> CheckpointStore::LoadAll(std::vector<std::string>* prob
     const fs::path dir = models / id;
     if (id.front() == '.') continue;  // temporary files, trash, the write probe
     if (!IsDirectory(dir) || !ValidateId(id).ok()) {
-      problems->push_back(dir.string() + ": not a model directory; ignored");
+      problems->push_back(ModelPath(id) + ": not a model directory; ignored");
       continue;
     }
     StatusOr<StoredModel> model = LoadModel(dir, id);
     if (!model.ok()) {
-      problems->push_back(model.status().message() + "; model '" + id +
+      const Status damage = Relative(model.status(), root_);
+      problems->push_back(damage.message() + "; model '" + id +
                           "' not loaded, its files are left as they are");
+      if (damaged != nullptr) damaged->push_back({id, DataLossError(damage.message())});
       continue;
     }
     loaded.push_back(std::move(model).value());

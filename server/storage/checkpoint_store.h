@@ -36,6 +36,12 @@ struct StoredModel {
   std::optional<v1::CheckpointRecord> checkpoint;
 };
 
+// A model directory whose files cannot be read: its id and DataLoss naming what is damaged.
+struct DamagedModel {
+  std::string id;
+  Status damage;
+};
+
 struct CheckpointStoreOptions {
   // Testing aid (the crash-safety test): sleep this long after writing half of a temporary
   // file, so a test can kill the process mid-write.
@@ -58,12 +64,23 @@ class CheckpointStore {
   CheckpointStore& operator=(const CheckpointStore&) = delete;
 
   const std::string& data_dir() const { return data_dir_; }
+  // "models/ID" and "models/ID/checkpoint.pb": how messages name a model's files.
+  static std::string ModelPath(const std::string& id);
+  static std::string CheckpointPath(const std::string& id);
+
+  // Note [Relative paths]
+  // Every Status a method below returns names files relative to the data directory
+  // ("models/ID/checkpoint.pb: cannot create: Permission denied"), never by its absolute path:
+  // the messages reach clients, who have no business learning the server's filesystem, and the
+  // operator knows where the data directory is. Errors of the file system carry ErrnoCode's
+  // status code (server/storage/atomic_file.h), never Internal.
 
   // Every method taking a model id (record.id() for CreateModel) checks it first: 1 to 64
   // characters from [A-Za-z0-9_-], so an id is always a single plain path component; anything
   // else is InvalidArgument.
 
-  // Writes the model's record (creating its directory). AlreadyExists if the id is taken.
+  // Writes the model's record (creating its directory). AlreadyExists if the id is taken. On
+  // failure no directory is left behind.
   Status CreateModel(const v1::ModelRecord& record);
   // Replaces the model's latest checkpoint atomically; returns the file's size in bytes.
   // NotFound if the model's directory does not exist.
@@ -71,19 +88,23 @@ class CheckpointStore {
   // NotFound if the model has no checkpoint; DataLoss if the file fails its checksum or does
   // not parse.
   StatusOr<v1::CheckpointRecord> LoadCheckpoint(const std::string& id) const;
-  // Removes the model's directory. NotFound if there is none.
+  // Removes the model's directory. NotFound if there is none. On failure (a read-only
+  // directory, say) the model's files are all still in place.
   Status DeleteModel(const std::string& id);
 
   // Every model in the directory, sorted by id. A model whose files cannot be read is skipped
-  // and reported in `problems` ("DATA_DIR/models/ID/checkpoint.pb: checksum mismatch; ..."),
+  // and reported in `problems` ("models/ID/checkpoint.pb: checksum mismatch; ..."),
   // never fatal. That includes a readable model.pb with a damaged checkpoint.pb: loading the
   // model without it would silently restart its training from the initial parameters, so it
-  // is left on disk, untouched, for an operator. `problems` may be null. Reads only.
-  std::vector<StoredModel> LoadAll(std::vector<std::string>* problems) const;
+  // is left on disk, untouched, for an operator. `problems` may be null. Each such model is
+  // also added to `damaged` (if not null), so the server can keep it listed. Reads only.
+  std::vector<StoredModel> LoadAll(std::vector<std::string>* problems,
+                                   std::vector<DamagedModel>* damaged = nullptr) const;
 
  private:
   CheckpointStore(std::string data_dir, CheckpointStoreOptions options, int lock_fd);
-  std::string data_dir_;
+  std::string data_dir_;  // as given to Open
+  std::string root_;  // data_dir_ absolute and normalised, without a trailing '/'
   CheckpointStoreOptions options_;
   int lock_fd_;  // holds flock(DATA_DIR/LOCK) for the store's lifetime
 };

@@ -55,7 +55,8 @@ class ServerProcess {
   bool Spawn(const std::vector<std::string>& args) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return Fail("pipe2");
-    std::vector<std::string> argv_strings = {BACKFLOW_SERVER_BINARY};
+    std::vector<std::string> argv_strings = launcher_;
+    argv_strings.push_back(BACKFLOW_SERVER_BINARY);
     argv_strings.insert(argv_strings.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (std::string& s : argv_strings) argv.push_back(s.data());
@@ -97,6 +98,11 @@ class ServerProcess {
     port_ = std::stoi(match[1].str());
     return port_;
   }
+
+  // A command that runs the server, its own arguments first (an absolute path, then options):
+  // "setpriv --reuid=65534 ..." to run it as another user, "prlimit --fsize=N" to limit its
+  // file sizes. It must exec the server, so that pid() stays the server's.
+  void set_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   pid_t pid() const { return pid_; }
@@ -178,6 +184,7 @@ class ServerProcess {
     close(fd);
   }
 
+  std::vector<std::string> launcher_;
   pid_t pid_ = -1;
   int port_ = 0;
   std::thread drainer_;

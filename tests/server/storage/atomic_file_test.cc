@@ -123,7 +123,7 @@ TEST(WriteFileAtomicallyTest, MissingDirectoryIsAnErrorNamingThePath) {
   ScratchDir dir;
   const std::string path = (dir.path() / "absent" / "file.pb").string();
   const Status status = WriteFileAtomically(path, "bytes");
-  EXPECT_EQ(status.code(), StatusCode::kInternal);
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(status.message(), HasSubstr((dir.path() / "absent").string()));
   EXPECT_THAT(status.message(), HasSubstr("No such file or directory"));
   EXPECT_TRUE(Listing(dir.path()).empty());
@@ -134,7 +134,7 @@ TEST(WriteFileAtomicallyTest, RenameFailureRemovesTheTemporaryFile) {
   // rename(2) cannot put a file over a non-empty directory.
   fs::create_directories(dir.path() / "target" / "child");
   const Status status = WriteFileAtomically((dir.path() / "target").string(), "bytes");
-  EXPECT_EQ(status.code(), StatusCode::kInternal);
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(status.message(), HasSubstr((dir.path() / "target").string()));
   EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"target"});
 }
