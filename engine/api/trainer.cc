@@ -140,7 +140,9 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
     next->values.emplace(name, grads.count(name) ? Tensor::Uninitialized(value.dtype(), value.shape())
                                                  : value);
   }
-  BF_RETURN_IF_ERROR(optimizer_->Step(current->values, next->values, grads, options.learning_rate));
+  // On error nothing is published and the optimizer is as it was (Note [Non-finite updates]).
+  BF_RETURN_IF_ERROR(optimizer_->Step(current->values, next->values, grads, options.learning_rate)
+                         .WithPrefix("step " + std::to_string(current->step + 1)));
   next->state = std::move(next_state);
   next->step = current->step + 1;
   result.step = next->step;
