@@ -132,6 +132,7 @@ Status TrainStepOnBatch(Model& model, const v1::TrainStepRequest& request,
   if (!batch.ok()) return batch.status();
   StepOptions options{.return_gradients = request.return_gradients(), .run = run};
   if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
+  if (request.has_if_step()) options.if_step = request.if_step();
   BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(*batch), options));
   model.MarkChanged();
   response->set_step(result.step);

@@ -43,6 +43,13 @@ Status CheckSameNamesAndShapes(const ParameterMap& model, const ParameterMap& ch
   return Status::Ok();
 }
 
+// FailedPrecondition unless `if_step` is unset or the snapshot's step.
+Status CheckIfStep(const ParameterSnapshot& current, std::optional<int64_t> if_step) {
+  if (!if_step || *if_step == current.step) return Status::Ok();
+  return FailedPreconditionError("parameters are at step " + std::to_string(current.step) +
+                                 ", not " + std::to_string(*if_step));
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOptions& options) {
@@ -125,6 +132,7 @@ StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot&
 StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& options) {
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
+  BF_RETURN_IF_ERROR(CheckIfStep(*current, options.if_step));
   ParameterMap next_state;
   BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run,
                                              &next_state));
@@ -191,10 +199,7 @@ std::shared_ptr<const ParameterSnapshot> Trainer::parameters() const {
 Status Trainer::SetParameters(const ParameterMap& values, std::optional<int64_t> if_step) {
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
-  if (if_step && *if_step != current->step) {
-    return FailedPreconditionError("parameters are at step " + std::to_string(current->step) +
-                                   ", not " + std::to_string(*if_step));
-  }
+  BF_RETURN_IF_ERROR(CheckIfStep(*current, if_step));
   auto next = std::make_shared<ParameterSnapshot>(*current);
   for (const auto& [name, tensor] : values) {
     const bool is_state = next->state.count(name) != 0;

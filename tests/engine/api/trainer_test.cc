@@ -217,6 +217,24 @@ TEST(TrainerTest, AStepThatWouldMakeAParameterNonFiniteIsNotApplied) {
   EXPECT_EQ(next->step, 2);
 }
 
+TEST(TrainerTest, StepIfStepAppliesAtMostOnce) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  StatusOr<StepResult> first = trainer->Step(batch.feeds(), {.if_step = 0});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->step, 1);
+  const std::shared_ptr<const ParameterSnapshot> after = trainer->parameters();
+  // A retry of the same step: refused, nothing run or applied.
+  StatusOr<StepResult> retry = trainer->Step(batch.feeds(), {.if_step = 0});
+  ASSERT_EQ(retry.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(retry.status().message(), "parameters are at step 1, not 0");
+  EXPECT_EQ(trainer->parameters(), after);
+  EXPECT_EQ(trainer->optimizer().steps(), 1);
+  StatusOr<StepResult> second = trainer->Step(batch.feeds(), {.if_step = 1});
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->step, 2);
+}
+
 TEST(TrainerTest, InferOnAGivenSnapshotIgnoresLaterSteps) {
   auto trainer = MakeTrainer();
   Batch batch;
