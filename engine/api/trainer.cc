@@ -56,6 +56,7 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOpt
   std::unique_ptr<Trainer> trainer(new Trainer());
   trainer->options_ = options;
   BF_ASSIGN_OR_RETURN(trainer->optimizer_, Optimizer::Create(options.optimizer));
+  BF_RETURN_IF_ERROR(ValidateOptimizerForDType(options.optimizer, options.dtype));
   BF_ASSIGN_OR_RETURN(ParameterMap initial, InitializeParameters(graph, options.dtype, options.seed));
   BF_ASSIGN_OR_RETURN(ParameterMap state, InitializeParameters(graph, options.dtype, options.seed,
                                                                ValueKind::kState));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string_view>
 #include <vector>
@@ -118,6 +119,26 @@ Status ValidateOptimizerConfig(const OptimizerConfig& c) {
   BF_RETURN_IF_ERROR(CheckField(UnitInterval(c.beta2), "beta2", "in [0, 1)", c.beta2));
   return CheckField(std::isfinite(c.epsilon) && c.epsilon > 0, "epsilon", "finite and > 0",
                     c.epsilon);
+}
+
+Status ValidateOptimizerForDType(const OptimizerConfig& c, DType dtype) {
+  if (dtype != DType::kFloat32) return Status::Ok();  // factors are computed in double
+  const double max = std::numeric_limits<float>::max();
+  auto fits = [&](double v, std::string_view field) {
+    return CheckField(std::abs(v) <= max, field, "representable in float32", v);
+  };
+  BF_RETURN_IF_ERROR(fits(c.learning_rate, "learning_rate"));
+  BF_RETURN_IF_ERROR(fits(c.weight_decay, "weight_decay"));
+  if (c.kind == Kind::kAdamW) {
+    BF_RETURN_IF_ERROR(fits(1 - c.learning_rate * c.weight_decay,
+                            "1 - learning_rate * weight_decay (AdamW's decay)"));
+  }
+  if (IsAdam(c.kind)) {
+    BF_RETURN_IF_ERROR(CheckField(static_cast<float>(c.epsilon) > 0 && c.epsilon <= max,
+                                  "epsilon", "representable in float32 and above 0 there",
+                                  c.epsilon));
+  }
+  return Status::Ok();
 }
 
 StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(const OptimizerConfig& config) {

@@ -60,6 +60,11 @@ struct OptimizerConfig {
 // clip_epsilon must be finite and >= 0; momentum in [0, 1) (and 0 for Adam and AdamW, which use beta1);
 // nesterov only with SGD and momentum > 0; beta1 and beta2 in [0, 1); epsilon finite and > 0.
 Status ValidateOptimizerConfig(const OptimizerConfig& config);
+// OK, or InvalidArgument naming the setting, when a valid config's factors would not survive
+// rounding to `dtype` (float32: learning_rate or weight_decay 1e300 become infinity, epsilon
+// 1e-50 becomes 0, AdamW's 1 - learning_rate * weight_decay overflows): every step would then
+// be refused as non-finite, so a model is refused at creation instead.
+Status ValidateOptimizerForDType(const OptimizerConfig& config, DType dtype);
 
 class Optimizer {
  public:

@@ -72,6 +72,36 @@ TEST_F(StepSafetyTest, AnUpdateThatWouldOverflowIsRefusedAndChangesNothing) {
   EXPECT_EQ(TrainStep(*stub_, id, ImageBatch(4, 5)).step(), 2);
 }
 
+TEST_F(StepSafetyTest, SettingsAndInitialValuesThatOverflowFloat32AreRefused) {
+  auto create = [&](const v1::CreateModelRequest& request) {
+    v1::ModelInfo info;
+    return stub_->CreateModel(Context().get(), request, &info);
+  };
+  const grpc::Status lr = create(ModelRequest(ModelGraph("lenet5.pbtxt"), SgdSpec(1e300)));
+  EXPECT_EQ(lr.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(lr.error_message(),
+            "optimizer config: learning_rate must be representable in float32, got 1e+300");
+  v1::OptimizerSpec decay = SgdSpec(0.1);
+  decay.set_weight_decay(1e300);
+  const grpc::Status wd = create(ModelRequest(ModelGraph("lenet5.pbtxt"), decay));
+  EXPECT_EQ(wd.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(wd.error_message(),
+            "optimizer config: weight_decay must be representable in float32, got 1e+300");
+  v1::Graph graph = ModelGraph("lenet5.pbtxt");
+  for (v1::Parameter& p : *graph.mutable_parameters()) {
+    if (p.name() == "f7_b") p.mutable_init()->mutable_constant()->set_value(1e300);
+  }
+  const grpc::Status init = create(ModelRequest(graph));
+  EXPECT_EQ(init.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(HasStatus(init, grpc::StatusCode::INVALID_ARGUMENT,
+                        "parameter 'f7_b': initial value at element 0 is not finite in float32"));
+  // The same in float64 fits, and nothing was registered by the refusals.
+  v1::ListModelsResponse list;
+  ASSERT_TRUE(IsOk(stub_->ListModels(Context().get(), v1::ListModelsRequest(), &list)));
+  EXPECT_EQ(list.models_size(), 0);
+  EXPECT_TRUE(IsOk(create(ModelRequest(graph, {}, 1, v1::FLOAT64))));
+}
+
 TEST_F(StepSafetyTest, AnAnswerOverTheMessageLimitIsRefusedBeforeTheStep) {
   const std::string id = CreateLenet();
   const auto before = State(id);

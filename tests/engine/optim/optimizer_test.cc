@@ -335,6 +335,23 @@ TEST(OptimizerTest, AnUpdateThatWouldOverflowChangesNothing) {
   EXPECT_EQ(adam->steps(), 1);
 }
 
+TEST(OptimizerTest, SettingsThatOverflowFloat32AreNamed) {
+  const DType f32 = DType::kFloat32;
+  EXPECT_TRUE(ValidateOptimizerForDType({.learning_rate = 1e38, .weight_decay = 1e38}, f32).ok());
+  EXPECT_TRUE(ValidateOptimizerForDType({.learning_rate = 1e300}, DType::kFloat64).ok());
+  EXPECT_EQ(ValidateOptimizerForDType({.learning_rate = 1e300}, f32).message(),
+            "optimizer config: learning_rate must be representable in float32, got 1e+300");
+  EXPECT_EQ(ValidateOptimizerForDType({.weight_decay = 1e39}, f32).message(),
+            "optimizer config: weight_decay must be representable in float32, got 1e+39");
+  const Status decay = ValidateOptimizerForDType(
+      {.kind = Kind::kAdamW, .learning_rate = 1e20, .weight_decay = 1e20}, f32);
+  EXPECT_EQ(decay.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(decay.message(), HasSubstr("1 - learning_rate * weight_decay (AdamW's decay)"));
+  EXPECT_EQ(ValidateOptimizerForDType({.kind = Kind::kAdam, .epsilon = 1e-50}, f32).message(),
+            "optimizer config: epsilon must be representable in float32 and above 0 there, got "
+            "1e-50");
+}
+
 TEST(OptimizerTest, BadLearningRateOverrideIsRejected) {
   std::unique_ptr<Optimizer> opt = Make({});
   Params params{{"p", T64({1})}};
