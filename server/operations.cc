@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include "engine/api/evaluate.h"
 #include "server/inputs.h"
 #include "server/model_io.h"
@@ -68,6 +70,47 @@ StatusOr<EvaluateSpec> DecodeEvaluateSpec(const v1::EvaluateRequest& request) {
     BF_ASSIGN_OR_RETURN(spec.dtype, DecodeDType(request.dtype(), "dtype"));
   }
   return spec;
+}
+
+// The encoded size of `tensors` as a map<string, Tensor> field numbered below 16, from names,
+// shapes and dtypes alone: elements travel as raw bytes, so their values do not change it.
+int64_t TensorMapBytes(const std::unordered_map<std::string, Tensor>& tensors) {
+  using google::protobuf::io::CodedOutputStream;
+  auto field = [](size_t length) {  // a one-byte tag, the length, the contents
+    return 1 + CodedOutputStream::VarintSize64(length) + length;
+  };
+  size_t total = 0;
+  for (const auto& [name, tensor] : tensors) {
+    size_t dims = 0;
+    for (int64_t d : tensor.shape().dims()) dims += CodedOutputStream::VarintSize64(d);
+    const size_t message = (dims > 0 ? field(dims) : 0) + 2 /* dtype */ +
+                           (tensor.byte_size() > 0 ? field(tensor.byte_size()) : 0);
+    total += field(field(name.size()) + field(message));
+  }
+  return static_cast<int64_t>(total);
+}
+
+// ResourceExhausted, before the step runs, when its answer could exceed --max-message-bytes:
+// gRPC would refuse to send it after the step was applied. An upper bound (a loss of exactly 0
+// is 9 bytes shorter).
+Status CheckStepAnswerSize(const ServiceEnv& env, const Model& model,
+                           const v1::TrainStepRequest& request, const ParameterSnapshot& current) {
+  if (!request.return_gradients() && !request.return_parameters()) return Status::Ok();
+  v1::TrainStepResponse skeleton;
+  skeleton.set_step(current.step + 1);
+  skeleton.set_loss(1.0);
+  for (const std::string& name : model.trainer().options().metrics) {
+    (*skeleton.mutable_metrics())[name] = 1.0;
+  }
+  const int64_t each = TensorMapBytes(current.values);  // gradients have the parameters' shapes
+  const int64_t bytes = static_cast<int64_t>(skeleton.ByteSizeLong()) +
+                        (request.return_gradients() ? each : 0) +
+                        (request.return_parameters() ? each : 0);
+  if (bytes <= env.config.limits.max_message_bytes) return Status::Ok();
+  return ResourceExhaustedError(
+      "the answer would be " + std::to_string(bytes) + " bytes, over the server's " +
+      "--max-message-bytes of " + std::to_string(env.config.limits.max_message_bytes) +
+      "; the step was not applied (ask for fewer of gradients and parameters)");
 }
 
 }  // namespace
@@ -135,7 +178,8 @@ Status ComputeGradients(const ServiceEnv& env, const Model& model,
 Status TrainStep(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
                  const RunOptions& run, v1::TrainStepResponse* response) {
   BF_RETURN_IF_ERROR(model.CheckNotDeleted());
-  return TrainStepOnBatch(model, request, DecodeTrainBatch(env, model, request), run, response);
+  return TrainStepOnBatch(env, model, request, DecodeTrainBatch(env, model, request), run,
+                          response);
 }
 
 StatusOr<TensorMap> DecodeTrainBatch(const ServiceEnv& env, const Model& model,
@@ -143,13 +187,16 @@ StatusOr<TensorMap> DecodeTrainBatch(const ServiceEnv& env, const Model& model,
   return DecodeBatch(env, model, request.batch(), "batch");
 }
 
-Status TrainStepOnBatch(Model& model, const v1::TrainStepRequest& request,
+Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
                         const StatusOr<TensorMap>& batch, const RunOptions& run,
                         v1::TrainStepResponse* response) {
   BF_RETURN_IF_ERROR(model.CheckNotDeleted());
   if (!batch.ok()) return batch.status();
+  // Only this queue publishes snapshots, so the step runs on this one.
+  BF_RETURN_IF_ERROR(CheckStepAnswerSize(env, model, request, *model.trainer().parameters()));
   StepOptions options{.return_gradients = request.return_gradients(), .run = run};
   if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
+  if (request.has_if_step()) options.if_step = request.if_step();
   BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(*batch), options));
   model.MarkChanged();
   response->set_step(result.step);

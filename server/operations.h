@@ -48,8 +48,9 @@ Status TrainStep(const ServiceEnv& env, Model& model, const v1::TrainStepRequest
 // decodes each request as it arrives, off the model's queue (Note [Train stream flow]).
 StatusOr<TensorMap> DecodeTrainBatch(const ServiceEnv& env, const Model& model,
                                      const v1::TrainStepRequest& request);
-// The step on a batch decoded beforehand; fails with the decoding error if there was one.
-Status TrainStepOnBatch(Model& model, const v1::TrainStepRequest& request,
+// The step on a batch decoded beforehand; fails with the decoding error if there was one, and
+// with ResourceExhausted, applying nothing, if the answer could exceed --max-message-bytes.
+Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStepRequest& request,
                         const StatusOr<TensorMap>& batch, const RunOptions& run,
                         v1::TrainStepResponse* response);
 

@@ -43,12 +43,20 @@ Status CheckSameNamesAndShapes(const ParameterMap& model, const ParameterMap& ch
   return Status::Ok();
 }
 
+// FailedPrecondition unless `if_step` is unset or the snapshot's step.
+Status CheckIfStep(const ParameterSnapshot& current, std::optional<int64_t> if_step) {
+  if (!if_step || *if_step == current.step) return Status::Ok();
+  return FailedPreconditionError("parameters are at step " + std::to_string(current.step) +
+                                 ", not " + std::to_string(*if_step));
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOptions& options) {
   std::unique_ptr<Trainer> trainer(new Trainer());
   trainer->options_ = options;
   BF_ASSIGN_OR_RETURN(trainer->optimizer_, Optimizer::Create(options.optimizer));
+  BF_RETURN_IF_ERROR(ValidateOptimizerForDType(options.optimizer, options.dtype));
   BF_ASSIGN_OR_RETURN(ParameterMap initial, InitializeParameters(graph, options.dtype, options.seed));
   BF_ASSIGN_OR_RETURN(ParameterMap state, InitializeParameters(graph, options.dtype, options.seed,
                                                                ValueKind::kState));
@@ -125,6 +133,7 @@ StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot&
 StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& options) {
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
+  BF_RETURN_IF_ERROR(CheckIfStep(*current, options.if_step));
   ParameterMap next_state;
   BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run,
                                              &next_state));
@@ -140,7 +149,9 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
     next->values.emplace(name, grads.count(name) ? Tensor::Uninitialized(value.dtype(), value.shape())
                                                  : value);
   }
-  BF_RETURN_IF_ERROR(optimizer_->Step(current->values, next->values, grads, options.learning_rate));
+  // On error nothing is published and the optimizer is as it was (Note [Non-finite updates]).
+  BF_RETURN_IF_ERROR(optimizer_->Step(current->values, next->values, grads, options.learning_rate)
+                         .WithPrefix("step " + std::to_string(current->step + 1)));
   next->state = std::move(next_state);
   next->step = current->step + 1;
   result.step = next->step;
@@ -189,10 +200,7 @@ std::shared_ptr<const ParameterSnapshot> Trainer::parameters() const {
 Status Trainer::SetParameters(const ParameterMap& values, std::optional<int64_t> if_step) {
   std::lock_guard<std::mutex> lock(step_mu_);
   std::shared_ptr<const ParameterSnapshot> current = parameters();
-  if (if_step && *if_step != current->step) {
-    return FailedPreconditionError("parameters are at step " + std::to_string(current->step) +
-                                   ", not " + std::to_string(*if_step));
-  }
+  BF_RETURN_IF_ERROR(CheckIfStep(*current, if_step));
   auto next = std::make_shared<ParameterSnapshot>(*current);
   for (const auto& [name, tensor] : values) {
     const bool is_state = next->state.count(name) != 0;

@@ -62,6 +62,9 @@ struct TrainerOptions {
 struct StepOptions {
   bool return_gradients = false;
   std::optional<double> learning_rate;  // overrides the optimizer's rate for this step
+  // Step only if the parameters are at this step (else FailedPrecondition, nothing run), so a
+  // client that does not know whether its earlier try was applied can retry safely.
+  std::optional<int64_t> if_step;
   RunOptions run;
 };
 

@@ -127,15 +127,22 @@ int64_t FirstNonFiniteBits(const Bits* bits, int64_t n, Bits magnitude, Signed m
 
 }  // namespace
 
+int64_t FirstNonFinite(const float* data, int64_t n) {
+  return FirstNonFiniteBits(reinterpret_cast<const uint32_t*>(data), n, uint32_t{0x7fffffff},
+                            int32_t{0x7f7fffff});
+}
+
+int64_t FirstNonFinite(const double* data, int64_t n) {
+  return FirstNonFiniteBits(reinterpret_cast<const uint64_t*>(data), n,
+                            uint64_t{0x7fffffffffffffff}, int64_t{0x7fefffffffffffff});
+}
+
 int64_t FirstNonFinite(const Tensor& tensor) {
   if (IsInteger(tensor.dtype())) return -1;
   if (tensor.dtype() == DType::kFloat64) {
-    return FirstNonFiniteBits(reinterpret_cast<const uint64_t*>(tensor.raw()),
-                              tensor.num_elements(), uint64_t{0x7fffffffffffffff},
-                              int64_t{0x7fefffffffffffff});
+    return FirstNonFinite(tensor.data<double>(), tensor.num_elements());
   }
-  return FirstNonFiniteBits(reinterpret_cast<const uint32_t*>(tensor.raw()), tensor.num_elements(),
-                            uint32_t{0x7fffffff}, int32_t{0x7f7fffff});
+  return FirstNonFinite(tensor.data<float>(), tensor.num_elements());
 }
 
 ScratchBuffer::ScratchBuffer(size_t bytes)

@@ -103,6 +103,9 @@ class Tensor {
 // integer tensor). Vectorised: it tests
 // exponent bits in blocks and looks for the index only in a block that has one.
 int64_t FirstNonFinite(const Tensor& tensor);
+// The same over n elements of a float array.
+int64_t FirstNonFinite(const float* data, int64_t n);
+int64_t FirstNonFinite(const double* data, int64_t n);
 
 // Uninitialised, 64-byte aligned scratch memory from the same buffer cache as tensors (Note
 // [Buffer cache] in tensor.cc): oneDNN scratchpads and reorder buffers, which live for one run.

@@ -90,6 +90,16 @@ void Draw(const InitializerSpec& spec, Sampler& sampler, Tensor& tensor) {
   }
 }
 
+// A constant of 1e300 (or a uniform's bound, a normal's deviation, a given value) past the
+// dtype's range would start the model at infinity: refused, as any later step would be.
+StatusOr<Tensor> CheckFinite(Tensor tensor, const std::string& where) {
+  const int64_t bad = FirstNonFinite(tensor);
+  if (bad < 0) return tensor;
+  return InvalidArgumentError(where + ": initial value at element " + std::to_string(bad) +
+                              " is not finite in " + std::string(DTypeName(tensor.dtype())) +
+                              " (it overflows the dtype, or is a NaN or infinity)");
+}
+
 }  // namespace
 
 Fans ComputeFans(const Shape& shape) {
@@ -120,17 +130,17 @@ StatusOr<Tensor> InitializeParameter(const Value& param, DType dtype, uint64_t s
       return InvalidArgumentError(where + ": initial value does not have shape " +
                                   param.shape.ToString());
     }
-    return spec.value->CastTo(dtype);
+    return CheckFinite(spec.value->CastTo(dtype), where);
   }
   Tensor tensor(dtype, param.shape);  // zeros
   if (spec.kind == Kind::kZeros) return tensor;
   if (spec.kind == Kind::kConstant) {
     FillWith(tensor, [&] { return spec.a; });
-    return tensor;
+  } else {
+    Sampler sampler(seed, param.name);
+    Draw(spec, sampler, tensor);
   }
-  Sampler sampler(seed, param.name);
-  Draw(spec, sampler, tensor);
-  return tensor;
+  return CheckFinite(std::move(tensor), where);
 }
 
 StatusOr<std::unordered_map<std::string, Tensor>> InitializeParameters(const Graph& graph,

@@ -4,13 +4,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string_view>
 #include <vector>
 
+#include "engine/optim/update_kernels.h"
+
 namespace backflow {
 namespace {
 
+using update_kernels::AdamUpdate;
+using update_kernels::FirstNonFiniteOutput;
+using update_kernels::SgdUpdate;
+using update_kernels::StepFactors;
 using Kind = OptimizerConfig::Kind;
 
 constexpr const char* kMomentum = "momentum";
@@ -66,63 +73,6 @@ void AddSquares(const Tensor& t, NormAccumulator& acc) {
   for (int64_t i = 0; i < t.num_elements(); ++i) acc.Add(static_cast<double>(p[i]));
 }
 
-// The factors one step applies, rounded once to the parameter's dtype.
-template <typename T>
-struct StepFactors {
-  StepFactors(const OptimizerConfig& c, double lr, double clip_scale, int64_t step)
-      : clip(clip_scale != 1.0),
-        clip_scale(static_cast<T>(clip_scale)),
-        lr(static_cast<T>(lr)),
-        weight_decay(static_cast<T>(c.weight_decay)),
-        momentum(static_cast<T>(c.momentum)),
-        beta1(static_cast<T>(c.beta1)),
-        one_minus_beta1(static_cast<T>(1 - c.beta1)),
-        beta2(static_cast<T>(c.beta2)),
-        one_minus_beta2(static_cast<T>(1 - c.beta2)),
-        epsilon(static_cast<T>(c.epsilon)),
-        step_size(static_cast<T>(lr / (1 - std::pow(c.beta1, static_cast<double>(step))))),
-        bias2_sqrt(static_cast<T>(std::sqrt(1 - std::pow(c.beta2, static_cast<double>(step))))),
-        decoupled_decay(static_cast<T>(1 - lr * c.weight_decay)) {}
-  bool clip;
-  T clip_scale, lr, weight_decay, momentum, beta1, one_minus_beta1, beta2, one_minus_beta2, epsilon,
-      step_size, bias2_sqrt, decoupled_decay;
-};
-
-// Elements [0, n) of one parameter: reads p_in, writes p_out (the same array for an in-place
-// step; each element is read before it is written). v: the momentum buffer, null when
-// momentum is 0.
-template <typename T>
-void SgdUpdate(const StepFactors<T>& f, bool nesterov, int64_t n, const T* grad, const T* p_in,
-               T* p_out, T* v) {
-  for (int64_t i = 0; i < n; ++i) {
-    T g = f.clip ? grad[i] * f.clip_scale : grad[i];
-    const T p = p_in[i];
-    if (f.weight_decay != T(0)) g += f.weight_decay * p;
-    if (v != nullptr) {
-      v[i] = f.momentum * v[i] + g;
-      g = nesterov ? g + f.momentum * v[i] : v[i];
-    }
-    p_out[i] = p - f.lr * g;
-  }
-}
-
-template <typename T>
-void AdamUpdate(const StepFactors<T>& f, bool decoupled, int64_t n, const T* grad, const T* p_in,
-                T* p_out, T* m, T* v) {
-  for (int64_t i = 0; i < n; ++i) {
-    T g = f.clip ? grad[i] * f.clip_scale : grad[i];
-    T p = p_in[i];
-    if (decoupled) {
-      p *= f.decoupled_decay;
-    } else if (f.weight_decay != T(0)) {
-      g += f.weight_decay * p;
-    }
-    m[i] = f.beta1 * m[i] + f.one_minus_beta1 * g;
-    v[i] = f.beta2 * v[i] + f.one_minus_beta2 * g * g;
-    p_out[i] = p - f.step_size * m[i] / (std::sqrt(v[i]) / f.bias2_sqrt + f.epsilon);
-  }
-}
-
 // Note [Parallel optimizer step]
 // The update is elementwise, so it is cut into slices of kSliceElements that oneTBB runs on
 // every core; each element's arithmetic is the same whatever the cut, so results are bitwise
@@ -171,6 +121,26 @@ Status ValidateOptimizerConfig(const OptimizerConfig& c) {
                     c.epsilon);
 }
 
+Status ValidateOptimizerForDType(const OptimizerConfig& c, DType dtype) {
+  if (dtype != DType::kFloat32) return Status::Ok();  // factors are computed in double
+  const double max = std::numeric_limits<float>::max();
+  auto fits = [&](double v, std::string_view field) {
+    return CheckField(std::abs(v) <= max, field, "representable in float32", v);
+  };
+  BF_RETURN_IF_ERROR(fits(c.learning_rate, "learning_rate"));
+  BF_RETURN_IF_ERROR(fits(c.weight_decay, "weight_decay"));
+  if (c.kind == Kind::kAdamW) {
+    BF_RETURN_IF_ERROR(fits(1 - c.learning_rate * c.weight_decay,
+                            "1 - learning_rate * weight_decay (AdamW's decay)"));
+  }
+  if (IsAdam(c.kind)) {
+    BF_RETURN_IF_ERROR(CheckField(static_cast<float>(c.epsilon) > 0 && c.epsilon <= max,
+                                  "epsilon", "representable in float32 and above 0 there",
+                                  c.epsilon));
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(const OptimizerConfig& config) {
   BF_RETURN_IF_ERROR(ValidateOptimizerConfig(config));
   return std::unique_ptr<Optimizer>(new Optimizer(config));
@@ -213,7 +183,17 @@ Status Optimizer::CheckGradient(const std::string& name, const Tensor* grad,
 Status Optimizer::Step(std::unordered_map<std::string, Tensor>& params,
                        const std::unordered_map<std::string, const Tensor*>& grads,
                        std::optional<double> learning_rate) {
-  return Step(params, params, grads, learning_rate);
+  // Into fresh tensors, moved in only if the step succeeds (Note [Non-finite updates]).
+  std::unordered_map<std::string, Tensor> next;
+  for (const auto& [name, grad] : grads) {
+    auto it = params.find(name);
+    if (it != params.end()) {
+      next.emplace(name, Tensor::Uninitialized(it->second.dtype(), it->second.shape()));
+    }
+  }
+  BF_RETURN_IF_ERROR(Step(params, next, grads, learning_rate));
+  for (auto& [name, tensor] : next) params.at(name) = std::move(tensor);
+  return Status::Ok();
 }
 
 Status Optimizer::Step(const std::unordered_map<std::string, Tensor>& current,
@@ -227,7 +207,18 @@ Status Optimizer::Step(const std::unordered_map<std::string, Tensor>& current,
     BF_RETURN_IF_ERROR(CheckGradient(name, grads.at(name), current, next));
   }
   const double clip_scale = ClipScale(names, grads);
-  ApplyAll(PrepareUpdates(names, current, next, grads), lr, clip_scale);
+  std::map<std::string, Tensor> next_slots, first_zeros;
+  const std::vector<Update> updates =
+      PrepareUpdates(names, current, next, grads, next_slots, first_zeros);
+  if (std::optional<NonFinite> bad = ApplyAll(updates, lr, clip_scale)) {
+    const std::string& name = updates[bad->update].name;
+    const std::string what =
+        bad->output == 0 ? "parameter '" + name + "'"
+                         : "optimizer state '" + SlotKinds(config_)[bad->output - 1] + "/" + name +
+                               "' of parameter '" + name + "'";
+    return InvalidArgumentError("update would make " + what + " non-finite; not applied");
+  }
+  for (auto& [key, tensor] : next_slots) slots_[key] = std::move(tensor);
   ++steps_;
   return Status::Ok();
 }
@@ -247,38 +238,51 @@ double Optimizer::ClipScale(const std::vector<std::string>& names,
 std::vector<Optimizer::Update> Optimizer::PrepareUpdates(
     const std::vector<std::string>& names, const std::unordered_map<std::string, Tensor>& current,
     std::unordered_map<std::string, Tensor>& next,
-    const std::unordered_map<std::string, const Tensor*>& grads) {
+    const std::unordered_map<std::string, const Tensor*>& grads,
+    std::map<std::string, Tensor>& next_slots, std::map<std::string, Tensor>& first_zeros) const {
+  const std::vector<std::string> kinds = SlotKinds(config_);
   std::vector<Update> updates;
   updates.reserve(names.size());
   for (const std::string& name : names) {
     const Tensor& param = current.at(name);
-    Update u{&param, &next.at(name), grads.at(name), nullptr, nullptr};
-    if (IsAdam(config_.kind)) {
-      u.slot1 = &Slot(kAdamM, name, param);
-      u.slot2 = &Slot(kAdamV, name, param);
-    } else if (config_.momentum > 0) {
-      u.slot1 = &Slot(kMomentum, name, param);
+    Update u{name, &param, &next.at(name), grads.at(name), nullptr, nullptr, nullptr, nullptr};
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      const std::string key = kinds[k] + "/" + name;
+      auto old = slots_.find(key);
+      Tensor& out = next_slots[key];
+      out = Tensor::Uninitialized(param.dtype(), param.shape());
+      const Tensor* in =
+          old != slots_.end()
+              ? &old->second
+              : &first_zeros.try_emplace(key, param.dtype(), param.shape()).first->second;
+      (k == 0 ? u.slot1_in : u.slot2_in) = in;
+      (k == 0 ? u.slot1_out : u.slot2_out) = &out;
     }
     updates.push_back(u);
   }
   return updates;
 }
 
-void Optimizer::ApplyAll(const std::vector<Update>& updates, double lr, double clip_scale) const {
+std::optional<Optimizer::NonFinite> Optimizer::ApplyAll(const std::vector<Update>& updates,
+                                                        double lr, double clip_scale) const {
   struct Slice {
-    const Update* update;
+    size_t update;
     int64_t begin, end;
   };
   std::vector<Slice> slices;
   int64_t total = 0;
-  for (const Update& u : updates) {
-    const int64_t n = u.param->num_elements();
+  for (size_t k = 0; k < updates.size(); ++k) {
+    const int64_t n = updates[k].param->num_elements();
     total += n;
     for (int64_t begin = 0; begin < n; begin += kSliceElements) {
-      slices.push_back({&u, begin, std::min(n, begin + kSliceElements)});
+      slices.push_back({k, begin, std::min(n, begin + kSliceElements)});
     }
   }
-  auto run = [&](const Slice& s) { Apply(*s.update, s.begin, s.end, lr, clip_scale); };
+  std::vector<int> bad(slices.size(), -1);  // each slice writes only its own
+  auto run = [&](size_t k) {
+    const Slice& s = slices[k];
+    bad[k] = Apply(updates[s.update], s.begin, s.end, lr, clip_scale);
+  };
 #if defined(BACKFLOW_TSAN)
   // ThreadSanitizer cannot see libtbb's (uninstrumented) hand-over of parallel_for's body and
   // reports the templates' own bookkeeping as races; the slices are disjoint by construction,
@@ -288,20 +292,18 @@ void Optimizer::ApplyAll(const std::vector<Update>& updates, double lr, double c
   constexpr bool kParallel = true;
 #endif
   if (!kParallel || total <= kSliceElements) {
-    for (const Slice& s : slices) run(s);  // less than one slice of work: no hand-over
+    for (size_t k = 0; k < slices.size(); ++k) run(k);  // under one slice of work: no hand-over
   } else {
-    tbb::parallel_for(size_t{0}, slices.size(), [&](size_t k) { run(slices[k]); });
+    tbb::parallel_for(size_t{0}, slices.size(), run);
   }
+  for (size_t k = 0; k < slices.size(); ++k) {
+    if (bad[k] >= 0) return NonFinite{slices[k].update, bad[k]};
+  }
+  return std::nullopt;
 }
 
-Tensor& Optimizer::Slot(const std::string& kind, const std::string& name, const Tensor& like) {
-  auto [it, inserted] = slots_.try_emplace(kind + "/" + name);
-  if (inserted) it->second = Tensor(like.dtype(), like.shape());
-  return it->second;
-}
-
-void Optimizer::Apply(const Update& u, int64_t begin, int64_t end, double lr,
-                      double clip_scale) const {
+int Optimizer::Apply(const Update& u, int64_t begin, int64_t end, double lr,
+                     double clip_scale) const {
   const int64_t n = end - begin;
   auto update = [&](auto zero) {
     using T = decltype(zero);
@@ -309,15 +311,20 @@ void Optimizer::Apply(const Update& u, int64_t begin, int64_t end, double lr,
     const T* grad = u.grad->data<T>() + begin;
     const T* p_in = u.param->data<T>() + begin;
     T* p_out = u.next->data<T>() + begin;
-    if (IsAdam(config_.kind)) {
-      AdamUpdate<T>(f, config_.kind == Kind::kAdamW, n, grad, p_in, p_out,
-                    u.slot1->data<T>() + begin, u.slot2->data<T>() + begin);
-    } else {
-      T* v = u.slot1 != nullptr ? u.slot1->data<T>() + begin : nullptr;
-      SgdUpdate<T>(f, config_.nesterov, n, grad, p_in, p_out, v);
-    }
+    // Slots the optimizer does not keep are null: Adam has both, momentum the first alone.
+    auto in = [&](const Tensor* t) { return t != nullptr ? t->data<T>() + begin : nullptr; };
+    auto out = [&](Tensor* t) { return t != nullptr ? t->data<T>() + begin : nullptr; };
+    T* s1 = out(u.slot1_out);
+    T* s2 = out(u.slot2_out);
+    const int64_t bad =
+        IsAdam(config_.kind)
+            ? AdamUpdate<T>(f, config_.kind == Kind::kAdamW, n, grad, p_in, p_out,
+                            in(u.slot1_in), s1, in(u.slot2_in), s2)
+            : SgdUpdate<T>(f, config_.nesterov, n, grad, p_in, p_out, in(u.slot1_in), s1);
+    // Which output, looked for only when one went bad (a failing step is rare).
+    return bad == 0 ? -1 : FirstNonFiniteOutput<T>({p_out, s1, s2}, n);
   };
-  u.param->dtype() == DType::kFloat64 ? update(0.0) : update(0.0f);
+  return u.param->dtype() == DType::kFloat64 ? update(0.0) : update(0.0f);
 }
 
 std::unordered_map<std::string, Tensor> Optimizer::State() const {

@@ -23,6 +23,10 @@
 // moments but with that count (a Trainer supplies every parameter in every step, where this is
 // exactly PyTorch's per-parameter count).
 //
+// A step either applies whole or not at all: one that would make any updated value or optimizer
+// state non-finite (an overflowing learning rate, say) changes nothing (Note [Non-finite
+// updates] in optimizer.cc).
+//
 // Thread safety: none. One Step (or State/RestoreState) at a time.
 #ifndef BACKFLOW_ENGINE_OPTIM_OPTIMIZER_H_
 #define BACKFLOW_ENGINE_OPTIM_OPTIMIZER_H_
@@ -56,6 +60,11 @@ struct OptimizerConfig {
 // clip_epsilon must be finite and >= 0; momentum in [0, 1) (and 0 for Adam and AdamW, which use beta1);
 // nesterov only with SGD and momentum > 0; beta1 and beta2 in [0, 1); epsilon finite and > 0.
 Status ValidateOptimizerConfig(const OptimizerConfig& config);
+// OK, or InvalidArgument naming the setting, when a valid config's factors would not survive
+// rounding to `dtype` (float32: learning_rate or weight_decay 1e300 become infinity, epsilon
+// 1e-50 becomes 0, AdamW's 1 - learning_rate * weight_decay overflows): every step would then
+// be refused as non-finite, so a model is refused at creation instead.
+Status ValidateOptimizerForDType(const OptimizerConfig& config, DType dtype);
 
 class Optimizer {
  public:
@@ -66,14 +75,17 @@ class Optimizer {
   // learning_rate overrides the configured rate for this step (a schedule). Not thread-safe:
   // one step at a time. On error nothing is modified: InvalidArgument naming the parameter for a
   // gradient without a parameter, a null gradient, a shape or dtype mismatch (also against
-  // restored state), or a non-finite gradient element; InvalidArgument for a bad learning_rate.
+  // restored state), or a non-finite gradient element; InvalidArgument for a bad learning_rate;
+  // InvalidArgument "update would make parameter 'NAME' non-finite; not applied" (or its
+  // optimizer state 'KIND/NAME') when an updated value would be a NaN or an infinity.
   Status Step(std::unordered_map<std::string, Tensor>& params,
               const std::unordered_map<std::string, const Tensor*>& grads,
               std::optional<double> learning_rate = std::nullopt);
   // The same, reading the values in `current` and writing the updated ones to `next`, which
   // must hold a tensor of the same shape and dtype for every parameter in `grads` (its
-  // contents are overwritten; it may be `current` itself). Runs on every core (Note [Parallel
-  // optimizer step] in optimizer.cc); results are bitwise the same as the in-place step.
+  // contents are overwritten; it must not be `current`: on error, `next` may be partly written,
+  // while `current` and the optimizer's state are as they were). Runs on every core (Note
+  // [Parallel optimizer step] in optimizer.cc); results are bitwise the same as the in-place step.
   Status Step(const std::unordered_map<std::string, Tensor>& current,
               std::unordered_map<std::string, Tensor>& next,
               const std::unordered_map<std::string, const Tensor*>& grads,
@@ -93,13 +105,22 @@ class Optimizer {
  private:
   explicit Optimizer(const OptimizerConfig& config) : config_(config) {}
 
-  // One parameter's update: its tensors and slots (null where the optimizer keeps none).
+  // One parameter's update: its tensors and slots (null where the optimizer keeps none), each
+  // slot read from `*_in` and written to `*_out` (Note [Non-finite updates]).
   struct Update {
+    std::string name;
     const Tensor* param;
     Tensor* next;
     const Tensor* grad;
-    Tensor* slot1;  // momentum, or Adam's first moment
-    Tensor* slot2;  // Adam's second moment
+    const Tensor* slot1_in;  // momentum, or Adam's first moment
+    Tensor* slot1_out;
+    const Tensor* slot2_in;  // Adam's second moment
+    Tensor* slot2_out;
+  };
+  // Where an update went non-finite: which update, and in which of its outputs.
+  struct NonFinite {
+    size_t update;
+    int output;  // 0: the parameter, 1: slot1, 2: slot2
   };
 
   // Checks one gradient against its parameter, its place in `next` and existing slots, before
@@ -112,18 +133,22 @@ class Optimizer {
   // clip_norm, 1 otherwise.
   double ClipScale(const std::vector<std::string>& names,
                    const std::unordered_map<std::string, const Tensor*>& grads) const;
-  // One Update per checked parameter of `names`, in that order, creating the slots it lacks.
-  // Runs before the parallel part: the slot map is not thread-safe.
+  // One Update per checked parameter of `names`, in that order, with the slots' next values
+  // in `next_slots` (fresh tensors; a slot used for the first time is read from zeros kept in
+  // `first_zeros`). Runs before the parallel part: the maps are not thread-safe.
   std::vector<Update> PrepareUpdates(const std::vector<std::string>& names,
                                      const std::unordered_map<std::string, Tensor>& current,
                                      std::unordered_map<std::string, Tensor>& next,
-                                     const std::unordered_map<std::string, const Tensor*>& grads);
-  // Applies every update, cut into slices run on every core (Note [Parallel optimizer step]).
-  void ApplyAll(const std::vector<Update>& updates, double lr, double clip_scale) const;
-  // The slot "<kind>/<name>", created zero-filled like `like` on first use.
-  Tensor& Slot(const std::string& kind, const std::string& name, const Tensor& like);
-  // Updates elements [begin, end) of one checked parameter.
-  void Apply(const Update& u, int64_t begin, int64_t end, double lr, double clip_scale) const;
+                                     const std::unordered_map<std::string, const Tensor*>& grads,
+                                     std::map<std::string, Tensor>& next_slots,
+                                     std::map<std::string, Tensor>& first_zeros) const;
+  // Applies every update, cut into slices run on every core (Note [Parallel optimizer step]);
+  // the first output (in update order) that went non-finite, if any.
+  std::optional<NonFinite> ApplyAll(const std::vector<Update>& updates, double lr,
+                                    double clip_scale) const;
+  // Updates elements [begin, end) of one checked parameter; which output (as in NonFinite)
+  // holds a non-finite element there, or -1.
+  int Apply(const Update& u, int64_t begin, int64_t end, double lr, double clip_scale) const;
 
   OptimizerConfig config_;
   int64_t steps_ = 0;

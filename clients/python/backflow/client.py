@@ -221,10 +221,19 @@ class Client(FitMixin, TorchMixin):
 
     def train_step(self, model_id: str, batch: Arrays, return_gradients: bool = False,
                    return_parameters: bool = False,
-                   learning_rate: Optional[float] = None) -> StepResult:
-        """One optimizer step on `batch`; `learning_rate` overrides the model's for this step."""
+                   learning_rate: Optional[float] = None,
+                   if_step: Optional[int] = None) -> StepResult:
+        """One optimizer step on `batch`; `learning_rate` overrides the model's for this step.
+
+        With `if_step`, the step is applied only if the model is at that step (else
+        BackflowError with FAILED_PRECONDITION, nothing applied): a call that was cancelled or
+        timed out may or may not have been applied, and retrying it with the same `if_step`
+        applies it at most once.
+        """
         request = self._step_request(model_id, batch, self._wire_types(model_id),
                                      return_gradients, return_parameters, learning_rate)
+        if if_step is not None:
+            request.if_step = if_step
         return StepResult.from_proto(self._call(self._stub.TrainStep, request))
 
     def train(self, model_id: str, batches: Iterable[Arrays], return_gradients: bool = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import grpc
 import numpy as np
 import pytest
 
@@ -70,6 +71,24 @@ def test_train_step_applies_sgd_with_the_step_learning_rate(client: Client) -> N
     step1, after = client.get_parameters(info.id, names=["w2"])
     assert step1 == 1 and set(after) == {"w2"}
     np.testing.assert_array_equal(after["w2"], result.parameters["w2"])
+
+
+def test_train_step_with_if_step_is_applied_at_most_once(client: Client) -> None:
+    x, labels = blobs(16)
+    info = client.create_model(tanh_mlp(), lr=0.1, seed=4)
+    first = client.train_step(info.id, {"x": x, "labels": labels}, if_step=0)
+    assert first.step == 1
+    _, after_first = client.get_parameters(info.id)
+    # The retry of a step whose answer was lost: refused, nothing applied.
+    with pytest.raises(BackflowError) as caught:
+        client.train_step(info.id, {"x": x, "labels": labels}, if_step=0)
+    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "parameters are at step 1, not 0" in str(caught.value)
+    step, unchanged = client.get_parameters(info.id)
+    assert step == 1
+    for name, value in after_first.items():
+        np.testing.assert_array_equal(unchanged[name], value)
+    assert client.train_step(info.id, {"x": x, "labels": labels}, if_step=1).step == 2
 
 
 def test_loss_matches_a_numpy_forward_pass(client: Client) -> None:

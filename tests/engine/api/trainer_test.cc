@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "engine/api/import.h"
@@ -187,6 +188,51 @@ TEST(TrainerTest, SetParametersIfStepRefusesAStaleWrite) {
   ASSERT_TRUE(trainer->SetParameters({{"w", three}}, /*if_step=*/1).ok());
   EXPECT_EQ(trainer->parameters()->values.at("w").at(0), 3.0);
   EXPECT_EQ(trainer->parameters()->step, 1);  // a write is not a step
+}
+
+// Bitwise copies of a snapshot's values, to compare after a refused step.
+std::map<std::string, std::vector<double>> Values(const ParameterSnapshot& snapshot) {
+  std::map<std::string, std::vector<double>> out;
+  for (const auto& [name, t] : snapshot.values) out[name] = t.ToDoubles();
+  return out;
+}
+
+TEST(TrainerTest, AStepThatWouldMakeAParameterNonFiniteIsNotApplied) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  ASSERT_TRUE(trainer->Step(batch.feeds()).ok());
+  const std::shared_ptr<const ParameterSnapshot> before = trainer->parameters();
+  const auto values = Values(*before);
+  // float32 rounds 1e300 to infinity: every updated value would be infinite or NaN.
+  StatusOr<StepResult> result = trainer->Step(batch.feeds(), {.learning_rate = 1e300});
+  ASSERT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(result.status().message(),
+            "step 2: update would make parameter 'b' non-finite; not applied");
+  EXPECT_EQ(trainer->parameters(), before);  // the same snapshot, still published
+  EXPECT_EQ(Values(*trainer->parameters()), values);
+  EXPECT_EQ(trainer->optimizer().steps(), 1);
+  // The next good step is step 2.
+  StatusOr<StepResult> next = trainer->Step(batch.feeds());
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(next->step, 2);
+}
+
+TEST(TrainerTest, StepIfStepAppliesAtMostOnce) {
+  auto trainer = MakeTrainer();
+  Batch batch;
+  StatusOr<StepResult> first = trainer->Step(batch.feeds(), {.if_step = 0});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->step, 1);
+  const std::shared_ptr<const ParameterSnapshot> after = trainer->parameters();
+  // A retry of the same step: refused, nothing run or applied.
+  StatusOr<StepResult> retry = trainer->Step(batch.feeds(), {.if_step = 0});
+  ASSERT_EQ(retry.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(retry.status().message(), "parameters are at step 1, not 0");
+  EXPECT_EQ(trainer->parameters(), after);
+  EXPECT_EQ(trainer->optimizer().steps(), 1);
+  StatusOr<StepResult> second = trainer->Step(batch.feeds(), {.if_step = 1});
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->step, 2);
 }
 
 TEST(TrainerTest, InferOnAGivenSnapshotIgnoresLaterSteps) {

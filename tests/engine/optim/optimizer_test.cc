@@ -294,6 +294,64 @@ TEST(OptimizerTest, BadGradientsChangeNothing) {
   }
 }
 
+// Note [Non-finite updates]: a step that would write a NaN or an infinity anywhere changes
+// nothing, neither the values nor the optimizer's slots and count.
+TEST(OptimizerTest, AnUpdateThatWouldOverflowChangesNothing) {
+  const auto f32 = [](std::vector<double> v) {
+    return Tensor::FromValues(DType::kFloat32, Shape{static_cast<int64_t>(v.size())}, v);
+  };
+  // SGD with momentum, one good step first so the slot exists; then a rate of 1e300, which
+  // float32 rounds to infinity.
+  std::unique_ptr<Optimizer> sgd = Make({.kind = Kind::kSgd, .learning_rate = 0.5, .momentum = 0.5});
+  Params params{{"a", f32({1, 2})}, {"b", f32({3, 4})}};
+  const Tensor g = f32({1, 1});
+  ASSERT_TRUE(sgd->Step(params, {{"a", &g}, {"b", &g}}).ok());
+  const std::vector<double> a1 = params.at("a").ToDoubles(), b1 = params.at("b").ToDoubles();
+  EXPECT_EQ(a1, (std::vector<double>{0.5, 1.5}));
+  const Status status = sgd->Step(params, {{"a", &g}, {"b", &g}}, 1e300);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "update would make parameter 'a' non-finite; not applied");
+  EXPECT_EQ(params.at("a").ToDoubles(), a1);
+  EXPECT_EQ(params.at("b").ToDoubles(), b1);
+  EXPECT_EQ(sgd->steps(), 1);
+  EXPECT_EQ(sgd->State().at("momentum/a").ToDoubles(), (std::vector<double>{1, 1}));
+  EXPECT_EQ(sgd->State().at("momentum/b").ToDoubles(), (std::vector<double>{1, 1}));
+
+  // Adam: a gradient of 1e22 squares past float32's range in the second moment, while the
+  // parameter itself would stay finite (m / sqrt(inf) is 0); the state is what is named.
+  std::unique_ptr<Optimizer> adam = Make({.kind = Kind::kAdam});
+  Params p2{{"w", f32({1, 2})}};
+  const Tensor huge = f32({1, 1e22});
+  const Status adam_status = adam->Step(p2, {{"w", &huge}});
+  EXPECT_EQ(adam_status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(adam_status.message(),
+            "update would make optimizer state 'adam_v/w' of parameter 'w' non-finite; not "
+            "applied");
+  EXPECT_EQ(p2.at("w").ToDoubles(), (std::vector<double>{1, 2}));
+  EXPECT_TRUE(adam->State().empty());
+  EXPECT_EQ(adam->steps(), 0);
+  // And the optimizer goes on as if the failed step had never been asked for.
+  ASSERT_TRUE(adam->Step(p2, {{"w", &g}}).ok());
+  EXPECT_EQ(adam->steps(), 1);
+}
+
+TEST(OptimizerTest, SettingsThatOverflowFloat32AreNamed) {
+  const DType f32 = DType::kFloat32;
+  EXPECT_TRUE(ValidateOptimizerForDType({.learning_rate = 1e38, .weight_decay = 1e38}, f32).ok());
+  EXPECT_TRUE(ValidateOptimizerForDType({.learning_rate = 1e300}, DType::kFloat64).ok());
+  EXPECT_EQ(ValidateOptimizerForDType({.learning_rate = 1e300}, f32).message(),
+            "optimizer config: learning_rate must be representable in float32, got 1e+300");
+  EXPECT_EQ(ValidateOptimizerForDType({.weight_decay = 1e39}, f32).message(),
+            "optimizer config: weight_decay must be representable in float32, got 1e+39");
+  const Status decay = ValidateOptimizerForDType(
+      {.kind = Kind::kAdamW, .learning_rate = 1e20, .weight_decay = 1e20}, f32);
+  EXPECT_EQ(decay.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(decay.message(), HasSubstr("1 - learning_rate * weight_decay (AdamW's decay)"));
+  EXPECT_EQ(ValidateOptimizerForDType({.kind = Kind::kAdam, .epsilon = 1e-50}, f32).message(),
+            "optimizer config: epsilon must be representable in float32 and above 0 there, got "
+            "1e-50");
+}
+
 TEST(OptimizerTest, BadLearningRateOverrideIsRejected) {
   std::unique_ptr<Optimizer> opt = Make({});
   Params params{{"p", T64({1})}};
