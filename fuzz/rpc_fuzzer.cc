@@ -174,7 +174,7 @@ void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
     for (int i = 0; i < (rpc == 6 ? 1 : 2); ++i) {
       v1::TrainStepResponse response;
       auto batch = ops::DecodeTrainBatch(*env.env, model, request);
-      (void)ops::TrainStepOnBatch(model, request, batch, run, &response);
+      (void)ops::TrainStepOnBatch(*env.env, model, request, batch, run, &response);
     }
   } else if (rpc == 9) {
     v1::SetParametersRequest request;

@@ -37,10 +37,17 @@ Tensor ToFloat32(const Tensor& tensor) {
   const int64_t n = tensor.num_elements();
   for (int64_t i = 0; i < n; ++i) {
     switch (tensor.dtype()) {
-      case DType::kFloat64: out[i] = static_cast<float>(tensor.data<double>()[i]); break;
-      case DType::kInt32: out[i] = static_cast<float>(tensor.data<int32_t>()[i]); break;
-      case DType::kInt64: out[i] = static_cast<float>(tensor.data<int64_t>()[i]); break;
-      case DType::kFloat32: break;
+      case DType::kFloat64:
+        out[i] = static_cast<float>(tensor.data<double>()[i]);
+        break;
+      case DType::kInt32:
+        out[i] = static_cast<float>(tensor.data<int32_t>()[i]);
+        break;
+      case DType::kInt64:
+        out[i] = static_cast<float>(tensor.data<int64_t>()[i]);
+        break;
+      case DType::kFloat32:
+        break;
     }
   }
   return result;
@@ -239,7 +246,8 @@ StatusOr<Dataset> DatasetFromCsv(std::string_view text, const std::string& label
     ++rows;
   }
   if (rows == 0 || columns < 2) {
-    return InvalidArgumentError(source + ": needs at least one row of two or more columns "
+    return InvalidArgumentError(source +
+                                ": needs at least one row of two or more columns "
                                 "(features, then a label column)");
   }
   StatusOr<size_t> label_or = LabelColumn(header, columns, label_column);

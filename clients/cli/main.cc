@@ -28,9 +28,8 @@ const FlagSpec kGlobalFlags[] = {
 
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
-  for (auto group :
-       {HealthCommands, ModelCommands, ParamCommands, InferCommands, EvalCommands,
-        GradcheckCommands, TrainCommands}) {
+  for (auto group : {HealthCommands, ModelCommands, ParamCommands, InferCommands, EvalCommands,
+                     GradcheckCommands, TrainCommands}) {
     for (Command& command : group()) all.push_back(std::move(command));
   }
   return all;
@@ -89,9 +88,9 @@ const Command* FindCommand(const std::vector<Command>& commands,
       names.push_back(command.name.substr(0, command.name.find(' ')));
     }
     const std::string_view closest = clients::ClosestName(word, names);
-    *exit_code = UsageError("", "unknown command '" + word + "'" +
-                                    (closest.empty() ? "" : "; did you mean '" +
-                                                                std::string(closest) + "'?"));
+    *exit_code = UsageError(
+        "", "unknown command '" + word + "'" +
+                (closest.empty() ? "" : "; did you mean '" + std::string(closest) + "'?"));
     return nullptr;
   }
   const bool has_sub = *next + 1 < args.size() && !args[*next + 1].starts_with("-");

@@ -59,8 +59,8 @@ int Fail(std::string_view what, std::string_view message) {
 int Fail(std::string_view what, const Status& status) { return Fail(what, status.message()); }
 
 int UsageError(std::string_view command, std::string_view message) {
-  return clients::PrintUsageError(
-      command.empty() ? "backflow" : "backflow " + std::string(command), message);
+  return clients::PrintUsageError(command.empty() ? "backflow" : "backflow " + std::string(command),
+                                  message);
 }
 
 }  // namespace backflow::cli

@@ -127,10 +127,12 @@ class TrainingRun {
     v1::SaveCheckpointRequest request;
     request.set_model_id(info_.id());
     v1::SaveCheckpointResponse response;
-    const grpc::Status saved = session_.Call(&v1::Backflow::Stub::SaveCheckpoint, request, &response);
-    std::fprintf(stderr, "\ntrain: interrupted; model %s kept at step %lld%s\n",
-                 info_.id().c_str(), static_cast<long long>(response.step()),
-                 saved.ok() ? ", checkpointed" : (", not checkpointed: " + saved.error_message()).c_str());
+    const grpc::Status saved =
+        session_.Call(&v1::Backflow::Stub::SaveCheckpoint, request, &response);
+    std::fprintf(
+        stderr, "\ntrain: interrupted; model %s kept at step %lld%s\n", info_.id().c_str(),
+        static_cast<long long>(response.step()),
+        saved.ok() ? ", checkpointed" : (", not checkpointed: " + saved.error_message()).c_str());
     std::fprintf(stderr, "resume with: backflow --server %s train --model-id %s --data %s%s\n",
                  session_.address().c_str(), info_.id().c_str(), options_.data_dir.c_str(),
                  options_.test_path.empty() ? "" : (" --test " + options_.test_path).c_str());
@@ -309,7 +311,7 @@ class TrainingRun {
   double train_seconds_ = 0;
   double test_accuracy_ = 0;
   std::deque<double> recent_losses_;  // of the current (at the end: the last) epoch
-  bool created_ = false;  // the model is this run's: deleted at the end unless --keep
+  bool created_ = false;              // the model is this run's: deleted at the end unless --keep
 };
 
 int RunTrain(Session& session, const Args& args) {

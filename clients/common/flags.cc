@@ -23,8 +23,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      row[j] = std::min({previous[j] + 1, row[j - 1] + 1,
-                         previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      row[j] = std::min(
+          {previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
         row[j] = std::min(row[j], before[j - 2] + 1);
       }
@@ -137,12 +137,17 @@ StatusOr<std::string> ServerAddress(std::string_view text) {
   }
   const size_t bracket = text.rfind(']');
   const size_t colon = text.rfind(':');
-  const bool has_port = colon != std::string_view::npos &&
-                        (bracket == std::string_view::npos ? text.find(':') == colon
-                                                           : colon > bracket);
-  if (text.empty() || (!has_port && bracket == std::string_view::npos &&
-                       colon != std::string_view::npos)) {
+  const bool has_port =
+      colon != std::string_view::npos &&
+      (bracket == std::string_view::npos ? text.find(':') == colon : colon > bracket);
+  if (text.empty() ||
+      (!has_port && bracket == std::string_view::npos && colon != std::string_view::npos)) {
     return InvalidArgumentError("'" + given + "' is not HOST:PORT (an IPv6 host goes in [])");
+  }
+  if (!has_port &&
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return InvalidArgumentError("'" + given +
+                                "' is a port alone; give HOST:PORT ('127.0.0.1:" + given + "')");
   }
   if (!has_port) return given + ":" + std::to_string(kDefaultPort);
   const std::string_view port = text.substr(colon + 1);

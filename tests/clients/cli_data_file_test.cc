@@ -10,8 +10,10 @@ class CliDataFileTest : public CliTest {
  protected:
   static std::string Data(const std::string& name) { return Source("tests/clients/data/" + name); }
   static CliResult Train(const std::string& data, std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {"train", "--model", Data("blob_mlp.pbtxt"), "--data", data,
-                                     "--epochs", "3", "--batch", "16", "--lr", "0.1", "--json"};
+    std::vector<std::string> args = {"train",  "--model", Data("blob_mlp.pbtxt"),
+                                     "--data", data,      "--epochs",
+                                     "3",      "--batch", "16",
+                                     "--lr",   "0.1",     "--json"};
     args.insert(args.end(), more.begin(), more.end());
     return Cli(args);
   }

@@ -181,8 +181,9 @@ TEST_F(CliCommandsTest, UnreachableServerIsUnavailable) {
 TEST_F(CliCommandsTest, AddressesAndCommandsThatAreAlmostRight) {
   const CliResult url = RunCli({"--server", "http://127.0.0.1:50051", "health"});
   EXPECT_EQ(url.exit_code, 2) << url;
-  EXPECT_TRUE(url.err.starts_with("backflow health: --server: 'http://127.0.0.1:50051' is a URL; "
-                                  "give HOST:PORT without a scheme ('127.0.0.1:50051')\n"))
+  EXPECT_TRUE(
+      url.err.starts_with("backflow health: --server: 'http://127.0.0.1:50051' is a URL; "
+                          "give HOST:PORT without a scheme ('127.0.0.1:50051')\n"))
       << url.err;
   const CliResult port = RunCli({"health", "--server", "127.0.0.1:65536"});
   EXPECT_EQ(port.exit_code, 2) << port;

@@ -19,8 +19,16 @@ class CliTrainLifecycleTest : public CliTest {
     return nlohmann::json::parse(CliOk({"models", "list", "--json"}));
   }
   static std::vector<std::string> BlobsTraining() {
-    return {"train", "--model", Data("blob_mlp.pbtxt"), "--data", Data("blobs_train.npz"),
-            "--epochs", "1", "--batch", "16", "--json"};
+    return {"train",
+            "--model",
+            Data("blob_mlp.pbtxt"),
+            "--data",
+            Data("blobs_train.npz"),
+            "--epochs",
+            "1",
+            "--batch",
+            "16",
+            "--json"};
   }
 };
 
@@ -29,7 +37,8 @@ TEST_F(CliTrainLifecycleTest, DeletesTheModelItCreatedUnlessKept) {
   const CliResult deleted = Cli(BlobsTraining());
   ASSERT_EQ(deleted.exit_code, 0) << deleted;
   const std::string first = LastJsonLine(deleted.out)["model_id"];
-  EXPECT_NE(deleted.err.find("train: deleted model " + first + " (add --keep to keep what it "
+  EXPECT_NE(deleted.err.find("train: deleted model " + first +
+                             " (add --keep to keep what it "
                              "trained)"),
             std::string::npos)
       << deleted.err;
@@ -46,8 +55,8 @@ TEST_F(CliTrainLifecycleTest, DeletesTheModelItCreatedUnlessKept) {
   EXPECT_EQ(nlohmann::json::parse(CliOk({"models", "show", id, "--json"}))["step"], 30);
 
   // Continuing a model by id never deletes it.
-  const CliResult more = Cli({"train", "--model-id", id, "--data", Data("blobs_train.npz"),
-                              "--batch", "16"});
+  const CliResult more =
+      Cli({"train", "--model-id", id, "--data", Data("blobs_train.npz"), "--batch", "16"});
   ASSERT_EQ(more.exit_code, 0) << more;
   EXPECT_EQ(nlohmann::json::parse(CliOk({"models", "show", id, "--json"}))["step"], 60);
   EXPECT_EQ(Models().size(), before + 1);
@@ -72,9 +81,9 @@ TEST_F(CliTrainLifecycleTest, AGraphWithoutALossCreatesNoModel) {
 }
 
 TEST_F(CliTrainLifecycleTest, CtrlCCheckpointsKeepsTheModelAndSaysHowToResume) {
-  const std::vector<std::string> args = {"--server", server_->address(), "train", "--model",
-                                         Source("models/lenet5.pbtxt"), "--epochs", "3",
-                                         "--test-limit", "0"};
+  const std::vector<std::string> args = {
+      "--server", server_->address(), "train", "--model", Source("models/lenet5.pbtxt"), "--epochs",
+      "3",        "--test-limit",     "0"};
   int fds[2];
   const pid_t pid = SpawnWithPipes(BACKFLOW_BINARY, args, fds);
   ASSERT_GT(pid, 0);
@@ -101,9 +110,10 @@ TEST_F(CliTrainLifecycleTest, CtrlCCheckpointsKeepsTheModelAndSaysHowToResume) {
 
   std::smatch match;
   ASSERT_TRUE(std::regex_search(
-      err, match, std::regex("train: interrupted; model (m-[0-9a-f]+) kept at step ([0-9]+), "
-                             "checkpointed\nresume with: backflow --server ([0-9.:]+) train "
-                             "--model-id (m-[0-9a-f]+) --data /usr/share/datasets/fashion-mnist")))
+      err, match,
+      std::regex("train: interrupted; model (m-[0-9a-f]+) kept at step ([0-9]+), "
+                 "checkpointed\nresume with: backflow --server ([0-9.:]+) train "
+                 "--model-id (m-[0-9a-f]+) --data /usr/share/datasets/fashion-mnist")))
       << err;
   EXPECT_EQ(match[1], match[4]);
   EXPECT_EQ(match[3], server_->address());

@@ -85,6 +85,8 @@ TEST(FlagsTest, ServerAddressesGetThePortTheyLackAndRefuseUrls) {
   EXPECT_EQ(ServerAddress("::1").status().message(),
             "'::1' is not HOST:PORT (an IPv6 host goes in [])");
   EXPECT_FALSE(ServerAddress("").ok());
+  EXPECT_EQ(ServerAddress("50051").status().message(),
+            "'50051' is a port alone; give HOST:PORT ('127.0.0.1:50051')");
   const FlagSpec server[] = {{"server", FlagKind::kValue, "HOST:PORT", "server address"}};
   const std::vector<std::string> host = {"--server", "h"}, zero = {"--server", "h:-1"};
   EXPECT_EQ(ParseArgs(host, server)->Address("server", "x:1").value(), "h:50051");

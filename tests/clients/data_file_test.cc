@@ -33,8 +33,8 @@ TEST(DataFileTest, ReadsNumpySavezWithItsNamesAndDtypes) {
   ASSERT_TRUE(data.ok()) << data.status().ToString();
   EXPECT_EQ(data->size(), 4);
   EXPECT_EQ(data->images.shape(), Shape({4, 3}));
-  EXPECT_EQ(Values(data->images), std::vector<float>({0, 0.25f, 0.5f, 0.75f, 1, 1.25f, 1.5f,
-                                                      1.75f, 2, 2.25f, 2.5f, 2.75f}));
+  EXPECT_EQ(Values(data->images), std::vector<float>({0, 0.25f, 0.5f, 0.75f, 1, 1.25f, 1.5f, 1.75f,
+                                                      2, 2.25f, 2.5f, 2.75f}));
   EXPECT_EQ(Values(data->labels), std::vector<float>({2, 0, 1, 2}));
 }
 

@@ -59,7 +59,7 @@ TEST(ConfigTest, ErrorsNameTheFlag) {
             "--max-models: 'ten' is not an integer");
   EXPECT_EQ(Parse({"--max-models=0"}).status().message(),
             "--max-models: 0 is outside [1, 1099511627776]");
-  EXPECT_EQ(Parse({"--listen=50051"}).status().message(), "--listen: '50051' is not HOST:PORT");
+  EXPECT_EQ(Parse({"--listen=50051"}).status().message(), "--listen: '50051' is a port alone; give HOST:PORT ('127.0.0.1:50051')");
   EXPECT_EQ(Parse({"--log-level=loud"}).status().message(),
             "--log-level: 'loud' is not one of trace, debug, info, warn, error, off");
   // Was "--data-dir: missing value".
