@@ -202,10 +202,17 @@ InferFigures RunInferWorkers(Backflow::Stub& stub, const v1::InferRequest& base,
   std::atomic<int> warm{0};
   Clock::time_point start;
   std::mutex start_mu;
-  auto worker = [&](int w) {
-    v1::InferRequest request = base;
+  // The batches are made here, on one thread: reading `graph` from several threads at once
+  // races inside protobuf (a parsed map field is synced into its map on first const access;
+  // ThreadSanitizer reported it in bench_harness_test).
+  std::vector<v1::InferRequest> requests(static_cast<size_t>(concurrency), base);
+  for (int w = 0; w < concurrency; ++w) {
+    v1::InferRequest& request = requests[static_cast<size_t>(w)];
     *request.mutable_inputs() = WireBatch(graph, batch, static_cast<uint64_t>(w) + 1);
     request.mutable_inputs()->erase("labels");
+  }
+  auto worker = [&](int w) {
+    const v1::InferRequest& request = requests[static_cast<size_t>(w)];
     auto call = [&] {
       grpc::ClientContext context;
       v1::InferResponse response;
