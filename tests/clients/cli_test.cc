@@ -1,6 +1,8 @@
 // The backflow CLI as a child process against a backflow-server child: help and usage errors,
 // health, models create/list/show/delete, params get/set through .npy files, checkpoints,
 // infer, and the error lines of failed calls. Values are checked against direct RPCs.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <regex>
 
@@ -310,6 +312,50 @@ TEST_F(CliCommandsTest, InferFromNpyMatchesTheRpc) {
       Cli({"infer", id, "--input", "images=" + File("images.npy"), "--output", "nope"});
   EXPECT_EQ(bad.exit_code, 1) << bad;
   EXPECT_TRUE(bad.err.starts_with("backflow: infer " + id + ": INVALID_ARGUMENT")) << bad.err;
+}
+
+// --top-k: the softmax of the RPC's logits, ranked, with Fashion-MNIST's class names.
+TEST_F(CliCommandsTest, InferTopKRanksTheSoftmaxOfTheLogits) {
+  const std::string id = CreateModel("lenet5", {"--seed", "7"});
+  std::vector<double> pixels(2 * 784);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<double>(i % 31) / 31;
+  const Tensor images = Tensor::FromValues(DType::kFloat32, Shape{2, 1, 28, 28}, pixels);
+  ASSERT_TRUE(WriteNpy(File("topk.npy"), images).ok());
+  const std::vector<std::string> infer = {"infer", id, "--input", "images=" + File("topk.npy"),
+                                          "--output", "logits", "--top-k", "3", "--labels",
+                                          Source("models/fashion_mnist_labels.txt")};
+  std::vector<std::string> json_args = infer;
+  json_args.push_back("--json");
+  const nlohmann::json json = LastJsonLine(CliOk(json_args));
+  ASSERT_FALSE(json.is_discarded());
+  const std::vector<double> logits = json["outputs"]["logits"]["values"].get<std::vector<double>>();
+  ASSERT_EQ(logits.size(), 20u);
+  const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  for (size_t row = 0; row < 2; ++row) {
+    std::vector<double> p(logits.begin() + row * 10, logits.begin() + row * 10 + 10);
+    const double largest = *std::max_element(p.begin(), p.end());
+    double sum = 0;
+    for (double& v : p) sum += (v = std::exp(v - largest));
+    std::vector<size_t> order = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+    const nlohmann::json& ranked = json["outputs"]["logits"]["top_k"][row];
+    ASSERT_EQ(ranked.size(), 3u) << ranked;
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(ranked[i]["class"], order[i]);
+      EXPECT_NEAR(ranked[i]["probability"].get<double>(), p[order[i]] / sum, 1e-12);
+      EXPECT_EQ(ranked[i]["label"], names[order[i]]);
+    }
+  }
+  const std::string text = CliOk(infer);
+  EXPECT_TRUE(text.starts_with("step 0\nlogits row 0:\n  1. 0.")) << text;
+  EXPECT_NE(text.find("logits row 1:\n"), std::string::npos) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 9) << text;
+
+  const CliResult zero = Cli({"infer", id, "--input", "images=" + File("topk.npy"), "--top-k", "0"});
+  EXPECT_EQ(zero.exit_code, 2) << zero;
+  EXPECT_NE(zero.err.find("--top-k takes a count of classes (1 or more), not '0'"), std::string::npos)
+      << zero.err;
 }
 
 }  // namespace
