@@ -78,7 +78,9 @@ Status ReportOne(const std::string& name, const Tensor& tensor, const Args& args
   }
   if (ranking.k == 0) return Status::Ok();
   StatusOr<std::vector<std::vector<RankedClass>>> ranked = TopK(tensor, ranking.k);
-  if (!ranked.ok()) return InvalidArgumentError("output '" + name + "': " + ranked.status().message());
+  if (!ranked.ok()) {
+    return InvalidArgumentError("output '" + name + "': " + ranked.status().message());
+  }
   if (args.Has("json")) {
     outputs[name]["top_k"] = TopKJson(*ranked, ranking.labels);
   } else {

@@ -352,9 +352,11 @@ TEST_F(CliCommandsTest, InferTopKRanksTheSoftmaxOfTheLogits) {
   EXPECT_NE(text.find("logits row 1:\n"), std::string::npos) << text;
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 9) << text;
 
-  const CliResult zero = Cli({"infer", id, "--input", "images=" + File("topk.npy"), "--top-k", "0"});
+  const CliResult zero =
+      Cli({"infer", id, "--input", "images=" + File("topk.npy"), "--top-k", "0"});
   EXPECT_EQ(zero.exit_code, 2) << zero;
-  EXPECT_NE(zero.err.find("--top-k takes a count of classes (1 or more), not '0'"), std::string::npos)
+  EXPECT_NE(zero.err.find("--top-k takes a count of classes (1 or more), not '0'"),
+            std::string::npos)
       << zero.err;
 }
 
