@@ -3,7 +3,7 @@
 PRESET ?= release
 JOBS ?= $(shell nproc)
 
-.PHONY: deps configure build test run bench clean asan tsan fuzz
+.PHONY: deps configure build test run bench clean asan tsan fuzz install python-wheel
 
 deps:
 	@scripts/install-deps.sh
@@ -28,6 +28,24 @@ test: build
 run: deps build/release/build.ninja
 	cmake --build --preset release -j $(JOBS) --target backflow-server backflow backflow-load backflow_python
 	exec build/bin/backflow-server $(ARGS)
+
+# Installs the binaries, the protos, the example graphs and the Python package under PREFIX
+# (default /usr/local; DESTDIR stages it elsewhere, as for a package): docs/install.md.
+PREFIX ?= /usr/local
+INSTALL_TARGETS = backflow-server backflow backflow-load backflow_python
+
+install: deps build/$(PRESET)/build.ninja
+	cmake --build --preset $(PRESET) -j $(JOBS) --target $(INSTALL_TARGETS)
+	DESTDIR="$(DESTDIR)" cmake --install build/$(PRESET) --prefix "$(PREFIX)"
+
+# A wheel of the Python client with its generated stubs, for pip install elsewhere (any Python
+# 3.9+ with grpcio, protobuf and NumPy): build/python-wheel/backflow-VERSION-py3-none-any.whl.
+python-wheel: deps
+	rm -rf build/python-wheel-src && mkdir -p build/python-wheel-src
+	cp -r clients/python/pyproject.toml clients/python/setup.py clients/python/README.md \
+	  clients/python/backflow build/python-wheel-src/
+	BACKFLOW_PROTO_DIR="$(CURDIR)/proto" /usr/bin/python3 -m pip wheel --no-deps \
+	  --no-build-isolation --disable-pip-version-check -w build/python-wheel build/python-wheel-src
 
 # The performance table (bench/run, docs/PERFORMANCE.md): every workload in process, over gRPC
 # and in PyTorch (Debian's python3-torch, installed on first use), side by side in one run.

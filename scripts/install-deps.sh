@@ -23,6 +23,9 @@ PACKAGES=(
   libonnx-dev  # ONNX's message definitions (onnx.proto) and its model checker, for import/export
   python3-onnx  # the Python tests check exported models with onnx.checker
   python3-tqdm  # the Python client's progress bar in Client.fit (optional for the client)
+  # pip install clients/python and make python-wheel (setuptools builds, wheel packs), and the
+  # test that installs the client into a virtual environment made with venv
+  python3-pip python3-setuptools python3-wheel python3-venv
 )
 
 # The fuzz preset (CMakePresets.json, docs/fuzzing.md): clang-14 with its sanitizer runtimes

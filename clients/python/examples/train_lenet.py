@@ -8,6 +8,10 @@ against the labels.
     build/bin/backflow-server &
     PYTHONPATH=build/release/python clients/python/examples/train_lenet.py --epochs 2
     PYTHONPATH=build/release/python clients/python/examples/train_lenet.py --limit 2000
+
+Installed (make install, or pip install clients/python), it runs from anywhere:
+    python3 /usr/local/share/backflow/examples/train_lenet.py --limit 2000
+The model is deleted at the end unless --keep is given.
 """
 
 from __future__ import annotations
@@ -23,13 +27,21 @@ import numpy as np
 from backflow import Client, load_graph
 from backflow.data import FASHION_MNIST_DIR, batches, load_fashion_mnist
 
-_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# models/ beside examples/ when installed (PREFIX/share/backflow), else the repository's.
+_GRAPH_CANDIDATES = [os.path.join(_HERE, "..", "models", "lenet5.pbtxt"),
+                     os.path.join(_HERE, "..", "..", "..", "models", "lenet5.pbtxt")]
+_DEFAULT_GRAPH = os.path.normpath(next((p for p in _GRAPH_CANDIDATES if os.path.isfile(p)),
+                                       _GRAPH_CANDIDATES[-1]))
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", default="127.0.0.1:50051", help="host:port of the server")
-    parser.add_argument("--graph", default=os.path.join(_REPO, "models", "lenet5.pbtxt"))
+    parser.add_argument("--server", default=os.environ.get("BACKFLOW_SERVER", "127.0.0.1:50051"),
+                        help="host:port of the server (default: $BACKFLOW_SERVER or "
+                             "127.0.0.1:50051)")
+    parser.add_argument("--graph", default=_DEFAULT_GRAPH)
+    parser.add_argument("--keep", action="store_true", help="keep the model on the server")
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64, help="training batch size")
@@ -73,6 +85,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"epoch {epoch}: {len(losses)} steps, mean loss {np.mean(losses):.4f}, "
                   f"last loss {losses[-1]:.4f}, test accuracy {accuracy:.4f} "
                   f"({len(train_images) / seconds:.0f} samples/s)")
+        if args.keep:
+            print(f"kept model {info.id} on {args.server}")
+        else:
+            client.delete_model(info.id)
     return 0
 
 

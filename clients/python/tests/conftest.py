@@ -1,7 +1,7 @@
 """Fixtures: one real backflow-server process for the session, and clients connected to it.
 
-The server binary comes from BACKFLOW_SERVER_BINARY (ctest sets it, with PYTHONPATH pointing at
-the built package; see clients/python/CMakeLists.txt). It listens on 127.0.0.1 with a free port,
+The server binary comes from BACKFLOW_SERVER_BINARY (ctest sets it and runs these tests with the
+package pip-installed into a virtual environment: tests/run_in_venv.sh). It listens on 127.0.0.1 with a free port,
 which it reports on stderr, and keeps its data in a temporary directory. At the end of the
 session it is stopped with SIGTERM and must exit with status 0.
 """

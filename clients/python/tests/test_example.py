@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from backflow import Client
 from backflow.data import FASHION_MNIST_DIR
 from conftest import ServerProcess
 
@@ -31,3 +32,5 @@ def test_train_lenet_example(server: ServerProcess, capsys: pytest.CaptureFixtur
     # Ten classes: chance is 0.1; measured with seeds 0 to 3, epoch 3 reaches 0.60 to 0.71.
     assert float(epochs[2][1]) < float(epochs[0][1])
     assert float(epochs[2][2]) > 0.4
+    with Client(server.address) as client:  # the example deletes its model (no --keep)
+        assert "lenet5-example" not in [m.name for m in client.list_models()]
