@@ -15,17 +15,23 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ocl-icd-opencl-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
-# Only the three shipped binaries; tests are not configured or built in the image.
+# What `make install` installs (docs/install.md), staged in /stage: the server, the CLI,
+# backflow-load, the protos, the example graphs and the Python package. Tests are not configured
+# or built in the image.
 RUN cmake --preset release -DBUILD_TESTING=OFF \
- && cmake --build --preset release --target backflow-server backflow backflow-load \
- && strip build/bin/backflow-server build/bin/backflow build/bin/backflow-load
+ && cmake --build --preset release --target backflow-server backflow backflow-load backflow_python \
+ && DESTDIR=/stage cmake --install build/release --prefix /usr/local \
+ && strip /stage/usr/local/bin/backflow-server /stage/usr/local/bin/backflow \
+      /stage/usr/local/bin/backflow-load
 
 # ---- runtime ----
 FROM debian:bookworm-slim
-# Runtime libraries of the binaries (from `ldd`; their own dependencies come along).
+# Runtime libraries of the binaries (from `ldd`; their own dependencies come along), and the
+# Python client's interpreter and packages (python3 reads /usr/local/lib/python3.11/dist-packages).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libtbb12 libdnnl2 libspdlog1.10 libgomp1 zlib1g \
+      libgrpc++1.51 libprotobuf32 libtbb12 libdnnl2 libspdlog1.10 libgomp1 zlib1g libzip4 libonnx1 \
+      python3 python3-grpcio python3-protobuf python3-numpy \
  && rm -rf /var/lib/apt/lists/*
 # A fixed uid/gid so Kubernetes' runAsUser/fsGroup and host volume ownership can name it.
 RUN groupadd --system --gid 10001 backflow \
@@ -34,10 +40,10 @@ RUN groupadd --system --gid 10001 backflow \
  && mkdir -p /var/lib/backflow \
  && chown 10001:10001 /var/lib/backflow \
  && chmod 0750 /var/lib/backflow
-COPY --from=build /src/build/bin/backflow-server /src/build/bin/backflow /src/build/bin/backflow-load \
-     /usr/local/bin/
-# Graphs for backflow-load and `backflow models create` (the compose load job uses them).
-COPY models /usr/share/backflow/models
+# /usr/local/bin: the binaries; /usr/local/share/backflow: proto/, models/ (graphs for
+# backflow-load and `backflow models create`; the compose load job uses them) and examples/;
+# /usr/local/lib/python3.11/dist-packages/backflow: the Python package.
+COPY --from=build /stage/usr/local/ /usr/local/
 
 USER 10001:10001
 WORKDIR /var/lib/backflow

@@ -10,14 +10,15 @@
 #      stateless eval and a short load run, sends SIGTERM and requires exit code 0 (graceful drain),
 #      and checks the load run's model was left checkpointed in the data dir.
 # Every wait is bounded. Environment: BACKFLOW_IMAGE_CACHE (default /var/tmp/backflow-image),
-# BACKFLOW_IMAGE (default backflow:dev), BUILD_TIMEOUT seconds (default 5400), DEBIAN_MIRROR.
+# BACKFLOW_IMAGE (default backflow:dev), BUILD_TIMEOUT seconds (default 5400), DEBIAN_MIRROR
+# (default: the Debian mirror this machine's apt is configured with; the image's apt gets the same
+# sources).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${BACKFLOW_IMAGE_CACHE:-/var/tmp/backflow-image}
 IMAGE=${BACKFLOW_IMAGE:-backflow:dev}
 BASE=debian:bookworm-slim
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-5400}
 GRACE_MS=20000  # the image's --shutdown-grace-ms
 BUILDAH=(buildah --storage-driver vfs)
@@ -41,22 +42,32 @@ install_tools() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# The apt sources of the official debian:bookworm-slim image (debootstrap writes only "bookworm").
-write_sources() {
-  rm -f "$1/etc/apt/sources.list"
-  cat >"$1/etc/apt/sources.list.d/debian.sources" <<SOURCES
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+# This machine's Debian apt sources (deb822 debian.sources, else the debian lines of sources.list):
+# the image reads packages from the mirror the host is configured with.
+host_debian_sources() {
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    cat /etc/apt/sources.list.d/debian.sources
+  elif [ -f /etc/apt/sources.list ]; then
+    grep -E '^deb .*debian' /etc/apt/sources.list
+  fi
+}
 
-Types: deb
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
+# The first Debian archive URI of those sources (the one that is not -security), for debootstrap.
+host_mirror() {
+  host_debian_sources | awk '
+    /^URIs:/ && $2 !~ /security/ { print $2; exit }
+    /^deb / && $2 !~ /security/ { print $2; exit }'
+}
+
+MIRROR=${DEBIAN_MIRROR:-$(host_mirror)}
+
+write_sources() {
+  rm -f "$1/etc/apt/sources.list" "$1/etc/apt/sources.list.d/debian.sources"
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    host_debian_sources >"$1/etc/apt/sources.list.d/debian.sources"
+  else
+    host_debian_sources >"$1/etc/apt/sources.list"
+  fi
 }
 
 make_base_image() {
@@ -158,16 +169,26 @@ serve() {
   [ "$health" = SERVING ] || fail "no SERVING within 60 s (last: $health)"
   step "backflow health (inside the image): $health"
 
+  step "what the image ships besides the server: the CLI, the protos, the Python package"
+  in_image backflow --help | head -n 3
+  in_image backflow --help | grep -q '^Usage: backflow' || fail "backflow --help printed no usage"
+  in_image test -f /usr/local/share/backflow/proto/backflow/v1/service.proto \
+    || fail "the protos are missing"
+  in_image python3 -c "import backflow, backflow.v1.service_pb2_grpc; print(backflow.__file__)" \
+    || fail "the Python package does not import"
+  in_image env BACKFLOW_SERVER="127.0.0.1:$port" python3 -c \
+    "from backflow import Client; c = Client('127.0.0.1:$port'); print('python health:', c.health())"
+
   step "backflow eval staged.pbtxt --set x=3 --set y=-4"
   local eval_out
   eval_out=$(in_image timeout 60 backflow --server "127.0.0.1:$port" --timeout 30 \
-    eval /usr/share/backflow/models/seeds/staged.pbtxt --set x=3 --set y=-4)
+    eval /usr/local/share/backflow/models/seeds/staged.pbtxt --set x=3 --set y=-4)
   echo "$eval_out"
   # (x + sigmoid(y)) / (sigmoid(x) + (x + y)^2) at x=3, y=-4 (tests/engine/api/evaluate_test.cc)
   grep -qx 'f = 1.545644884' <<<"$eval_out" || fail "eval gave the wrong f"
   step "backflow-load mlp_tanh.pbtxt --rpc mixed --concurrency 2 --duration 3 --keep-model"
   in_image timeout 120 backflow-load --server "127.0.0.1:$port" \
-    --model /usr/share/backflow/models/mlp_tanh.pbtxt --rpc mixed --concurrency 2 --duration 3 \
+    --model /usr/local/share/backflow/models/mlp_tanh.pbtxt --rpc mixed --concurrency 2 --duration 3 \
     --warmup 1 --keep-model
   in_image backflow --server "127.0.0.1:$port" models list
 }
@@ -198,6 +219,7 @@ stop_and_check() {
 }
 
 install_tools
+[ -n "$MIRROR" ] || fail "no Debian mirror in this machine's apt sources; set DEBIAN_MIRROR"
 make_base_image
 build_image
 serve

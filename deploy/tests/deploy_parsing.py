@@ -158,3 +158,48 @@ def health_service_name():
     package = re.search(r"^package\s+([\w.]+)\s*;", text, re.M).group(1)
     service = re.search(r"^service\s+(\w+)\s*\{", text, re.M).group(1)
     return f"{package}.{service}"
+
+
+def linked_packages(binary):
+    """library path -> the Debian package it comes from, for every shared library `binary`
+    loads (ldd); ValueError if ldd cannot resolve one or no package owns it."""
+    out = subprocess.run(["ldd", str(binary)], check=True, capture_output=True, text=True).stdout
+    libraries = []
+    for line in out.splitlines():
+        match = re.match(r"\s*(\S+) => (\S+)", line)
+        if match and match.group(2) == "not":
+            raise ValueError(f"{binary}: {match.group(1)} not found")
+        if match:
+            libraries.append(match.group(2))
+    # One dpkg -S for all of them, under the name ldd gives and its target (merged /usr).
+    candidates = {c: lib for lib in libraries for c in (lib, str(Path(lib).resolve()))}
+    found = subprocess.run(["dpkg", "-S", *candidates], capture_output=True, text=True).stdout
+    packages = {}
+    for line in found.splitlines():
+        package, _, path = line.partition(": ")
+        if path in candidates:
+            packages[candidates[path]] = package.split(":")[0]
+    missing = [lib for lib in libraries if lib not in packages]
+    if missing:
+        raise ValueError(f"{binary}: no package owns {missing}")
+    return packages
+
+
+def package_closure(packages):
+    """`packages` and everything they depend on (Depends and Pre-Depends, every alternative),
+    as dpkg on this machine knows them."""
+    seen, pending = set(), list(packages)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        fields = subprocess.run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", name],
+                                capture_output=True, text=True)
+        if fields.returncode != 0:
+            continue
+        for item in re.split(r"[,|]", fields.stdout):
+            dependency = re.sub(r"\(.*?\)|:\w+", "", item).strip()
+            if dependency:
+                pending.append(dependency)
+    return seen

@@ -19,7 +19,7 @@ import deploy_parsing as dp
 
 PORT = 50051
 DATA_DIR = "/var/lib/backflow"
-MODELS_DIR = "/usr/share/backflow/models"
+MODELS_DIR = "/usr/local/share/backflow/models"
 BASE_IMAGE = "debian:bookworm-slim"  # the name deploy/verify-image.sh imports its root as
 
 # ---- the files, parsed once ----
@@ -155,10 +155,33 @@ def test_dockerfile_exposes_the_port_and_the_data_volume():
     assert only(instructions(RUNTIME, "EXPOSE"), "EXPOSE").split() == [str(PORT)]
     assert dp.dockerfile_args(only(instructions(RUNTIME, "VOLUME"), "VOLUME")) == [DATA_DIR]
     assert only(instructions(RUNTIME, "STOPSIGNAL"), "STOPSIGNAL") == "SIGTERM"
-    copies = " ".join(instructions(RUNTIME, "COPY"))
+
+
+def test_dockerfile_ships_what_make_install_installs():
+    """The build stage stages `cmake --install` (binaries, protos, models, the Python package)
+    and the runtime stage copies that tree to /usr/local, with the libraries it links and the
+    Python client's interpreter and packages."""
+    build = " ".join(instructions(DOCKER_STAGES[0], "RUN"))
+    for target in ("backflow-server", "backflow", "backflow-load", "backflow_python"):
+        assert re.search(rf"--target [^&]*\b{target}\b", build), f"{target} not built"
+    assert "DESTDIR=/stage cmake --install build/release --prefix /usr/local" in build
+    assert " ".join(instructions(RUNTIME, "COPY")).split() == [
+        "--from=build", "/stage/usr/local/", "/usr/local/"]
+    installs = " ".join(t for t in instructions(RUNTIME, "RUN") if "apt-get install" in t)
+    for package in ("python3", "python3-grpcio", "python3-protobuf", "python3-numpy"):
+        assert re.search(rf"\s{re.escape(package)}\s", installs + " "), package
+
+
+def test_dockerfile_runtime_has_every_library_the_binaries_link(server_binary):
+    """Each shared library of the three binaries (ldd) comes from a package the runtime stage
+    installs, or from one of their dependencies (checked against dpkg on this machine)."""
+    installs = " ".join(t for t in instructions(RUNTIME, "RUN") if "apt-get install" in t)
+    wanted = set(re.findall(r"\b(lib[\w.+-]+|zlib1g)\b", installs))
+    closure = dp.package_closure(wanted)
+    bin_dir = Path(server_binary).parent
     for binary in ("backflow-server", "backflow", "backflow-load"):
-        assert f"/build/bin/{binary} " in copies + " ", f"{binary} not copied into the image"
-    assert f"models {MODELS_DIR}" in copies
+        for library, package in dp.linked_packages(bin_dir / binary).items():
+            assert package in closure, f"{binary} links {library} from {package}, not installed"
 
 
 def test_dockerfile_healthcheck_asks_the_server_in_the_container():
