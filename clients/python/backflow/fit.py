@@ -16,6 +16,8 @@ from typing import Any, Mapping, Optional, TextIO, Union
 
 import numpy as np
 
+from backflow.v1 import tensor_pb2
+
 #: Arrays for fit: one array (the model's only non-label input) or placeholder name -> array.
 Features = Union[np.ndarray, Mapping[str, Any]]
 #: Validation data: (x, y), or placeholder name -> array with the labels included.
@@ -55,6 +57,22 @@ def label_input(info: Any) -> str:
                      "labels; pass x as a dict of placeholder name -> array, labels included")
 
 
+_INTEGER_DTYPES = {tensor_pb2.INT32: np.int32, tensor_pb2.INT64: np.int64}
+
+
+def _as_integers(values: np.ndarray, name: str, dtype: Any) -> np.ndarray:
+    """Labels held as floats (as Fashion-MNIST loads them) for an integer placeholder (as an ONNX
+    import declares its labels): cast when every value is a whole number, else refuse."""
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(dtype, copy=False)
+    if not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(f"input '{name}' takes integers, not {values.dtype}")
+    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        raise ValueError(f"input '{name}' takes integer class ids; these values are not whole "
+                         "numbers")
+    return values.astype(dtype)
+
+
 def dataset(info: Any, x: Features, y: Any = None) -> dict[str, np.ndarray]:
     """Placeholder name -> array for `info`'s model from fit's (x, y), checked to have one
     length and to name only the model's placeholders."""
@@ -77,6 +95,10 @@ def dataset(info: Any, x: Features, y: Any = None) -> dict[str, np.ndarray]:
     if unknown:
         raise ValueError(f"the model has no input {', '.join(unknown)} (its inputs: "
                          f"{', '.join(names)})")
+    for tensor in info.inputs:
+        if tensor.name in arrays and tensor.dtype in _INTEGER_DTYPES:
+            arrays[tensor.name] = _as_integers(arrays[tensor.name], tensor.name,
+                                               _INTEGER_DTYPES[tensor.dtype])
     lengths = {name: (len(value) if value.ndim else 0) for name, value in arrays.items()}
     if len(set(lengths.values())) != 1 or 0 in lengths.values():
         described = ", ".join(f"{name}: {length}" for name, length in lengths.items())

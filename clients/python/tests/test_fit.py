@@ -128,6 +128,25 @@ def test_fit_refuses_an_inference_only_model_and_reports_server_errors(client: C
         client.fit(model, np.zeros((4, 5), np.float32), np.zeros(4, np.float32), progress=False)
 
 
+def test_fit_casts_whole_float_labels_for_an_integer_labels_input(client: Client) -> None:
+    """An ONNX import declares its labels int64; Fashion-MNIST loads them as float32. fit sends
+    whole numbers as the declared type (the same steps as int64 labels) and refuses others."""
+    onnx_bytes = _onnx_linear("x", "y").SerializeToString()
+    as_floats = client.create_model_from_onnx(onnx_bytes, loss="softmax_cross_entropy", lr=0.1)
+    as_ints = client.create_model_from_onnx(onnx_bytes, loss="softmax_cross_entropy", lr=0.1)
+    int64 = backflow.v1.tensor_pb2.INT64
+    assert [t.dtype for t in as_floats.inputs if t.name == "labels"] == [int64]
+    x, labels = blobs(30, seed=2)
+    client.fit(as_floats.id, x, labels, epochs=1, batch_size=10, shuffle=False, progress=False)
+    client.fit(as_ints.id, x, labels.astype(np.int64), epochs=1, batch_size=10, shuffle=False,
+               progress=False)
+    _assert_bitwise_equal(client.get_parameters(as_floats.id)[1],
+                          client.get_parameters(as_ints.id)[1])
+    with pytest.raises(ValueError, match="'labels' takes integer class ids"):
+        client.fit(as_floats.id, x, labels + 0.5, progress=False)
+    assert client.get_model(as_floats.id).step == 3  # the refused call took no step
+
+
 def _onnx_linear(input_name: str, output_name: str) -> onnx.ModelProto:
     """input [N, 2] -> Gemm (weight [3, 2], transB) = output [N, 3], as torch exports a Linear."""
     weight = numpy_helper.from_array(np.array([[1, 2], [3, 4], [5, 6]], np.float32), "fc.weight")
