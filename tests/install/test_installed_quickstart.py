@@ -71,7 +71,9 @@ def test_the_readme_quick_start_runs_against_the_installed_tree(staged, tmp_path
     assert commands[0].startswith("make install"), commands
     env = {"PATH": f"{prefix}/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
            "PYTHONPATH": f"{prefix}/lib/python{PYTHON_VERSION}/dist-packages",
-           "PYTHONDONTWRITEBYTECODE": "1", "GOMP_SPINCOUNT": "0"}
+           "PYTHONDONTWRITEBYTECODE": "1", "GOMP_SPINCOUNT": "0",
+           # the sanitizer presets' settings (suppressions), for sanitized binaries
+           **{k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")}}
     server = subprocess.Popen([f"{prefix}/bin/backflow-server", "--listen=127.0.0.1:0",
                                f"--data-dir={tmp}/data"], env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
