@@ -19,7 +19,7 @@ rm -rf "$staging"
 mkdir -p "$staging"
 cp -r "$source/clients/python/"{pyproject.toml,setup.py,README.md,backflow} "$staging/"
 # --no-index: the dependencies must already be there (the system's, through the venv).
-BACKFLOW_PROTO_DIR="$source/proto" "$venv/bin/python" -m pip install --quiet \
+BACKFLOW_PROTO_DIR="$source/proto" PIP_NO_CACHE_DIR=1 "$venv/bin/python" -m pip install --quiet \
   --disable-pip-version-check --no-build-isolation --no-index "$staging"
 
 unset PYTHONPATH
