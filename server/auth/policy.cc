@@ -66,14 +66,14 @@ Decision Authorize(const TokenTable& tokens, std::optional<std::string_view> aut
   const Role needed = RequiredRole(rpc);
   if (token->role < needed) {
     return {PermissionDeniedError("token '" + token->name + "' has role " +
-                                      std::string(RoleName(token->role)) + "; " +
-                                      std::string(rpc) + " needs " + std::string(RoleName(needed))),
+                                  std::string(RoleName(token->role)) + "; " + std::string(rpc) +
+                                  " needs " + std::string(RoleName(needed))),
             token};
   }
   if (model_name && !MaySee(*token, *model_name)) {
     return {PermissionDeniedError("token '" + token->name + "' is limited to models named '" +
-                                      token->model_prefix + "...'; this model is named '" +
-                                      std::string(*model_name) + "'"),
+                                  token->model_prefix + "...'; this model is named '" +
+                                  std::string(*model_name) + "'"),
             token};
   }
   return {Status(), token};

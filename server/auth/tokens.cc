@@ -61,7 +61,8 @@ std::optional<std::string> ApplyOption(std::string_view option, Token& token) {
   }
   if (key == "max-models" || key == "max-in-flight") {
     const std::optional<int64_t> count = ParseCount(value);
-    if (!count) return std::string(key) + " takes a count (0 or more), not '" + std::string(value) + "'";
+    if (!count)
+      return std::string(key) + " takes a count (0 or more), not '" + std::string(value) + "'";
     (key == "max-models" ? token.max_models : token.max_in_flight) = *count;
     return std::nullopt;
   }
@@ -73,8 +74,9 @@ StatusOr<Token> ParseLine(const std::vector<std::string_view>& fields) {
   Token token;
   const std::optional<Digest> digest = ParseDigest(fields[0]);
   if (!digest) {
-    return InvalidArgumentError("expected sha256:<64 hex digits> first (the token's digest, "
-                                "never the token itself)");
+    return InvalidArgumentError(
+        "expected sha256:<64 hex digits> first (the token's digest, "
+        "never the token itself)");
   }
   token.digest = *digest;
   if (fields.size() < 2) return InvalidArgumentError("no role (read, train or admin)");
@@ -140,13 +142,15 @@ StatusOr<TokenTable> TokenTable::Parse(std::string_view text, std::string_view s
     std::string_view line = text.substr(0, end);
     text.remove_prefix(std::min(end + 1, text.size()));
     ++line_number;
-    if (const size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    if (const size_t hash = line.find('#'); hash != std::string_view::npos)
+      line = line.substr(0, hash);
     const std::vector<std::string_view> fields = Fields(line);
     if (fields.empty()) continue;
     const std::string where = std::string(source) + ":" + std::to_string(line_number) + ": ";
     StatusOr<Token> token = ParseLine(fields);
     if (!token.ok()) return InvalidArgumentError(where + token.status().message());
-    if (!digests.insert(token->digest).second) return InvalidArgumentError(where + "a repeated token");
+    if (!digests.insert(token->digest).second)
+      return InvalidArgumentError(where + "a repeated token");
     if (!names.insert(token->name).second) {
       return InvalidArgumentError(where + "a second token named '" + token->name + "'");
     }

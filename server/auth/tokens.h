@@ -37,10 +37,10 @@ std::optional<Role> ParseRole(std::string_view name);
 struct Token {
   Digest digest{};
   Role role = Role::kRead;
-  std::string name;          // for logs and messages; defaults to the digest's first 8 hex digits
-  std::string model_prefix;  // empty: every model (admin tokens ignore it)
-  int64_t max_models = 0;    // models created by this token held at once; 0: no quota
-  int64_t max_in_flight = 0; // requests in flight; 0: no quota
+  std::string name;           // for logs and messages; defaults to the digest's first 8 hex digits
+  std::string model_prefix;   // empty: every model (admin tokens ignore it)
+  int64_t max_models = 0;     // models created by this token held at once; 0: no quota
+  int64_t max_in_flight = 0;  // requests in flight; 0: no quota
 };
 
 // The parsed token file. Immutable once built; safe to share between threads.

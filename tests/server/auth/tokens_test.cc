@@ -1,8 +1,9 @@
 // The token file, the digest lookup and the per-call check (server/auth/tokens.h, policy.h).
+#include "server/auth/tokens.h"
+
 #include <gtest/gtest.h>
 
 #include "server/auth/policy.h"
-#include "server/auth/tokens.h"
 
 namespace backflow::server::auth {
 namespace {
@@ -20,15 +21,13 @@ TokenTable Table(const std::string& text) {
   return table.ok() ? std::move(*table) : TokenTable();
 }
 
-TEST(TokensTest, Sha256MatchesTheStandardVector) {
-  EXPECT_EQ(ToHex(Sha256("abc")), kAbcDigest);
-}
+TEST(TokensTest, Sha256MatchesTheStandardVector) { EXPECT_EQ(ToHex(Sha256("abc")), kAbcDigest); }
 
 TEST(TokensTest, ParsesRolesOptionsAndComments) {
-  const TokenTable table = Table(
-      "# a comment\n\n" + Line("reader", "read   # trailing comment") +
-      Line("trainer", "train name=team-a prefix=team-a/ max-models=4 max-in-flight=8") +
-      Line("root", "admin name=ops"));
+  const TokenTable table =
+      Table("# a comment\n\n" + Line("reader", "read   # trailing comment") +
+            Line("trainer", "train name=team-a prefix=team-a/ max-models=4 max-in-flight=8") +
+            Line("root", "admin name=ops"));
   ASSERT_EQ(table.size(), 3u);
   const Token* reader = table.Find("reader");
   ASSERT_NE(reader, nullptr);
@@ -88,20 +87,26 @@ TEST(TokensTest, ReadsBearerHeaders) {
 TEST(PolicyTest, EachRoleReachesExactlyItsMethods) {
   const TokenTable table =
       Table(Line("r", "read name=r") + Line("t", "train name=t") + Line("a", "admin name=a"));
-  const std::vector<std::pair<std::string, Role>> methods = {
-      {"Infer", Role::kRead},          {"Evaluate", Role::kRead},
-      {"CheckGradients", Role::kRead}, {"GetModel", Role::kRead},
-      {"ListModels", Role::kRead},     {"GetParameters", Role::kRead},
-      {"ExportModel", Role::kRead},    {"TrainStep", Role::kTrain},
-      {"Train", Role::kTrain},         {"ComputeGradients", Role::kTrain},
-      {"SetParameters", Role::kTrain}, {"SaveCheckpoint", Role::kTrain},
-      {"RestoreCheckpoint", Role::kTrain}, {"CreateModel", Role::kAdmin},
-      {"DeleteModel", Role::kAdmin},   {"SomethingNew", Role::kAdmin}};
+  const std::vector<std::pair<std::string, Role>> methods = {{"Infer", Role::kRead},
+                                                             {"Evaluate", Role::kRead},
+                                                             {"CheckGradients", Role::kRead},
+                                                             {"GetModel", Role::kRead},
+                                                             {"ListModels", Role::kRead},
+                                                             {"GetParameters", Role::kRead},
+                                                             {"ExportModel", Role::kRead},
+                                                             {"TrainStep", Role::kTrain},
+                                                             {"Train", Role::kTrain},
+                                                             {"ComputeGradients", Role::kTrain},
+                                                             {"SetParameters", Role::kTrain},
+                                                             {"SaveCheckpoint", Role::kTrain},
+                                                             {"RestoreCheckpoint", Role::kTrain},
+                                                             {"CreateModel", Role::kAdmin},
+                                                             {"DeleteModel", Role::kAdmin},
+                                                             {"SomethingNew", Role::kAdmin}};
   for (const auto& [rpc, needed] : methods) {
     EXPECT_EQ(RequiredRole(rpc), needed) << rpc;
-    for (const auto& [token, role] :
-         std::vector<std::pair<std::string, Role>>{{"r", Role::kRead}, {"t", Role::kTrain},
-                                                   {"a", Role::kAdmin}}) {
+    for (const auto& [token, role] : std::vector<std::pair<std::string, Role>>{
+             {"r", Role::kRead}, {"t", Role::kTrain}, {"a", Role::kAdmin}}) {
       const Decision decision = Authorize(table, "Bearer " + token, rpc, std::nullopt);
       if (role >= needed) {
         EXPECT_TRUE(decision.status.ok()) << rpc << " " << token << decision.status.ToString();
