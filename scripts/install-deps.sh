@@ -26,6 +26,7 @@ PACKAGES=(
   # pip install clients/python and make python-wheel (setuptools builds, wheel packs), and the
   # test that installs the client into a virtual environment made with venv
   python3-pip python3-setuptools python3-wheel python3-venv
+  libssl-dev  # SHA-256 and constant-time comparison of --auth-tokens digests (OpenSSL libcrypto)
 )
 
 # The fuzz preset (CMakePresets.json, docs/fuzzing.md): clang-14 with its sanitizer runtimes

@@ -76,6 +76,9 @@ std::vector<FlagSpec> Specs(const ServerConfig& d) {
     }
     specs.push_back({setting.name, FlagKind::kValue, "N", std::move(help)});
   }
+  specs.push_back({"auth-tokens", FlagKind::kValue, "FILE",
+                   "require a token with a role on every backflow.v1 call;\nFILE lists their "
+                   "SHA-256 digests (docs/security.md; default: off)"});
   specs.push_back({"log-level", FlagKind::kValue, "LEVEL",
                    "trace, debug, info, warn, error, off (default " + d.log_level + ")"});
   specs.push_back({"help", FlagKind::kSwitch, "", "show this help and exit"});
@@ -92,6 +95,9 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* he
   BF_ASSIGN_OR_RETURN(config.listen, args.Address("listen", config.listen));
   BF_ASSIGN_OR_RETURN(config.data_dir, args.NonEmpty("data-dir", config.data_dir));
   BF_ASSIGN_OR_RETURN(config.log_level, args.Choice("log-level", config.log_level, kLogLevels));
+  if (args.Has("auth-tokens")) {
+    BF_ASSIGN_OR_RETURN(config.auth_tokens, args.NonEmpty("auth-tokens", ""));
+  }
   for (const IntSetting& setting : kIntSettings) {
     BF_ASSIGN_OR_RETURN(const int64_t value, args.Integer(setting.name, setting.get(config),
                                                           setting.min, setting.max));
@@ -112,8 +118,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
   return {
       "listen=" + c.listen,
       "data_dir=" + c.data_dir,
-      "compute_threads=" + std::to_string(c.compute_threads) + " rpc_threads=" +
-          std::to_string(c.rpc_threads),
+      "compute_threads=" + std::to_string(c.compute_threads) +
+          " rpc_threads=" + std::to_string(c.rpc_threads),
       "max_message_bytes=" + std::to_string(c.limits.max_message_bytes) +
           " max_nodes=" + std::to_string(c.limits.max_nodes) +
           " max_tensor_elements=" + std::to_string(c.limits.max_tensor_elements),
@@ -123,8 +129,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " stream_window=" + std::to_string(c.limits.stream_window) +
           " stream_idle_timeout_s=" + std::to_string(c.stream_idle_timeout.count()) +
           " max_gradcheck_runs=" + std::to_string(c.limits.max_gradcheck_runs),
-      "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
-          " log_level=" + c.log_level,
+      "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) + " log_level=" + c.log_level,
+      "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens),
   };
 }
 

@@ -38,6 +38,8 @@ struct ServerConfig {
   // queued or running) is ended with DEADLINE_EXCEEDED, giving its slot back; 0: never.
   std::chrono::seconds stream_idle_timeout{60};
   std::string log_level = "info";  // trace, debug, info, warn, error, off
+  // The token file (server/auth/tokens.h); empty: no tokens, every call allowed.
+  std::string auth_tokens;
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
   std::chrono::milliseconds checkpoint_write_delay{0};
 };

@@ -26,9 +26,9 @@ void LogUndecodableThrottled(const std::string& message);
 
 class RefusedCall final : public grpc::ServerUnaryReactor {
  public:
-  explicit RefusedCall(const std::string& message) {
-    Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message));
-  }
+  explicit RefusedCall(const std::string& message)
+      : RefusedCall(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message)) {}
+  explicit RefusedCall(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
 };
 

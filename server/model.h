@@ -38,6 +38,7 @@ class Model {
   SerialQueue& queue() { return *queue_; }
   // engine/ir/cost.h's estimate of one sample's forward pass.
   int64_t flops_per_sample() const { return info_.flops_per_sample(); }
+  const std::string& name() const { return info_.name(); }
 
   // Set by DeleteModel's job on the model's queue: work that reaches the model after it (a
   // Train stream still open, reads still queued) fails with NOT_FOUND.

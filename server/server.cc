@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "server/auth/token_store.h"
 #include "server/model.h"
 #include "server/names.h"
 #include "server/operations.h"
@@ -35,6 +36,7 @@ class Server::Impl {
   const ServerConfig config_;
   std::unique_ptr<CheckpointStore> store_;
   std::unique_ptr<ComputePool> pool_;
+  std::unique_ptr<auth::TokenStore> tokens_;  // --auth-tokens; outlives env_
   std::unique_ptr<ServiceEnv> env_;
   std::unique_ptr<BackflowService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -53,6 +55,11 @@ Status Server::Impl::Start() {
   BF_ASSIGN_OR_RETURN(store_, CheckpointStore::Open(config_.data_dir, store_options));
   pool_ = std::make_unique<ComputePool>(config_.compute_threads);
   env_ = std::make_unique<ServiceEnv>(config_, store_.get(), pool_.get());
+  if (!config_.auth_tokens.empty()) {
+    BF_ASSIGN_OR_RETURN(tokens_, auth::TokenStore::Open(config_.auth_tokens));
+    env_->tokens = tokens_.get();
+    spdlog::info("tokens: {} from {}", tokens_->Current()->size(), config_.auth_tokens);
+  }
   BF_RETURN_IF_ERROR(LoadModels());
   service_ = std::make_unique<BackflowService>(env_.get());
 

@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "server/call.h"
+#include "server/caller_check.h"
 #include "server/decode_errors.h"
+#include "server/grpc_status.h"
 #include "server/operations.h"
 #include "server/train_stream.h"
 
@@ -42,6 +44,11 @@ grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, Ctx* ctx, const char* rpc,
                                   const WireTensorMap* batch = nullptr) {
   auto* call = new UnaryCall(env, ctx, rpc, model_id);
   StatusOr<std::shared_ptr<Model>> model = env->registry.Get(model_id);
+  if (model.ok()) {
+    if (Status allowed = CheckCaller(*env, ctx, rpc, (*model)->name()); !allowed.ok()) {
+      model = allowed;
+    }
+  }
   if (!model.ok()) {
     call->Reply(model.status());
     return call;
@@ -90,11 +97,18 @@ void BackflowService::CheckDecoding(const char* rpc,
   const google::protobuf::MethodDescriptor* found =
       Request::descriptor()->file()->FindServiceByName("Backflow")->FindMethodByName(rpc);
   if (found == nullptr || found->input_type() != Request::descriptor()) std::abort();
-  MarkMethodCallback(found->index(), new DecodeCheckedHandler<Request, Response>(
-                                         rpc, [this, method](Ctx* ctx, const Request* req,
-                                                             Response* resp) {
-                                           return (this->*method)(ctx, req, resp);
-                                         }));
+  MarkMethodCallback(
+      found->index(),
+      new DecodeCheckedHandler<Request, Response>(
+          rpc, [this, method, rpc](Ctx* ctx, const Request* req, Response* resp) -> Reactor* {
+            // The role first (caller_check.h); the model's name
+            // prefix once the handler has found the model.
+            Status allowed = CheckCaller(*env_, ctx, rpc, {});
+            if (!allowed.ok()) {
+              return new RefusedCall(ToGrpcStatus(allowed));
+            }
+            return (this->*method)(ctx, req, resp);
+          }));
 }
 
 BackflowService::BackflowService(ServiceEnv* env) : env_(env) {
@@ -117,6 +131,11 @@ BackflowService::BackflowService(ServiceEnv* env) : env_(env) {
 grpc::ServerUnaryReactor* BackflowService::CreateModel(Ctx* ctx, const v1::CreateModelRequest* req,
                                                        v1::ModelInfo* resp) {
   auto* call = new UnaryCall(env_, ctx, "CreateModel", "");
+  // The name it asks for must carry the token's prefix (admin tokens have none).
+  if (Status allowed = CheckCaller(*env_, ctx, "CreateModel", req->name()); !allowed.ok()) {
+    call->Reply(allowed);
+    return call;
+  }
   StatusOr<ModelRegistry::Reservation> reserved = env_->registry.Reserve();
   if (!reserved.ok()) {
     call->Reply(reserved.status());
@@ -140,6 +159,11 @@ grpc::ServerUnaryReactor* BackflowService::GetModel(Ctx* ctx, const v1::GetModel
                                                     v1::ModelInfo* resp) {
   auto* call = new UnaryCall(env_, ctx, "GetModel", req->model_id());
   StatusOr<std::shared_ptr<Model>> model = env_->registry.Get(req->model_id());
+  if (model.ok()) {
+    if (Status allowed = CheckCaller(*env_, ctx, "GetModel", (*model)->name()); !allowed.ok()) {
+      model = allowed;
+    }
+  }
   if (model.ok()) *resp = (*model)->Info();
   call->Reply(model.status());
   return call;
@@ -148,12 +172,15 @@ grpc::ServerUnaryReactor* BackflowService::GetModel(Ctx* ctx, const v1::GetModel
 grpc::ServerUnaryReactor* BackflowService::ListModels(Ctx* ctx, const v1::ListModelsRequest* req,
                                                       v1::ListModelsResponse* resp) {
   auto* call = new UnaryCall(env_, ctx, "ListModels", "");
+  const std::function<bool(std::string_view)> visible = VisibleModels(*env_, ctx);
   for (const std::shared_ptr<Model>& model : env_->registry.All()) {
-    *resp->add_models() = model->Info();
+    if (visible(model->name())) *resp->add_models() = model->Info();
   }
   // Damaged models stay listed (id only, checkpoint_step -1); every call on one answers its
   // DATA_LOSS, which says what is damaged.
-  for (const auto& [id, damage] : env_->registry.Damaged()) {
+  // Their names cannot be read: only a token that is not limited to a prefix sees them.
+  for (const auto& [id, damage] :
+       visible("") ? env_->registry.Damaged() : decltype(env_->registry.Damaged()){}) {
     v1::ModelInfo* info = resp->add_models();
     info->set_id(id);
     info->set_checkpoint_step(-1);

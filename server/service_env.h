@@ -16,6 +16,10 @@
 
 namespace backflow::server {
 
+namespace auth {
+class TokenStore;
+}  // namespace auth
+
 struct ServiceEnv {
   ServiceEnv(const ServerConfig& config, CheckpointStore* store, ComputePool* pool);
 
@@ -26,6 +30,7 @@ struct ServiceEnv {
   CheckpointStore* const store;
   ComputePool* const pool;
   std::atomic<int64_t> next_request_id{1};  // for the logs (CallLog)
+  auth::TokenStore* tokens = nullptr;       // --auth-tokens (server/caller_check.h); null: off
 };
 
 }  // namespace backflow::server

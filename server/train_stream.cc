@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "engine/core/tsan.h"
+#include "server/caller_check.h"
 #include "server/grpc_status.h"
 #include "server/names.h"
 #include "server/operations.h"
@@ -13,7 +14,10 @@ namespace backflow::server {
 
 TrainStream::TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx)
     : env_(env), ctx_(ctx), log_(env, "Train", "") {
-  StatusOr<AdmissionSlot> admitted = env_->admission.AdmitStream();
+  // The role before a slot is taken (caller_check.h); the model's name prefix in AcceptLocked.
+  Status allowed = CheckCaller(*env_, ctx_, "Train", std::nullopt);
+  StatusOr<AdmissionSlot> admitted =
+      allowed.ok() ? env_->admission.AdmitStream() : StatusOr<AdmissionSlot>(allowed);
   if (admitted.ok()) slot_ = std::move(*admitted);
   const auto idle_timeout = env_->config.stream_idle_timeout;
   Actions actions;
@@ -96,6 +100,7 @@ Status TrainStream::AcceptLocked(int64_t index, const v1::TrainStepRequest& requ
     }
     StatusOr<std::shared_ptr<Model>> model = env_->registry.Get(request.model_id());
     if (!model.ok()) return model.status().WithPrefix(where);
+    BF_RETURN_IF_ERROR(CheckCaller(*env_, ctx_, "Train", (*model)->name()));
     model_ = *model;
   } else if (!request.model_id().empty() && request.model_id() != model_->id()) {
     if (Status long_id = CheckLength("model_id", request.model_id(), kMaxModelIdBytes);

@@ -1,6 +1,6 @@
 // backflow: the command-line client of backflow-server.
 //
-//   backflow [--server HOST:PORT] [--timeout SECONDS] COMMAND [ARGS...]
+//   backflow [--server HOST:PORT] [--timeout SECONDS] [--token TOKEN] COMMAND [ARGS...]
 //
 // main finds the command (one word, or a group and a subcommand: "models create"), parses its
 // flags (the global ones are accepted anywhere on the line) and runs it. Exit codes: 0 success,
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "clients/cli/session.h"
+#include "clients/common/rpc.h"
 
 namespace backflow::cli {
 namespace {
@@ -23,13 +24,15 @@ const FlagSpec kGlobalFlags[] = {
      "server address (default 127.0.0.1:50051 or $BACKFLOW_SERVER)"},
     {"timeout", FlagKind::kValue, "SECONDS",
      "deadline of each call and of each answer of a stream (default 60)"},
+    {"token", FlagKind::kValue, "TOKEN",
+     "sent as 'authorization: Bearer TOKEN' (default $BACKFLOW_TOKEN)"},
     {"help", FlagKind::kSwitch, "", "show help and exit"},
 };
 
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto group : {HealthCommands, ModelCommands, ParamCommands, InferCommands, EvalCommands,
-                     GradcheckCommands, TrainCommands}) {
+                     GradcheckCommands, TrainCommands, TokenCommands}) {
     for (Command& command : group()) all.push_back(std::move(command));
   }
   return all;
@@ -151,7 +154,9 @@ int RunCommand(const Command& command, const Args& leading, std::span<const std:
   StatusOr<double> timeout = leading.Number("timeout", kDefaultTimeoutSeconds);
   if (timeout.ok() && args->Has("timeout")) timeout = args->Number("timeout", *timeout);
   if (!timeout.ok()) return UsageError(command.name, timeout.status().message());
-  Session session(*server, *timeout);
+  const std::string token =
+      args->Value("token", leading.Value("token", clients::TokenFromEnvironment()));
+  Session session(*server, *timeout, token);
   return command.run(session, *args);
 }
 

@@ -20,7 +20,7 @@ std::string OneLine(std::string text) {
 }  // namespace
 
 std::shared_ptr<grpc::Channel> Session::channel() {
-  if (channel_ == nullptr) channel_ = clients::OpenChannel(address_);
+  if (channel_ == nullptr) channel_ = clients::OpenChannel(address_, token_);
   return channel_;
 }
 

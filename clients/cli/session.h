@@ -34,8 +34,8 @@ inline constexpr int kExitUsage = clients::kExitUsage;
 
 class Session {
  public:
-  Session(std::string address, double timeout_seconds)
-      : address_(std::move(address)), timeout_seconds_(timeout_seconds) {}
+  Session(std::string address, double timeout_seconds, std::string token = "")
+      : address_(std::move(address)), timeout_seconds_(timeout_seconds), token_(std::move(token)) {}
 
   const std::string& address() const { return address_; }
   double timeout_seconds() const { return timeout_seconds_; }
@@ -65,6 +65,7 @@ class Session {
  private:
   std::string address_;
   double timeout_seconds_;
+  std::string token_;  // --token or $BACKFLOW_TOKEN; "" sends none
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Backflow::Stub> stub_;
 };
@@ -90,6 +91,7 @@ struct Command {
 
 // The commands, in the order `backflow --help` lists them. Each file defines its group.
 std::vector<Command> HealthCommands();
+std::vector<Command> TokenCommands();  // token new
 std::vector<Command> ModelCommands();
 std::vector<Command> ParamCommands();  // params get/set, checkpoint save/restore
 std::vector<Command> InferCommands();

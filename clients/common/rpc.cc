@@ -1,12 +1,61 @@
 #include "clients/common/rpc.h"
 
-namespace backflow::clients {
+#include <grpcpp/support/client_interceptor.h>
 
-std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address) {
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+namespace backflow::clients {
+namespace {
+
+namespace gx = grpc::experimental;
+
+// Adds the authorization header to every call of the channel, streams included.
+class BearerInterceptor final : public gx::Interceptor {
+ public:
+  explicit BearerInterceptor(const std::string* header) : header_(header) {}
+  void Intercept(gx::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            gx::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace("authorization", *header_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* header_;  // owned by the factory, which the channel keeps
+};
+
+class BearerFactory final : public gx::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerFactory(const std::string& token) : header_("Bearer " + token) {}
+  gx::Interceptor* CreateClientInterceptor(gx::ClientRpcInfo*) override {
+    return new BearerInterceptor(&header_);
+  }
+
+ private:
+  const std::string header_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address, const std::string& token) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (token.empty()) {
+    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  }
+  std::vector<std::unique_ptr<gx::ClientInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<BearerFactory>(token));
+  return gx::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(), args,
+                                                 std::move(interceptors));
+}
+
+std::string TokenFromEnvironment() {
+  const char* token = std::getenv("BACKFLOW_TOKEN");
+  return token == nullptr ? "" : token;
 }
 
 std::string_view StatusCodeName(grpc::StatusCode code) {

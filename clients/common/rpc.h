@@ -13,8 +13,13 @@
 namespace backflow::clients {
 
 // An insecure channel to `address` (host:port) whose messages may be as large as the server's
-// default limit (256 MiB).
-std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address);
+// default limit (256 MiB). With a `token`, every call on it sends `authorization: Bearer TOKEN`
+// (a server started with --auth-tokens requires one; docs/security.md).
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address,
+                                           const std::string& token = "");
+
+// The token a client uses when no --token is given: $BACKFLOW_TOKEN, else "".
+std::string TokenFromEnvironment();
 
 // "NOT_FOUND", "RESOURCE_EXHAUSTED", ... (gRPC's canonical names).
 std::string_view StatusCodeName(grpc::StatusCode code);

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     std::fputs(Usage().c_str(), stdout);
     return 0;
   }
-  std::shared_ptr<grpc::Channel> channel = backflow::clients::OpenChannel(options.server);
+  std::shared_ptr<grpc::Channel> channel =
+      backflow::clients::OpenChannel(options.server, options.token);
   auto stub = backflow::v1::Backflow::NewStub(channel);
   backflow::StatusOr<Workload> workload = SetUp(options, *stub, *channel);
   if (!workload.ok()) return Fail(kExitSetupFailed, workload.status().message());

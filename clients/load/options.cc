@@ -1,6 +1,7 @@
 #include "clients/load/options.h"
 
 #include "clients/common/flags.h"
+#include "clients/common/rpc.h"
 
 namespace backflow::load {
 namespace {
@@ -16,6 +17,8 @@ constexpr std::string_view kOptimizers[] = {"sgd", "adam"};
 const std::vector<FlagSpec>& Specs() {
   static const auto* specs = new std::vector<FlagSpec>{
       {"server", FlagKind::kValue, "HOST:PORT", "server address (default 127.0.0.1:50051)"},
+      {"token", FlagKind::kValue, "TOKEN",
+       "sent as 'authorization: Bearer TOKEN' (default $BACKFLOW_TOKEN)"},
       {"model", FlagKind::kValue, "GRAPH.pbtxt",
        "the graph (text format); a model is created from it"},
       {"model-id", FlagKind::kValue, "ID", "load an existing model instead of creating one"},
@@ -83,6 +86,7 @@ StatusOr<LoadOptions> ParseOptions(const std::vector<std::string>& argv) {
   BF_ASSIGN_OR_RETURN(const clients::Args args, clients::ParseArgs(argv, Specs()));
   BF_RETURN_IF_ERROR(args.NoOperands());
   BF_ASSIGN_OR_RETURN(o.server, args.Address("server", o.server));
+  o.token = args.Value("token", clients::TokenFromEnvironment());
   o.model_path = args.Value("model");
   if (args.Has("model-id")) {
     BF_ASSIGN_OR_RETURN(o.model_id, args.NonEmpty("model-id", ""));

@@ -16,6 +16,7 @@ enum class RpcMode { kInfer, kTrain, kGradients, kEvaluate, kMixed };
 
 struct LoadOptions {
   std::string server = "127.0.0.1:50051";
+  std::string token;       // --token or $BACKFLOW_TOKEN: authorization for every call
   std::string model_path;  // required: the graph (text format)
   RpcMode mode = RpcMode::kInfer;
   std::string mode_name = "infer";

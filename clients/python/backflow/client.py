@@ -29,6 +29,7 @@ import grpc
 import numpy as np
 
 from backflow._health import health_pb2, health_pb2_grpc
+from backflow.auth import BearerToken, token_or_environment
 from backflow.fit import FitMixin
 from backflow.gradcheck import GradientCheck, check_gradients_request
 from backflow.specs import (GraphLike, OnnxLike, OptimizerSpec, as_graph, onnx_model,
@@ -92,15 +93,22 @@ class Client(FitMixin, TorchMixin):
         address: host:port of the server.
         timeout: deadline in seconds for each unary call (None: no deadline). Train streams
             take their own `timeout`.
+        token: sent as `authorization: Bearer TOKEN` with every call, for a server started
+            with --auth-tokens (None: $BACKFLOW_TOKEN if set; "": none).
     """
 
-    def __init__(self, address: str = "127.0.0.1:50051", timeout: Optional[float] = 60.0) -> None:
+    def __init__(self, address: str = "127.0.0.1:50051", timeout: Optional[float] = 60.0,
+                 token: Optional[str] = None) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=[
+        self._raw_channel = grpc.insecure_channel(address, options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ])
+        # token: sent as "authorization: Bearer TOKEN" on every call (None: $BACKFLOW_TOKEN).
+        bearer = token_or_environment(token)
+        self._channel = (grpc.intercept_channel(self._raw_channel, BearerToken(bearer))
+                         if bearer else self._raw_channel)
         self._stub = service_pb2_grpc.BackflowStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._dtypes: dict[str, int] = {}  # model id -> DataType, guarded by _lock
@@ -110,7 +118,7 @@ class Client(FitMixin, TorchMixin):
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""
-        self._channel.close()
+        self._raw_channel.close()
 
     def __enter__(self) -> "Client":
         return self

@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pytest
 
@@ -32,9 +32,10 @@ class ServerProcess:
     """A backflow-server child process whose stderr is collected by a reader thread (so the
     server never blocks on a full pipe)."""
 
-    def __init__(self, binary: str, data_dir: Path) -> None:
+    def __init__(self, binary: str, data_dir: Path, extra_flags: Sequence[str] = ()) -> None:
         self.process = subprocess.Popen(
-            [binary, "--listen=127.0.0.1:0", f"--data-dir={data_dir}", "--log-level=info"],
+            [binary, "--listen=127.0.0.1:0", f"--data-dir={data_dir}", "--log-level=info",
+             *extra_flags],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         self.log: list[str] = []
