@@ -58,5 +58,7 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
   CMD ["backflow", "--timeout", "3", "health"]
 # 0.0.0.0: the server's own default (127.0.0.1) is unreachable from outside the container.
-CMD ["backflow-server", "--listen=0.0.0.0:50051", "--data-dir=/var/lib/backflow", \
+# --insecure: serving a non-loopback address without --auth-tokens must be asked for explicitly;
+# mount a token file and pass --auth-tokens instead to require tokens (docs/security.md).
+CMD ["backflow-server", "--listen=0.0.0.0:50051", "--insecure", "--data-dir=/var/lib/backflow", \
      "--shutdown-grace-ms=20000"]

@@ -79,6 +79,8 @@ std::vector<FlagSpec> Specs(const ServerConfig& d) {
   specs.push_back({"auth-tokens", FlagKind::kValue, "FILE",
                    "require a token with a role on every backflow.v1 call;\nFILE lists their "
                    "SHA-256 digests (docs/security.md; default: off)"});
+  specs.push_back({"insecure", FlagKind::kSwitch, "",
+                   "serve a non-loopback --listen without --auth-tokens anyway"});
   specs.push_back({"log-level", FlagKind::kValue, "LEVEL",
                    "trace, debug, info, warn, error, off (default " + d.log_level + ")"});
   specs.push_back({"help", FlagKind::kSwitch, "", "show this help and exit"});
@@ -98,12 +100,26 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* he
   if (args.Has("auth-tokens")) {
     BF_ASSIGN_OR_RETURN(config.auth_tokens, args.NonEmpty("auth-tokens", ""));
   }
+  config.insecure = args.Has("insecure");
+  if (!IsLoopback(config.listen) && config.auth_tokens.empty() && !config.insecure) {
+    return InvalidArgumentError(
+        "--listen " + config.listen +
+        " is reachable from other machines, and without tokens anyone who reaches it may read, "
+        "train and delete every model: add --auth-tokens FILE (docs/security.md), or --insecure "
+        "to serve without tokens anyway");
+  }
   for (const IntSetting& setting : kIntSettings) {
     BF_ASSIGN_OR_RETURN(const int64_t value, args.Integer(setting.name, setting.get(config),
                                                           setting.min, setting.max));
     setting.set(config, value);
   }
   return config;
+}
+
+bool IsLoopback(std::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  const std::string_view host = colon == std::string_view::npos ? listen : listen.substr(0, colon);
+  return host.starts_with("127.") || host == "localhost" || host == "[::1]";
 }
 
 std::string Usage() {
@@ -130,7 +146,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " stream_idle_timeout_s=" + std::to_string(c.stream_idle_timeout.count()) +
           " max_gradcheck_runs=" + std::to_string(c.limits.max_gradcheck_runs),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) + " log_level=" + c.log_level,
-      "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens),
+      "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +
+          (c.insecure ? " insecure" : ""),
   };
 }
 

@@ -40,6 +40,8 @@ struct ServerConfig {
   std::string log_level = "info";  // trace, debug, info, warn, error, off
   // The token file (server/auth/tokens.h); empty: no tokens, every call allowed.
   std::string auth_tokens;
+  // Serve a non-loopback address without tokens anyway (ParseFlags refuses that otherwise).
+  bool insecure = false;
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
   std::chrono::milliseconds checkpoint_write_delay{0};
 };
@@ -51,6 +53,8 @@ struct ServerConfig {
 StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args, bool* help);
 // The --help text, generated from the flags with their defaults.
 std::string Usage();
+// Whether `listen` (HOST:PORT) serves only this machine: 127.x.y.z, localhost or [::1].
+bool IsLoopback(std::string_view listen);
 // One line per setting, for the start-up log.
 std::vector<std::string> Describe(const ServerConfig& config);
 

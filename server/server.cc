@@ -89,6 +89,15 @@ Status Server::Impl::Start() {
   server_->GetHealthCheckService()->SetServingStatus("backflow.v1.Backflow", true);
   server_->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("listening on {}", address());
+  if (!IsLoopback(config_.listen)) {
+    spdlog::warn("{} is reachable from other machines and the channel is not encrypted: tokens "
+                 "and tensors cross the network in clear text (docs/security.md)",
+                 config_.listen);
+    if (config_.auth_tokens.empty()) {
+      spdlog::warn("--insecure: no tokens; anyone who reaches {} may read, train and delete "
+                   "every model", config_.listen);
+    }
+  }
   return Status::Ok();
 }
 

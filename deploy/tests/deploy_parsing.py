@@ -72,14 +72,15 @@ def healthcheck_command(text):
 
 def server_flags(argv):
     """The --name=value flags of a backflow-server command line (argv[0] must name the server),
-    as a dict without the leading dashes. Bare words other than argv[0] are an error."""
+    as a dict without the leading dashes; a switch (--name alone) maps to None. Bare words other
+    than argv[0] are an error."""
     if not argv or Path(argv[0]).name != "backflow-server":
         raise ValueError(f"not a backflow-server command line: {argv}")
     flags = {}
     for arg in argv[1:]:
-        match = re.fullmatch(r"--([a-z-]+)=(.*)", arg)
+        match = re.fullmatch(r"--([a-z-]+)(?:=(.*))?", arg)
         if not match:
-            raise ValueError(f"server flag not in --name=value form: {arg!r}")
+            raise ValueError(f"server flag not in --name=value or --name form: {arg!r}")
         flags[match.group(1)] = match.group(2)
     return flags
 
@@ -139,7 +140,7 @@ def server_help(binary):
         raise ValueError(f"{binary} --help exited {result.returncode}: {result.stderr}")
     flags, current = {}, None
     for line in result.stdout.splitlines():
-        match = re.match(r"\s+--([a-z-]+)=\S+", line)
+        match = re.match(r"\s+--([a-z-]+)(?:=\S+)?\s", line)  # --name=VALUE or a switch
         if match:
             current = match.group(1)
             flags[current] = None

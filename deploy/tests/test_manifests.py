@@ -98,6 +98,14 @@ def test_command_listens_on_the_port_and_serves_the_data_dir(source):
         assert flags["listen"] == f"0.0.0.0:{PORT}"
 
 
+@pytest.mark.parametrize("source", sorted(SERVER_FLAGS))
+def test_a_non_loopback_listen_says_how_callers_are_checked(source):
+    """The server refuses a non-loopback --listen without --auth-tokens or --insecure."""
+    flags = SERVER_FLAGS[source]
+    if not flags["listen"].startswith("127."):
+        assert "auth-tokens" in flags or "insecure" in flags, f"{source}: {flags}"
+
+
 def test_all_commands_use_one_grace(server_help):
     graces = {name: grace_seconds(flags, server_help) for name, flags in SERVER_FLAGS.items()}
     assert len(set(graces.values())) == 1, graces
@@ -110,7 +118,8 @@ def test_server_starts_and_drains_with_the_command_line(source, server_binary):
     flags = dict(SERVER_FLAGS[source], listen="127.0.0.1:0")
     with tempfile.TemporaryDirectory() as data_dir:
         flags["data-dir"] = data_dir
-        argv = [server_binary] + [f"--{name}={value}" for name, value in flags.items()]
+        argv = [server_binary] + [f"--{name}" if value is None else f"--{name}={value}"
+                                  for name, value in flags.items()]
         with tempfile.TemporaryFile("w+") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=log)
             try:

@@ -36,9 +36,9 @@ TEST(ConfigTest, StreamIdleTimeoutIsInSecondsAndZeroDisablesIt) {
 
 TEST(ConfigTest, BothFlagSpellingsSetValues) {
   StatusOr<ServerConfig> config =
-      Parse({"--listen=0.0.0.0:9000", "--data-dir", "/var/lib/backflow", "--max-models=3",
-             "--stream-window", "2", "--log-level=debug", "--shutdown-grace-ms=1500",
-             "--compute-threads=2", "--max-tensor-elements=1000"});
+      Parse({"--listen=0.0.0.0:9000", "--insecure", "--data-dir", "/var/lib/backflow",
+             "--max-models=3", "--stream-window", "2", "--log-level=debug",
+             "--shutdown-grace-ms=1500", "--compute-threads=2", "--max-tensor-elements=1000"});
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->listen, "0.0.0.0:9000");
   EXPECT_EQ(config->data_dir, "/var/lib/backflow");
@@ -66,6 +66,29 @@ TEST(ConfigTest, ErrorsNameTheFlag) {
   EXPECT_EQ(Parse({"--data-dir"}).status().message(), "--data-dir needs a value (DIR)");
   EXPECT_EQ(Parse({"serve"}).status().message(), "unexpected argument 'serve'");
   EXPECT_EQ(Parse({"--bogus"}).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Off loopback, tokens or an explicit --insecure (docs/security.md).
+TEST(ConfigTest, ANonLoopbackAddressNeedsTokensOrInsecure) {
+  for (const char* loopback : {"127.0.0.1:0", "127.1.2.3:50051", "localhost:1", "[::1]:50051"}) {
+    EXPECT_TRUE(IsLoopback(loopback)) << loopback;
+    EXPECT_TRUE(Parse({std::string("--listen=") + loopback}).ok()) << loopback;
+  }
+  for (const char* open : {"0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051", "myhost:50051"}) {
+    EXPECT_FALSE(IsLoopback(open)) << open;
+    StatusOr<ServerConfig> refused = Parse({std::string("--listen=") + open});
+    ASSERT_FALSE(refused.ok()) << open;
+    EXPECT_EQ(refused.status().message(),
+              std::string("--listen ") + open +
+                  " is reachable from other machines, and without tokens anyone who reaches it "
+                  "may read, train and delete every model: add --auth-tokens FILE "
+                  "(docs/security.md), or --insecure to serve without tokens anyway");
+    EXPECT_TRUE(Parse({std::string("--listen=") + open, "--insecure"}).ok()) << open;
+    StatusOr<ServerConfig> tokens = Parse({std::string("--listen=") + open, "--auth-tokens=t"});
+    ASSERT_TRUE(tokens.ok()) << open;
+    EXPECT_EQ(tokens->auth_tokens, "t");
+    EXPECT_FALSE(tokens->insecure);
+  }
 }
 
 TEST(ConfigTest, ARepeatedFlagKeepsItsLastValue) {
