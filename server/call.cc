@@ -5,6 +5,7 @@
 #include <new>
 
 #include "engine/core/tsan.h"
+#include "server/caller_check.h"
 #include "server/grpc_status.h"
 #include "server/names.h"
 #include "server/service_env.h"
@@ -62,12 +63,16 @@ UnaryCall::UnaryCall(ServiceEnv* env, grpc::CallbackServerContext* ctx, const ch
     : env_(env), ctx_(ctx), log_(env, rpc, std::move(model_id)) {}
 
 Status UnaryCall::Admit() {
+  if (env_->tokens != nullptr) {
+    BF_ASSIGN_OR_RETURN(token_slot_, env_->tokens->AdmitInFlight(AuthorizationHeader(ctx_)));
+  }
   BF_ASSIGN_OR_RETURN(slot_, env_->admission.AdmitRequest());
   return Status::Ok();
 }
 
 void UnaryCall::Reply(const Status& status) {
   slot_.Release();
+  token_slot_.Release();
   log_.Done(status);
   BF_TSAN_RELEASE(this);  // the response we wrote, to whichever gRPC thread sends it
   Finish(ToGrpcStatus(status));

@@ -14,6 +14,7 @@
 #include "engine/core/status.h"
 #include "engine/exec/program.h"
 #include "server/admission.h"
+#include "server/auth/token_store.h"
 
 namespace backflow::server {
 
@@ -49,8 +50,9 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   bool cancelled() const { return cancelled_.load(); }
 
   // Takes a slot for this call among the server's requests in flight (Admission::
-  // AdmitRequest), held until the reply; the error that refused it otherwise. Call once, on
-  // the gRPC thread, before handing the call's job on.
+  // AdmitRequest) and, with --auth-tokens, one of its token's max-in-flight, held until the
+  // reply; the error that refused it otherwise. Call once, on the gRPC thread, before handing
+  // the call's job on.
   Status Admit();
   // Finishes the call with `status`, giving its admission slot (if any) back first, so the
   // client's next request finds it free. The reactor may be gone when this returns.
@@ -64,6 +66,7 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   grpc::CallbackServerContext* const ctx_;
   CallLog log_;
   AdmissionSlot slot_;  // empty until Admit(), and again from Reply()
+  auth::InFlightSlot token_slot_;  // the token's max-in-flight share, held like slot_
   std::atomic<bool> cancelled_{false};
 };
 

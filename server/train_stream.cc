@@ -16,6 +16,11 @@ TrainStream::TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx)
     : env_(env), ctx_(ctx), log_(env, "Train", "") {
   // The role before a slot is taken (caller_check.h); the model's name prefix in AcceptLocked.
   Status allowed = CheckCaller(*env_, ctx_, "Train", std::nullopt);
+  if (allowed.ok() && env_->tokens != nullptr) {
+    StatusOr<auth::InFlightSlot> share = env_->tokens->AdmitInFlight(AuthorizationHeader(ctx_));
+    if (share.ok()) token_slot_ = std::move(*share);
+    allowed = share.status();
+  }
   StatusOr<AdmissionSlot> admitted =
       allowed.ok() ? env_->admission.AdmitStream() : StatusOr<AdmissionSlot>(allowed);
   if (admitted.ok()) slot_ = std::move(*admitted);

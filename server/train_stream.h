@@ -36,9 +36,8 @@
 #ifndef BACKFLOW_SERVER_TRAIN_STREAM_H_
 #define BACKFLOW_SERVER_TRAIN_STREAM_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <chrono>
@@ -49,6 +48,7 @@
 
 #include "backflow/v1/service.grpc.pb.h"
 #include "server/admission.h"
+#include "server/auth/token_store.h"
 #include "server/call.h"
 #include "server/convert.h"
 #include "server/model.h"
@@ -92,6 +92,7 @@ class TrainStream final
   grpc::CallbackServerContext* const ctx_;
   CallLog log_;
   AdmissionSlot slot_;  // among the Train streams open; given back when the reactor is deleted
+  auth::InFlightSlot token_slot_;  // the token's max-in-flight share, held like slot_
   std::atomic<bool> cancelled_{false};
   v1::TrainStepRequest incoming_;  // filled by the one outstanding read
 

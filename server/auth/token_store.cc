@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace backflow::server::auth {
 namespace {
@@ -81,6 +82,45 @@ TokenStore::Checked TokenStore::Check(std::optional<std::string_view> authorizat
   std::shared_ptr<const TokenTable> table = Current();
   Decision decision = Authorize(*table, authorization, rpc, model_name);
   return {std::move(decision.status), decision.token, std::move(table)};
+}
+
+InFlightSlot& InFlightSlot::operator=(InFlightSlot&& other) noexcept {
+  if (this != &other) {
+    Release();
+    store_ = std::exchange(other.store_, nullptr);
+    token_name_ = std::move(other.token_name_);
+  }
+  return *this;
+}
+
+void InFlightSlot::Release() {
+  if (store_ != nullptr) std::exchange(store_, nullptr)->ReleaseInFlight(token_name_);
+}
+
+StatusOr<InFlightSlot> TokenStore::AdmitInFlight(std::optional<std::string_view> authorization) {
+  const std::optional<std::string_view> bearer =
+      authorization ? BearerToken(*authorization) : std::nullopt;
+  if (!bearer) return InFlightSlot();
+  const std::shared_ptr<const TokenTable> table = Current();
+  const Token* token = table->Find(*bearer);
+  if (token == nullptr || token->max_in_flight <= 0) return InFlightSlot();
+  std::lock_guard<std::mutex> lock(in_flight_mutex_);
+  int64_t& count = in_flight_[token->name];
+  if (count >= token->max_in_flight) {
+    return ResourceExhaustedError("token '" + token->name + "' has " + std::to_string(count) +
+                                  " requests in flight, its max-in-flight quota");
+  }
+  ++count;
+  InFlightSlot slot;
+  slot.store_ = this;
+  slot.token_name_ = token->name;
+  return slot;
+}
+
+void TokenStore::ReleaseInFlight(const std::string& token_name) {
+  std::lock_guard<std::mutex> lock(in_flight_mutex_);
+  auto it = in_flight_.find(token_name);
+  if (it != in_flight_.end() && --it->second <= 0) in_flight_.erase(it);
 }
 
 }  // namespace backflow::server::auth

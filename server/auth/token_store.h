@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,24 @@
 #include "server/auth/tokens.h"
 
 namespace backflow::server::auth {
+
+class TokenStore;
+
+// A request in flight counted against its token's max-in-flight quota, until destroyed. Empty
+// (counting nothing) for tokens without that quota.
+class InFlightSlot {
+ public:
+  InFlightSlot() = default;
+  InFlightSlot(InFlightSlot&& other) noexcept { *this = std::move(other); }
+  InFlightSlot& operator=(InFlightSlot&& other) noexcept;
+  ~InFlightSlot() { Release(); }
+  void Release();
+
+ private:
+  friend class TokenStore;
+  TokenStore* store_ = nullptr;
+  std::string token_name_;
+};
 
 class TokenStore {
  public:
@@ -36,6 +55,11 @@ class TokenStore {
   Checked Check(std::optional<std::string_view> authorization, std::string_view rpc,
                 std::optional<std::string_view> model_name);
 
+  // Counts one more request in flight for the caller's token: ResourceExhausted naming the
+  // token and its max-in-flight when it already has that many; an empty slot when the token is
+  // unknown (the role check refuses it) or has no such quota. Thread-safe.
+  StatusOr<InFlightSlot> AdmitInFlight(std::optional<std::string_view> authorization);
+
   const std::string& path() const { return path_; }
 
  private:
@@ -48,8 +72,13 @@ class TokenStore {
   static std::optional<Stamp> StampOf(const std::string& path);
   void ReloadIfChanged();
 
+  friend class InFlightSlot;
+  void ReleaseInFlight(const std::string& token_name);
+
   const std::string path_;
-  std::atomic<int64_t> next_check_ns_{0};  // steady clock; Current() looks at the file after it
+  std::mutex in_flight_mutex_;
+  std::map<std::string, int64_t> in_flight_;  // guarded by in_flight_mutex_: token name -> count
+  std::atomic<int64_t> next_check_ns_{0};     // steady clock; Current() looks at the file after it
   std::mutex mutex_;
   std::shared_ptr<const TokenTable> table_;  // guarded by mutex_
   Stamp stamp_;                              // guarded by mutex_: what table_ was read from

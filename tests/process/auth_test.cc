@@ -308,5 +308,59 @@ TEST_F(AuthTest, HealthIsOpenAndTheTokenFileIsReReadWhenItChanges) {
   EXPECT_TRUE(server_.WaitForOutput("keeping the previous 2 tokens", std::chrono::seconds(10)));
 }
 
+// max-in-flight: a token with a quota of one has its second concurrent request refused, and
+// the quota comes back when the first ends. SaveCheckpoint is held open by the testing aid
+// --checkpoint-write-delay-ms.
+TEST(AuthQuotaTest, MaxInFlightBoundsOneTokensConcurrentRequests) {
+  ProcessTempDir temp;
+  const std::string tokens = temp.path() + "/tokens.txt";
+  std::ofstream(tokens) << TokenLine("ops-secret", "admin name=ops max-in-flight=1")
+                        << TokenLine("other-secret", "train name=other");
+  ServerProcess server;
+  ASSERT_GT(server.Start(temp.path() + "/data",
+                         {"--auth-tokens=" + tokens, "--checkpoint-write-delay-ms=1500"}),
+            0);
+  auto stub = v1::Backflow::NewStub(ConnectTo(server.address()));
+  auto as = [](const std::string& token) {
+    auto context = Deadline();
+    context->AddMetadata("authorization", "Bearer " + token);
+    return context;
+  };
+  v1::CreateModelRequest create;
+  *create.mutable_graph() = *ParseGraphText(kGraph);
+  create.set_name("quota");
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub->CreateModel(as("ops-secret").get(), create, &info).ok());
+  v1::SaveCheckpointRequest save;
+  save.set_model_id(info.id());
+  grpc::Status slow;
+  std::thread first([&] {
+    v1::SaveCheckpointResponse saved;
+    slow = stub->SaveCheckpoint(as("ops-secret").get(), save, &saved);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the first is writing
+  v1::SaveCheckpointResponse saved;
+  const grpc::Status refused = stub->SaveCheckpoint(as("ops-secret").get(), save, &saved);
+  EXPECT_EQ(refused.error_code(), StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_EQ(refused.error_message(),
+            "token 'ops' has 1 requests in flight, its max-in-flight quota");
+  {  // a stream counts too
+    auto context = as("ops-secret");
+    auto stream = stub->Train(context.get());
+    stream->WritesDone();
+    const grpc::Status stream_refused = stream->Finish();
+    EXPECT_EQ(stream_refused.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // Another token is not held back by this one's quota.
+  v1::GetParametersRequest get;
+  get.set_model_id(info.id());
+  v1::GetParametersResponse got;
+  EXPECT_TRUE(stub->GetParameters(as("other-secret").get(), get, &got).ok());
+  first.join();
+  EXPECT_TRUE(slow.ok()) << slow.error_message();
+  EXPECT_TRUE(stub->SaveCheckpoint(as("ops-secret").get(), save, &saved).ok());
+  server.Stop(SIGTERM, std::chrono::seconds(30));
+}
+
 }  // namespace
 }  // namespace backflow::testing
