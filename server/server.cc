@@ -159,6 +159,10 @@ Status Server::Impl::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + config_.shutdown_grace);
     pool_->WaitIdle();
     env_->autosave->Stop();  // automatic writes in flight land before the shutdown checkpoint
+    if (config_.autosave.enabled()) {
+      spdlog::info("automatic checkpoints: {} written, {} failed", env_->autosave->written(),
+                   env_->autosave->failed());
+    }
     status = SaveDirtyModels();
     server_->Wait();
     spdlog::info("stopped");
