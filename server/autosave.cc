@@ -72,34 +72,34 @@ void AutoCheckpointer::Run() {
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
-    Write(job);
+    const Outcome outcome = Write(job);
     const Model* model = job.model.get();
     job = Job{};  // the snapshot's memory goes back before the next one is taken
     lock.lock();
+    // Counted as the model stops being busy, so a caller that sees the count sees it free.
+    if (outcome == Outcome::kWritten) ++written_;
+    if (outcome == Outcome::kFailed) ++failed_;
     busy_.erase(model);
   }
 }
 
-void AutoCheckpointer::Write(Job& job) {
+AutoCheckpointer::Outcome AutoCheckpointer::Write(Job& job) {
   Model& model = *job.model;
   const v1::CheckpointRecord record = Model::EncodeCheckpoint(job.snapshot);
   job.snapshot = Trainer::Checkpoint{};
   std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
   // Deleted: its directory is gone, and must stay gone. Not newer: a SaveCheckpoint or restore
   // already put this state or a later one on disk.
-  if (model.deleted() || model.saved_generation() >= job.generation) return;
+  if (model.deleted() || model.saved_generation() >= job.generation) return Outcome::kSkipped;
   StatusOr<int64_t> bytes = store_->SaveCheckpoint(model.id(), record);
-  if (bytes.ok()) model.MarkSaved(job.generation, record.step());
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++(bytes.ok() ? written_ : failed_);
-  }
-  if (bytes.ok()) {
-    spdlog::debug("automatic checkpoint of model {} at step {} ({} bytes)", model.id(),
-                  record.step(), *bytes);
-  } else {
+  if (!bytes.ok()) {
     LogFailure(model.id(), bytes.status());
+    return Outcome::kFailed;
   }
+  model.MarkSaved(job.generation, record.step());
+  spdlog::debug("automatic checkpoint of model {} at step {} ({} bytes)", model.id(), record.step(),
+                *bytes);
+  return Outcome::kWritten;
 }
 
 void AutoCheckpointer::LogFailure(const std::string& id, const Status& status) {

@@ -64,7 +64,8 @@ class AutoCheckpointer {
   // checkpoint.
   void Stop();
 
-  // Totals since start: automatic checkpoints written, and writes that failed.
+  // Totals since start: automatic checkpoints written, and writes that failed. A model whose
+  // write is counted here has no write in flight any more.
   int64_t written() const;
   int64_t failed() const;
 
@@ -74,8 +75,9 @@ class AutoCheckpointer {
     Trainer::Checkpoint snapshot;
     int64_t generation = 0;
   };
+  enum class Outcome { kWritten, kFailed, kSkipped };
   void Run();
-  void Write(Job& job);
+  Outcome Write(Job& job);
   void LogFailure(const std::string& id, const Status& status);
 
   const AutoCheckpointPolicy policy_;
