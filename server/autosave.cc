@@ -1,5 +1,6 @@
 #include "server/autosave.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <utility>
@@ -65,6 +66,7 @@ int64_t AutoCheckpointer::failed() const {
 }
 
 void AutoCheckpointer::Run() {
+  pthread_setname_np(pthread_self(), "bf-checkpoint");  // as top -H shows it
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     changed_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
