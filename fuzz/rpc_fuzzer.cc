@@ -39,6 +39,7 @@ backflow::server::ServerConfig FuzzConfig(const std::string& data_dir) {
   config.limits.max_tensor_elements = backflow::fuzz::kMaxTensorElements;
   config.limits.max_models = 8;
   config.limits.max_gradcheck_runs = 200;
+  config.autosave = {};  // no background writes: a run depends on its input alone
   return config;
 }
 

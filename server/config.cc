@@ -54,6 +54,12 @@ const IntSetting kIntSettings[] = {
      BF_SETTING(limits.max_gradcheck_runs)},
     {"shutdown-grace-ms", 0, kBig, "time in-flight calls get on SIGTERM",
      BF_MS_SETTING(shutdown_grace)},
+    {"checkpoint-every-steps", 0, kBig,
+     "automatic checkpoint after this many steps of a model (default 0: not by steps)",
+     BF_SETTING(autosave.every_steps)},
+    {"checkpoint-every-seconds", 0, 86400 * 365,
+     "automatic checkpoint after this many seconds of training; 0: not by time",
+     BF_S_SETTING(autosave.every_seconds)},
     {"checkpoint-write-delay-ms", 0, 600000,
      "testing aid: pause mid-way through checkpoint writes", BF_MS_SETTING(checkpoint_write_delay)},
 };
@@ -145,6 +151,9 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " stream_window=" + std::to_string(c.limits.stream_window) +
           " stream_idle_timeout_s=" + std::to_string(c.stream_idle_timeout.count()) +
           " max_gradcheck_runs=" + std::to_string(c.limits.max_gradcheck_runs),
+      "checkpoint_every_steps=" + std::to_string(c.autosave.every_steps) +
+          " checkpoint_every_seconds=" + std::to_string(c.autosave.every_seconds.count()) +
+          (c.autosave.enabled() ? "" : " (automatic checkpoints off)"),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) + " log_level=" + c.log_level,
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +
           (c.insecure ? " insecure" : ""),

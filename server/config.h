@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/core/status.h"
+#include "server/checkpoint_schedule.h"
 
 namespace backflow::server {
 
@@ -38,6 +39,9 @@ struct ServerConfig {
   // queued or running) is ended with DEADLINE_EXCEEDED, giving its slot back; 0: never.
   std::chrono::seconds stream_idle_timeout{60};
   std::string log_level = "info";  // trace, debug, info, warn, error, off
+  // Automatic checkpoints (Note [Automatic checkpoints] in server/autosave.h): by default every
+  // 60 s of training, so a crash costs at most about a minute; by step count only when asked.
+  AutoCheckpointPolicy autosave{.every_steps = 0, .every_seconds = std::chrono::seconds(60)};
   // The token file (server/auth/tokens.h); empty: no tokens, every call allowed.
   std::string auth_tokens;
   // Serve a non-loopback address without tokens anyway (ParseFlags refuses that otherwise).

@@ -136,8 +136,7 @@ v1::ModelInfo Model::Info() const {
   return info;
 }
 
-v1::CheckpointRecord Model::TakeCheckpoint() {
-  Trainer::Checkpoint checkpoint = trainer_->TakeCheckpoint();
+v1::CheckpointRecord Model::EncodeCheckpoint(const Trainer::Checkpoint& checkpoint) {
   v1::CheckpointRecord record;
   record.set_step(checkpoint.parameters->step);
   EncodeTensors(checkpoint.parameters->values, record.mutable_parameters());

@@ -19,11 +19,12 @@
 #include "engine/api/import.h"
 #include "engine/api/trainer.h"
 #include "engine/core/status.h"
+#include "server/checkpoint_schedule.h"
 #include "server/work_queue.h"
 
 namespace backflow::server {
 
-class Model {
+class Model : public std::enable_shared_from_this<Model> {
  public:
   // Builds the model a CreateModelRequest describes (the record's), validating everything:
   // graph (within `limits`), dtype, optimizer, metrics and initial parameters.
@@ -52,12 +53,17 @@ class Model {
   v1::ModelInfo Info() const;
 
   // Mutations count generations; a model is dirty when its state differs from its latest
-  // checkpoint (or, without one, from its creation). Only called from the model's queue.
+  // checkpoint (or, without one, from its creation). MarkChanged is only called from the
+  // model's queue; MarkSaved with checkpoint_mu() held (or before the model is shared). A save
+  // of an older generation than the one on disk (an automatic write finishing after a newer
+  // SaveCheckpoint) changes nothing, so the checkpoint step never goes backwards.
   void MarkChanged() { ++generation_; }
   void MarkSaved(int64_t generation, int64_t step) {
+    if (generation < saved_generation_) return;
     saved_generation_ = generation;
     checkpoint_step_ = step;
   }
+  int64_t saved_generation() const { return saved_generation_; }
   int64_t generation() const { return generation_; }
   bool dirty() const { return generation_ != saved_generation_; }
   int64_t checkpoint_step() const { return checkpoint_step_; }
@@ -66,7 +72,17 @@ class Model {
   // fit the model (a parameter, running state or optimizer slot of another shape or dtype, an
   // unknown or missing name, a non-finite value) is DataLoss naming the tensor and both shapes,
   // and the model keeps its current values.
-  v1::CheckpointRecord TakeCheckpoint();
+  v1::CheckpointRecord TakeCheckpoint() { return EncodeCheckpoint(trainer_->TakeCheckpoint()); }
+  // The same in two halves: the immutable snapshot (on the model's queue: it copies the
+  // optimizer's slots, which steps change), and its encoding (anywhere, later).
+  static v1::CheckpointRecord EncodeCheckpoint(const Trainer::Checkpoint& checkpoint);
+
+  // Held while the model's checkpoint file is written, read or deleted: it orders the queue's
+  // saves, restores and delete with the background writer's automatic checkpoints
+  // (Note [Automatic checkpoints] in server/autosave.h).
+  std::mutex& checkpoint_mu() { return checkpoint_mu_; }
+  // When the next automatic checkpoint is due; only the model's queue touches it.
+  CheckpointSchedule& schedule() { return schedule_; }
   Status RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
 
  private:
@@ -81,6 +97,8 @@ class Model {
   std::atomic<int64_t> saved_generation_{0};
   std::atomic<int64_t> checkpoint_step_{-1};
   std::atomic<bool> deleted_{false};
+  std::mutex checkpoint_mu_;
+  CheckpointSchedule schedule_;  // the queue's
 };
 
 class ModelRegistry {

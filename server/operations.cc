@@ -133,8 +133,13 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
 
 Status DeleteModel(ServiceEnv& env, Model& model) {
   BF_RETURN_IF_ERROR(model.CheckNotDeleted());
-  BF_RETURN_IF_ERROR(env.store->DeleteModel(model.id()));
-  model.MarkDeleted();
+  {
+    // An automatic write in flight finishes first; one still to come sees the model deleted
+    // and skips (Note [Automatic checkpoints] in server/autosave.h).
+    std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
+    BF_RETURN_IF_ERROR(env.store->DeleteModel(model.id()));
+    model.MarkDeleted();
+  }
   return env.registry.Remove(model.id()).status();
 }
 
@@ -199,6 +204,7 @@ Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStep
   if (request.has_if_step()) options.if_step = request.if_step();
   BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(*batch), options));
   model.MarkChanged();
+  env.autosave->AfterStep(model);
   response->set_step(result.step);
   response->set_loss(result.loss);
   EncodeMetrics(result.metrics, response->mutable_metrics());
@@ -248,6 +254,8 @@ Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParameter
 StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model) {
   const int64_t generation = model.generation();
   v1::CheckpointRecord record = model.TakeCheckpoint();
+  model.schedule().Restart(record.step(), CheckpointSchedule::Clock::now());
+  std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
   BF_ASSIGN_OR_RETURN(int64_t bytes, env.store->SaveCheckpoint(model.id(), record));
   model.MarkSaved(generation, record.step());
   v1::SaveCheckpointResponse response;
@@ -258,6 +266,8 @@ StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model
 
 Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
                          v1::RestoreCheckpointResponse* response) {
+  // After any automatic write in flight: the latest checkpoint is the one restored.
+  std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
   StatusOr<v1::CheckpointRecord> record = env.store->LoadCheckpoint(model.id());
   if (record.status().code() == StatusCode::kNotFound) {
     return FailedPreconditionError("model '" + model.id() + "' has no checkpoint");
@@ -267,6 +277,7 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
                          .WithPrefix(CheckpointStore::CheckpointPath(model.id())));
   model.MarkChanged();
   model.MarkSaved(model.generation(), record->step());
+  model.schedule().Restart(record->step(), CheckpointSchedule::Clock::now());
   response->set_step(record->step());
   return Status::Ok();
 }

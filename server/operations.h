@@ -60,7 +60,9 @@ Status GetParameters(const Model& model, const v1::GetParametersRequest& request
 Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParametersRequest& request,
                      v1::SetParametersResponse* response);
 
-// Checkpoints the model now. Also called by the server's shutdown, once it is idle.
+// Checkpoints the model now. Also called by the server's shutdown, once it is idle. Save,
+// restore and delete hold Model::checkpoint_mu() for their file work, so each waits for an
+// automatic write of the model in flight (Note [Automatic checkpoints] in server/autosave.h).
 StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model);
 // Back to the latest checkpoint: FAILED_PRECONDITION if the model has none.
 Status RestoreCheckpoint(const ServiceEnv& env, Model& model,

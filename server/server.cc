@@ -125,7 +125,10 @@ Status Server::Impl::LoadModels() {
     if (status.ok() && entry.checkpoint) {
       status = (*model)->RestoreCheckpoint(*entry.checkpoint, config_.limits.max_tensor_elements)
                    .WithPrefix(CheckpointStore::CheckpointPath(id));
-      if (status.ok()) (*model)->MarkSaved((*model)->generation(), entry.checkpoint->step());
+      if (status.ok()) {
+        (*model)->MarkSaved((*model)->generation(), entry.checkpoint->step());
+        (*model)->schedule().Restart(entry.checkpoint->step(), CheckpointSchedule::Clock::now());
+      }
     }
     if (status.ok()) status = env_->registry.Add(*model);
     if (!status.ok()) {
@@ -171,6 +174,11 @@ Status Server::Impl::Shutdown() {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + config_.shutdown_grace);
     pool_->WaitIdle();
+    env_->autosave->Stop();  // automatic writes in flight land before the shutdown checkpoint
+    if (config_.autosave.enabled()) {
+      spdlog::info("automatic checkpoints: {} written, {} failed", env_->autosave->written(),
+                   env_->autosave->failed());
+    }
     status = SaveDirtyModels();
     server_->Wait();
     spdlog::info("stopped");

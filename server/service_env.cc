@@ -18,6 +18,7 @@ ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, Compu
       admission(config.limits.max_pending_requests, config.limits.max_streams),
       registry(config.limits.max_models),
       store(store),
-      pool(pool) {}
+      pool(pool),
+      autosave(std::make_unique<AutoCheckpointer>(config.autosave, store)) {}
 
 }  // namespace backflow::server

@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "engine/api/import.h"
 #include "server/admission.h"
+#include "server/autosave.h"
 #include "server/config.h"
 #include "server/model.h"
 #include "server/storage/checkpoint_store.h"
@@ -29,6 +31,8 @@ struct ServiceEnv {
   ModelRegistry registry;
   CheckpointStore* const store;
   ComputePool* const pool;
+  // config.autosave's writer. A pointer, so the const env of the step path can hand it work.
+  const std::unique_ptr<AutoCheckpointer> autosave;
   std::atomic<int64_t> next_request_id{1};  // for the logs (CallLog)
   auth::TokenStore* tokens = nullptr;       // --auth-tokens (server/caller_check.h); null: off
 };

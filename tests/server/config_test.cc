@@ -34,6 +34,30 @@ TEST(ConfigTest, StreamIdleTimeoutIsInSecondsAndZeroDisablesIt) {
   EXPECT_NE(Usage().find("0: never (default 60)"), std::string::npos) << Usage();
 }
 
+TEST(ConfigTest, AutomaticCheckpointsDefaultToAMinuteAndZeroTurnsThemOff) {
+  StatusOr<ServerConfig> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->autosave.every_seconds, std::chrono::seconds(60));
+  EXPECT_EQ(config->autosave.every_steps, 0);
+  EXPECT_TRUE(config->autosave.enabled());
+  config = Parse({"--checkpoint-every-steps=500", "--checkpoint-every-seconds=0"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->autosave.every_steps, 500);
+  EXPECT_EQ(config->autosave.every_seconds.count(), 0);
+  EXPECT_TRUE(config->autosave.enabled());
+  config = Parse({"--checkpoint-every-seconds=0"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_FALSE(config->autosave.enabled());
+  bool off = false;
+  for (const std::string& line : Describe(*config)) {
+    off = off || line.find("(automatic checkpoints off)") != std::string::npos;
+  }
+  EXPECT_TRUE(off);
+  EXPECT_EQ(Parse({"--checkpoint-every-steps=-5"}).status().message(),
+            "--checkpoint-every-steps: -5 is outside [0, 1099511627776]");
+  EXPECT_NE(Usage().find("--checkpoint-every-seconds=N"), std::string::npos) << Usage();
+}
+
 TEST(ConfigTest, BothFlagSpellingsSetValues) {
   StatusOr<ServerConfig> config =
       Parse({"--listen=0.0.0.0:9000", "--insecure", "--data-dir", "/var/lib/backflow",
