@@ -21,7 +21,10 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/clients/python/examples/"
                          WORLD_READ WORLD_EXECUTE
         PATTERN "__pycache__" EXCLUDE)
 install(FILES "${PROJECT_SOURCE_DIR}/README.md" DESTINATION "${CMAKE_INSTALL_DOCDIR}")
-install(DIRECTORY "${PROJECT_SOURCE_DIR}/docs/" DESTINATION "${CMAKE_INSTALL_DOCDIR}/docs")
+# The Docker build context leaves docs/ out (.dockerignore): the image ships without them.
+if(IS_DIRECTORY "${PROJECT_SOURCE_DIR}/docs")
+  install(DIRECTORY "${PROJECT_SOURCE_DIR}/docs/" DESTINATION "${CMAKE_INSTALL_DOCDIR}/docs")
+endif()
 
 # The Python package as clients/python/CMakeLists.txt assembles it (target backflow_python).
 if(TARGET backflow_python)
