@@ -3,11 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-#include <mutex>
 #include <string>
 
 #include "server/auth/token_store.h"
+#include "server/log_throttle.h"
 #include "server/names.h"
 #include "server/service_env.h"
 
@@ -16,19 +15,11 @@ namespace {
 
 void LogRefusalThrottled(const grpc::ServerContextBase* ctx, std::string_view rpc,
                          const Status& status) {
-  static std::mutex mu;
-  static std::chrono::steady_clock::time_point last;
-  static int64_t unlogged = 0;
-  std::lock_guard<std::mutex> lock(mu);
-  const auto now = std::chrono::steady_clock::now();
-  if (last != std::chrono::steady_clock::time_point() && now - last < std::chrono::seconds(1)) {
-    ++unlogged;
-    return;
+  static LogThrottle throttle;
+  if (std::optional<int64_t> skipped = throttle.Admit()) {
+    spdlog::warn("refused {} from {}: {} (and {} more refusals since the last line)", rpc,
+                 Escaped(ctx->peer()), status.ToString(), *skipped);
   }
-  last = now;
-  spdlog::warn("refused {} from {}: {} (and {} more refusals since the last line)", rpc,
-               Escaped(ctx->peer()), status.ToString(), unlogged);
-  unlogged = 0;
 }
 
 }  // namespace
