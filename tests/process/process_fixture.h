@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/process/secure_mode.h"
 #include "tests/testing/temp_dir.h"
 
 extern char** environ;
@@ -84,6 +85,9 @@ class ServerProcess {
     std::vector<std::string> args = {"--listen=127.0.0.1:0", "--data-dir=" + data_dir,
                                      "--log-level=info"};
     args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+    if (const SecureSetup* secure = Secure()) {
+      args.insert(args.end(), secure->server_flags.begin(), secure->server_flags.end());
+    }
     if (!Spawn(args)) return 0;
     static const std::regex kListening(R"(listening on 127\.0\.0\.1:(\d+))");
     std::smatch match;
@@ -206,12 +210,15 @@ inline std::string DescribeStatus(std::optional<int> status) {
   return "wait status " + std::to_string(*status);
 }
 
-// A channel to the child and a context with a deadline, so no call can hang.
+// A channel to the child (TLS with a token in secure mode) and a context with a deadline, so
+// no call can hang.
 inline std::shared_ptr<grpc::Channel> ConnectTo(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  const SecureSetup* secure = Secure();
+  return grpc::CreateCustomChannel(
+      address, secure ? secure->credentials : grpc::InsecureChannelCredentials(), args);
 }
 inline std::unique_ptr<grpc::ClientContext> Deadline(
     std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
