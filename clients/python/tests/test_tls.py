@@ -105,7 +105,8 @@ def check_serves(client: Client) -> None:
     x, labels = blobs(20)
     assert [r.step for r in client.train(model, [{"x": x, "labels": labels}] * 2)] == [1, 2]
     logits = client.infer(model, {"x": x}, outputs=["logits"])["logits"]
-    p = client.get_parameters(model)
+    step, p = client.get_parameters(model)
+    assert step == 2
     expected = np.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
     assert logits.shape == (20, 3)
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
