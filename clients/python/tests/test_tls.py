@@ -30,10 +30,10 @@ ADMIN_TOKEN = "py-tls-admin"
 TLS_ENVIRONMENT = ("BACKFLOW_TLS_CA", "BACKFLOW_TLS_CERT", "BACKFLOW_TLS_KEY", "BACKFLOW_TOKEN")
 
 
-def gen_certs(source_dir: Path, directory: Path) -> SimpleNamespace:
+def gen_certs(source_dir: Path, directory: Path, *options: str) -> SimpleNamespace:
     """Runs deploy/gen-certs.sh into `directory`; returns the paths of what it made."""
-    result = subprocess.run(["bash", str(source_dir / "deploy/gen-certs.sh"), str(directory)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["bash", str(source_dir / "deploy/gen-certs.sh"), str(directory),
+                             *options], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     files = {name.replace(".", "_"): directory / name for name in
              ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key")}
@@ -51,6 +51,20 @@ def certs(source_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleN
 def other_certs(source_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A second, unrelated CA with its own server and client certificates."""
     return gen_certs(source_dir, tmp_path_factory.mktemp("other-certs"))
+
+
+@pytest.fixture(scope="module")
+def localhost_server(source_dir: Path,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """A TLS server whose certificate names only localhost, and that certificate's files."""
+    certs = gen_certs(source_dir, tmp_path_factory.mktemp("localhost-certs"),
+                      "--hosts", "localhost")
+    server = ServerProcess(os.environ["BACKFLOW_SERVER_BINARY"],
+                           tmp_path_factory.mktemp("localhost-data"),
+                           extra_flags=[f"--tls-cert={certs.server_pem}",
+                                        f"--tls-key={certs.server_key}"])
+    yield server, certs
+    assert server.stop() == 0, "".join(server.log)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +182,16 @@ def test_an_untrusted_ca_from_the_environment_is_named_in_the_hint(
     monkeypatch.setenv("BACKFLOW_TLS_CA", str(other_certs.ca_pem))
     error = refused(Client(tls_server.address, timeout=TIMEOUT_S))
     assert f"not trusted by $BACKFLOW_TLS_CA={other_certs.ca_pem}" in error.message
+
+
+def test_the_address_must_be_a_name_in_the_certificate(localhost_server: tuple) -> None:
+    server, certs = localhost_server
+    error = refused(Client(server.address, timeout=TIMEOUT_S, root_certificates=certs.ca_pem))
+    assert "Peer name 127.0.0.1 is not in peer certificate" in error.message, error
+    assert "connect by one of the names in its subjectAltName" in error.message
+    port = server.address.rsplit(":", 1)[1]
+    with Client(f"localhost:{port}", timeout=TIMEOUT_S, root_certificates=certs.ca_pem) as client:
+        assert client.health() == "SERVING"
 
 
 def test_a_tls_client_against_a_plaintext_server_is_told_so(server: ServerProcess,
