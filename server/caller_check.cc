@@ -39,6 +39,14 @@ Status CheckCaller(ServiceEnv& env, const grpc::ServerContextBase* ctx, std::str
   return checked.status;
 }
 
+ModelQuota CallerModelQuota(ServiceEnv& env, const grpc::ServerContextBase* ctx) {
+  if (env.tokens == nullptr) return {};
+  auth::TokenStore::Checked checked =
+      env.tokens->Check(AuthorizationHeader(ctx), "CreateModel", std::nullopt);
+  if (checked.token == nullptr) return {};
+  return {checked.token->name, checked.token->max_models};
+}
+
 std::function<bool(std::string_view)> VisibleModels(ServiceEnv& env,
                                                     const grpc::ServerContextBase* ctx) {
   if (env.tokens == nullptr) return [](std::string_view) { return true; };

@@ -6,8 +6,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "engine/core/status.h"
@@ -24,6 +26,14 @@ std::optional<std::string_view> AuthorizationHeader(const grpc::ServerContextBas
 // the peer and the method, at most one line a second with a count of the rest; never the token.
 Status CheckCaller(ServiceEnv& env, const grpc::ServerContextBase* ctx, std::string_view rpc,
                    std::optional<std::string_view> model_name);
+
+// The caller's token name, owner of the models it creates, and its max-models quota (0: none);
+// empty when tokens are off or the token is unknown (CheckCaller refuses it first).
+struct ModelQuota {
+  std::string owner;
+  int64_t max_models = 0;
+};
+ModelQuota CallerModelQuota(ServiceEnv& env, const grpc::ServerContextBase* ctx);
 
 // Whether the caller may see a model of a given name (all of them when tokens are off).
 std::function<bool(std::string_view)> VisibleModels(ServiceEnv& env,

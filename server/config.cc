@@ -60,8 +60,11 @@ const IntSetting kIntSettings[] = {
     {"checkpoint-every-seconds", 0, 86400 * 365,
      "automatic checkpoint after this many seconds of training; 0: not by time",
      BF_S_SETTING(autosave.every_seconds)},
-    {"checkpoint-write-delay-ms", 0, 600000,
-     "testing aid: pause mid-way through checkpoint writes", BF_MS_SETTING(checkpoint_write_delay)},
+    {"tls-reload-seconds", 1, 86400,
+     "how often the TLS files are re-read, for rotation without a restart",
+     BF_SETTING(tls.reload_seconds)},
+    {"checkpoint-write-delay-ms", 0, 600000, "testing aid: pause mid-way through checkpoint writes",
+     BF_MS_SETTING(checkpoint_write_delay)},
 };
 
 #undef BF_SETTING
@@ -87,6 +90,11 @@ std::vector<FlagSpec> Specs(const ServerConfig& d) {
                    "SHA-256 digests (docs/security.md; default: off)"});
   specs.push_back({"insecure", FlagKind::kSwitch, "",
                    "serve a non-loopback --listen without --auth-tokens anyway"});
+  specs.push_back({"tls-cert", FlagKind::kValue, "FILE",
+                   "serve TLS with this PEM certificate chain (default: plaintext)"});
+  specs.push_back({"tls-key", FlagKind::kValue, "FILE", "the PEM private key of --tls-cert"});
+  specs.push_back({"tls-client-ca", FlagKind::kValue, "FILE",
+                   "mutual TLS: require client certificates signed by\nthese PEM CA certificates"});
   specs.push_back({"log-level", FlagKind::kValue, "LEVEL",
                    "trace, debug, info, warn, error, off (default " + d.log_level + ")"});
   specs.push_back({"help", FlagKind::kSwitch, "", "show this help and exit"});
@@ -107,6 +115,13 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* he
     BF_ASSIGN_OR_RETURN(config.auth_tokens, args.NonEmpty("auth-tokens", ""));
   }
   config.insecure = args.Has("insecure");
+  for (auto [flag, field] :
+       {std::pair{"tls-cert", &config.tls.cert}, std::pair{"tls-key", &config.tls.key},
+        std::pair{"tls-client-ca", &config.tls.client_ca}}) {
+    if (args.Has(flag)) {
+      BF_ASSIGN_OR_RETURN(*field, args.NonEmpty(flag, ""));
+    }
+  }
   if (!IsLoopback(config.listen) && config.auth_tokens.empty() && !config.insecure) {
     return InvalidArgumentError(
         "--listen " + config.listen +
@@ -157,6 +172,9 @@ std::vector<std::string> Describe(const ServerConfig& c) {
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) + " log_level=" + c.log_level,
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +
           (c.insecure ? " insecure" : ""),
+      "tls=" + (c.tls.enabled() ? c.tls.cert + " key=" + c.tls.key : std::string("off")) +
+          (c.tls.mutual() ? " client_ca=" + c.tls.client_ca : std::string()) +
+          (c.tls.enabled() ? " reload_s=" + std::to_string(c.tls.reload_seconds) : std::string()),
   };
 }
 

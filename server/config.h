@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/core/status.h"
+#include "server/auth/tls_files.h"
 #include "server/checkpoint_schedule.h"
 
 namespace backflow::server {
@@ -46,6 +47,8 @@ struct ServerConfig {
   std::string auth_tokens;
   // Serve a non-loopback address without tokens anyway (ParseFlags refuses that otherwise).
   bool insecure = false;
+  // --tls-cert, --tls-key, --tls-client-ca, --tls-reload-seconds; no certificate: plaintext.
+  auth::TlsFiles tls;
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
   std::chrono::milliseconds checkpoint_write_delay{0};
 };

@@ -24,6 +24,17 @@
 #include "server/config.h"
 #include "server/server.h"
 
+// The flags, and the TLS files they name: a file that cannot serve is a mistake on the command
+// line like a bad flag (exit 2, naming the flag), not a failure to start.
+backflow::StatusOr<backflow::server::ServerConfig> ParseAndCheck(int argc, char** argv,
+                                                                 bool* help) {
+  BF_ASSIGN_OR_RETURN(
+      backflow::server::ServerConfig config,
+      backflow::server::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), help));
+  if (!*help) BF_RETURN_IF_ERROR(backflow::server::auth::CheckTlsFiles(config.tls).status());
+  return config;
+}
+
 int main(int argc, char** argv) {
   using backflow::server::ServerConfig;
   if (std::getenv("GOMP_SPINCOUNT") == nullptr) {
@@ -44,8 +55,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   bool help = false;
-  backflow::StatusOr<ServerConfig> config =
-      backflow::server::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), &help);
+  backflow::StatusOr<ServerConfig> config = ParseAndCheck(argc, argv, &help);
   if (!config.ok()) {
     return backflow::clients::PrintUsageError("backflow-server", config.status().message());
   }

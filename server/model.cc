@@ -182,6 +182,7 @@ ModelRegistry::Reservation& ModelRegistry::Reservation::operator=(Reservation&& 
   if (this != &other) {
     Release();
     registry_ = other.registry_;
+    owner_ = std::move(other.owner_);
     other.registry_ = nullptr;
   }
   return *this;
@@ -190,18 +191,38 @@ ModelRegistry::Reservation& ModelRegistry::Reservation::operator=(Reservation&& 
 void ModelRegistry::Reservation::Release() {
   if (registry_ == nullptr) return;
   std::lock_guard<std::mutex> lock(registry_->mu_);
+  ReleaseLocked();
+}
+
+void ModelRegistry::Reservation::ReleaseLocked() {
   --registry_->reserved_;
+  if (!owner_.empty()) {
+    auto it = registry_->reserved_by_owner_.find(owner_);
+    if (it != registry_->reserved_by_owner_.end() && --it->second == 0) {
+      registry_->reserved_by_owner_.erase(it);
+    }
+  }
   registry_ = nullptr;
 }
 
-StatusOr<ModelRegistry::Reservation> ModelRegistry::Reserve() {
+StatusOr<ModelRegistry::Reservation> ModelRegistry::Reserve(const std::string& owner,
+                                                            int64_t owner_max_models) {
   std::lock_guard<std::mutex> lock(mu_);
   if (static_cast<int64_t>(models_.size() + damaged_.size()) + reserved_ >= max_models_) {
     return ResourceExhaustedError("the server holds its limit of " + std::to_string(max_models_) +
                                   " models (--max-models); delete one first");
   }
+  if (!owner.empty() && owner_max_models > 0) {
+    int64_t held = reserved_by_owner_.count(owner) ? reserved_by_owner_[owner] : 0;
+    for (const auto& [id, model] : models_) held += model->owner() == owner ? 1 : 0;
+    if (held >= owner_max_models) {
+      return ResourceExhaustedError("token '" + owner + "' holds " + std::to_string(held) +
+                                    " models, its max-models quota; delete one first");
+    }
+  }
   ++reserved_;
-  return Reservation(this);
+  if (!owner.empty()) ++reserved_by_owner_[owner];
+  return Reservation(this, owner);
 }
 
 Status ModelRegistry::Add(std::shared_ptr<Model> model, Reservation* reservation) {
@@ -210,8 +231,7 @@ Status ModelRegistry::Add(std::shared_ptr<Model> model, Reservation* reservation
     return AlreadyExistsError("model '" + model->id() + "' already exists");
   }
   if (reservation != nullptr && reservation->registry_ == this) {
-    --reserved_;  // the model now holds the place
-    reservation->registry_ = nullptr;
+    reservation->ReleaseLocked();  // the model now holds the place
   }
   return Status::Ok();
 }

@@ -33,6 +33,7 @@ class Model : public std::enable_shared_from_this<Model> {
 
   const std::string& id() const { return record_.id(); }
   const v1::ModelRecord& record() const { return record_; }
+  const std::string& owner() const { return record_.owner(); }
   Trainer& trainer() { return *trainer_; }
   const Trainer& trainer() const { return *trainer_; }
   DType dtype() const { return trainer_->options().dtype; }
@@ -111,23 +112,31 @@ class ModelRegistry {
   class Reservation {
    public:
     Reservation() = default;
-    Reservation(Reservation&& other) noexcept : registry_(other.registry_) {
+    Reservation(Reservation&& other) noexcept
+        : registry_(other.registry_), owner_(std::move(other.owner_)) {
       other.registry_ = nullptr;
     }
     Reservation& operator=(Reservation&& other) noexcept;
     ~Reservation() { Release(); }
     bool held() const { return registry_ != nullptr; }
+    // The token name the place was reserved for ("" without tokens): the new model's owner.
+    const std::string& owner() const { return owner_; }
 
    private:
     friend class ModelRegistry;
-    explicit Reservation(ModelRegistry* registry) : registry_(registry) {}
+    Reservation(ModelRegistry* registry, std::string owner)
+        : registry_(registry), owner_(std::move(owner)) {}
     void Release();
+    void ReleaseLocked();  // registry_->mu_ held
     ModelRegistry* registry_ = nullptr;
+    std::string owner_;
   };
 
   // RESOURCE_EXHAUSTED "the server holds its limit of N models" when models and reservations
-  // together reach max_models.
-  StatusOr<Reservation> Reserve();
+  // together reach max_models; and, for an `owner` (a token's name) with a positive
+  // `owner_max_models`, "token 'NAME' holds N models, its max-models quota" when the models it
+  // created and its reservations reach that.
+  StatusOr<Reservation> Reserve(const std::string& owner = "", int64_t owner_max_models = 0);
   // Registers `model`, using up `reservation` if one is given and held (models loaded at start
   // take none). ALREADY_EXISTS for a taken id, and then the reservation stays held.
   Status Add(std::shared_ptr<Model> model, Reservation* reservation = nullptr);
@@ -152,6 +161,7 @@ class ModelRegistry {
   std::map<std::string, std::shared_ptr<Model>> models_;  // GUARDED_BY(mu_)
   std::map<std::string, Status> damaged_;  // GUARDED_BY(mu_)
   int64_t reserved_ = 0;  // GUARDED_BY(mu_)
+  std::map<std::string, int64_t> reserved_by_owner_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace backflow::server

@@ -122,6 +122,7 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
   *record.mutable_request() = request;
   BF_RETURN_IF_ERROR(ResolveOnnxRequest(env.graph_limits, record.mutable_request()));
   record.set_created_unix_ms(NowUnixMs());
+  record.set_owner(reservation.owner());
   BF_ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
                       Model::Create(std::move(record), env.graph_limits,
                                     env.config.limits.max_tensor_elements, env.pool));

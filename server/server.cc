@@ -14,6 +14,7 @@
 #include "server/operations.h"
 #include "server/service.h"
 #include "server/storage/checkpoint_store.h"
+#include "server/tls_credentials.h"
 #include "server/work_queue.h"
 
 namespace backflow::server {
@@ -32,6 +33,7 @@ class Server::Impl {
  private:
   Status LoadModels();
   Status SaveDirtyModels();
+  void LogTls(const auth::TlsReport& tls) const;
 
   const ServerConfig config_;
   std::unique_ptr<CheckpointStore> store_;
@@ -60,13 +62,14 @@ Status Server::Impl::Start() {
     env_->tokens = tokens_.get();
     spdlog::info("tokens: {} from {}", tokens_->Current()->size(), config_.auth_tokens);
   }
+  BF_ASSIGN_OR_RETURN(const auth::TlsReport tls, auth::CheckTlsFiles(config_.tls));
   BF_RETURN_IF_ERROR(LoadModels());
   service_ = std::make_unique<BackflowService>(env_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(config_.listen, MakeServerCredentials(config_.tls), &port_);
   // gRPC sets SO_REUSEPORT by default: a second server would then share the port silently and
   // clients would alternate between the two. The port is ours alone, or we do not start.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -88,17 +91,35 @@ Status Server::Impl::Start() {
   }
   server_->GetHealthCheckService()->SetServingStatus("backflow.v1.Backflow", true);
   server_->GetHealthCheckService()->SetServingStatus(true);
-  spdlog::info("listening on {}", address());
+  spdlog::info("listening on {}{}", address(),
+               config_.tls.mutual()    ? " (mutual TLS)"
+               : config_.tls.enabled() ? " (TLS)"
+                                       : "");
+  LogTls(tls);
   if (!IsLoopback(config_.listen)) {
-    spdlog::warn("{} is reachable from other machines and the channel is not encrypted: tokens "
-                 "and tensors cross the network in clear text (docs/security.md)",
-                 config_.listen);
+    if (!config_.tls.enabled()) {
+      spdlog::warn(
+          "{} is reachable from other machines and the channel is not encrypted: tokens "
+          "and tensors cross the network in clear text; add --tls-cert and --tls-key "
+          "(docs/security.md)",
+          config_.listen);
+    }
     if (config_.auth_tokens.empty()) {
       spdlog::warn("--insecure: no tokens; anyone who reaches {} may read, train and delete "
                    "every model", config_.listen);
     }
   }
   return Status::Ok();
+}
+
+void Server::Impl::LogTls(const auth::TlsReport& tls) const {
+  if (!config_.tls.enabled()) return;
+  spdlog::info("TLS certificate {} ({}), re-read every {} s", config_.tls.cert, tls.subject,
+               config_.tls.reload_seconds);
+  if (config_.tls.mutual()) {
+    spdlog::info("mutual TLS: clients need a certificate signed by {}", config_.tls.client_ca);
+  }
+  for (const std::string& warning : tls.warnings) spdlog::warn("{}", warning);
 }
 
 std::string Server::Impl::address() const {

@@ -136,7 +136,9 @@ grpc::ServerUnaryReactor* BackflowService::CreateModel(Ctx* ctx, const v1::Creat
     call->Reply(allowed);
     return call;
   }
-  StatusOr<ModelRegistry::Reservation> reserved = env_->registry.Reserve();
+  const ModelQuota quota = CallerModelQuota(*env_, ctx);
+  StatusOr<ModelRegistry::Reservation> reserved =
+      env_->registry.Reserve(quota.owner, quota.max_models);
   if (!reserved.ok()) {
     call->Reply(reserved.status());
     return call;

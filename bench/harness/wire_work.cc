@@ -33,8 +33,12 @@ struct Connection {
   std::unique_ptr<Backflow::Stub> stub;
 };
 
+// With a token and TLS from the environment: the security rows of bench/run.
 Connection Connect(const std::string& address) {
-  Connection c{clients::OpenChannel(address), nullptr};
+  const StatusOr<clients::ChannelOptions> options = clients::ChannelOptionsFromEnvironment();
+  if (!options.ok())
+    Die("the environment", grpc::Status(grpc::INVALID_ARGUMENT, options.status().message()));
+  Connection c{clients::OpenChannel(address, *options), nullptr};
   if (!c.channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
     std::cerr << "backflow-bench: cannot reach the server at " << address << "\n";
     std::exit(1);

@@ -1,6 +1,7 @@
 // backflow: the command-line client of backflow-server.
 //
-//   backflow [--server HOST:PORT] [--timeout SECONDS] [--token TOKEN] COMMAND [ARGS...]
+//   backflow [--server HOST:PORT] [--timeout SECONDS] [--token TOKEN] [--tls-ca FILE]
+//            [--tls-cert FILE --tls-key FILE] COMMAND [ARGS...]
 //
 // main finds the command (one word, or a group and a subcommand: "models create"), parses its
 // flags (the global ones are accepted anywhere on the line) and runs it. Exit codes: 0 success,
@@ -26,6 +27,11 @@ const FlagSpec kGlobalFlags[] = {
      "deadline of each call and of each answer of a stream (default 60)"},
     {"token", FlagKind::kValue, "TOKEN",
      "sent as 'authorization: Bearer TOKEN' (default $BACKFLOW_TOKEN)"},
+    {"tls-ca", FlagKind::kValue, "FILE",
+     "use TLS, trusting the server certificates this PEM CA signed\n(default $BACKFLOW_TLS_CA)"},
+    {"tls-cert", FlagKind::kValue, "FILE",
+     "client certificate for mutual TLS (default $BACKFLOW_TLS_CERT)"},
+    {"tls-key", FlagKind::kValue, "FILE", "its private key (default $BACKFLOW_TLS_KEY)"},
     {"help", FlagKind::kSwitch, "", "show help and exit"},
 };
 
@@ -154,9 +160,15 @@ int RunCommand(const Command& command, const Args& leading, std::span<const std:
   StatusOr<double> timeout = leading.Number("timeout", kDefaultTimeoutSeconds);
   if (timeout.ok() && args->Has("timeout")) timeout = args->Number("timeout", *timeout);
   if (!timeout.ok()) return UsageError(command.name, timeout.status().message());
-  const std::string token =
-      args->Value("token", leading.Value("token", clients::TokenFromEnvironment()));
-  Session session(*server, *timeout, token);
+  auto pick = [&](std::string_view flag, const char* variable) {
+    return args->Value(flag, leading.Value(flag, clients::FromEnvironment(variable)));
+  };
+  clients::ChannelOptions channel{.token = pick("token", "BACKFLOW_TOKEN")};
+  const Status tls = clients::ReadTlsFiles(pick("tls-ca", "BACKFLOW_TLS_CA"),
+                                           pick("tls-cert", "BACKFLOW_TLS_CERT"),
+                                           pick("tls-key", "BACKFLOW_TLS_KEY"), &channel);
+  if (!tls.ok()) return UsageError(command.name, tls.message());
+  Session session(*server, *timeout, std::move(channel));
   return command.run(session, *args);
 }
 

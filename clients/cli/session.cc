@@ -20,7 +20,7 @@ std::string OneLine(std::string text) {
 }  // namespace
 
 std::shared_ptr<grpc::Channel> Session::channel() {
-  if (channel_ == nullptr) channel_ = clients::OpenChannel(address_, token_);
+  if (channel_ == nullptr) channel_ = clients::OpenChannel(address_, channel_options_);
   return channel_;
 }
 
@@ -40,7 +40,7 @@ grpc::Status Session::GetModel(const std::string& model_id, v1::ModelInfo* info)
 int Session::Fail(std::string_view what, const grpc::Status& status) const {
   // gRPC answers UNAVAILABLE both when it found no server and when the server refused the call
   // (it is shutting down): only the first is "cannot reach", said without gRPC's internals.
-  const std::string reason = clients::ConnectFailure(status);
+  const std::string reason = clients::ConnectFailure(status, channel_options_.tls());
   if (!reason.empty()) {
     std::fprintf(stderr, "backflow: cannot reach %s: %s\n", address_.c_str(), reason.c_str());
     return kExitFailure;

@@ -20,6 +20,7 @@
 
 #include "backflow/v1/service.grpc.pb.h"
 #include "clients/common/flags.h"
+#include "clients/common/rpc.h"
 #include "engine/core/status.h"
 
 namespace backflow::cli {
@@ -34,8 +35,10 @@ inline constexpr int kExitUsage = clients::kExitUsage;
 
 class Session {
  public:
-  Session(std::string address, double timeout_seconds, std::string token = "")
-      : address_(std::move(address)), timeout_seconds_(timeout_seconds), token_(std::move(token)) {}
+  Session(std::string address, double timeout_seconds, clients::ChannelOptions channel = {})
+      : address_(std::move(address)),
+        timeout_seconds_(timeout_seconds),
+        channel_options_(std::move(channel)) {}
 
   const std::string& address() const { return address_; }
   double timeout_seconds() const { return timeout_seconds_; }
@@ -65,7 +68,7 @@ class Session {
  private:
   std::string address_;
   double timeout_seconds_;
-  std::string token_;  // --token or $BACKFLOW_TOKEN; "" sends none
+  clients::ChannelOptions channel_options_;  // --token, --tls-ca, --tls-cert, --tls-key
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Backflow::Stub> stub_;
 };

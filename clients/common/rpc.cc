@@ -2,7 +2,11 @@
 
 #include <grpcpp/support/client_interceptor.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -38,25 +42,67 @@ class BearerFactory final : public gx::ClientInterceptorFactoryInterface {
   const std::string header_;
 };
 
+Status ReadPem(std::string_view flag, const std::string& path, std::string* pem) {
+  if (path.empty()) return Status::Ok();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgumentError("--" + std::string(flag) + " " + path + ": cannot read it (" +
+                                std::strerror(errno) + ")");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  *pem = text.str();
+  if (pem->find("-----BEGIN ") == std::string::npos) {
+    return InvalidArgumentError("--" + std::string(flag) + " " + path + ": not a PEM file");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
-std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address, const std::string& token) {
+Status ReadTlsFiles(const std::string& ca_file, const std::string& cert_file,
+                    const std::string& key_file, ChannelOptions* options) {
+  if (cert_file.empty() != key_file.empty()) {
+    return InvalidArgumentError(cert_file.empty()
+                                    ? "--tls-key needs --tls-cert (the client certificate)"
+                                    : "--tls-cert needs --tls-key (its private key)");
+  }
+  BF_RETURN_IF_ERROR(ReadPem("tls-ca", ca_file, &options->root_certificates));
+  BF_RETURN_IF_ERROR(ReadPem("tls-cert", cert_file, &options->certificate_chain));
+  return ReadPem("tls-key", key_file, &options->private_key);
+}
+
+StatusOr<ChannelOptions> ChannelOptionsFromEnvironment() {
+  ChannelOptions options{.token = TokenFromEnvironment()};
+  BF_RETURN_IF_ERROR(ReadTlsFiles(FromEnvironment("BACKFLOW_TLS_CA"),
+                                  FromEnvironment("BACKFLOW_TLS_CERT"),
+                                  FromEnvironment("BACKFLOW_TLS_KEY"), &options));
+  return options;
+}
+
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address,
+                                           const ChannelOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(256 << 20);
   args.SetMaxSendMessageSize(256 << 20);
-  if (token.empty()) {
-    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options.tls() ? grpc::SslCredentials({.pem_root_certs = options.root_certificates,
+                                            .pem_private_key = options.private_key,
+                                            .pem_cert_chain = options.certificate_chain})
+                    : grpc::InsecureChannelCredentials();
+  if (options.token.empty()) return grpc::CreateCustomChannel(address, credentials, args);
   std::vector<std::unique_ptr<gx::ClientInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<BearerFactory>(token));
-  return gx::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(), args,
+  interceptors.push_back(std::make_unique<BearerFactory>(options.token));
+  return gx::CreateCustomChannelWithInterceptors(address, credentials, args,
                                                  std::move(interceptors));
 }
 
-std::string TokenFromEnvironment() {
-  const char* token = std::getenv("BACKFLOW_TOKEN");
-  return token == nullptr ? "" : token;
+std::string FromEnvironment(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? fallback : value;
 }
+
+std::string TokenFromEnvironment() { return FromEnvironment("BACKFLOW_TOKEN"); }
 
 std::string_view StatusCodeName(grpc::StatusCode code) {
   switch (code) {
@@ -87,13 +133,28 @@ std::string FormatStatus(const grpc::Status& status) {
   return text;
 }
 
-std::string ConnectFailure(const grpc::Status& status) {
+std::string ConnectFailure(const grpc::Status& status, bool tls) {
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
   const std::string& message = status.error_message();
   auto has = [&](std::string_view text) { return message.find(text) != std::string::npos; };
   const std::string hint =
       " (is backflow-server running there? `make run` starts one on 127.0.0.1:50051)";
   if (has("Connection refused")) return "connection refused" + hint;
+  if (has("andshake failed") || has("SSL_ERROR")) {
+    // OpenSSL's reason is the text after its last "::" ("certificate verify failed").
+    const size_t colons = message.rfind("::");
+    const std::string reason = colons == std::string::npos ? "" : message.substr(colons + 2);
+    return "the TLS handshake failed" + (reason.empty() ? "" : ": " + reason) +
+           (tls ? " (does --tls-ca name the CA that signed the server's certificate, and does "
+                  "that certificate name the host you dial?)"
+                : " (does the server use TLS? pass --tls-ca FILE)");
+  }
+  if (has("Socket closed") || has("Connection reset")) {
+    return tls ? "the server closed the connection (with mutual TLS, pass --tls-cert and "
+                 "--tls-key: a client certificate its CA signed, still valid)"
+               : "the server closed the connection (does the server use TLS? pass --tls-ca "
+                 "FILE)";
+  }
   if (has("DNS resolution failed")) return "the host name does not resolve";
   if (has("Network is unreachable") || has("No route to host")) return "no route to the host";
   if (has("failed to connect to all addresses")) return "no connection" + hint;

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::shared_ptr<grpc::Channel> channel =
-      backflow::clients::OpenChannel(options.server, options.token);
+      backflow::clients::OpenChannel(options.server, options.channel);
   auto stub = backflow::v1::Backflow::NewStub(channel);
   backflow::StatusOr<Workload> workload = SetUp(options, *stub, *channel);
   if (!workload.ok()) return Fail(kExitSetupFailed, workload.status().message());

@@ -19,6 +19,11 @@ const std::vector<FlagSpec>& Specs() {
       {"server", FlagKind::kValue, "HOST:PORT", "server address (default 127.0.0.1:50051)"},
       {"token", FlagKind::kValue, "TOKEN",
        "sent as 'authorization: Bearer TOKEN' (default $BACKFLOW_TOKEN)"},
+      {"tls-ca", FlagKind::kValue, "FILE",
+       "use TLS, trusting server certificates this PEM CA signed\n(default $BACKFLOW_TLS_CA)"},
+      {"tls-cert", FlagKind::kValue, "FILE",
+       "client certificate for mutual TLS (default $BACKFLOW_TLS_CERT)"},
+      {"tls-key", FlagKind::kValue, "FILE", "its private key (default $BACKFLOW_TLS_KEY)"},
       {"model", FlagKind::kValue, "GRAPH.pbtxt",
        "the graph (text format); a model is created from it"},
       {"model-id", FlagKind::kValue, "ID", "load an existing model instead of creating one"},
@@ -86,7 +91,11 @@ StatusOr<LoadOptions> ParseOptions(const std::vector<std::string>& argv) {
   BF_ASSIGN_OR_RETURN(const clients::Args args, clients::ParseArgs(argv, Specs()));
   BF_RETURN_IF_ERROR(args.NoOperands());
   BF_ASSIGN_OR_RETURN(o.server, args.Address("server", o.server));
-  o.token = args.Value("token", clients::TokenFromEnvironment());
+  o.channel.token = args.Value("token", clients::TokenFromEnvironment());
+  BF_RETURN_IF_ERROR(clients::ReadTlsFiles(
+      args.Value("tls-ca", clients::FromEnvironment("BACKFLOW_TLS_CA")),
+      args.Value("tls-cert", clients::FromEnvironment("BACKFLOW_TLS_CERT")),
+      args.Value("tls-key", clients::FromEnvironment("BACKFLOW_TLS_KEY")), &o.channel));
   o.model_path = args.Value("model");
   if (args.Has("model-id")) {
     BF_ASSIGN_OR_RETURN(o.model_id, args.NonEmpty("model-id", ""));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "clients/common/rpc.h"
 #include "engine/core/status.h"
 
 namespace backflow::load {
@@ -16,7 +17,7 @@ enum class RpcMode { kInfer, kTrain, kGradients, kEvaluate, kMixed };
 
 struct LoadOptions {
   std::string server = "127.0.0.1:50051";
-  std::string token;       // --token or $BACKFLOW_TOKEN: authorization for every call
+  clients::ChannelOptions channel;  // --token, --tls-ca, --tls-cert, --tls-key (and $BACKFLOW_*)
   std::string model_path;  // required: the graph (text format)
   RpcMode mode = RpcMode::kInfer;
   std::string mode_name = "infer";

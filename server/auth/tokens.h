@@ -7,8 +7,8 @@
 //
 // ROLE is read (Infer, Evaluate, CheckGradients, GetModel, ListModels, GetParameters,
 // ExportModel), train (read plus TrainStep, Train, ComputeGradients, SetParameters and
-// checkpoints) or admin (everything: CreateModel, DeleteModel, every model, no quotas).
-// `backflow token new` prints a fresh token and its line.
+// checkpoints) or admin (everything: CreateModel, DeleteModel, every model). Quotas apply to every
+// role. `backflow token new` prints a fresh token and its line.
 #ifndef BACKFLOW_SERVER_AUTH_TOKENS_H_
 #define BACKFLOW_SERVER_AUTH_TOKENS_H_
 

@@ -1,13 +1,17 @@
 // The clients against a server started with --auth-tokens: `backflow token new` makes a working
 // token and line, the CLI and backflow-load send --token (or BACKFLOW_TOKEN), and a missing or
-// insufficient token fails with exit 1 and the server's reason.
+// insufficient token fails with exit 1 and the server's reason. Then the same with TLS and
+// mutual TLS on: --tls-ca, --tls-cert and --tls-key (or BACKFLOW_TLS_*), and what a client
+// that gets TLS wrong is told.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 
 #include "tests/clients/cli_fixture.h"
+#include "tests/testing/test_certs.h"
 
 namespace backflow::testing {
 namespace {
@@ -92,6 +96,115 @@ TEST_F(CliAuthTest, BackflowLoadTakesTheTokenFromItsEnvironment) {
   EXPECT_EQ(refused.exit_code, 2) << refused;
   EXPECT_NE(refused.err.find("max-models takes a count"), std::string::npos) << refused.err;
 }
+
+// A server with TLS (mutual TLS when `mutual`) and an admin token; its CA and a client
+// certificate in files.
+class CliTlsTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    admin_ = MakeToken({"--role", "admin", "--name", "ops"});
+    ca_pem_ = Write("ca.pem", ca_.cert_pem());
+    const TestCert client = ca_.Issue({.common_name = "client", .client = true});
+    client_pem_ = Write("client.pem", client.cert_pem);
+    client_key_ = Write("client.key", client.key_pem);
+    const TestCert server = ca_.Issue({.common_name = "server", .hosts = {"127.0.0.1"}});
+    std::vector<std::string> flags = {"--auth-tokens=" + Write("tokens.txt", admin_.line + "\n"),
+                                      "--tls-cert=" + Write("server.pem", server.cert_pem),
+                                      "--tls-key=" + Write("server.key", server.key_pem)};
+    if (GetParam()) flags.push_back("--tls-client-ca=" + ca_pem_);
+    ASSERT_GT(server_.Start(temp_.path() + "/data", flags), 0);
+  }
+  void TearDown() override { server_.Stop(SIGTERM, std::chrono::seconds(30)); }
+
+  std::string Write(const std::string& name, const std::string& text) {
+    WriteFileAtomically(temp_.path() + "/" + name, text);
+    return temp_.path() + "/" + name;
+  }
+  // The TLS flags a client needs for this server.
+  std::vector<std::string> TlsFlags() const {
+    std::vector<std::string> flags = {"--tls-ca", ca_pem_};
+    if (GetParam())
+      flags.insert(flags.end(), {"--tls-cert", client_pem_, "--tls-key", client_key_});
+    return flags;
+  }
+  CliResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--server", server_.address(), "--timeout", "30"});
+    return RunCli(args);
+  }
+
+  ProcessTempDir temp_;
+  ServerProcess server_;
+  NewToken admin_;
+  TestCa ca_{"cli test CA"};
+  std::string ca_pem_, client_pem_, client_key_;
+};
+
+TEST_P(CliTlsTest, TheCliConnectsWithTheRightFilesOnly) {
+  const std::string graph = std::string(BACKFLOW_SOURCE_DIR) + "/models/mlp_tanh.pbtxt";
+  std::vector<std::string> create = TlsFlags();
+  create.insert(create.end(), {"--token", admin_.token, "models", "create", graph});
+  const CliResult created = Cli(create);
+  ASSERT_EQ(created.exit_code, 0) << created;
+
+  const CliResult plaintext = Cli({"--token", admin_.token, "models", "list"});
+  EXPECT_EQ(plaintext.exit_code, 1) << plaintext;
+  EXPECT_NE(plaintext.err.find("cannot reach " + server_.address()), std::string::npos)
+      << plaintext.err;
+  EXPECT_NE(plaintext.err.find("does the server use TLS? pass --tls-ca"), std::string::npos)
+      << plaintext.err;
+
+  TestCa stranger("stranger CA");
+  const CliResult untrusted = Cli({"--tls-ca", Write("stranger.pem", stranger.cert_pem()),
+                                   "--token", admin_.token, "models", "list"});
+  EXPECT_EQ(untrusted.exit_code, 1) << untrusted;
+  EXPECT_NE(untrusted.err.find("the TLS handshake failed"), std::string::npos) << untrusted.err;
+  EXPECT_NE(untrusted.err.find("--tls-ca"), std::string::npos) << untrusted.err;
+
+  if (GetParam()) {  // mutual TLS: the CA alone is not enough
+    const CliResult anonymous = Cli({"--tls-ca", ca_pem_, "health"});
+    EXPECT_EQ(anonymous.exit_code, 1) << anonymous;
+  }
+  // The environment instead of flags.
+  ASSERT_EQ(setenv("BACKFLOW_TLS_CA", ca_pem_.c_str(), 1), 0);
+  if (GetParam()) {
+    ASSERT_EQ(setenv("BACKFLOW_TLS_CERT", client_pem_.c_str(), 1), 0);
+    ASSERT_EQ(setenv("BACKFLOW_TLS_KEY", client_key_.c_str(), 1), 0);
+  }
+  const CliResult listed = Cli({"--token", admin_.token, "models", "list"});
+  unsetenv("BACKFLOW_TLS_CA");
+  unsetenv("BACKFLOW_TLS_CERT");
+  unsetenv("BACKFLOW_TLS_KEY");
+  EXPECT_EQ(listed.exit_code, 0) << listed;
+  EXPECT_NE(listed.out.find("mlp_tanh"), std::string::npos) << listed.out;
+}
+
+TEST_P(CliTlsTest, BadTlsFlagsAreUsageErrors) {
+  const CliResult half = Cli({"--tls-cert", client_pem_, "health"});
+  EXPECT_EQ(half.exit_code, 2) << half;
+  EXPECT_NE(half.err.find("--tls-cert needs --tls-key"), std::string::npos) << half.err;
+  const CliResult missing = Cli({"health", "--tls-ca", temp_.path() + "/nowhere.pem"});
+  EXPECT_EQ(missing.exit_code, 2) << missing;
+  EXPECT_NE(missing.err.find("--tls-ca " + temp_.path() + "/nowhere.pem: cannot read it"),
+            std::string::npos)
+      << missing.err;
+}
+
+TEST_P(CliTlsTest, BackflowLoadRunsOverTlsWithItsToken) {
+  std::vector<std::string> args = TlsFlags();
+  args.insert(args.end(),
+              {"--server", server_.address(), "--token", admin_.token, "--model",
+               std::string(BACKFLOW_SOURCE_DIR) + "/models/mlp_tanh.pbtxt", "--rpc", "mixed",
+               "--concurrency", "2", "--duration", "1", "--warmup", "0", "--json"});
+  const CommandResult load = RunCommand(BACKFLOW_LOAD_BINARY, args, std::chrono::seconds(120));
+  ASSERT_EQ(load.exit_code, 0) << load;
+  const nlohmann::json report = nlohmann::json::parse(load.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << load.out;
+  EXPECT_GT(report["total"]["ok"].get<int64_t>(), 0) << load.out;
+  EXPECT_TRUE(report["total"]["errors"].empty()) << load.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(TlsAndMutualTls, CliTlsTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "MutualTls" : "Tls"; });
 
 }  // namespace
 }  // namespace backflow::testing

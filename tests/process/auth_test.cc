@@ -362,5 +362,57 @@ TEST(AuthQuotaTest, MaxInFlightBoundsOneTokensConcurrentRequests) {
   server.Stop(SIGTERM, std::chrono::seconds(30));
 }
 
+// max-models: a token holds at most that many of the models it created, counted again from the
+// data directory after a restart; deleting one gives the place back; other tokens are not
+// counted against it.
+TEST(AuthQuotaTest, MaxModelsBoundsTheModelsATokenHolds) {
+  ProcessTempDir temp;
+  const std::string tokens = temp.path() + "/tokens.txt";
+  std::ofstream(tokens) << TokenLine("team-secret", "admin name=team max-models=2")
+                        << TokenLine("ops-secret", "admin name=ops");
+  auto as = [](const std::string& token) {
+    auto context = Deadline();
+    context->AddMetadata("authorization", "Bearer " + token);
+    return context;
+  };
+  ServerProcess server;
+  ASSERT_GT(server.Start(temp.path() + "/data", {"--auth-tokens=" + tokens}), 0);
+  auto stub = v1::Backflow::NewStub(ConnectTo(server.address()));
+  auto create = [&](const std::string& token, std::string* id = nullptr) {
+    v1::CreateModelRequest request;
+    *request.mutable_graph() = *ParseGraphText(kGraph);
+    v1::ModelInfo info;
+    const grpc::Status status = stub->CreateModel(as(token).get(), request, &info);
+    if (id != nullptr) *id = info.id();
+    return status;
+  };
+  std::string first;
+  ASSERT_TRUE(create("team-secret", &first).ok());
+  ASSERT_TRUE(create("ops-secret").ok());  // not the team's
+  ASSERT_TRUE(create("team-secret").ok());
+  const std::string full = "token 'team' holds 2 models, its max-models quota; delete one first";
+  grpc::Status refused = create("team-secret");
+  EXPECT_EQ(refused.error_code(), StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_EQ(refused.error_message(), full);
+  v1::ListModelsResponse listed;
+  ASSERT_TRUE(stub->ListModels(as("ops-secret").get(), {}, &listed).ok());
+  EXPECT_EQ(listed.models_size(), 3);  // the refused call created nothing
+
+  // A restart counts the team's models again from the data directory.
+  server.Stop(SIGTERM, std::chrono::seconds(30));
+  ServerProcess restarted;
+  ASSERT_GT(restarted.Start(temp.path() + "/data", {"--auth-tokens=" + tokens}), 0);
+  stub = v1::Backflow::NewStub(ConnectTo(restarted.address()));
+  refused = create("team-secret");
+  EXPECT_EQ(refused.error_code(), StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_EQ(refused.error_message(), full);
+  v1::DeleteModelRequest remove;
+  remove.set_model_id(first);
+  v1::DeleteModelResponse removed;
+  ASSERT_TRUE(stub->DeleteModel(as("team-secret").get(), remove, &removed).ok());
+  EXPECT_TRUE(create("team-secret").ok());
+  restarted.Stop(SIGTERM, std::chrono::seconds(30));
+}
+
 }  // namespace
 }  // namespace backflow::testing

@@ -168,7 +168,11 @@ TEST_F(ServerProcessTest, ReflectionListsTheServices) {
 
 TEST_F(ServerProcessTest, BadFlagsExitWithCode2NamingTheFlag) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--bogus", "bogus"}, {"--max-models=many", "max-models"}};
+      {"--bogus", "bogus"},
+      {"--max-models=many", "max-models"},
+      {"--tls-cert=/nonexistent/server.pem", "--tls-cert needs --tls-key"},
+      {"--tls-client-ca=/nonexistent/ca.pem", "--tls-client-ca needs --tls-cert and --tls-key"},
+      {"--tls-reload-seconds=0", "tls-reload-seconds"}};
   for (const auto& [flag, named] : cases) {
     ServerProcess process;
     ASSERT_TRUE(process.Spawn({"--listen=127.0.0.1:0", "--data-dir=" + data_dir_.path(), flag}));

@@ -115,6 +115,29 @@ TEST(ConfigTest, ANonLoopbackAddressNeedsTokensOrInsecure) {
   }
 }
 
+// The files themselves are checked at start-up (auth::CheckTlsFiles), not while parsing.
+TEST(ConfigTest, TlsFlagsFillTheTlsFiles) {
+  StatusOr<ServerConfig> plain = Parse({});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->tls.enabled());
+  EXPECT_EQ(plain->tls.reload_seconds, 10);
+  StatusOr<ServerConfig> config =
+      Parse({"--tls-cert=/etc/backflow/server.pem", "--tls-key", "/etc/backflow/server.key",
+             "--tls-client-ca=/etc/backflow/ca.pem", "--tls-reload-seconds=60"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->tls.cert, "/etc/backflow/server.pem");
+  EXPECT_EQ(config->tls.key, "/etc/backflow/server.key");
+  EXPECT_EQ(config->tls.client_ca, "/etc/backflow/ca.pem");
+  EXPECT_EQ(config->tls.reload_seconds, 60);
+  EXPECT_TRUE(config->tls.mutual());
+  const std::vector<std::string> lines = Describe(*config);
+  EXPECT_EQ(lines.back(),
+            "tls=/etc/backflow/server.pem key=/etc/backflow/server.key "
+            "client_ca=/etc/backflow/ca.pem reload_s=60");
+  EXPECT_EQ(Parse({"--tls-cert="}).status().message(), "--tls-cert: empty");
+  EXPECT_NE(Usage().find("--tls-client-ca=FILE"), std::string::npos) << Usage();
+}
+
 TEST(ConfigTest, ARepeatedFlagKeepsItsLastValue) {
   StatusOr<ServerConfig> config = Parse({"--max-models=3", "--max-models", "5"});
   ASSERT_TRUE(config.ok()) << config.status().ToString();

@@ -41,5 +41,27 @@ TEST(ModelRegistryTest, AMovedReservationGivesItsPlaceBackOnce) {
   EXPECT_FALSE(registry.Reserve().ok());  // exactly one place: the count did not go below zero
 }
 
+// A token's max-models counts its reservations too, so concurrent creations by one token cannot
+// overshoot its quota; moving a reservation keeps its owner, and other owners are not counted.
+TEST(ModelRegistryTest, AnOwnersQuotaCountsItsReservations) {
+  ModelRegistry registry(10);
+  StatusOr<ModelRegistry::Reservation> first = registry.Reserve("team", 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->owner(), "team");
+  StatusOr<ModelRegistry::Reservation> second = registry.Reserve("team", 1);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(second.status().message(),
+            "token 'team' holds 1 models, its max-models quota; delete one first");
+  EXPECT_TRUE(registry.Reserve("ops", 1).ok());
+  EXPECT_TRUE(registry.Reserve().ok());
+  {
+    ModelRegistry::Reservation moved = std::move(*first);
+    EXPECT_EQ(moved.owner(), "team");
+    EXPECT_FALSE(registry.Reserve("team", 1).ok());
+  }
+  EXPECT_TRUE(registry.Reserve("team", 1).ok());  // given back once the reservation ended
+}
+
 }  // namespace
 }  // namespace backflow::server
