@@ -27,6 +27,7 @@ PACKAGES=(
   # test that installs the client into a virtual environment made with venv
   python3-pip python3-setuptools python3-wheel python3-venv
   libssl-dev  # SHA-256 and constant-time comparison of --auth-tokens digests (OpenSSL libcrypto)
+  openssl  # deploy/gen-certs.sh makes the test CA and certificates the TLS tests use
 )
 
 # The fuzz preset (CMakePresets.json, docs/fuzzing.md): clang-14 with its sanitizer runtimes

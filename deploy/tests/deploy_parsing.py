@@ -204,3 +204,57 @@ def package_closure(packages):
             if dependency:
                 pending.append(dependency)
     return seen
+
+
+def systemd_unit_values(path):
+    """The unit file's sections as {section: {key: [values]}}, every value of a repeated key in
+    order (LoadCredential= and the like add one entry per line)."""
+    sections, current = {}, None
+    pending = ""
+    for raw in Path(path).read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line[0] in "#;"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].rstrip() + " "
+            continue
+        line, pending = pending + line, ""
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        if current is None or "=" not in line:
+            raise ValueError(f"{path}: not a key=value line in a section: {raw!r}")
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def gen_certs_default_hosts():
+    """The host names deploy/gen-certs.sh puts into the server certificate by default."""
+    text = (DEPLOY_DIR / "gen-certs.sh").read_text()
+    match = re.search(r'^hosts="([^"]+)"$', text, re.M)
+    if not match:
+        raise ValueError("deploy/gen-certs.sh: no hosts=\"...\" default")
+    return [name.strip() for name in match.group(1).split(",") if name.strip()]
+
+
+def rewrite_flags(argv, values):
+    """argv with the value of each --name (as --name VALUE or --name=VALUE) in `values`
+    replaced; a flag of `values` that argv lacks is added after argv[0] (as --name VALUE)."""
+    out, seen, i = [argv[0]], set(), 1
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, _ = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if name in values:
+            seen.add(name)
+            if eq:
+                out.append(f"--{name}={values[name]}")
+            else:
+                out += [arg, values[name]]
+                i += 1  # the old value
+        else:
+            out.append(arg)
+        i += 1
+    missing = [item for name, value in values.items() if name not in seen
+               for item in (f"--{name}", value)]
+    return out[:1] + missing + out[1:]

@@ -1,17 +1,22 @@
 """Checks that every deployment file agrees with the server and with each other: the port (50051)
 in --listen, EXPOSE, ports and probes; the health check (grpc.health.v1 with the service the
 server registers); the data path (--data-dir, VOLUME, mounts, StateDirectory); the stop timeouts
-(longer than --shutdown-grace-ms); a non-root user. The server's flags and defaults come from the
-real binary ($BACKFLOW_SERVER_BINARY), which also has to start with each file's command line.
+(longer than --shutdown-grace-ms); a non-root user; TLS and tokens (compose, Kubernetes and
+systemd serve --tls-cert/--tls-key with --auth-tokens, from the secrets or credentials each file
+mounts, and their health checks speak TLS). The server's flags and defaults come from the real
+binary ($BACKFLOW_SERVER_BINARY), which also has to start with each file's command line (its
+certificate, key and token paths replaced by files deploy/gen-certs.sh makes) and answer each
+file's health check, run with the built `backflow` CLI.
 """
 
+import hashlib
 import os
 import re
 import signal
 import subprocess
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -29,6 +34,7 @@ RUNTIME = DOCKER_STAGES[-1]
 COMPOSE = dp.load_yaml_documents([dp.DEPLOY_DIR / "compose.yaml"])[0]
 K8S = dp.load_yaml_documents(sorted((dp.DEPLOY_DIR / "k8s").glob("*.yaml")))
 UNIT = dp.systemd_unit(dp.DEPLOY_DIR / "systemd/backflow.service")
+UNIT_VALUES = dp.systemd_unit_values(dp.DEPLOY_DIR / "systemd/backflow.service")
 
 
 def instructions(stage, keyword):
@@ -57,6 +63,27 @@ SERVER_COMMANDS = {
 }
 SERVER_FLAGS = {name: dp.server_flags(argv) for name, argv in SERVER_COMMANDS.items()}
 
+# The files that serve TLS with tokens; the Dockerfile's CMD is the image's default, which can
+# carry no secrets, and says --insecure.
+SECURED = ("compose server", "k8s StatefulSet", "systemd ExecStart")
+# Server flags naming a file, and what deploy/gen-certs.sh (or the test's token file) puts there.
+SERVER_FILE_FLAGS = {"tls-cert": "server.pem", "tls-key": "server.key",
+                     "tls-client-ca": "ca.pem", "auth-tokens": "tokens.txt"}
+CLIENT_FILE_FLAGS = {"tls-ca": "ca.pem", "tls-cert": "client.pem", "tls-key": "client.key"}
+HEALTH_SERVICE = "backflow.v1.Backflow"
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+
+# Each file's health checks: `backflow ... health` command lines that must succeed against the
+# server started with that file's flags.
+HEALTH_COMMANDS = {
+    "Dockerfile CMD": [dp.healthcheck_command(
+        only(instructions(RUNTIME, "HEALTHCHECK"), "HEALTHCHECK"))],
+    "compose server": [COMPOSE["services"]["server"]["healthcheck"]["test"][1:]],
+    "k8s StatefulSet": [CONTAINER[probe]["exec"]["command"] for probe in PROBES
+                        if "exec" in CONTAINER.get(probe, {})],
+    "systemd ExecStart": [],
+}
+
 
 @pytest.fixture(scope="module")
 def server_binary():
@@ -70,6 +97,26 @@ def server_binary():
 @pytest.fixture(scope="module")
 def server_help(server_binary):
     return dp.server_help(server_binary)
+
+
+@pytest.fixture(scope="module")
+def client_binary(server_binary):
+    binary = Path(server_binary).parent / "backflow"
+    if not binary.is_file():
+        pytest.fail(f"no backflow CLI beside the server at {binary}")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def test_files(tmp_path_factory):
+    """A CA, server and client certificates from deploy/gen-certs.sh, and a token file."""
+    directory = tmp_path_factory.mktemp("secrets")
+    result = subprocess.run(["bash", str(dp.DEPLOY_DIR / "gen-certs.sh"), str(directory)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    digest = hashlib.sha256(b"deploy-test-token").hexdigest()
+    (directory / "tokens.txt").write_text(f"sha256:{digest} admin name=deploy-test\n")
+    return directory
 
 
 def grace_seconds(flags, help_defaults):
@@ -111,11 +158,24 @@ def test_all_commands_use_one_grace(server_help):
     assert len(set(graces.values())) == 1, graces
 
 
+@pytest.mark.parametrize("source", SECURED)
+def test_the_deployments_serve_tls_with_tokens(source):
+    flags = SERVER_FLAGS[source]
+    assert {"tls-cert", "tls-key", "auth-tokens"} <= flags.keys(), f"{source}: {flags}"
+    assert "insecure" not in flags, f"{source}: --insecure beside TLS and tokens"
+
+
 @pytest.mark.parametrize("source", sorted(SERVER_FLAGS))
-def test_server_starts_and_drains_with_the_command_line(source, server_binary):
-    """Runs the real server with the file's flags (only --listen and --data-dir moved to a free
-    local port and a temp dir): it must start serving, then exit 0 on SIGTERM."""
+def test_server_starts_serves_its_health_check_and_drains(source, server_binary, client_binary,
+                                                          test_files):
+    """Runs the real server with the file's flags (--listen and --data-dir moved to a free local
+    port and a temp dir, the certificate, key and token files to test files of the same kind):
+    it must start serving, answer SERVING to each of the file's health checks (run with the
+    built CLI against that port, its CA path moved to the test CA), then exit 0 on SIGTERM."""
     flags = dict(SERVER_FLAGS[source], listen="127.0.0.1:0")
+    for name, file_name in SERVER_FILE_FLAGS.items():
+        if name in flags:
+            flags[name] = str(test_files / file_name)
     with tempfile.TemporaryDirectory() as data_dir:
         flags["data-dir"] = data_dir
         argv = [server_binary] + [f"--{name}" if value is None else f"--{name}={value}"
@@ -123,22 +183,49 @@ def test_server_starts_and_drains_with_the_command_line(source, server_binary):
         with tempfile.TemporaryFile("w+") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=log)
             try:
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline and proc.poll() is None:
+                deadline, listening = time.monotonic() + 20, None
+                while time.monotonic() < deadline and proc.poll() is None and not listening:
                     log.seek(0)
-                    if re.search(r"listening on 127\.0\.0\.1:\d+", log.read()):
-                        break
+                    listening = re.search(r"listening on (127\.0\.0\.1:\d+)", log.read())
                     time.sleep(0.05)
                 log.seek(0)
                 output = log.read()
                 assert proc.poll() is None, f"server exited {proc.returncode}:\n{output}"
-                assert "listening on" in output, f"no 'listening on' within 20 s:\n{output}"
+                assert listening, f"no 'listening on' within 20 s:\n{output}"
+                for command in HEALTH_COMMANDS[source]:
+                    values = {"server": listening.group(1)}
+                    values.update({name: str(test_files / file_name) for name, file_name in
+                                   CLIENT_FILE_FLAGS.items() if name in dp.client_flags(command)})
+                    check = [str(client_binary)] + dp.rewrite_flags(command, values)[1:]
+                    result = subprocess.run(check, capture_output=True, text=True, timeout=30,
+                                            env=dict(os.environ, BACKFLOW_TOKEN=""))
+                    assert (result.returncode, result.stdout) == (0, "SERVING\n"), (
+                        f"{check}: {result.stdout}{result.stderr}")
                 proc.send_signal(signal.SIGTERM)
                 assert proc.wait(timeout=30) == 0
             finally:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait(timeout=10)
+
+
+def test_every_health_check_is_tried():
+    """The health checks above exist where they should: a file that lost its probes would pass
+    the start-up test vacuously."""
+    assert len(HEALTH_COMMANDS["Dockerfile CMD"]) == 1
+    assert len(HEALTH_COMMANDS["compose server"]) == 1
+    assert len(HEALTH_COMMANDS["k8s StatefulSet"]) == len(PROBES)
+
+
+def test_health_checks_trust_a_ca_and_address_a_name_the_test_certificate_holds():
+    """Each TLS deployment's health check passes --tls-ca, and connects by a host name
+    deploy/gen-certs.sh puts into the server certificate by default."""
+    hosts = dp.gen_certs_default_hosts()
+    for source in SECURED:
+        for command in HEALTH_COMMANDS[source]:
+            flags = dp.client_flags(command)
+            assert "tls-ca" in flags, f"{source}: {command}"
+            assert flags["server"].rsplit(":", 1)[0] in hosts, f"{source}: {command}"
 
 
 # ---- Dockerfile ----
@@ -229,12 +316,40 @@ def test_compose_stop_grace_exceeds_the_drain(server_help):
     assert dp.duration_seconds(server["stop_grace_period"]) > grace
 
 
+def compose_secret_path(service, path):
+    """The host file (relative to compose.yaml) behind `path`, a /run/secrets/NAME of a secret
+    the service mounts."""
+    mounted = COMPOSE["services"][service].get("secrets", [])
+    name = PurePosixPath(path).name
+    assert str(PurePosixPath(path).parent) == "/run/secrets", path
+    assert name in mounted, f"{service} does not mount the secret {name}: {mounted}"
+    return COMPOSE["secrets"][name]["file"]
+
+
+def test_compose_server_files_are_the_secrets_gen_certs_makes():
+    flags = SERVER_FLAGS["compose server"]
+    files = {name: compose_secret_path("server", flags[name])
+             for name in ("tls-cert", "tls-key", "auth-tokens")}
+    assert files == {"tls-cert": "./secrets/server.pem", "tls-key": "./secrets/server.key",
+                     "auth-tokens": "./secrets/tokens.txt"}
+    health = dp.client_flags(COMPOSE["services"]["server"]["healthcheck"]["test"][1:])
+    assert compose_secret_path("server", health["tls-ca"]) == "./secrets/ca.pem"
+    # Nothing mounts the CA's key or a client key.
+    assert all(not secret["file"].endswith(("ca.key", "client.key"))
+               for secret in COMPOSE["secrets"].values())
+
+
 def test_compose_load_job_targets_the_healthy_server():
     load = COMPOSE["services"]["load"]
     assert load["depends_on"]["server"]["condition"] == "service_healthy"
     assert Path(load["command"][0]).name == "backflow-load"
     flags = dp.client_flags(load["command"])
-    assert flags["server"] == f"server:{PORT}"
+    host, port = flags["server"].rsplit(":", 1)
+    aliases = COMPOSE["services"]["server"]["networks"]["default"]["aliases"]
+    assert port == str(PORT) and host in ["server"] + aliases, flags["server"]
+    assert host in dp.gen_certs_default_hosts(), "the certificate must hold the name it calls"
+    assert compose_secret_path("load", flags["tls-ca"]) == "./secrets/ca.pem"
+    assert "BACKFLOW_TOKEN" in load["environment"], "the load job needs a token"
     model = Path(flags["model"])
     assert str(model.parent).startswith(MODELS_DIR)
     assert (dp.SOURCE_DIR / "models" / model.relative_to(MODELS_DIR)).is_file()
@@ -242,13 +357,43 @@ def test_compose_load_job_targets_the_healthy_server():
 
 # ---- Kubernetes ----
 
-def test_k8s_probes_use_grpc_health_with_the_backflow_service():
+def test_k8s_probes_ask_grpc_health_about_the_backflow_service_over_tls():
+    """kubelet's native grpc probe does not speak TLS: the probes run `backflow health` in the
+    container, against the local port, with the CA of the server's Secret."""
     service_name = dp.health_service_name()
-    assert service_name == "backflow.v1.Backflow"
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert CONTAINER[probe]["grpc"] == {"port": PORT, "service": service_name}, probe
-    if "startupProbe" in CONTAINER:
-        assert CONTAINER["startupProbe"]["grpc"] == {"port": PORT, "service": service_name}
+    assert service_name == HEALTH_SERVICE
+    tls_dir = str(PurePosixPath(SERVER_FLAGS["k8s StatefulSet"]["tls-cert"]).parent)
+    for probe in PROBES:
+        command = CONTAINER[probe]["exec"]["command"]
+        assert command[0] == "backflow" and "health" in command, probe
+        assert command[command.index("health"):] == ["health", "--service", service_name]
+        flags = dp.client_flags(command[:command.index("health")])
+        assert flags["server"] == f"127.0.0.1:{PORT}", probe
+        assert flags["tls-ca"] == f"{tls_dir}/ca.crt", probe
+        assert "token" not in flags, "health needs no token"
+        # The CLI's own deadline ends before kubelet gives up on the probe.
+        assert float(flags["timeout"]) < CONTAINER[probe]["timeoutSeconds"], probe
+
+
+def test_k8s_server_files_come_from_whole_secret_mounts():
+    """--tls-cert/--tls-key name tls.crt/tls.key of one kubernetes.io/tls Secret volume and
+    --auth-tokens tokens.txt of another, mounted read-only without subPath (so updated Secrets
+    reach the running server), readable by the pod's group and nobody else."""
+    flags = SERVER_FLAGS["k8s StatefulSet"]
+    mounts = {m["mountPath"]: m for m in CONTAINER["volumeMounts"]}
+    volumes = {v["name"]: v for v in POD["volumes"]}
+    expected = {"tls-cert": "tls.crt", "tls-key": "tls.key", "auth-tokens": "tokens.txt"}
+    secrets = {}
+    for flag, key in expected.items():
+        path = PurePosixPath(flags[flag])
+        assert path.name == key, f"--{flag}={path}"
+        mount = mounts[str(path.parent)]
+        assert mount.get("readOnly") is True and "subPath" not in mount, mount
+        secret = volumes[mount["name"]]["secret"]
+        assert "items" not in secret, "every key of the Secret under its own name"
+        assert secret["defaultMode"] & 0o007 == 0, oct(secret["defaultMode"])
+        secrets[flag] = secret["secretName"]
+    assert secrets["tls-cert"] == secrets["tls-key"] != secrets["auth-tokens"]
 
 
 def test_k8s_container_port_and_services():
@@ -303,6 +448,18 @@ def test_systemd_unit_runs_as_its_user_in_its_state_directory():
     assert service["NoNewPrivileges"] == "yes"
 
 
+def test_systemd_server_files_are_its_credentials():
+    """--tls-cert, --tls-key and --auth-tokens read the copies LoadCredential= makes in
+    $CREDENTIALS_DIRECTORY, of root-owned files under /etc/backflow."""
+    credentials = dict(entry.split(":", 1) for entry in UNIT_VALUES["Service"]["LoadCredential"])
+    assert credentials == {"tls.pem": "/etc/backflow/tls.pem", "tls.key": "/etc/backflow/tls.key",
+                           "tokens": "/etc/backflow/tokens.txt"}
+    flags = SERVER_FLAGS["systemd ExecStart"]
+    for flag, credential in (("tls-cert", "tls.pem"), ("tls-key", "tls.key"),
+                             ("auth-tokens", "tokens")):
+        assert flags[flag] == f"${{CREDENTIALS_DIRECTORY}}/{credential}", flag
+
+
 def test_systemd_stop_timeout_exceeds_the_drain(server_help):
     service = UNIT["Service"]
     assert service["KillSignal"] == "SIGTERM"
@@ -322,6 +479,14 @@ def test_duration_parser():
         dp.duration_seconds("soon")
 
 
+def test_systemd_values_parser(tmp_path):
+    unit = tmp_path / "x.service"
+    unit.write_text("[Service]\n# c\nA=1\nA=2 \\\n  3\nB = x\n[Install]\nC=\n")
+    assert dp.systemd_unit_values(unit) == {"Service": {"A": ["1", "2 3"], "B": ["x"]},
+                                            "Install": {"C": [""]}}
+    assert dp.gen_certs_default_hosts() == ["localhost", "127.0.0.1", "backflow"]
+
+
 def test_flag_parsers():
     assert dp.server_flags(["/x/backflow-server", "--listen=a:1", "--data-dir=/d"]) == {
         "listen": "a:1", "data-dir": "/d"}
@@ -330,3 +495,6 @@ def test_flag_parsers():
     assert dp.client_flags(["backflow", "--server", "h:1", "--timeout=3", "health"]) == {
         "server": "h:1", "timeout": "3"}
     assert dp.healthcheck_command('--interval=5s --retries=2 CMD ["a", "b"]') == ["a", "b"]
+    assert dp.rewrite_flags(["b", "--server", "h:1", "--tls-ca=/x", "health"],
+                            {"server": "l:2", "tls-ca": "/y", "timeout": "3"}) == [
+        "b", "--timeout", "3", "--server", "l:2", "--tls-ca=/y", "health"]

@@ -15,6 +15,8 @@ the graph's integer placeholders, as above.
 
 Errors: every failed call raises BackflowError, whose `code` is the grpc.StatusCode and whose
 `message` is the server's explanation (for bad graphs and tensors it names the node or tensor).
+A connection that fails in the TLS handshake (UNAVAILABLE) gets a hint of what to change
+appended to the message.
 
 Thread safety: a Client may be shared by threads; gRPC channels are thread-safe.
 """
@@ -36,6 +38,7 @@ from backflow.specs import (GraphLike, OnnxLike, OptimizerSpec, as_graph, onnx_m
                             optimizer_spec)
 from backflow.tensors import (INTEGER_TYPES, DTypeLike, data_type, is_float64, to_numpy_map,
                               to_tensor_map)
+from backflow.tls import ChannelSecurity, PemSource, channel_credentials, connection_hint
 from backflow.torch_bridge import TorchMixin
 from backflow.v1 import service_pb2, service_pb2_grpc
 
@@ -58,10 +61,14 @@ class BackflowError(Exception):
         self.message = message
 
     @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> "BackflowError":
+    def from_rpc_error(cls, error: grpc.RpcError,
+                       security: Optional[ChannelSecurity] = None) -> "BackflowError":
+        """The error of a failed call; with the channel's `security`, a connection that failed
+        in the TLS handshake gets a hint appended (see backflow.tls.connection_hint)."""
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-        details = error.details() if hasattr(error, "details") else str(error)
-        return cls(code, details or "")
+        details = (error.details() if hasattr(error, "details") else str(error)) or ""
+        hint = connection_hint(code, details, security)
+        return cls(code, f"{details} ({hint})" if hint else details)
 
 
 @dataclass
@@ -95,16 +102,35 @@ class Client(FitMixin, TorchMixin):
             take their own `timeout`.
         token: sent as `authorization: Bearer TOKEN` with every call, for a server started
             with --auth-tokens (None: $BACKFLOW_TOKEN if set; "": none).
+        root_certificates: for a server started with --tls-cert: the CA certificate(s) its
+            certificate must chain to, as PEM bytes or the path of a PEM file (None:
+            $BACKFLOW_TLS_CA if set; "": none). Given, the channel uses TLS.
+        certificate_chain, private_key: a client certificate and its key, for a server started
+            with --tls-client-ca (mutual TLS); PEM bytes or paths, both or neither (None:
+            $BACKFLOW_TLS_CERT, $BACKFLOW_TLS_KEY if set; "": none). Given without
+            root_certificates, the channel uses TLS and checks the server against the system's
+            roots.
+
+    Raises ValueError for a certificate without its key (or a key without its certificate) and
+    for PEM that holds no certificate (or key) where one is expected, and OSError for a file that
+    cannot be read, before any connection is made.
     """
 
     def __init__(self, address: str = "127.0.0.1:50051", timeout: Optional[float] = 60.0,
-                 token: Optional[str] = None) -> None:
+                 token: Optional[str] = None, root_certificates: Optional[PemSource] = None,
+                 certificate_chain: Optional[PemSource] = None,
+                 private_key: Optional[PemSource] = None) -> None:
         self.address = address
         self.timeout = timeout
-        self._raw_channel = grpc.insecure_channel(address, options=[
+        options = [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ])
+        ]
+        credentials, self._security = channel_credentials(root_certificates, certificate_chain,
+                                                          private_key)
+        self._raw_channel = (grpc.secure_channel(address, credentials, options=options)
+                             if credentials is not None else
+                             grpc.insecure_channel(address, options=options))
         # token: sent as "authorization: Bearer TOKEN" on every call (None: $BACKFLOW_TOKEN).
         bearer = token_or_environment(token)
         self._channel = (grpc.intercept_channel(self._raw_channel, BearerToken(bearer))
@@ -271,7 +297,7 @@ class Client(FitMixin, TorchMixin):
                 raise
 
         call = self._stub.Train(requests(), timeout=timeout)
-        return self._stream_results(call, failures)
+        return self._stream_results(call, failures, self._security)
 
     def evaluate(self, graph: GraphLike, values: Arrays, outputs: Optional[Sequence[str]] = None,
                  target: str = "", wrt: Sequence[str] = (), seed: int = 0,
@@ -370,7 +396,7 @@ class Client(FitMixin, TorchMixin):
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
-            raise BackflowError.from_rpc_error(error) from error
+            raise BackflowError.from_rpc_error(error, self._security) from error
 
     def _export(self, model_id: str, format: int) -> service_pb2.ExportModelResponse:
         request = service_pb2.ExportModelRequest(model_id=model_id, format=format)
@@ -407,13 +433,14 @@ class Client(FitMixin, TorchMixin):
         return request
 
     @staticmethod
-    def _stream_results(call: Any, failures: list[BaseException]) -> Iterator[StepResult]:
+    def _stream_results(call: Any, failures: list[BaseException],
+                        security: ChannelSecurity) -> Iterator[StepResult]:
         try:
             for response in call:
                 yield StepResult.from_proto(response)
         except grpc.RpcError as error:
             if failures:
                 raise failures[0] from error
-            raise BackflowError.from_rpc_error(error) from error
+            raise BackflowError.from_rpc_error(error, security) from error
         finally:
             call.cancel()  # a no-op once the stream has ended; stops it if the caller left early
