@@ -140,6 +140,13 @@ std::string ConnectFailure(const grpc::Status& status, bool tls) {
   const std::string hint =
       " (is backflow-server running there? `make run` starts one on 127.0.0.1:50051)";
   if (has("Connection refused")) return "connection refused" + hint;
+  if (const size_t peer = message.find("Peer name "); peer != std::string::npos) {
+    const size_t end = message.find(" is not in peer certificate", peer);
+    const std::string host =
+        end == std::string::npos ? "the host" : message.substr(peer + 10, end - peer - 10);
+    return "the server's certificate does not name " + host +
+           " (dial a name its subjectAltName lists, or give it a certificate for " + host + ")";
+  }
   if (has("andshake failed") || has("SSL_ERROR")) {
     // OpenSSL's reason is the text after its last "::" ("certificate verify failed").
     const size_t colons = message.rfind("::");

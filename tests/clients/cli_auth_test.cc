@@ -160,6 +160,13 @@ TEST_P(CliTlsTest, TheCliConnectsWithTheRightFilesOnly) {
   EXPECT_NE(untrusted.err.find("the TLS handshake failed"), std::string::npos) << untrusted.err;
   EXPECT_NE(untrusted.err.find("--tls-ca"), std::string::npos) << untrusted.err;
 
+  const CliResult other_host = RunCli({"--server", "localhost:" + server_.address().substr(10),
+                                       "--timeout", "30", "--tls-ca", ca_pem_, "health"});
+  EXPECT_EQ(other_host.exit_code, 1) << other_host;
+  EXPECT_NE(other_host.err.find("the server's certificate does not name localhost"),
+            std::string::npos)
+      << other_host.err;
+
   if (GetParam()) {  // mutual TLS: the CA alone is not enough
     const CliResult anonymous = Cli({"--tls-ca", ca_pem_, "health"});
     EXPECT_EQ(anonymous.exit_code, 1) << anonymous;
