@@ -10,6 +10,7 @@ using clients::FlagSpec;
 
 constexpr int64_t kBig = int64_t{1} << 40;
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+constexpr std::string_view kOnOff[] = {"on", "off"};
 
 // An integer setting: its flag, its range, the help (" (default N)" is added) and its field.
 struct IntSetting {
@@ -95,6 +96,9 @@ std::vector<FlagSpec> Specs(const ServerConfig& d) {
   specs.push_back({"tls-key", FlagKind::kValue, "FILE", "the PEM private key of --tls-cert"});
   specs.push_back({"tls-client-ca", FlagKind::kValue, "FILE",
                    "mutual TLS: require client certificates signed by\nthese PEM CA certificates"});
+  specs.push_back({"reflection", FlagKind::kValue, "on|off",
+                   "serve grpc.reflection.v1 and v1alpha (with --auth-tokens:\nfor read tokens) "
+                   "(default on)"});
   specs.push_back({"log-level", FlagKind::kValue, "LEVEL",
                    "trace, debug, info, warn, error, off (default " + d.log_level + ")"});
   specs.push_back({"help", FlagKind::kSwitch, "", "show this help and exit"});
@@ -115,6 +119,8 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* he
     BF_ASSIGN_OR_RETURN(config.auth_tokens, args.NonEmpty("auth-tokens", ""));
   }
   config.insecure = args.Has("insecure");
+  BF_ASSIGN_OR_RETURN(const std::string reflection, args.Choice("reflection", "on", kOnOff));
+  config.reflection = reflection == "on";
   for (auto [flag, field] :
        {std::pair{"tls-cert", &config.tls.cert}, std::pair{"tls-key", &config.tls.key},
         std::pair{"tls-client-ca", &config.tls.client_ca}}) {
@@ -146,7 +152,8 @@ bool IsLoopback(std::string_view listen) {
 std::string Usage() {
   return "usage: backflow-server [--flag=value ...]\n"
          "\n"
-         "Serves backflow.v1.Backflow, grpc.health.v1.Health and server reflection.\n"
+         "Serves backflow.v1.Backflow, grpc.health.v1.Health and server reflection\n"
+         "(grpc.reflection.v1 and v1alpha).\n"
          "\n" +
          clients::FormatFlags(Specs(ServerConfig{}), {.equals = true, .column = 32});
 }
@@ -169,7 +176,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
       "checkpoint_every_steps=" + std::to_string(c.autosave.every_steps) +
           " checkpoint_every_seconds=" + std::to_string(c.autosave.every_seconds.count()) +
           (c.autosave.enabled() ? "" : " (automatic checkpoints off)"),
-      "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) + " log_level=" + c.log_level,
+      "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
+          " log_level=" + c.log_level + " reflection=" + (c.reflection ? "on" : "off"),
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +
           (c.insecure ? " insecure" : ""),
       "tls=" + (c.tls.enabled() ? c.tls.cert + " key=" + c.tls.key : std::string("off")) +

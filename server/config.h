@@ -47,6 +47,8 @@ struct ServerConfig {
   std::string auth_tokens;
   // Serve a non-loopback address without tokens anyway (ParseFlags refuses that otherwise).
   bool insecure = false;
+  // Serve grpc.reflection.v1 and v1alpha (server/reflection.h); --reflection=off: neither.
+  bool reflection = true;
   // --tls-cert, --tls-key, --tls-client-ca, --tls-reload-seconds; no certificate: plaintext.
   auth::TlsFiles tls;
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).

@@ -1,6 +1,5 @@
 #include "server/server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +11,7 @@
 #include "server/model.h"
 #include "server/names.h"
 #include "server/operations.h"
+#include "server/reflection.h"
 #include "server/service.h"
 #include "server/storage/checkpoint_store.h"
 #include "server/tls_credentials.h"
@@ -34,6 +34,7 @@ class Server::Impl {
   Status LoadModels();
   Status SaveDirtyModels();
   void LogTls(const auth::TlsReport& tls) const;
+  void RegisterReflection(grpc::ServerBuilder& builder);
 
   const ServerConfig config_;
   std::unique_ptr<CheckpointStore> store_;
@@ -41,6 +42,8 @@ class Server::Impl {
   std::unique_ptr<auth::TokenStore> tokens_;  // --auth-tokens; outlives env_
   std::unique_ptr<ServiceEnv> env_;
   std::unique_ptr<BackflowService> service_;
+  std::unique_ptr<ReflectionV1> reflection_v1_;  // --reflection
+  std::unique_ptr<ReflectionV1Alpha> reflection_v1alpha_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 
@@ -67,8 +70,8 @@ Status Server::Impl::Start() {
   service_ = std::make_unique<BackflowService>(env_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (config_.reflection) RegisterReflection(builder);
   builder.AddListeningPort(config_.listen, MakeServerCredentials(config_.tls), &port_);
   // gRPC sets SO_REUSEPORT by default: a second server would then share the port silently and
   // clients would alternate between the two. The port is ours alone, or we do not start.
@@ -110,6 +113,15 @@ Status Server::Impl::Start() {
     }
   }
   return Status::Ok();
+}
+
+void Server::Impl::RegisterReflection(grpc::ServerBuilder& builder) {
+  const std::vector<std::string> services = {"backflow.v1.Backflow", "grpc.health.v1.Health",
+                                             kReflectionV1, kReflectionV1Alpha};
+  reflection_v1_ = std::make_unique<ReflectionV1>(env_.get(), services);
+  reflection_v1alpha_ = std::make_unique<ReflectionV1Alpha>(env_.get(), services);
+  builder.RegisterService(reflection_v1_.get());
+  builder.RegisterService(reflection_v1alpha_.get());
 }
 
 void Server::Impl::LogTls(const auth::TlsReport& tls) const {

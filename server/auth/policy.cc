@@ -8,7 +8,7 @@
 namespace backflow::server::auth {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Role>, 15> kRoles = {{
+constexpr std::array<std::pair<std::string_view, Role>, 16> kRoles = {{
     {"Infer", Role::kRead},
     {"Evaluate", Role::kRead},
     {"CheckGradients", Role::kRead},
@@ -16,6 +16,7 @@ constexpr std::array<std::pair<std::string_view, Role>, 15> kRoles = {{
     {"ListModels", Role::kRead},
     {"GetParameters", Role::kRead},
     {"ExportModel", Role::kRead},
+    {"ServerReflectionInfo", Role::kRead},  // grpc.reflection.v1 and v1alpha
     {"TrainStep", Role::kTrain},
     {"Train", Role::kTrain},
     {"ComputeGradients", Role::kTrain},
