@@ -1,9 +1,13 @@
 #include "clients/common/flags.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace backflow::clients {
 namespace {
@@ -274,6 +278,17 @@ int PrintUsageError(std::string_view program, std::string_view message) {
                program.data(), static_cast<int>(message.size()), message.data(),
                static_cast<int>(program.size()), program.data());
   return kExitUsage;
+}
+
+StatusOr<std::string> ReadFlagFile(std::string_view flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return InvalidArgumentError("--" + std::string(flag) + " " + path + ": cannot read it (" +
+                                std::strerror(errno) + ")");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace backflow::clients

@@ -113,6 +113,10 @@ struct HelpStyle {
 };
 std::string FormatFlags(std::span<const FlagSpec> specs, HelpStyle style = {});
 
+// The whole file a flag names ("--tls-key FILE"); InvalidArgument "--FLAG PATH: cannot read it
+// (REASON)" when it cannot be read.
+StatusOr<std::string> ReadFlagFile(std::string_view flag, const std::string& path);
+
 // Prints "PROGRAM: MESSAGE\nTry 'PROGRAM --help'.\n" on stderr and returns kExitUsage.
 // PROGRAM is the binary with its command, if any: "backflow models list".
 int PrintUsageError(std::string_view program, std::string_view message);

@@ -2,13 +2,11 @@
 
 #include <grpcpp/support/client_interceptor.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 #include <vector>
+
+#include "clients/common/flags.h"
 
 namespace backflow::clients {
 namespace {
@@ -44,14 +42,7 @@ class BearerFactory final : public gx::ClientInterceptorFactoryInterface {
 
 Status ReadPem(std::string_view flag, const std::string& path, std::string* pem) {
   if (path.empty()) return Status::Ok();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return InvalidArgumentError("--" + std::string(flag) + " " + path + ": cannot read it (" +
-                                std::strerror(errno) + ")");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  *pem = text.str();
+  BF_ASSIGN_OR_RETURN(*pem, ReadFlagFile(flag, path));
   if (pem->find("-----BEGIN ") == std::string::npos) {
     return InvalidArgumentError("--" + std::string(flag) + " " + path + ": not a PEM file");
   }

@@ -6,12 +6,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <cerrno>
-#include <cstring>
 #include <ctime>
-#include <fstream>
 #include <memory>
-#include <sstream>
+
+#include "clients/common/flags.h"
 
 namespace backflow::server::auth {
 namespace {
@@ -29,24 +27,13 @@ using CertPtr = std::unique_ptr<X509, X509Free>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, KeyFree>;
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 
-StatusOr<std::string> ReadFile(std::string_view flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return InvalidArgumentError("--" + std::string(flag) + " " + path + ": cannot read it (" +
-                                std::strerror(errno) + ")");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 BioPtr MemoryBio(const std::string& text) {
   return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
 }
 
 // Every certificate of a PEM file, in order.
 StatusOr<std::vector<CertPtr>> ReadCertificates(std::string_view flag, const std::string& path) {
-  BF_ASSIGN_OR_RETURN(const std::string text, ReadFile(flag, path));
+  BF_ASSIGN_OR_RETURN(const std::string text, clients::ReadFlagFile(flag, path));
   BioPtr bio = MemoryBio(text);
   std::vector<CertPtr> certs;
   while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
@@ -62,7 +49,7 @@ StatusOr<std::vector<CertPtr>> ReadCertificates(std::string_view flag, const std
 }
 
 StatusOr<KeyPtr> ReadKey(const std::string& path) {
-  BF_ASSIGN_OR_RETURN(const std::string text, ReadFile("tls-key", path));
+  BF_ASSIGN_OR_RETURN(const std::string text, clients::ReadFlagFile("tls-key", path));
   BioPtr bio = MemoryBio(text);
   KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
