@@ -19,17 +19,29 @@
 #include <string>
 #include <utility>
 
+#include "engine/core/tsan.h"
+
 namespace backflow::server {
 
 // Logs `message` at warn level unless one was logged less than a second ago (counted then).
 void LogUndecodableThrottled(const std::string& message);
 
+// A call answered with `status` as soon as it is made (undecodable, or refused by the token
+// check). As UnaryCall does, it tells ThreadSanitizer that gRPC orders OnDone, and the release
+// of the call's messages after it, on another thread, after Finish: that happens inside
+// gRPC's uninstrumented core.
 class RefusedCall final : public grpc::ServerUnaryReactor {
  public:
   explicit RefusedCall(const std::string& message)
       : RefusedCall(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message)) {}
-  explicit RefusedCall(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
+  explicit RefusedCall(const grpc::Status& status) {
+    BF_TSAN_RELEASE(this);
+    Finish(status);
+  }
+  void OnDone() override {
+    BF_TSAN_ACQUIRE(this);
+    delete this;
+  }
 };
 
 template <typename Request, typename Response>
