@@ -38,7 +38,7 @@ const FlagSpec kGlobalFlags[] = {
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto group : {HealthCommands, ModelCommands, ParamCommands, InferCommands, EvalCommands,
-                     GradcheckCommands, TrainCommands, TokenCommands}) {
+                     GradcheckCommands, TrainCommands, GraphCommands, TokenCommands}) {
     for (Command& command : group()) all.push_back(std::move(command));
   }
   return all;

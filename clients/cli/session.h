@@ -101,6 +101,7 @@ std::vector<Command> InferCommands();
 std::vector<Command> EvalCommands();
 std::vector<Command> GradcheckCommands();
 std::vector<Command> TrainCommands();
+std::vector<Command> GraphCommands();  // graph convert
 
 }  // namespace backflow::cli
 
