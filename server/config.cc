@@ -28,6 +28,9 @@ struct IntSetting {
 #define BF_MS_SETTING(field) \
   [](const ServerConfig& c) -> int64_t { return c.field.count(); }, \
       [](ServerConfig& c, int64_t v) { c.field = std::chrono::milliseconds(v); }
+#define BF_US_SETTING(field)                                        \
+  [](const ServerConfig& c) -> int64_t { return c.field.count(); }, \
+      [](ServerConfig& c, int64_t v) { c.field = std::chrono::microseconds(v); }
 #define BF_S_SETTING(field) \
   [](const ServerConfig& c) -> int64_t { return c.field.count(); }, \
       [](ServerConfig& c, int64_t v) { c.field = std::chrono::seconds(v); }
@@ -46,6 +49,11 @@ const IntSetting kIntSettings[] = {
     {"max-pending-requests", 1, kBig, "compute requests queued or running",
      BF_SETTING(limits.max_pending_requests)},
     {"max-streams", 1, kBig, "Train streams open at once", BF_SETTING(limits.max_streams)},
+    {"max-batch-rows", 1, kBig, "rows of one dynamically batched inference run; 1: no batching",
+     BF_SETTING(max_batch_rows)},
+    {"batch-delay-us", 0, 1000000,
+     "microseconds an inference request may wait for others to batch with",
+     BF_US_SETTING(batch_delay)},
     {"stream-window", 1, 4096, "batches a Train stream reads ahead",
      BF_SETTING(limits.stream_window)},
     {"stream-idle-timeout", 0, 86400,
@@ -70,6 +78,7 @@ const IntSetting kIntSettings[] = {
 
 #undef BF_SETTING
 #undef BF_MS_SETTING
+#undef BF_US_SETTING
 #undef BF_S_SETTING
 
 // The flags in --help order, their help showing the defaults of `d`.
@@ -173,6 +182,9 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " stream_window=" + std::to_string(c.limits.stream_window) +
           " stream_idle_timeout_s=" + std::to_string(c.stream_idle_timeout.count()) +
           " max_gradcheck_runs=" + std::to_string(c.limits.max_gradcheck_runs),
+      "max_batch_rows=" + std::to_string(c.max_batch_rows) +
+          " batch_delay_us=" + std::to_string(c.batch_delay.count()) +
+          (c.max_batch_rows > 1 ? "" : " (dynamic batching off)"),
       "checkpoint_every_steps=" + std::to_string(c.autosave.every_steps) +
           " checkpoint_every_seconds=" + std::to_string(c.autosave.every_seconds.count()) +
           (c.autosave.enabled() ? "" : " (automatic checkpoints off)"),

@@ -51,6 +51,11 @@ struct ServerConfig {
   bool reflection = true;
   // --tls-cert, --tls-key, --tls-client-ca, --tls-reload-seconds; no certificate: plaintext.
   auth::TlsFiles tls;
+  // Dynamic batching of Infer and ModelInfer (Note [Dynamic batching] in server/batcher.h): at
+  // most max_batch_rows rows per stacked run (1: off), the first request of a batch waiting at
+  // most batch_delay for others. A model's CreateModelRequest.batching overrides both.
+  int64_t max_batch_rows = 256;
+  std::chrono::microseconds batch_delay{0};
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
   std::chrono::milliseconds checkpoint_write_delay{0};
 };

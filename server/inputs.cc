@@ -3,9 +3,17 @@
 namespace backflow::server {
 namespace {
 
-// The placeholders `value` depends on that `fed` lacks (the first few), for choosing outputs.
+// The placeholders `value` depends on that `fed` lacks, for choosing outputs.
 std::vector<std::string> MissingInputs(const Graph& graph, ValueId value, const TensorMap& fed) {
-  std::vector<std::string> missing;
+  std::vector<std::string> missing = PlaceholdersNeeded(graph, value);
+  std::erase_if(missing, [&](const std::string& name) { return fed.count(name) > 0; });
+  return missing;
+}
+
+}  // namespace
+
+std::vector<std::string> PlaceholdersNeeded(const Graph& graph, ValueId value) {
+  std::vector<std::string> needed;
   std::vector<bool> seen(static_cast<size_t>(graph.num_values()), false);
   std::vector<ValueId> stack = {value};
   while (!stack.empty()) {
@@ -14,15 +22,13 @@ std::vector<std::string> MissingInputs(const Graph& graph, ValueId value, const 
     if (seen[static_cast<size_t>(v)]) continue;
     seen[static_cast<size_t>(v)] = true;
     const Value& val = graph.value(v);
-    if (val.kind == ValueKind::kPlaceholder && !fed.count(val.name)) missing.push_back(val.name);
+    if (val.kind == ValueKind::kPlaceholder) needed.push_back(val.name);
     if (val.kind == ValueKind::kNode) {
       for (ValueId input : graph.node(val.producer).inputs) stack.push_back(input);
     }
   }
-  return missing;
+  return needed;
 }
-
-}  // namespace
 
 Status CheckFeeds(const Graph& graph, const TensorMap& inputs, std::string_view what) {
   for (const auto& [name, _] : inputs) {

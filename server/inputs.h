@@ -21,6 +21,9 @@ Status CheckFeeds(const Graph& graph, const TensorMap& inputs, std::string_view 
 StatusOr<TensorMap> DecodeInputs(const WireTensorMap& wire, const Graph& graph, DType dtype,
                                  int64_t max_elements, std::string_view what);
 
+// The placeholders `value` depends on (in no particular order).
+std::vector<std::string> PlaceholdersNeeded(const Graph& graph, ValueId value);
+
 // Infer's default outputs: the graph's outputs that `inputs` determine (so a model with a loss
 // serves predictions from images alone). InvalidArgument, naming an output and the input it
 // lacks, if there are none.

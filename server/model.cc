@@ -37,6 +37,18 @@ std::vector<std::string> DefaultMetrics(const Graph& graph) {
   return metrics;
 }
 
+Status CheckBatching(const v1::InferBatching& batching) {
+  if (batching.has_max_rows() && batching.max_rows() < 1) {
+    return InvalidArgumentError("batching.max_rows is " + std::to_string(batching.max_rows()) +
+                                " (at least 1; 1 turns batching off)");
+  }
+  if (batching.has_delay_us() && (batching.delay_us() < 0 || batching.delay_us() > 1000000)) {
+    return InvalidArgumentError("batching.delay_us is " + std::to_string(batching.delay_us()) +
+                                " (0 to 1000000)");
+  }
+  return Status::Ok();
+}
+
 v1::ModelInfo StaticInfo(const v1::ModelRecord& record, const Graph& graph, DType dtype,
                          const std::vector<std::string>& metrics) {
   v1::ModelInfo info;
@@ -109,6 +121,7 @@ StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const Gra
   const v1::CreateModelRequest& request = record.request();
   BF_RETURN_IF_ERROR(CheckLength("name", request.name(), kMaxNameBytes));
   BF_RETURN_IF_ERROR(CheckLengths("metric", request.metrics(), kMaxNameBytes));
+  BF_RETURN_IF_ERROR(CheckBatching(request.batching()));
   BF_ASSIGN_OR_RETURN(Graph graph, ImportGraph(request.graph(), limits));
   BF_ASSIGN_OR_RETURN(DType dtype, DecodeDType(request.dtype(), "dtype"));
   BF_ASSIGN_OR_RETURN(OptimizerConfig optimizer, DecodeOptimizer(request.optimizer()));

@@ -20,6 +20,7 @@
 #include "engine/api/trainer.h"
 #include "engine/core/status.h"
 #include "server/checkpoint_schedule.h"
+#include "server/inference_stats.h"
 #include "server/work_queue.h"
 
 namespace backflow::server {
@@ -85,6 +86,8 @@ class Model : public std::enable_shared_from_this<Model> {
   // When the next automatic checkpoint is due; only the model's queue touches it.
   CheckpointSchedule& schedule() { return schedule_; }
   Status RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
+  // Counts and times of its inference requests (ModelStatistics); kept in memory only.
+  InferenceStats& inference_stats() const { return inference_stats_; }
 
  private:
   Model() = default;
@@ -100,6 +103,7 @@ class Model : public std::enable_shared_from_this<Model> {
   std::atomic<bool> deleted_{false};
   std::mutex checkpoint_mu_;
   CheckpointSchedule schedule_;  // the queue's
+  mutable InferenceStats inference_stats_;
 };
 
 class ModelRegistry {

@@ -154,18 +154,29 @@ Status DeleteDamagedModel(ServiceEnv& env, const std::string& id) {
   return Status::Ok();
 }
 
-Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,
-             const RunOptions& run, v1::InferResponse* response) {
-  BF_ASSIGN_OR_RETURN(TensorMap inputs, DecodeBatch(env, model, request.inputs(), "input"));
-  BF_ASSIGN_OR_RETURN(std::vector<std::string> names,
-                      OutputNames(model.trainer().graph(), request, inputs));
-  std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
-  BF_ASSIGN_OR_RETURN(std::vector<Tensor> outputs,
-                      model.trainer().Infer(*snapshot, Feeds(inputs), names, run));
+StatusOr<InferWork> PrepareInfer(const ServiceEnv& env, const Model& model,
+                                 const v1::InferRequest& request) {
+  InferWork work;
+  BF_ASSIGN_OR_RETURN(work.inputs, DecodeBatch(env, model, request.inputs(), "input"));
+  BF_ASSIGN_OR_RETURN(work.outputs, OutputNames(model.trainer().graph(), request, work.inputs));
+  return work;
+}
+
+void EncodeInferResponse(const std::vector<std::string>& names, const std::vector<Tensor>& outputs,
+                         int64_t step, v1::InferResponse* response) {
   for (size_t i = 0; i < names.size(); ++i) {
     TensorToProto(outputs[i], &(*response->mutable_outputs())[names[i]]);
   }
-  response->set_step(snapshot->step);
+  response->set_step(step);
+}
+
+Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,
+             const RunOptions& run, v1::InferResponse* response) {
+  BF_ASSIGN_OR_RETURN(InferWork work, PrepareInfer(env, model, request));
+  std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> outputs,
+                      model.trainer().Infer(*snapshot, Feeds(work.inputs), work.outputs, run));
+  EncodeInferResponse(work.outputs, outputs, snapshot->step, response);
   return Status::Ok();
 }
 

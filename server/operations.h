@@ -11,6 +11,9 @@
 #ifndef BACKFLOW_SERVER_OPERATIONS_H_
 #define BACKFLOW_SERVER_OPERATIONS_H_
 
+#include <string>
+#include <vector>
+
 #include "backflow/v1/service.pb.h"
 #include "engine/core/status.h"
 #include "engine/exec/program.h"
@@ -33,9 +36,22 @@ Status DeleteModel(ServiceEnv& env, Model& model);
 // then forgets it; on failure it stays listed as damaged.
 Status DeleteDamagedModel(ServiceEnv& env, const std::string& id);
 
-// The requested outputs (by default those the inputs determine) on the current parameters.
+// The requested outputs (by default those the inputs determine) on the current parameters:
+// PrepareInfer, the engine's Infer on the current snapshot, EncodeInferResponse.
 Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& request,
              const RunOptions& run, v1::InferResponse* response);
+// Infer's request decoded and checked, with the names of the outputs it computes (by default
+// those the inputs determine): what the batcher stacks (server/batcher.h).
+struct InferWork {
+  TensorMap inputs;
+  std::vector<std::string> outputs;
+};
+StatusOr<InferWork> PrepareInfer(const ServiceEnv& env, const Model& model,
+                                 const v1::InferRequest& request);
+// The outputs, named in order, computed on the snapshot of `step`.
+void EncodeInferResponse(const std::vector<std::string>& names, const std::vector<Tensor>& outputs,
+                         int64_t step, v1::InferResponse* response);
+
 // Loss, metrics and gradients on the current parameters; the parameters do not change.
 Status ComputeGradients(const ServiceEnv& env, const Model& model,
                         const v1::ComputeGradientsRequest& request, const RunOptions& run,

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "server/auth/token_store.h"
+#include "server/inference_service.h"
 #include "server/model.h"
 #include "server/names.h"
 #include "server/operations.h"
@@ -34,6 +35,8 @@ class Server::Impl {
   Status LoadModels();
   Status SaveDirtyModels();
   void LogTls(const auth::TlsReport& tls) const;
+  // Warns when the address is reachable from other machines without TLS or without tokens.
+  void WarnIfExposed() const;
   void RegisterReflection(grpc::ServerBuilder& builder);
 
   const ServerConfig config_;
@@ -42,6 +45,7 @@ class Server::Impl {
   std::unique_ptr<auth::TokenStore> tokens_;  // --auth-tokens; outlives env_
   std::unique_ptr<ServiceEnv> env_;
   std::unique_ptr<BackflowService> service_;
+  std::unique_ptr<InferenceService> inference_;  // the Open Inference Protocol
   std::unique_ptr<ReflectionV1> reflection_v1_;  // --reflection
   std::unique_ptr<ReflectionV1Alpha> reflection_v1alpha_;
   std::unique_ptr<grpc::Server> server_;
@@ -68,6 +72,7 @@ Status Server::Impl::Start() {
   BF_ASSIGN_OR_RETURN(const auth::TlsReport tls, auth::CheckTlsFiles(config_.tls));
   BF_RETURN_IF_ERROR(LoadModels());
   service_ = std::make_unique<BackflowService>(env_.get());
+  inference_ = std::make_unique<InferenceService>(env_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -86,6 +91,7 @@ Status Server::Impl::Start() {
     builder.SetResourceQuota(quota);
   }
   builder.RegisterService(service_.get());
+  builder.RegisterService(inference_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
@@ -93,31 +99,38 @@ Status Server::Impl::Start() {
                             " (address in use, or not a valid host:port)");
   }
   server_->GetHealthCheckService()->SetServingStatus("backflow.v1.Backflow", true);
+  server_->GetHealthCheckService()->SetServingStatus(kInferenceServiceName, true);
   server_->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("listening on {}{}", address(),
                config_.tls.mutual()    ? " (mutual TLS)"
                : config_.tls.enabled() ? " (TLS)"
                                        : "");
   LogTls(tls);
-  if (!IsLoopback(config_.listen)) {
-    if (!config_.tls.enabled()) {
-      spdlog::warn(
-          "{} is reachable from other machines and the channel is not encrypted: tokens "
-          "and tensors cross the network in clear text; add --tls-cert and --tls-key "
-          "(docs/security.md)",
-          config_.listen);
-    }
-    if (config_.auth_tokens.empty()) {
-      spdlog::warn("--insecure: no tokens; anyone who reaches {} may read, train and delete "
-                   "every model", config_.listen);
-    }
-  }
+  WarnIfExposed();
   return Status::Ok();
 }
 
+void Server::Impl::WarnIfExposed() const {
+  if (IsLoopback(config_.listen)) return;
+  if (!config_.tls.enabled()) {
+    spdlog::warn(
+        "{} is reachable from other machines and the channel is not encrypted: tokens "
+        "and tensors cross the network in clear text; add --tls-cert and --tls-key "
+        "(docs/security.md)",
+        config_.listen);
+  }
+  if (config_.auth_tokens.empty()) {
+    spdlog::warn(
+        "--insecure: no tokens; anyone who reaches {} may read, train and delete "
+        "every model",
+        config_.listen);
+  }
+}
+
 void Server::Impl::RegisterReflection(grpc::ServerBuilder& builder) {
-  const std::vector<std::string> services = {"backflow.v1.Backflow", "grpc.health.v1.Health",
-                                             kReflectionV1, kReflectionV1Alpha};
+  const std::vector<std::string> services = {"backflow.v1.Backflow", kInferenceServiceName,
+                                             "grpc.health.v1.Health", kReflectionV1,
+                                             kReflectionV1Alpha};
   reflection_v1_ = std::make_unique<ReflectionV1>(env_.get(), services);
   reflection_v1alpha_ = std::make_unique<ReflectionV1Alpha>(env_.get(), services);
   builder.RegisterService(reflection_v1_.get());

@@ -8,8 +8,11 @@
 
 #include "server/call.h"
 #include "server/caller_check.h"
+#include "server/checked_method.h"
 #include "server/decode_errors.h"
 #include "server/grpc_status.h"
+#include "server/infer_call.h"
+#include "server/model_call.h"
 #include "server/operations.h"
 #include "server/train_stream.h"
 
@@ -18,97 +21,14 @@ namespace {
 
 using Ctx = grpc::CallbackServerContext;
 
-// Where a model's job runs: the compute pool, alongside anything (reads), or the model's
-// SerialQueue, one at a time in arrival order (writes).
-enum class Lane { kConcurrent, kSerial };
-
-// Note [Tiny requests run where they arrive] in server/work_queue.h.
-constexpr int64_t kInlineFlops = 4096;
-
-// True if running the model on `batch` is estimated at no more than kInlineFlops.
-bool Tiny(const Model& model, const WireTensorMap& batch) {
-  int64_t rows = 1;
-  for (const auto& [name, tensor] : batch) {
-    if (tensor.shape_size() > 0) rows = std::max<int64_t>(rows, tensor.shape(0));
-  }
-  const int64_t flops = model.flops_per_sample();
-  return flops >= 0 && rows <= kInlineFlops && flops <= kInlineFlops / rows;
-}
-
-// The common shape of a model RPC: find the model, take an admission slot, and run `body` on
-// the compute pool (reads) or the model's queue (writes), replying with what it returns.
-// With `batch` (a compute request's tensors), a tiny request may run right here instead.
-template <typename Body>
-grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, Ctx* ctx, const char* rpc,
-                                  const std::string& model_id, Lane lane, Body body,
-                                  const WireTensorMap* batch = nullptr) {
-  auto* call = new UnaryCall(env, ctx, rpc, model_id);
-  StatusOr<std::shared_ptr<Model>> model = env->registry.Get(model_id);
-  if (model.ok()) {
-    if (Status allowed = CheckCaller(*env, ctx, rpc, (*model)->name()); !allowed.ok()) {
-      model = allowed;
-    }
-  }
-  if (!model.ok()) {
-    call->Reply(model.status());
-    return call;
-  }
-  if (Status admitted = call->Admit(); !admitted.ok()) {
-    call->Reply(admitted);
-    return call;
-  }
-  std::shared_ptr<Model> target = *model;
-  auto job = [call, target, body]() {
-    call->RunAndReply([&]() -> Status {
-      BF_RETURN_IF_ERROR(target->CheckNotDeleted());
-      return body(*target, call->run());
-    });
-  };
-  const bool tiny = batch != nullptr && Tiny(*target, *batch);
-  if (lane == Lane::kSerial) {
-    if (!tiny || !target->queue().RunHereIfIdle(job)) target->queue().Post(std::move(job));
-  } else if (tiny) {
-    job();
-  } else {
-    env->pool->Submit(std::move(job));
-  }
-  return call;
-}
-
-// The same for RPCs that need no model.
-template <typename Body>
-grpc::ServerUnaryReactor* OnPool(ServiceEnv* env, Ctx* ctx, const char* rpc, Body body) {
-  auto* call = new UnaryCall(env, ctx, rpc, "");
-  if (Status admitted = call->Admit(); !admitted.ok()) {
-    call->Reply(admitted);
-    return call;
-  }
-  env->pool->Submit([call, body]() { call->RunAndReply([&] { return body(call->run()); }); });
-  return call;
-}
-
 }  // namespace
 
 template <typename Request, typename Response>
 void BackflowService::CheckDecoding(const char* rpc,
                                     Reactor* (BackflowService::*method)(Ctx*, const Request*,
                                                                         Response*)) {
-  // The generated code numbers methods in the order of the proto's service.
-  const google::protobuf::MethodDescriptor* found =
-      Request::descriptor()->file()->FindServiceByName("Backflow")->FindMethodByName(rpc);
-  if (found == nullptr || found->input_type() != Request::descriptor()) std::abort();
-  MarkMethodCallback(
-      found->index(),
-      new DecodeCheckedHandler<Request, Response>(
-          rpc, [this, method, rpc](Ctx* ctx, const Request* req, Response* resp) -> Reactor* {
-            // The role first (caller_check.h); the model's name
-            // prefix once the handler has found the model.
-            Status allowed = CheckCaller(*env_, ctx, rpc, {});
-            if (!allowed.ok()) {
-              return new RefusedCall(ToGrpcStatus(allowed));
-            }
-            return (this->*method)(ctx, req, resp);
-          }));
+  auto [index, handler] = CheckedMethod(env_, "Backflow", rpc, this, method);
+  MarkMethodCallback(index, handler);
 }
 
 BackflowService::BackflowService(ServiceEnv* env) : env_(env) {
@@ -220,13 +140,12 @@ grpc::ServerUnaryReactor* BackflowService::DeleteModel(Ctx* ctx, const v1::Delet
 
 grpc::ServerUnaryReactor* BackflowService::Infer(Ctx* ctx, const v1::InferRequest* req,
                                                  v1::InferResponse* resp) {
-  const ServiceEnv* env = env_;
-  return OnModel(
-      env_, ctx, "Infer", req->model_id(), Lane::kConcurrent,
-      [env, req, resp](Model& model, const RunOptions& run) {
-        return ops::Infer(*env, model, *req, run, resp);
-      },
-      &req->inputs());
+  const InferTiming timing{.arrived = InferenceStats::Clock::now()};
+  // gRPC keeps the request until the call replies: shared without a copy or an owner.
+  std::shared_ptr<const v1::InferRequest> request(req, [](const v1::InferRequest*) {});
+  return ServeInfer(env_, ctx, "Infer", req->model_id(), env_->registry.Get(req->model_id()),
+                    std::move(request), timing,
+                    [resp](const Model&, v1::InferResponse& answer) { resp->Swap(&answer); });
 }
 
 grpc::ServerUnaryReactor* BackflowService::ComputeGradients(

@@ -19,6 +19,14 @@ ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, Compu
       registry(config.limits.max_models),
       store(store),
       pool(pool),
-      autosave(std::make_unique<AutoCheckpointer>(config.autosave, store)) {}
+      autosave(std::make_unique<AutoCheckpointer>(config.autosave, store)),
+      batcher(std::make_unique<InferBatcher>(pool)) {}
+
+BatchSettings ServiceEnv::BatchSettingsFor(const Model& model) const {
+  const v1::InferBatching& own = model.record().request().batching();
+  return {
+      .max_rows = own.has_max_rows() ? own.max_rows() : config.max_batch_rows,
+      .delay = own.has_delay_us() ? std::chrono::microseconds(own.delay_us()) : config.batch_delay};
+}
 
 }  // namespace backflow::server

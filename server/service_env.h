@@ -11,6 +11,7 @@
 #include "engine/api/import.h"
 #include "server/admission.h"
 #include "server/autosave.h"
+#include "server/batcher.h"
 #include "server/config.h"
 #include "server/model.h"
 #include "server/storage/checkpoint_store.h"
@@ -33,8 +34,13 @@ struct ServiceEnv {
   ComputePool* const pool;
   // config.autosave's writer. A pointer, so the const env of the step path can hand it work.
   const std::unique_ptr<AutoCheckpointer> autosave;
+  // Dynamic batching of inference (server/batcher.h); destroyed first, while `pool` runs.
+  const std::unique_ptr<InferBatcher> batcher;
   std::atomic<int64_t> next_request_id{1};  // for the logs (CallLog)
   auth::TokenStore* tokens = nullptr;       // --auth-tokens (server/caller_check.h); null: off
+
+  // The model's batching: its CreateModelRequest.batching, else the server's flags.
+  BatchSettings BatchSettingsFor(const Model& model) const;
 };
 
 }  // namespace backflow::server

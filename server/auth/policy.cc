@@ -8,7 +8,7 @@
 namespace backflow::server::auth {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Role>, 16> kRoles = {{
+constexpr std::array<std::pair<std::string_view, Role>, 22> kRoles = {{
     {"Infer", Role::kRead},
     {"Evaluate", Role::kRead},
     {"CheckGradients", Role::kRead},
@@ -17,6 +17,13 @@ constexpr std::array<std::pair<std::string_view, Role>, 16> kRoles = {{
     {"GetParameters", Role::kRead},
     {"ExportModel", Role::kRead},
     {"ServerReflectionInfo", Role::kRead},  // grpc.reflection.v1 and v1alpha
+    // inference.GRPCInferenceService (ServerLive and ServerReady are open, like health)
+    {"ModelInfer", Role::kRead},
+    {"ModelReady", Role::kRead},
+    {"ModelMetadata", Role::kRead},
+    {"ModelConfig", Role::kRead},
+    {"ModelStatistics", Role::kRead},
+    {"ServerMetadata", Role::kRead},
     {"TrainStep", Role::kTrain},
     {"Train", Role::kTrain},
     {"ComputeGradients", Role::kTrain},

@@ -80,8 +80,8 @@ TEST_F(ReflectionTest, V1ListsServicesAndServesDescriptorsWithTheirImports) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(answers.size(), 4u);
   EXPECT_EQ(Names(answers[0]),
-            (std::set<std::string>{"backflow.v1.Backflow", "grpc.health.v1.Health",
-                                   "grpc.reflection.v1.ServerReflection",
+            (std::set<std::string>{"backflow.v1.Backflow", "inference.GRPCInferenceService",
+                                   "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
                                    "grpc.reflection.v1alpha.ServerReflection"}));
 
   // The file of the method, after every file it imports.

@@ -34,6 +34,26 @@ TEST(ConfigTest, StreamIdleTimeoutIsInSecondsAndZeroDisablesIt) {
   EXPECT_NE(Usage().find("0: never (default 60)"), std::string::npos) << Usage();
 }
 
+TEST(ConfigTest, DynamicBatchingDefaultsOnWithoutDelayAndOneRowTurnsItOff) {
+  StatusOr<ServerConfig> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->max_batch_rows, 256);
+  EXPECT_EQ(config->batch_delay.count(), 0);
+  config = Parse({"--max-batch-rows=1", "--batch-delay-us=500"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->max_batch_rows, 1);
+  EXPECT_EQ(config->batch_delay, std::chrono::microseconds(500));
+  bool off = false;
+  for (const std::string& line : Describe(*config)) {
+    off = off || line.find("batch_delay_us=500 (dynamic batching off)") != std::string::npos;
+  }
+  EXPECT_TRUE(off);
+  EXPECT_EQ(Parse({"--max-batch-rows=0"}).status().message(),
+            "--max-batch-rows: 0 is outside [1, 1099511627776]");
+  EXPECT_EQ(Parse({"--batch-delay-us=2000000"}).status().message(),
+            "--batch-delay-us: 2000000 is outside [0, 1000000]");
+}
+
 TEST(ConfigTest, AutomaticCheckpointsDefaultToAMinuteAndZeroTurnsThemOff) {
   StatusOr<ServerConfig> config = Parse({});
   ASSERT_TRUE(config.ok());

@@ -442,7 +442,7 @@ TEST_F(ServiceTest, EvaluateWithExplicitOutputsTargetAndWrt) {
 
 TEST_F(ServiceTest, HealthCheckIsServing) {
   auto health = grpc::health::v1::Health::NewStub(channel_);
-  for (const char* service : {"", "backflow.v1.Backflow"}) {
+  for (const char* service : {"", "backflow.v1.Backflow", "inference.GRPCInferenceService"}) {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
