@@ -75,8 +75,10 @@ int RunCreate(Session& session, const Args& args) {
   StatusOr<v1::OptimizerSpec> optimizer = OptimizerFromArgs(args);
   StatusOr<int64_t> seed = args.Integer("seed", 0);
   StatusOr<v1::DataType> dtype = DTypeFromArgs(args, "float32");
-  for (const Status& status :
-       {CheckCreateSources(args), optimizer.status(), seed.status(), dtype.status()}) {
+  StatusOr<int64_t> batch_rows = args.Integer("max-batch-rows", 0);
+  StatusOr<int64_t> batch_delay = args.Integer("batch-delay-us", 0);
+  for (const Status& status : {CheckCreateSources(args), optimizer.status(), seed.status(),
+                               dtype.status(), batch_rows.status(), batch_delay.status()}) {
     if (!status.ok()) return UsageError(kCommand, status.message());
   }
   StatusOr<v1::CreateModelRequest> request = LoadCreateRequest(args);
@@ -87,6 +89,9 @@ int RunCreate(Session& session, const Args& args) {
     request->set_dtype(*dtype);
   }
   if (args.Has("name") || !args.Has("backflow")) request->set_name(args.Value("name"));
+  // The server checks the values (INVALID_ARGUMENT naming the field).
+  if (args.Has("max-batch-rows")) request->mutable_batching()->set_max_rows(*batch_rows);
+  if (args.Has("batch-delay-us")) request->mutable_batching()->set_delay_us(*batch_delay);
   v1::ModelInfo info;
   const grpc::Status status = session.Call(&Stub::CreateModel, *request, &info);
   if (!status.ok()) return session.Fail(kCommand, status);
@@ -175,6 +180,11 @@ std::vector<FlagSpec> CreateFlags() {
                 {"dtype", FlagKind::kValue, "float32|float64",
                  "parameters and computation (default float32)"},
                 {"name", FlagKind::kValue, "NAME", "a label for people (ids come from the server)"},
+                {"max-batch-rows", FlagKind::kValue, "N",
+                 "dynamic batching of its inference: rows per run, 1: off\n(default: the "
+                 "server's --max-batch-rows)"},
+                {"batch-delay-us", FlagKind::kValue, "US",
+                 "how long a request may wait to be batched (default: the\nserver's)"},
                 {"json", FlagKind::kSwitch, "", "print the new model's ModelInfo as JSON"}});
   return flags;
 }

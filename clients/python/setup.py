@@ -3,9 +3,10 @@
 The stubs come from the .proto files of the repository's proto/ directory (or BACKFLOW_PROTO_DIR)
 through protoc and grpc_python_plugin (Debian: protobuf-compiler, protobuf-compiler-grpc) or,
 where those are missing, grpcio-tools' bundled protoc. They are written into the build tree, as
-backflow/v1/*_pb2*.py and backflow/_health/health_pb2*.py (grpc.health.v1 moved out of the
-`grpc` package path, where it would shadow grpcio's own; its wire names are unchanged), exactly
-as clients/python/CMakeLists.txt lays them out for the build tree.
+backflow/v1/*_pb2*.py, backflow/_health/health_pb2*.py (grpc.health.v1 moved out of the
+`grpc` package path, where it would shadow grpcio's own; its wire names are unchanged) and
+backflow/inference/*_pb2*.py (the Open Inference Protocol, moved under backflow/ the same way),
+exactly as clients/python/CMakeLists.txt lays them out for the build tree.
 """
 
 import glob
@@ -62,6 +63,17 @@ def generate_stubs(build_lib: str) -> None:
         shutil.copy(os.path.join(root, "grpc", "health", "v1", "health.proto"), health)
         _generate(protoc, staging, [health], build_lib)
     open(os.path.join(build_lib, "backflow", "_health", "__init__.py"), "a").close()
+    with tempfile.TemporaryDirectory() as staging:
+        staged = []
+        for stem in ("grpc_service", "model_config"):
+            with open(os.path.join(root, "inference", stem + ".proto")) as f:
+                text = f.read().replace('import "inference/', 'import "backflow/inference/')
+            staged.append(os.path.join(staging, "backflow", "inference", stem + ".proto"))
+            os.makedirs(os.path.dirname(staged[-1]), exist_ok=True)
+            with open(staged[-1], "w") as f:
+                f.write(text)
+        _generate(protoc, staging, staged, build_lib)
+    open(os.path.join(build_lib, "backflow", "inference", "__init__.py"), "a").close()
 
 
 class BuildWithStubs(build_py):

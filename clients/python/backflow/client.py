@@ -167,12 +167,15 @@ class Client(FitMixin, TorchMixin):
                      dtype: DTypeLike = "float32", name: str = "",
                      initial_parameters: Optional[Arrays] = None,
                      metrics: Optional[Sequence[str]] = None,
-                     clip_epsilon: Optional[float] = None) -> ModelInfo:
+                     clip_epsilon: Optional[float] = None,
+                     max_batch_rows: Optional[int] = None,
+                     batch_delay_us: Optional[int] = None) -> ModelInfo:
         """Creates a model from `graph`; optimizer settings as in `optimizer_spec`.
 
         initial_parameters: values for some parameters (the rest come from their initializers,
         seeded by `seed`); metrics: scalars reported with every step (None: the graph's scalar
-        outputs other than the loss).
+        outputs other than the loss); max_batch_rows, batch_delay_us: this model's dynamic
+        batching of inference (None: the server's flags; max_batch_rows=1 turns it off).
         """
         wire_dtype = data_type(dtype)
         request = service_pb2.CreateModelRequest(
@@ -181,6 +184,10 @@ class Client(FitMixin, TorchMixin):
                                      beta2, epsilon, clip_norm, clip_epsilon),
             seed=seed, dtype=wire_dtype, name=name, metrics=list(metrics or []),
             initial_parameters=to_tensor_map(initial_parameters, wire_dtype))
+        if max_batch_rows is not None:
+            request.batching.max_rows = max_batch_rows
+        if batch_delay_us is not None:
+            request.batching.delay_us = batch_delay_us
         return self._remember(self._call(self._stub.CreateModel, request))
 
     def create_model_from_onnx(self, model: OnnxLike, loss: Optional[str] = None,
