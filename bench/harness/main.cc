@@ -11,6 +11,7 @@
 //   backflow-bench train   --server HOST:PORT --model PATH[,PATH...] [--jobs K] [--batch B]
 //                          [--window W] [--model-id ID] [--server-pid PID]
 //   backflow-bench infer   --server HOST:PORT --model PATH [--concurrency C] [--model-id ID]
+//                          [--protocol backflow|oip]
 //
 // Timed loops take --seconds (default 3), --warmup (steps not counted, default 5) and
 // --min-steps (default 20). --server-pid adds the server's running-thread samples and CPU use.
@@ -74,7 +75,10 @@ std::vector<Subcommand> Subcommands() {
        true},
       {"infer", Infer, "Infer throughput and latency at a concurrency",
        {kServer, kModel, kModelId, kOutput, kBatch,
-        {"concurrency", FlagKind::kValue, "C", "calls at once (default 1)"}, kServerPid},
+        {"concurrency", FlagKind::kValue, "C", "calls at once (default 1)"},
+        {"protocol", FlagKind::kValue, "backflow|oip",
+         "backflow.v1 Infer or the Open Inference Protocol's ModelInfer (default backflow)"},
+        kServerPid},
        true},
   };
 }

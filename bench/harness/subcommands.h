@@ -16,7 +16,7 @@ int Sgemm(Flags& flags);
 int CreateModel(Flags& flags);
 int Latency(Flags& flags);
 int Train(Flags& flags);
-int Infer(Flags& flags);
+int Infer(Flags& flags);  // infer_work.cc
 
 }  // namespace backflow::bench
 

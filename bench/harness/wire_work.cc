@@ -1,6 +1,6 @@
 // The end-to-end figures of backflow-bench, over gRPC to a running backflow-server: request
-// latency against the transport floor (a grpc.health.v1 Check), training throughput over the
-// Train stream (one or several jobs at once), and Infer throughput at a given concurrency.
+// latency against the transport floor (a grpc.health.v1 Check) and training throughput over the
+// Train stream (one or several jobs at once). Inference throughput is infer_work.cc's.
 #include <atomic>
 #include <cstring>
 #include <iostream>
@@ -12,6 +12,7 @@
 #include "backflow/v1/service.grpc.pb.h"
 #include "bench/harness/sampler.h"
 #include "bench/harness/subcommands.h"
+#include "bench/harness/wire_common.h"
 #include "clients/common/rpc.h"
 #include "clients/common/synthetic.h"
 #include "clients/common/tensors.h"
@@ -22,52 +23,6 @@ namespace backflow::bench {
 namespace {
 
 using v1::Backflow;
-
-[[noreturn]] void Die(const std::string& what, const grpc::Status& status) {
-  std::cerr << "backflow-bench: " << what << ": " << clients::FormatStatus(status) << "\n";
-  std::exit(1);
-}
-
-struct Connection {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<Backflow::Stub> stub;
-};
-
-// With a token and TLS from the environment: the security rows of bench/run.
-Connection Connect(const std::string& address) {
-  const StatusOr<clients::ChannelOptions> options = clients::ChannelOptionsFromEnvironment();
-  if (!options.ok())
-    Die("the environment", grpc::Status(grpc::INVALID_ARGUMENT, options.status().message()));
-  Connection c{clients::OpenChannel(address, *options), nullptr};
-  if (!c.channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-    std::cerr << "backflow-bench: cannot reach the server at " << address << "\n";
-    std::exit(1);
-  }
-  c.stub = Backflow::NewStub(c.channel);
-  return c;
-}
-
-// The model of `path` (bench/harness/common.h ModelFile): its graph, or its ONNX bytes.
-std::string CreateModelOrDie(Backflow::Stub& stub, const std::string& path) {
-  const v1::CreateModelRequest request = CreateRequestFor(path);
-  v1::ModelInfo info;
-  grpc::ClientContext context;
-  const grpc::Status status = stub.CreateModel(&context, request, &info);
-  if (!status.ok()) Die("CreateModel", status);
-  return info.id();
-}
-
-void DeleteModel(Backflow::Stub& stub, const std::string& id) {
-  v1::DeleteModelRequest request;
-  request.set_model_id(id);
-  v1::DeleteModelResponse response;
-  grpc::ClientContext context;
-  stub.DeleteModel(&context, request, &response);  // best effort: the run's figures are taken
-}
-
-double MicrosSince(Clock::time_point t0) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-}
 
 Json LatencyJson(const std::vector<double>& us) {
   return {{"calls", us.size()}, {"p50_us", Percentile(us, 50)}, {"p99_us", Percentile(us, 99)}};
@@ -107,13 +62,6 @@ StreamFigures RunTrainStream(Backflow::Stub& stub, const std::string& model_id,
   const grpc::Status status = clients::StreamTrainSteps(stub, context, model_id, calls, window);
   if (!status.ok()) Die("Train stream", status);
   return figures;
-}
-
-// The synthetic batches of `graph` (seeds first, first + 1, ...), as in engine_work.cc.
-google::protobuf::Map<std::string, v1::Tensor> WireBatch(const v1::Graph& graph, int64_t batch,
-                                                         uint64_t seed) {
-  const clients::SyntheticSpec spec{.batch = batch, .classes = SyntheticClasses(graph)};
-  return clients::SyntheticBatch(graph, spec, seed);
 }
 
 std::vector<v1::TrainStepRequest> TrainPool(const v1::Graph& graph, int64_t batch) {
@@ -187,71 +135,6 @@ void TimeHealthCheck(grpc::health::v1::Health::Stub& health, bool measured,
   const grpc::Status status = health.Check(&context, request, &response);
   if (measured) us.push_back(MicrosSince(t0));
   if (!status.ok()) Die("Health.Check", status);
-}
-
-// The figures of `infer`: every worker's call latencies over the measured span.
-struct InferFigures {
-  std::vector<double> us;
-  double seconds = 0;
-  Json server_threads;
-};
-
-// `concurrency` workers call Infer with their own synthetic batch (seed = worker + 1) in a
-// loop; the measured span starts when the last is warm and lasts span.seconds.
-InferFigures RunInferWorkers(Backflow::Stub& stub, const v1::InferRequest& base,
-                             const v1::Graph& graph, int64_t batch, int concurrency,
-                             const Span& span, ThreadSampler& sampler) {
-  std::vector<std::vector<double>> latencies(static_cast<size_t>(concurrency));
-  std::atomic<bool> stop{false};
-  std::atomic<int> warm{0};
-  Clock::time_point start;
-  std::mutex start_mu;
-  // The batches are made here, on one thread: reading `graph` from several threads at once
-  // races inside protobuf (a parsed map field is synced into its map on first const access;
-  // ThreadSanitizer reported it in bench_harness_test).
-  std::vector<v1::InferRequest> requests(static_cast<size_t>(concurrency), base);
-  for (int w = 0; w < concurrency; ++w) {
-    v1::InferRequest& request = requests[static_cast<size_t>(w)];
-    *request.mutable_inputs() = WireBatch(graph, batch, static_cast<uint64_t>(w) + 1);
-    request.mutable_inputs()->erase("labels");
-  }
-  auto worker = [&](int w) {
-    const v1::InferRequest& request = requests[static_cast<size_t>(w)];
-    auto call = [&] {
-      grpc::ClientContext context;
-      v1::InferResponse response;
-      const grpc::Status status = stub.Infer(&context, request, &response);
-      if (!status.ok()) Die("Infer", status);
-    };
-    for (int64_t i = 0; i < span.warmup; ++i) call();
-    if (++warm == concurrency) {
-      std::lock_guard lock(start_mu);
-      start = Clock::now();
-      sampler.Start();
-    }
-    while (warm.load() < concurrency) std::this_thread::yield();
-    auto& mine = latencies[static_cast<size_t>(w)];
-    while (!stop.load()) {
-      const Clock::time_point t0 = Clock::now();
-      call();
-      mine.push_back(MicrosSince(t0));
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int w = 0; w < concurrency; ++w) threads.emplace_back(worker, w);
-  while (warm.load() < concurrency) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  Clock::time_point measured_from;
-  {
-    std::lock_guard lock(start_mu);
-    measured_from = start;
-  }
-  while (SecondsSince(measured_from) < span.seconds)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  stop = true;
-  for (std::thread& t : threads) t.join();
-  InferFigures figures{.seconds = SecondsSince(measured_from), .server_threads = sampler.Stop()};
-  for (const auto& l : latencies) figures.us.insert(figures.us.end(), l.begin(), l.end());
-  return figures;
 }
 
 }  // namespace
@@ -358,39 +241,6 @@ int Train(Flags& flags) {
              {"jobs", per_job},
              {"samples_per_s", total},
              {"server_threads", server_threads}});
-  return 0;
-}
-
-int Infer(Flags& flags) {
-  const std::string server = flags.Str("server", "127.0.0.1:50051");
-  const std::string path = flags.Str("model", "");
-  const std::string existing = flags.Str("model-id", "");
-  const std::string output = flags.Str("output", "logits");
-  const int64_t batch = flags.Int("batch", 64);
-  const int concurrency = static_cast<int>(flags.Int("concurrency", 1));
-  const int server_pid = static_cast<int>(flags.Int("server-pid", 0));
-  const Span span = Span::FromFlags(flags);
-  flags.Finish();
-  Connection c = Connect(server);
-  const v1::Graph graph = LoadGraphOrDie(path);
-  const std::string model_id = existing.empty() ? CreateModelOrDie(*c.stub, path) : existing;
-  v1::InferRequest request;
-  request.set_model_id(model_id);
-  request.add_outputs(output);
-  ThreadSampler sampler(server_pid, std::chrono::milliseconds(5));
-  const InferFigures figures =
-      RunInferWorkers(*c.stub, request, graph, batch, concurrency, span, sampler);
-  if (existing.empty()) DeleteModel(*c.stub, model_id);
-  const auto calls = static_cast<double>(figures.us.size());
-  PrintJson({{"kind", "infer"},
-             {"batch", batch},
-             {"concurrency", concurrency},
-             {"calls", figures.us.size()},
-             {"seconds", figures.seconds},
-             {"samples_per_s", calls * static_cast<double>(batch) / figures.seconds},
-             {"p50_us", Percentile(figures.us, 50)},
-             {"p99_us", Percentile(figures.us, 99)},
-             {"server_threads", figures.server_threads}});
   return 0;
 }
 

@@ -123,15 +123,18 @@ TEST_F(BenchHarnessServerTest, IntegerPlaceholdersGetValidIdsInProcessAndOverThe
   EXPECT_LT(std::abs(first - std::log(2.0)), 0.5) << first;
 }
 
-TEST_F(BenchHarnessServerTest, InferAtConcurrencyFour) {
-  const json j = Bench({"infer", "--server", server_.address(), "--model",
-                        kModels + "lenet5.pbtxt", "--batch", "4", "--concurrency", "4",
-                        "--seconds", "0.2", "--warmup", "1"});
-  ASSERT_TRUE(j.is_object());
-  EXPECT_EQ(j["concurrency"].get<int>(), 4);
-  EXPECT_GE(j["calls"].get<int64_t>(), 4);
-  EXPECT_NEAR(j["samples_per_s"].get<double>(),
-              j["calls"].get<double>() * 4 / j["seconds"].get<double>(), 1e-6);
+TEST_F(BenchHarnessServerTest, InferAtConcurrencyFourThroughEitherProtocol) {
+  for (const std::string protocol : {"backflow", "oip"}) {
+    const json j = Bench({"infer", "--server", server_.address(), "--model",
+                          kModels + "lenet5.pbtxt", "--batch", "4", "--concurrency", "4",
+                          "--seconds", "0.2", "--warmup", "1", "--protocol", protocol});
+    ASSERT_TRUE(j.is_object()) << protocol;
+    EXPECT_EQ(j["protocol"].get<std::string>(), protocol);
+    EXPECT_EQ(j["concurrency"].get<int>(), 4);
+    EXPECT_GE(j["calls"].get<int64_t>(), 4);
+    EXPECT_NEAR(j["samples_per_s"].get<double>(),
+                j["calls"].get<double>() * 4 / j["seconds"].get<double>(), 1e-6);
+  }
 }
 
 }  // namespace
