@@ -28,7 +28,11 @@ PACKAGES=(
   python3-pip python3-setuptools python3-wheel python3-venv
   libssl-dev  # SHA-256 and constant-time comparison of --auth-tokens digests (OpenSSL libcrypto)
   openssl  # deploy/gen-certs.sh makes the test CA and certificates the TLS tests use
+  nodejs  # the Node.js interop test (tests/interop/node): @grpc/grpc-js against the server
 )
+# npm, which installs that test's packages from its lockfile, is a package of its own in Debian
+# and part of some other Node.js builds (NodeSource's): only where the machine has none.
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(npm); fi
 
 # The fuzz preset (CMakePresets.json, docs/fuzzing.md): clang-14 with its sanitizer runtimes
 # (libclang-rt-14-dev holds -fsanitize=fuzzer's libFuzzer) and libFuzzer's own package.
