@@ -35,12 +35,23 @@ backflow::StatusOr<backflow::server::ServerConfig> ParseAndCheck(int argc, char*
   return config;
 }
 
+// Runs this binary again with GOMP_SPINCOUNT=0 (see the top of this file), by its own path: as
+// /proc/self/exe, ps, top and pgrep would name the process "exe". Returns only on failure (a
+// binary replaced since it started: then through /proc/self/exe, else carry on spinning).
+void ExecWithoutSpinning(char** argv) {
+  setenv("GOMP_SPINCOUNT", "0", 1);
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n > 0) {
+    path[n] = '\0';
+    execv(path, argv);
+  }
+  execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char** argv) {
   using backflow::server::ServerConfig;
-  if (std::getenv("GOMP_SPINCOUNT") == nullptr) {
-    setenv("GOMP_SPINCOUNT", "0", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: carry on spinning
-  }
+  if (std::getenv("GOMP_SPINCOUNT") == nullptr) ExecWithoutSpinning(argv);
   // A log that cannot be written never costs state: with `backflow-server | tee log`, Ctrl-C
   // ends tee as well, and the first shutdown line would otherwise kill the server by SIGPIPE
   // before it checkpoints. Writes to a closed pipe now just fail, and spdlog's error handler

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -196,6 +198,28 @@ TEST_F(ServerProcessTest, ASecondServerOnTheSamePortRefusesToStart) {
   EXPECT_NE(second.output().find("cannot listen on " + server_->address()), std::string::npos)
       << second.output();
   EXPECT_EQ(Health(""), HealthCheckResponse::SERVING);  // the first one is unaffected
+}
+
+// Started without GOMP_SPINCOUNT, the server sets it and runs itself again (server/main.cc): by
+// its own path, so that ps and top still call it backflow-server, with its arguments intact.
+TEST_F(ServerProcessTest, ItsReexecutionKeepsItsNameArgumentsAndPid) {
+  ProcessTempDir dir;
+  ServerProcess server;
+  server.set_launcher({"/usr/bin/env", "-u", "GOMP_SPINCOUNT"});
+  ASSERT_NE(server.Start(dir.path()), 0);
+  const std::string proc = "/proc/" + std::to_string(server.pid());
+  std::ifstream comm(proc + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  EXPECT_EQ(name, "backflow-server");
+  std::ifstream environ_file(proc + "/environ");
+  const std::string environment((std::istreambuf_iterator<char>(environ_file)), {});
+  EXPECT_NE(environment.find(std::string("GOMP_SPINCOUNT=0") + '\0'), std::string::npos);
+  std::ifstream cmdline(proc + "/cmdline");
+  const std::string args((std::istreambuf_iterator<char>(cmdline)), {});
+  EXPECT_NE(args.find("--data-dir=" + dir.path()), std::string::npos);
+  const std::optional<int> status = server.Stop(SIGTERM, seconds(30));
+  EXPECT_TRUE(ExitedWith(status, 0)) << DescribeStatus(status) << "\n" << server.output();
 }
 
 class SignalTest : public ServerProcessTest, public ::testing::WithParamInterface<int> {};
