@@ -127,16 +127,26 @@ Status Plan::CompileSteps(const Graph& graph, std::span<const Tensor* const> fee
     shapes[static_cast<size_t>(v)] = fed->shape();
   }
   const std::vector<bool> layout_free = LayoutFreeValues(graph, included, fetches_);
+  // The nodes whose saved state a step of this plan reads (their backward is in it).
+  std::vector<bool> saved_read(static_cast<size_t>(graph.num_nodes()), false);
+  for (NodeId id = 0; id < graph.num_nodes(); ++id) {
+    const NodeId forward = graph.node(id).forward_node;
+    if (forward != kNoId && included[static_cast<size_t>(graph.node(id).output)]) {
+      saved_read[static_cast<size_t>(forward)] = true;
+    }
+  }
   std::vector<LayoutPtr> layouts(static_cast<size_t>(graph.num_values()));
   for (NodeId id = 0; id < graph.num_nodes(); ++id) {
     if (!included[static_cast<size_t>(graph.node(id).output)]) continue;
-    BF_RETURN_IF_ERROR(CompileStep(graph, id, shapes, layouts, layout_free));
+    BF_RETURN_IF_ERROR(
+        CompileStep(graph, id, shapes, layouts, layout_free, saved_read[static_cast<size_t>(id)]));
   }
   return Status::Ok();
 }
 
 Status Plan::CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shapes,
-                         std::vector<LayoutPtr>& layouts, const std::vector<bool>& layout_free) {
+                         std::vector<LayoutPtr>& layouts, const std::vector<bool>& layout_free,
+                         bool saved_read) {
   const Node& node = graph.node(id);
   std::vector<Shape> in;
   std::vector<LayoutPtr> in_layouts;
@@ -152,7 +162,7 @@ Status Plan::CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shap
   const dnnl_rt::TeamScope team(TeamForNode(*node.gate, in, out, node.attrs));
   BF_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel,
                       node.gate->Compile(CompileContext{node.name, dtype_, in, out, node.attrs,
-                                                        in_layouts, free}));
+                                                        in_layouts, free, saved_read}));
   LayoutPtr layout = kernel->output_layout();
   if (layout && !free) {
     return InternalError("node " + Quote(node.name) + ": kernel chose a layout it was not allowed");

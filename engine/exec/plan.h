@@ -66,8 +66,10 @@ class Plan {
   Plan() = default;
   Status CompileSteps(const Graph& graph, std::span<const Tensor* const> feeds,
                       const std::vector<bool>& included);
+  // `saved_read`: a step of this plan reads the node's saved state (CompileContext).
   Status CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shapes,
-                     std::vector<LayoutPtr>& layouts, const std::vector<bool>& layout_free);
+                     std::vector<LayoutPtr>& layouts, const std::vector<bool>& layout_free,
+                     bool saved_read);
   void LinkSteps(const Graph& graph);
   void PlanFetchMoves();
   void RunStep(size_t i, RunState& state, bool inline_run = false) const;

@@ -47,12 +47,13 @@ dnnl::algorithm Algorithm(const reference::Pool2dShape& s, PoolKind kind);
 Shape InputShape(const reference::Pool2dShape& s);   // [N, C, H, W]
 Shape OutputShape(const reference::Pool2dShape& s);  // [N, C, OH, OW]
 
-// The forward_training pooling descriptor reading x laid out as `layouts.src` (oneDNN pooling
-// takes its source layout as given) and writing a destination layout oneDNN chooses.
-StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(const reference::Pool2dShape& s,
-                                                                 PoolKind kind,
-                                                                 const ActivationLayouts& layouts,
-                                                                 std::string_view what);
+// The pooling descriptor reading x laid out as `layouts.src` (oneDNN pooling takes its source
+// layout as given) and writing a destination layout oneDNN chooses: forward_training (max
+// pooling then has a workspace, for its backward), or forward_inference, which has none and runs
+// several times faster (Note [Max pooling without its workspace] in pool.cc).
+StatusOr<dnnl::pooling_v2_forward::primitive_desc> MakeForwardPd(
+    const reference::Pool2dShape& s, PoolKind kind, const ActivationLayouts& layouts,
+    std::string_view what, dnnl::prop_kind prop = dnnl::prop_kind::forward_training);
 
 // The forward primitive of `pd` bound to x and y.
 StatusOr<BoundPrimitive> BindForward(const dnnl::pooling_v2_forward::primitive_desc& pd,

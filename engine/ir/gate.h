@@ -146,6 +146,9 @@ struct CompileContext {
   // True if every consumer of the output accepts a layout: the kernel may then keep the one its
   // primitive prefers and report it through Kernel::output_layout().
   bool output_layout_free = false;
+  // False when no step of the plan reads this node's saved per-run state (a forward-only plan:
+  // inference): the kernel may then skip computing it (max pooling's workspace).
+  bool saved_state_read = true;
 
   LayoutPtr input_layout(size_t i) const {
     return i < input_layouts.size() ? input_layouts[i] : nullptr;

@@ -1,10 +1,10 @@
-#include "engine/gates/builtin.h"
 #include "engine/gates/pool.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,6 +14,7 @@
 
 #include "engine/autodiff/autodiff.h"
 #include "engine/exec/program.h"
+#include "engine/gates/builtin.h"
 #include "engine/gates/reference/conv.h"
 #include "engine/ir/gate_registry.h"
 #include "engine/ir/graph.h"
@@ -253,6 +254,30 @@ TEST_P(PoolFloat32Test, BackwardThroughTheWorkspaceMatchesReference) {
     ASSERT_TRUE(dx.ok()) << dx.status().ToString();
     ExpectNear(*dx, RefBackward(c, max, x.ToDoubles(), r.ToDoubles()));
   }
+}
+
+// A forward-only plan runs max pooling without its workspace (forward_inference, Note [Max pooling
+// without its workspace]); a plan with the backward keeps it. The maxima are the same, bitwise.
+TEST_P(PoolFloat32Test, MaxPoolWithAndWithoutItsWorkspaceAgreeBitwise) {
+  const PoolCase& c = GetParam();
+  const Tensor x = RandomTensor(XShape(c), 4).CastTo(DType::kFloat32);
+  auto g = std::make_shared<Graph>(BuiltinGates());
+  const ValueId xv = *g->AddPlaceholder("x", Shape{kBatchDim, c.c, c.h, c.w});
+  StatusOr<ValueId> y = g->AddNode("y", "max_pool2d", {xv}, AttrsFor("max_pool2d", c));
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  const ValueId loss = *g->AddNode("L", "sum", {*y});
+  const ValueId wrt[] = {xv};
+  StatusOr<std::vector<ValueId>> grads = AppendBackward(*g, loss, wrt);
+  ASSERT_TRUE(grads.ok()) << grads.status().ToString();
+  Program program(g);
+  const std::vector<ValueId> forward_only = {*y}, both = {*y, (*grads)[0]};
+  StatusOr<std::vector<Tensor>> alone = program.Run({{"x", &x}}, forward_only);
+  StatusOr<std::vector<Tensor>> with_backward = program.Run({{"x", &x}}, both);
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  ASSERT_TRUE(with_backward.ok()) << with_backward.status().ToString();
+  ASSERT_EQ((*alone)[0].byte_size(), (*with_backward)[0].byte_size());
+  EXPECT_EQ(std::memcmp((*alone)[0].raw(), (*with_backward)[0].raw(), (*alone)[0].byte_size()), 0);
+  ExpectNear((*alone)[0], RefForward(c, /*max=*/true, x.ToDoubles()));
 }
 
 // Inputs drawn from {0, 1, 2} tie in almost every window: oneDNN must route each gradient to
