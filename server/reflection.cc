@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "engine/core/tsan.h"
 #include "grpc/health/v1/health.pb.h"
 #include "server/caller_check.h"
 #include "server/grpc_status.h"
@@ -106,9 +107,13 @@ void Answer(const Request& request, const std::vector<std::string>& services, Re
 template <typename Request, typename Response>
 class Reactor final : public grpc::ServerBidiReactor<Request, Response> {
  public:
+  // Every callback acquires and every operation it starts releases `this`: gRPC orders the
+  // callbacks after the operations through its uninstrumented core, on any of its threads, and
+  // ThreadSanitizer must see that ordering (as for UnaryCall and TrainStream).
   Reactor(ServiceEnv* env, const std::vector<std::string>* services,
           grpc::CallbackServerContext* ctx)
       : services_(services) {
+    BF_TSAN_RELEASE(this);
     if (Status allowed = CheckCaller(*env, ctx, "ServerReflectionInfo", std::nullopt);
         !allowed.ok()) {
       this->Finish(ToGrpcStatus(allowed));
@@ -117,16 +122,26 @@ class Reactor final : public grpc::ServerBidiReactor<Request, Response> {
     this->StartRead(&request_);
   }
   void OnReadDone(bool ok) override {
-    if (!ok) return this->Finish(grpc::Status::OK);  // the client is done (or gone)
+    BF_TSAN_ACQUIRE(this);
+    if (!ok) {  // the client is done (or gone)
+      BF_TSAN_RELEASE(this);
+      return this->Finish(grpc::Status::OK);
+    }
     response_.Clear();
     Answer(request_, *services_, &response_);
+    BF_TSAN_RELEASE(this);
     this->StartWrite(&response_);
   }
   void OnWriteDone(bool ok) override {
+    BF_TSAN_ACQUIRE(this);
+    BF_TSAN_RELEASE(this);
     if (!ok) return this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client left"));
     this->StartRead(&request_);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    BF_TSAN_ACQUIRE(this);
+    delete this;
+  }
 
  private:
   const std::vector<std::string>* services_;

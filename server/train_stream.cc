@@ -78,6 +78,7 @@ void TrainStream::Perform(const Actions& actions) {
     std::lock_guard<std::mutex> lock(alarm_mu_);
     if (actions.arm_alarm) {
       alarm_ = std::make_unique<grpc::Alarm>();  // the old one, if any, has fired
+      BF_TSAN_RELEASE(this);  // the new alarm, to its callback
       alarm_->Set(std::chrono::system_clock::now() + *actions.arm_alarm,
                   [this](bool fired) { OnIdleAlarm(fired); });
     }
@@ -86,6 +87,7 @@ void TrainStream::Perform(const Actions& actions) {
   if (actions.cancel_call) ctx_->TryCancel();
   if (actions.finish) {
     log_.Done(*actions.finish);
+    BF_TSAN_RELEASE(this);  // everything above (the alarm's reset included), to OnDone
     Finish(ToGrpcStatus(*actions.finish));
   }
 }
