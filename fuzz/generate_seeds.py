@@ -9,7 +9,7 @@ those it writes:
   graph_import/   every graph a request carried, and every graph in models/
   tensor_decode/  every tensor a request carried, and integer ones as labels are sent
   onnx_import/    the server's ONNX export of the model, and the ONNX files of tests/engine/onnx
-  records/        the data directory's model.pb and checkpoint.pb after SaveCheckpoint, in the
+  records/        the data directory's model.pb and checkpoint file after SaveCheckpoint, in the
                   framing of fuzz/records_fuzzer.cc (as on disk, and as payloads)
 File names are the content's SHA-1 (as libFuzzer names corpus files), so rerunning it adds only
 what changed. Stale seeds are not deleted; remove a directory first to regenerate it whole.
@@ -147,17 +147,48 @@ def write_onnx_seeds(out, onnx):
                 write_seed(out, "onnx_import", f.read())
 
 
+def legacy_checkpoint(data):
+    """The CheckpointRecord of an older server holding what a checkpoint file (Note [Checkpoint
+    files] in server/storage/checkpoint_file.h) holds."""
+    assert data[:4] == b"BFCK", "not a checkpoint file"
+    offset, manifest, chunks = 8, None, []
+    while offset < len(data):
+        kind, length, _ = struct.unpack_from("<IQI", data, offset)
+        payload = data[offset + 16:offset + 16 + length]
+        offset += 16 + length
+        if kind == 1:
+            manifest = store_pb2.CheckpointManifest.FromString(payload)
+        elif kind == 2:
+            chunks.append(payload)
+    tensors = b"".join(chunks)
+    record = store_pb2.CheckpointRecord(step=manifest.step,
+                                        optimizer_steps=manifest.optimizer_steps,
+                                        saved_unix_ms=manifest.saved_unix_ms)
+    slots = {0: record.parameters, 1: record.state, 2: record.optimizer_state}
+    at = 0
+    for tensor in manifest.tensors:
+        target = slots[tensor.slot][tensor.name]
+        target.shape.extend(tensor.dims)
+        target.dtype = tensor.dtype
+        target.data = tensors[at:at + tensor.bytes]
+        at += tensor.bytes
+    return record
+
+
 def write_record_seeds(out, data_dir, model_id):
     directory = os.path.join(data_dir, "models", model_id)
     with open(os.path.join(directory, "model.pb"), "rb") as f:
         record = store_pb2.ModelRecord.FromString(unframe(f.read()))
-    with open(os.path.join(directory, "checkpoint.pb"), "rb") as f:
-        checkpoint = unframe(f.read())
+    checkpoints = os.path.join(directory, "checkpoints")
+    newest = max(name for name in os.listdir(checkpoints) if not name.startswith("."))
+    with open(os.path.join(checkpoints, newest), "rb") as f:
+        checkpoint_file = f.read()
     record.id = RECORD_ID
     model = record.SerializeToString()
+    legacy = legacy_checkpoint(checkpoint_file).SerializeToString()
     for mode, model_bytes, checkpoint_bytes in [(0, frame(model), b""), (1, model, b""),
-                                                (2, frame(model), frame(checkpoint)),
-                                                (7, model, checkpoint)]:
+                                                (2, frame(model), checkpoint_file),
+                                                (7, model, legacy)]:
         write_seed(out, "records",
                    bytes([mode]) + struct.pack("<I", len(model_bytes)) + model_bytes +
                    checkpoint_bytes)

@@ -1,12 +1,14 @@
 // Fuzz target: the data directory's records, read as a restarting server reads them. The input
 // is one model's files:
-//   u8 mode | u32 LE length N | model.pb (N bytes) | checkpoint.pb (the rest)
+//   u8 mode | u32 LE length N | model.pb (N bytes) | a checkpoint (the rest)
 // mode bit 0: the model.pb bytes are a payload, framed here (Note [Atomic files] in
 // server/storage/checkpoint_store.h) so mutations reach the parser past the checksum; clear,
-// they are the file as it lies on disk. Bit 1: there is a checkpoint.pb. Bit 2: its bytes are a
-// payload, framed here. The files are written to DATA_DIR/models/fuzz-model/, and then
-// CheckpointStore::LoadAll, Model::Create and Model::RestoreCheckpoint run as Server::Start runs
-// them: any bytes must give a loaded model or a problem report, never a crash.
+// they are the file as it lies on disk. Bit 1: there is a checkpoint. Bit 2: it is the
+// checkpoint.pb of a server before checkpoint history, its bytes a CheckpointRecord framed here;
+// clear, they are a checkpoint file (Note [Checkpoint files]) as it lies on disk, at
+// checkpoints/000000000001.auto.bfck. The files are written to DATA_DIR/models/fuzz-model/, and
+// then CheckpointStore::LoadAll, Model::Create and Model::RestoreCheckpoint run as Server::Start
+// runs them: any bytes must give a loaded model or a problem report, never a crash.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -70,7 +72,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   WriteFile(dir / "model.pb", model_bytes, (mode & 1) != 0);
-  if ((mode & 2) != 0) WriteFile(dir / "checkpoint.pb", checkpoint_bytes, (mode & 4) != 0);
+  if ((mode & 2) != 0 && (mode & 4) != 0) {
+    WriteFile(dir / "checkpoint.pb", checkpoint_bytes, /*frame=*/true);
+  } else if ((mode & 2) != 0) {
+    fs::create_directories(dir / "checkpoints", ec);
+    WriteFile(dir / "checkpoints" / "000000000001.auto.bfck", checkpoint_bytes, /*frame=*/false);
+  }
 
   std::vector<std::string> problems;
   for (backflow::server::StoredModel& stored : env.store->LoadAll(&problems)) {

@@ -185,14 +185,14 @@ void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
     v1::SaveCheckpointRequest request;
     if (!Parse(bytes, &request)) return;
     (void)env.env->registry.Get(request.model_id());
-    (void)ops::SaveCheckpoint(*env.env, model);
+    (void)ops::SaveCheckpoint(*env.env, model, request.name(), request.replace());
   } else {
     v1::RestoreCheckpointRequest request;
     v1::RestoreCheckpointResponse response;
     if (!Parse(bytes, &request)) return;
     (void)env.env->registry.Get(request.model_id());
     (void)ops::SaveCheckpoint(*env.env, model);  // so there is one to restore
-    (void)ops::RestoreCheckpoint(*env.env, model, &response);
+    (void)ops::RestoreCheckpoint(*env.env, model, request, &response);
   }
 }
 

@@ -93,14 +93,14 @@ AutoCheckpointer::Outcome AutoCheckpointer::Write(Job& job) {
   // Deleted: its directory is gone, and must stay gone. Not newer: a SaveCheckpoint or restore
   // already put this state or a later one on disk.
   if (model.deleted() || model.saved_generation() >= job.generation) return Outcome::kSkipped;
-  StatusOr<int64_t> bytes = store_->SaveCheckpoint(model.id(), record);
-  if (!bytes.ok()) {
-    LogFailure(model.id(), bytes.status());
+  StatusOr<StoredCheckpoint> saved = store_->SaveCheckpoint(model.id(), record);
+  if (!saved.ok()) {
+    LogFailure(model.id(), saved.status());
     return Outcome::kFailed;
   }
   model.MarkSaved(job.generation, record.step());
   spdlog::debug("automatic checkpoint of model {} at step {} ({} bytes)", model.id(), record.step(),
-                *bytes);
+                saved->bytes);
   return Outcome::kWritten;
 }
 

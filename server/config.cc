@@ -69,6 +69,9 @@ const IntSetting kIntSettings[] = {
     {"checkpoint-every-seconds", 0, 86400 * 365,
      "automatic checkpoint after this many seconds of training; 0: not by time",
      BF_S_SETTING(autosave.every_seconds)},
+    {"checkpoint-keep", 1, 1000000,
+     "automatic checkpoints kept per model, newest first; named ones are kept until deleted",
+     BF_SETTING(checkpoint_keep)},
     {"tls-reload-seconds", 1, 86400,
      "how often the TLS files are re-read, for rotation without a restart",
      BF_SETTING(tls.reload_seconds)},
@@ -187,6 +190,7 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           (c.max_batch_rows > 1 ? "" : " (dynamic batching off)"),
       "checkpoint_every_steps=" + std::to_string(c.autosave.every_steps) +
           " checkpoint_every_seconds=" + std::to_string(c.autosave.every_seconds.count()) +
+          " checkpoint_keep=" + std::to_string(c.checkpoint_keep) +
           (c.autosave.enabled() ? "" : " (automatic checkpoints off)"),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
           " log_level=" + c.log_level + " reflection=" + (c.reflection ? "on" : "off"),

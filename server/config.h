@@ -56,6 +56,8 @@ struct ServerConfig {
   // most batch_delay for others. A model's CreateModelRequest.batching overrides both.
   int64_t max_batch_rows = 256;
   std::chrono::microseconds batch_delay{0};
+  // Automatic checkpoints kept per model (CheckpointStoreOptions::keep_automatic).
+  int64_t checkpoint_keep = 3;
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
   std::chrono::milliseconds checkpoint_write_delay{0};
 };

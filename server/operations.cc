@@ -263,35 +263,93 @@ Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParameter
   return Status::Ok();
 }
 
-StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model) {
+namespace {
+
+void ToProto(const StoredCheckpoint& stored, v1::CheckpointInfo* info) {
+  info->set_name(stored.name);
+  info->set_step(stored.step);
+  info->set_saved_unix_ms(stored.saved_unix_ms);
+  info->set_bytes(stored.bytes);
+  info->set_current(stored.current);
+  info->set_sequence(stored.sequence);
+  info->set_damage(stored.damage);
+}
+
+}  // namespace
+
+StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model,
+                                                    const std::string& name, bool replace) {
   const int64_t generation = model.generation();
   v1::CheckpointRecord record = model.TakeCheckpoint();
   model.schedule().Restart(record.step(), CheckpointSchedule::Clock::now());
   std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
-  BF_ASSIGN_OR_RETURN(int64_t bytes, env.store->SaveCheckpoint(model.id(), record));
+  BF_ASSIGN_OR_RETURN(const StoredCheckpoint saved,
+                      env.store->SaveCheckpoint(model.id(), record, name, replace));
   model.MarkSaved(generation, record.step());
   v1::SaveCheckpointResponse response;
   response.set_step(record.step());
-  response.set_bytes(bytes);
+  response.set_bytes(saved.bytes);
+  ToProto(saved, response.mutable_checkpoint());
   return response;
 }
 
 Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
+                         const v1::RestoreCheckpointRequest& request,
                          v1::RestoreCheckpointResponse* response) {
+  CheckpointSelector selector{.name = request.name()};
+  if (request.has_step()) selector.step = request.step();
+  if (!selector.name.empty() && selector.step.has_value()) {
+    return InvalidArgumentError("give a checkpoint's name or its step, not both");
+  }
   // After any automatic write in flight: the latest checkpoint is the one restored.
   std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
-  StatusOr<v1::CheckpointRecord> record = env.store->LoadCheckpoint(model.id());
-  if (record.status().code() == StatusCode::kNotFound) {
+  StatusOr<LoadedCheckpoint> loaded = env.store->LoadCheckpoint(model.id(), selector);
+  if (loaded.status().code() == StatusCode::kNotFound && selector.name.empty() &&
+      !selector.step.has_value()) {
     return FailedPreconditionError("model '" + model.id() + "' has no checkpoint");
   }
-  BF_RETURN_IF_ERROR(record.status());
-  BF_RETURN_IF_ERROR(model.RestoreCheckpoint(*record, env.config.limits.max_tensor_elements)
-                         .WithPrefix(CheckpointStore::CheckpointPath(model.id())));
+  BF_RETURN_IF_ERROR(loaded.status());
+  // Kept until the restored checkpoint is the current one on disk too: if that fails, the model
+  // goes back to this state, so memory and what a restart loads never disagree.
+  std::optional<Trainer::Checkpoint> before;
+  if (!loaded->info.current) before = model.trainer().TakeCheckpoint();
+  BF_RETURN_IF_ERROR(model.RestoreCheckpoint(loaded->record, env.config.limits.max_tensor_elements)
+                         .WithPrefix(loaded->info.path));
+  if (before.has_value()) {
+    if (Status made_current = env.store->SetCurrent(model.id(), loaded->info.path);
+        !made_current.ok()) {
+      // The state was the model's a moment ago, so it fits. Should going back fail anyway, the
+      // model keeps the restored state, marked changed so the next save writes it, and the
+      // answer says both.
+      const Status back = model.trainer().RestoreCheckpoint(*before);
+      if (back.ok()) return made_current;
+      model.MarkChanged();
+      return InternalError(made_current.message() +
+                           "; and going back to the state before failed: " + back.message());
+    }
+    loaded->info.current = true;
+  }
   model.MarkChanged();
-  model.MarkSaved(model.generation(), record->step());
-  model.schedule().Restart(record->step(), CheckpointSchedule::Clock::now());
-  response->set_step(record->step());
+  model.MarkSaved(model.generation(), loaded->record.step());
+  model.schedule().Restart(loaded->record.step(), CheckpointSchedule::Clock::now());
+  response->set_step(loaded->record.step());
+  ToProto(loaded->info, response->mutable_checkpoint());
   return Status::Ok();
+}
+
+Status ListCheckpoints(const ServiceEnv& env, Model& model, v1::ListCheckpointsResponse* response) {
+  std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
+  BF_ASSIGN_OR_RETURN(const std::vector<StoredCheckpoint> checkpoints,
+                      env.store->ListCheckpoints(model.id()));
+  for (const StoredCheckpoint& checkpoint : checkpoints) {
+    ToProto(checkpoint, response->add_checkpoints());
+  }
+  return Status::Ok();
+}
+
+Status DeleteCheckpoint(const ServiceEnv& env, Model& model, const std::string& name) {
+  std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
+  return env.store->DeleteCheckpoint(model.id(), name);
 }
 
 Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const RunOptions& run,

@@ -79,10 +79,20 @@ Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParameter
 // Checkpoints the model now. Also called by the server's shutdown, once it is idle. Save,
 // restore and delete hold Model::checkpoint_mu() for their file work, so each waits for an
 // automatic write of the model in flight (Note [Automatic checkpoints] in server/autosave.h).
-StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model);
-// Back to the latest checkpoint: FAILED_PRECONDITION if the model has none.
+// An automatic checkpoint without a name, else a named one (CheckpointStore::SaveCheckpoint).
+StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model,
+                                                    const std::string& name = "",
+                                                    bool replace = false);
+// Back to a checkpoint (the request's name or step, else the one the model is at), which then
+// becomes the one the model is at. FAILED_PRECONDITION if the model has none; NOT_FOUND for no
+// such name or step; DATA_LOSS naming the file if it is damaged or does not fit the model. On
+// any failure the model is unchanged, in memory and on disk.
 Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
+                         const v1::RestoreCheckpointRequest& request,
                          v1::RestoreCheckpointResponse* response);
+Status ListCheckpoints(const ServiceEnv& env, Model& model, v1::ListCheckpointsResponse* response);
+// A named checkpoint: NOT_FOUND if there is none, FAILED_PRECONDITION if the model is at it.
+Status DeleteCheckpoint(const ServiceEnv& env, Model& model, const std::string& name);
 
 // Imports the request's graph and evaluates it (values, then gradients if asked for).
 Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const RunOptions& run,

@@ -60,7 +60,8 @@ class Server::Impl {
 
 Status Server::Impl::Start() {
   spdlog::set_level(spdlog::level::from_str(config_.log_level));
-  CheckpointStoreOptions store_options{.write_delay = config_.checkpoint_write_delay};
+  CheckpointStoreOptions store_options{.write_delay = config_.checkpoint_write_delay,
+                                       .keep_automatic = static_cast<int>(config_.checkpoint_keep)};
   BF_ASSIGN_OR_RETURN(store_, CheckpointStore::Open(config_.data_dir, store_options));
   pool_ = std::make_unique<ComputePool>(config_.compute_threads);
   env_ = std::make_unique<ServiceEnv>(config_, store_.get(), pool_.get());
@@ -169,8 +170,9 @@ Status Server::Impl::LoadModels() {
         pool_.get());
     Status status = model.status().WithPrefix(CheckpointStore::ModelPath(id) + "/model.pb");
     if (status.ok() && entry.checkpoint) {
-      status = (*model)->RestoreCheckpoint(*entry.checkpoint, config_.limits.max_tensor_elements)
-                   .WithPrefix(CheckpointStore::CheckpointPath(id));
+      status = (*model)
+                   ->RestoreCheckpoint(*entry.checkpoint, config_.limits.max_tensor_elements)
+                   .WithPrefix(entry.checkpoint_path);
       if (status.ok()) {
         (*model)->MarkSaved((*model)->generation(), entry.checkpoint->step());
         (*model)->schedule().Restart(entry.checkpoint->step(), CheckpointSchedule::Clock::now());

@@ -43,6 +43,8 @@ BackflowService::BackflowService(ServiceEnv* env) : env_(env) {
   CheckDecoding("SetParameters", &BackflowService::SetParameters);
   CheckDecoding("SaveCheckpoint", &BackflowService::SaveCheckpoint);
   CheckDecoding("RestoreCheckpoint", &BackflowService::RestoreCheckpoint);
+  CheckDecoding("ListCheckpoints", &BackflowService::ListCheckpoints);
+  CheckDecoding("DeleteCheckpoint", &BackflowService::DeleteCheckpoint);
   CheckDecoding("Evaluate", &BackflowService::Evaluate);
   CheckDecoding("CheckGradients", &BackflowService::CheckGradients);
   CheckDecoding("ExportModel", &BackflowService::ExportModel);
@@ -199,8 +201,9 @@ grpc::ServerUnaryReactor* BackflowService::SaveCheckpoint(Ctx* ctx,
                                                           v1::SaveCheckpointResponse* resp) {
   const ServiceEnv* env = env_;
   return OnModel(env_, ctx, "SaveCheckpoint", req->model_id(), Lane::kSerial,
-                 [env, resp](Model& model, const RunOptions&) -> Status {
-                   BF_ASSIGN_OR_RETURN(*resp, ops::SaveCheckpoint(*env, model));
+                 [env, req, resp](Model& model, const RunOptions&) -> Status {
+                   BF_ASSIGN_OR_RETURN(
+                       *resp, ops::SaveCheckpoint(*env, model, req->name(), req->replace()));
                    return Status::Ok();
                  });
 }
@@ -209,8 +212,28 @@ grpc::ServerUnaryReactor* BackflowService::RestoreCheckpoint(
     Ctx* ctx, const v1::RestoreCheckpointRequest* req, v1::RestoreCheckpointResponse* resp) {
   const ServiceEnv* env = env_;
   return OnModel(env_, ctx, "RestoreCheckpoint", req->model_id(), Lane::kSerial,
+                 [env, req, resp](Model& model, const RunOptions&) {
+                   return ops::RestoreCheckpoint(*env, model, *req, resp);
+                 });
+}
+
+grpc::ServerUnaryReactor* BackflowService::ListCheckpoints(Ctx* ctx,
+                                                           const v1::ListCheckpointsRequest* req,
+                                                           v1::ListCheckpointsResponse* resp) {
+  const ServiceEnv* env = env_;
+  return OnModel(env_, ctx, "ListCheckpoints", req->model_id(), Lane::kSerial,
                  [env, resp](Model& model, const RunOptions&) {
-                   return ops::RestoreCheckpoint(*env, model, resp);
+                   return ops::ListCheckpoints(*env, model, resp);
+                 });
+}
+
+grpc::ServerUnaryReactor* BackflowService::DeleteCheckpoint(Ctx* ctx,
+                                                            const v1::DeleteCheckpointRequest* req,
+                                                            v1::DeleteCheckpointResponse*) {
+  const ServiceEnv* env = env_;
+  return OnModel(env_, ctx, "DeleteCheckpoint", req->model_id(), Lane::kSerial,
+                 [env, req](Model& model, const RunOptions&) {
+                   return ops::DeleteCheckpoint(*env, model, req->name());
                  });
 }
 

@@ -43,6 +43,10 @@ class BackflowService final : public v1::Backflow::CallbackService {
                           v1::SaveCheckpointResponse* resp) override;
   Reactor* RestoreCheckpoint(Ctx* ctx, const v1::RestoreCheckpointRequest* req,
                              v1::RestoreCheckpointResponse* resp) override;
+  Reactor* ListCheckpoints(Ctx* ctx, const v1::ListCheckpointsRequest* req,
+                           v1::ListCheckpointsResponse* resp) override;
+  Reactor* DeleteCheckpoint(Ctx* ctx, const v1::DeleteCheckpointRequest* req,
+                            v1::DeleteCheckpointResponse* resp) override;
   Reactor* Evaluate(Ctx* ctx, const v1::EvaluateRequest* req, v1::EvaluateResponse* resp) override;
   Reactor* CheckGradients(Ctx* ctx, const v1::CheckGradientsRequest* req,
                           v1::CheckGradientsResponse* resp) override;

@@ -8,7 +8,7 @@
 namespace backflow::server::auth {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Role>, 22> kRoles = {{
+constexpr std::array<std::pair<std::string_view, Role>, 24> kRoles = {{
     {"Infer", Role::kRead},
     {"Evaluate", Role::kRead},
     {"CheckGradients", Role::kRead},
@@ -16,6 +16,7 @@ constexpr std::array<std::pair<std::string_view, Role>, 22> kRoles = {{
     {"ListModels", Role::kRead},
     {"GetParameters", Role::kRead},
     {"ExportModel", Role::kRead},
+    {"ListCheckpoints", Role::kRead},
     {"ServerReflectionInfo", Role::kRead},  // grpc.reflection.v1 and v1alpha
     // inference.GRPCInferenceService (ServerLive and ServerReady are open, like health)
     {"ModelInfer", Role::kRead},
@@ -30,6 +31,7 @@ constexpr std::array<std::pair<std::string_view, Role>, 22> kRoles = {{
     {"SetParameters", Role::kTrain},
     {"SaveCheckpoint", Role::kTrain},
     {"RestoreCheckpoint", Role::kTrain},
+    {"DeleteCheckpoint", Role::kTrain},
     {"CreateModel", Role::kAdmin},
     {"DeleteModel", Role::kAdmin},
 }};

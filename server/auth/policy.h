@@ -12,8 +12,9 @@
 namespace backflow::server::auth {
 
 // The role `rpc` (a method of backflow.v1.Backflow, e.g. "TrainStep") needs. read: Infer,
-// Evaluate, CheckGradients, GetModel, ListModels, GetParameters, ExportModel; train: TrainStep,
-// Train, ComputeGradients, SetParameters, SaveCheckpoint, RestoreCheckpoint; admin:
+// Evaluate, CheckGradients, GetModel, ListModels, GetParameters, ExportModel, ListCheckpoints;
+// train: TrainStep, Train, ComputeGradients, SetParameters, SaveCheckpoint, RestoreCheckpoint,
+// DeleteCheckpoint; admin:
 // CreateModel, DeleteModel and any method this table does not know (fail closed).
 Role RequiredRole(std::string_view rpc);
 

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <random>
 #include <thread>
+#include <utility>
 
 namespace backflow::server {
 namespace {
@@ -28,16 +29,6 @@ uint64_t GetLittleEndian(const std::string& bytes, size_t offset, int count) {
     value |= uint64_t{static_cast<unsigned char>(bytes[offset + i])} << (8 * i);
   }
   return value;
-}
-
-uint32_t Crc32(std::string_view data) {
-  // crc32_z takes a size_t length, so payloads past 4 GiB are summed whole.
-  return static_cast<uint32_t>(
-      crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size()));
-}
-
-Status ErrnoError(int err, const std::string& path, const char* action) {
-  return Status(ErrnoCode(err), path + ": cannot " + action + ": " + std::strerror(err));
 }
 
 // Closes the descriptor unless Close() already did.
@@ -113,6 +104,16 @@ Status WriteAndSync(int fd, const std::string& bytes, std::chrono::milliseconds 
 }
 
 }  // namespace
+
+uint32_t Crc32(std::string_view data) {
+  // crc32_z takes a size_t length, so payloads past 4 GiB are summed whole.
+  return static_cast<uint32_t>(
+      crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size()));
+}
+
+Status ErrnoError(int err, const std::string& path, const char* action) {
+  return Status(ErrnoCode(err), path + ": cannot " + action + ": " + std::strerror(err));
+}
 
 StatusCode ErrnoCode(int err) {
   switch (err) {
@@ -197,6 +198,58 @@ Status WriteFileAtomically(const std::string& path, const std::string& bytes,
   // The rename is only durable once the directory entry is.
   const fs::path parent = fs::path(path).parent_path();
   return SyncDirectory(parent.empty() ? "." : parent.string());
+}
+
+StatusOr<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::Create(
+    const std::string& path, std::chrono::milliseconds write_delay) {
+  std::string temp_path;
+  BF_ASSIGN_OR_RETURN(const int fd, CreateTemporaryFile(path, &temp_path));
+  return std::unique_ptr<AtomicFileWriter>(
+      new AtomicFileWriter(path, std::move(temp_path), fd, write_delay));
+}
+
+AtomicFileWriter::AtomicFileWriter(std::string path, std::string temp_path, int fd,
+                                   std::chrono::milliseconds write_delay)
+    : path_(std::move(path)),
+      temp_path_(std::move(temp_path)),
+      fd_(fd),
+      write_delay_(write_delay) {}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(temp_path_.c_str());
+}
+
+Status AtomicFileWriter::Append(std::string_view bytes) {
+  if (!failed_.ok()) return failed_;
+  if (committed_ || fd_ < 0) return failed_ = InternalError(path_ + ": written after Commit");
+  failed_ = WriteAll(fd_, bytes, temp_path_);
+  size_ += static_cast<int64_t>(bytes.size());
+  return failed_;
+}
+
+Status AtomicFileWriter::Pause() {
+  if (!failed_.ok() || write_delay_.count() <= 0) return failed_;
+  failed_ = Fsync(fd_, temp_path_);
+  if (failed_.ok()) std::this_thread::sleep_for(write_delay_);
+  write_delay_ = {};
+  return failed_;
+}
+
+Status AtomicFileWriter::Commit() {
+  if (!failed_.ok()) return failed_;
+  if (committed_ || fd_ < 0) return failed_ = InternalError(path_ + ": committed twice");
+  Status status = Fsync(fd_, temp_path_);
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0 && status.ok()) status = ErrnoError(errno, temp_path_, "close");
+  if (status.ok() && ::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    status = ErrnoError(errno, path_, "rename a temporary file over");
+  }
+  if (!status.ok()) return failed_ = status;
+  committed_ = true;
+  // The rename is only durable once the directory entry is.
+  const fs::path parent = fs::path(path_).parent_path();
+  return failed_ = SyncDirectory(parent.empty() ? "." : parent.string());
 }
 
 StatusOr<std::string> ReadFile(const std::string& path) {

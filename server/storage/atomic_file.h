@@ -7,6 +7,8 @@
 #define BACKFLOW_SERVER_STORAGE_ATOMIC_FILE_H_
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -22,6 +24,11 @@ namespace backflow::server {
 // ENOTDIR, EISDIR, ENOTEMPTY, EEXIST, ELOOP, ENAMETOOLONG, EXDEV, EBUSY); Unavailable otherwise (EIO and other
 // failures of the device, which may pass).
 StatusCode ErrnoCode(int err);
+
+// "PATH: cannot ACTION: strerror(err)" with ErrnoCode(err).
+Status ErrnoError(int err, const std::string& path, const char* action);
+// CRC-32 (zlib's polynomial) of `data`.
+uint32_t Crc32(std::string_view data);
 
 // Size of the frame header: "BFLW", u32 version, u64 payload length, u32 CRC-32.
 inline constexpr size_t kFrameHeaderSize = 20;
@@ -40,6 +47,38 @@ StatusOr<std::string> UnframeRecord(const std::string& bytes, const std::string&
 // a crash test kill the process mid-write.
 Status WriteFileAtomically(const std::string& path, const std::string& bytes,
                            std::chrono::milliseconds write_delay = {});
+// The same, for contents too large to hold twice in memory: appended piece by piece to the
+// temporary file, which Commit() syncs and renames over `path`. Destroyed without a successful
+// Commit(), the temporary file is removed and `path` is untouched. After a failed call every
+// later call fails with the same status.
+class AtomicFileWriter {
+ public:
+  static StatusOr<std::unique_ptr<AtomicFileWriter>> Create(
+      const std::string& path, std::chrono::milliseconds write_delay = {});
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  Status Append(std::string_view bytes);
+  // With write_delay > 0: syncs what is written so far and sleeps that long (the crash tests'
+  // "killed mid-write"), once, the first time it is called.
+  Status Pause();
+  // Bytes appended so far.
+  int64_t size() const { return size_; }
+  Status Commit();
+
+ private:
+  AtomicFileWriter(std::string path, std::string temp_path, int fd,
+                   std::chrono::milliseconds write_delay);
+  std::string path_;
+  std::string temp_path_;
+  int fd_;
+  std::chrono::milliseconds write_delay_;
+  int64_t size_ = 0;
+  bool committed_ = false;
+  Status failed_;
+};
+
 // The whole file. NotFound if it does not exist; other errors name the path, with ErrnoCode's
 // status code.
 StatusOr<std::string> ReadFile(const std::string& path);

@@ -6,10 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <charconv>
+#include <chrono>
 #include <climits>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <system_error>
 #include <utility>
 
@@ -20,7 +23,13 @@ namespace fs = std::filesystem;
 
 constexpr char kModelsDir[] = "models";
 constexpr char kModelFile[] = "model.pb";
-constexpr char kCheckpointFile[] = "checkpoint.pb";
+constexpr char kLegacyCheckpointFile[] = "checkpoint.pb";
+constexpr char kCheckpointsDir[] = "checkpoints";
+constexpr char kHeadFile[] = "HEAD";
+constexpr std::string_view kAutoSuffix = ".auto.bfck";
+constexpr std::string_view kNamedInfix = ".named.";
+constexpr std::string_view kFileSuffix = ".bfck";
+constexpr size_t kSequenceDigits = 12;
 // A model directory being deleted is first renamed to ".deleted-ID-RANDOM" (DeleteModel).
 constexpr std::string_view kTrashPrefix = ".deleted-";
 constexpr size_t kMaxIdLength = 64;
@@ -113,6 +122,182 @@ Status ReadRecord(const fs::path& path, google::protobuf::MessageLite* record) {
   return Status::Ok();
 }
 
+Status ValidateCheckpointName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxIdLength) {
+    return InvalidArgumentError("checkpoint name '" + name.substr(0, kMaxIdLength) +
+                                (name.size() > kMaxIdLength ? "...'" : "'") + " must have 1 to " +
+                                std::to_string(kMaxIdLength) + " characters");
+  }
+  const bool plain = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+  // Not '.': no hidden files; not '-': no name a command line or a listing ("-" for an
+  // automatic checkpoint) would misread.
+  if (!plain || name.front() == '.' || name.front() == '-') {
+    return InvalidArgumentError("checkpoint name '" + name +
+                                "' may only hold letters, digits, '_', '-', '.', and may not "
+                                "start with '.' or '-'");
+  }
+  return Status::Ok();
+}
+
+// A checkpoint file as its directory entry names it.
+struct CheckpointEntry {
+  std::string file;  // in checkpoints/, or kLegacyCheckpointFile in the model's directory
+  std::string name;
+  int64_t sequence = 0;
+  bool legacy() const { return file == kLegacyCheckpointFile; }
+};
+
+std::string CheckpointFileName(int64_t sequence, const std::string& name) {
+  char digits[24];  // room for any int64_t
+  std::snprintf(digits, sizeof(digits), "%012lld", static_cast<long long>(sequence));
+  return name.empty()
+             ? std::string(digits) + std::string(kAutoSuffix)
+             : std::string(digits) + std::string(kNamedInfix) + name + std::string(kFileSuffix);
+}
+
+// The entry a file name in checkpoints/ stands for; nullopt for anything else.
+std::optional<CheckpointEntry> ParseCheckpointFileName(const std::string& file) {
+  if (file.size() <= kSequenceDigits) return std::nullopt;
+  int64_t sequence = 0;
+  const auto [end, ec] = std::from_chars(file.data(), file.data() + kSequenceDigits, sequence);
+  if (ec != std::errc() || end != file.data() + kSequenceDigits || sequence <= 0) {
+    return std::nullopt;
+  }
+  const std::string_view rest = std::string_view(file).substr(kSequenceDigits);
+  if (rest == kAutoSuffix) return CheckpointEntry{file, "", sequence};
+  if (!rest.starts_with(kNamedInfix) || !rest.ends_with(kFileSuffix)) return std::nullopt;
+  std::string name(
+      rest.substr(kNamedInfix.size(), rest.size() - kNamedInfix.size() - kFileSuffix.size()));
+  if (!ValidateCheckpointName(name).ok()) return std::nullopt;
+  return CheckpointEntry{file, std::move(name), sequence};
+}
+
+// A model's checkpoint files, by sequence, and the older files of a name written again (a
+// crash between a replacing save and its removal of the old file), which only the next save of
+// that name removes.
+struct CheckpointListing {
+  std::vector<CheckpointEntry> entries;
+  std::vector<CheckpointEntry> stale;
+  int64_t max_sequence = 0;
+};
+
+StatusOr<CheckpointListing> ScanCheckpoints(const fs::path& dir) {
+  CheckpointListing listing;
+  std::error_code ec;
+  if (fs::exists(dir / kLegacyCheckpointFile, ec)) {
+    listing.entries.push_back({kLegacyCheckpointFile, "", 0});
+  }
+  const fs::path checkpoints = dir / kCheckpointsDir;
+  std::vector<std::string> files = ListDirectory(checkpoints, &ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return FilesystemError(ec, checkpoints, "list");
+  }
+  std::map<std::string, CheckpointEntry> newest_named;
+  for (const std::string& file : files) {
+    std::optional<CheckpointEntry> entry = ParseCheckpointFileName(file);
+    if (!entry) continue;  // temporary files; anything an operator put there
+    listing.max_sequence = std::max(listing.max_sequence, entry->sequence);
+    if (entry->name.empty()) {
+      listing.entries.push_back(std::move(*entry));
+      continue;
+    }
+    auto [it, inserted] = newest_named.try_emplace(entry->name, *entry);
+    if (!inserted) {
+      CheckpointEntry older = std::move(*entry);
+      if (older.sequence > it->second.sequence) std::swap(older, it->second);
+      listing.stale.push_back(std::move(older));
+    }
+  }
+  for (auto& [name, entry] : newest_named) listing.entries.push_back(std::move(entry));
+  std::sort(
+      listing.entries.begin(), listing.entries.end(),
+      [](const CheckpointEntry& a, const CheckpointEntry& b) { return a.sequence < b.sequence; });
+  return listing;
+}
+
+fs::path EntryPath(const fs::path& dir, const CheckpointEntry& entry) {
+  return entry.legacy() ? dir / entry.file : dir / kCheckpointsDir / entry.file;
+}
+
+// The entry the model is at: HEAD's, else the newest. Null if there is none. DataLoss if HEAD is
+// damaged or names a file that is not there.
+StatusOr<const CheckpointEntry*> CurrentEntry(const fs::path& dir,
+                                              const CheckpointListing& listing) {
+  v1::CheckpointHead head;
+  const Status read = ReadRecord(dir / kHeadFile, &head);
+  if (read.code() == StatusCode::kNotFound) {
+    return listing.entries.empty() ? nullptr : &listing.entries.back();
+  }
+  BF_RETURN_IF_ERROR(read);
+  for (const CheckpointEntry& entry : listing.entries) {
+    if (entry.file == head.file()) return &entry;
+  }
+  return DataLossError((dir / kHeadFile).string() + ": names checkpoint '" + head.file() +
+                       "', which is not in " + (dir / kCheckpointsDir).string());
+}
+
+Status WriteHead(const fs::path& dir, const CheckpointEntry& entry) {
+  v1::CheckpointHead head;
+  head.set_file(entry.file);
+  return WriteRecord(dir / kHeadFile, head, {}).status();
+}
+
+// A checkpoint file's contents and what it says about itself.
+StatusOr<LoadedCheckpoint> ReadEntry(const fs::path& dir, const CheckpointEntry& entry) {
+  LoadedCheckpoint loaded;
+  const fs::path path = EntryPath(dir, entry);
+  if (entry.legacy()) {
+    BF_RETURN_IF_ERROR(ReadRecord(path, &loaded.record));
+  } else {
+    v1::CheckpointManifest manifest;
+    BF_ASSIGN_OR_RETURN(loaded.record, ReadCheckpointFile(path.string(), &manifest));
+    if (manifest.sequence() != entry.sequence || manifest.name() != entry.name) {
+      return DataLossError(path.string() + ": its manifest says checkpoint " +
+                           std::to_string(manifest.sequence()) + " '" + manifest.name() +
+                           "', not what its file name says");
+    }
+  }
+  loaded.info.name = entry.name;
+  loaded.info.sequence = entry.sequence;
+  loaded.info.step = loaded.record.step();
+  loaded.info.saved_unix_ms = loaded.record.saved_unix_ms();
+  std::error_code ec;
+  loaded.info.bytes = static_cast<int64_t>(fs::file_size(path, ec));
+  return loaded;
+}
+
+// What the entry's manifest says (the whole file, for a legacy checkpoint), without its tensors.
+Status ReadEntryInfo(const fs::path& dir, const CheckpointEntry& entry, StoredCheckpoint* info) {
+  const fs::path path = EntryPath(dir, entry);
+  info->name = entry.name;
+  info->sequence = entry.sequence;
+  std::error_code ec;
+  info->bytes = static_cast<int64_t>(fs::file_size(path, ec));
+  if (entry.legacy()) {
+    v1::CheckpointRecord record;
+    BF_RETURN_IF_ERROR(ReadRecord(path, &record));
+    info->step = record.step();
+    info->saved_unix_ms = record.saved_unix_ms();
+    return Status::Ok();
+  }
+  BF_ASSIGN_OR_RETURN(const v1::CheckpointManifest manifest, ReadCheckpointManifest(path.string()));
+  info->step = manifest.step();
+  info->saved_unix_ms = manifest.saved_unix_ms();
+  return Status::Ok();
+}
+
+// Removes files no longer wanted, best effort: what stays is removed by a later save.
+void RemoveEntries(const fs::path& dir, const std::vector<CheckpointEntry>& entries) {
+  if (entries.empty()) return;
+  std::error_code ignored;
+  for (const CheckpointEntry& entry : entries) fs::remove(EntryPath(dir, entry), ignored);
+  (void)SyncDirectory((dir / kCheckpointsDir).string());
+  (void)SyncDirectory(dir.string());
+}
+
 // One model's files. A missing checkpoint is normal (never saved); any other failure is not.
 StatusOr<StoredModel> LoadModel(const fs::path& dir, const std::string& id) {
   StoredModel model;
@@ -122,13 +307,12 @@ StatusOr<StoredModel> LoadModel(const fs::path& dir, const std::string& id) {
     return DataLossError(model_file.string() + ": holds model id '" + model.record.id() +
                          "', not its directory's name");
   }
-  v1::CheckpointRecord checkpoint;
-  const Status status = ReadRecord(dir / kCheckpointFile, &checkpoint);
-  if (status.ok()) {
-    model.checkpoint = std::move(checkpoint);
-  } else if (status.code() != StatusCode::kNotFound) {
-    return status;
-  }
+  BF_ASSIGN_OR_RETURN(const CheckpointListing listing, ScanCheckpoints(dir));
+  BF_ASSIGN_OR_RETURN(const CheckpointEntry* current, CurrentEntry(dir, listing));
+  if (current == nullptr) return model;
+  BF_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, ReadEntry(dir, *current));
+  model.checkpoint = std::move(loaded.record);
+  model.checkpoint_path = EntryPath(dir, *current).string();
   return model;
 }
 
@@ -148,6 +332,10 @@ void RecoverAfterCrash(const fs::path& models) {
       std::error_code list_error;
       for (const std::string& file : ListDirectory(path, &list_error)) {
         if (IsTemporaryFileName(file)) fs::remove(path / file, ignored);
+      }
+      std::error_code checkpoints_error;
+      for (const std::string& file : ListDirectory(path / kCheckpointsDir, &checkpoints_error)) {
+        if (IsTemporaryFileName(file)) fs::remove(path / kCheckpointsDir / file, ignored);
       }
       // Removes the directory only if it is now empty.
       if (!list_error && fs::is_empty(path, ignored)) fs::remove(path, ignored);
@@ -249,34 +437,182 @@ std::string CheckpointStore::ModelPath(const std::string& id) {
   return std::string(kModelsDir) + "/" + id;
 }
 
-std::string CheckpointStore::CheckpointPath(const std::string& id) {
-  return ModelPath(id) + "/" + kCheckpointFile;
-}
-
 Status CheckpointStore::CreateModel(const v1::ModelRecord& record) {
   BF_RETURN_IF_ERROR(ValidateId(record.id()));
   return Relative(CreateModelFiles(fs::path(root_) / kModelsDir, record, options_.write_delay),
                   root_);
 }
 
-StatusOr<int64_t> CheckpointStore::SaveCheckpoint(const std::string& id,
-                                                  const v1::CheckpointRecord& checkpoint) {
+StatusOr<StoredCheckpoint> CheckpointStore::SaveCheckpoint(const std::string& id,
+                                                           const v1::CheckpointRecord& checkpoint,
+                                                           const std::string& name, bool replace) {
+  BF_RETURN_IF_ERROR(ValidateId(id));
+  if (!name.empty()) BF_RETURN_IF_ERROR(ValidateCheckpointName(name));
+  const fs::path dir = fs::path(root_) / kModelsDir / id;
+  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  StatusOr<StoredCheckpoint> saved = SaveCheckpointFiles(dir, id, checkpoint, name, replace);
+  if (saved.ok()) saved->path = RelativePath(saved->path);
+  return Relative(std::move(saved), root_);
+}
+
+StatusOr<StoredCheckpoint> CheckpointStore::SaveCheckpointFiles(
+    const fs::path& dir, const std::string& id, const v1::CheckpointRecord& checkpoint,
+    const std::string& name, bool replace) const {
+  BF_ASSIGN_OR_RETURN(const CheckpointListing listing, ScanCheckpoints(dir));
+  std::vector<CheckpointEntry> obsolete;
+  for (const CheckpointEntry& entry : listing.stale) {
+    if (entry.name == name) obsolete.push_back(entry);
+  }
+  if (!name.empty()) {
+    for (const CheckpointEntry& entry : listing.entries) {
+      if (entry.name != name) continue;
+      if (!replace) {
+        return AlreadyExistsError("model '" + id + "' already has a checkpoint named '" + name +
+                                  "' (replace it with replace=true, or delete it first)");
+      }
+      obsolete.push_back(entry);
+    }
+  }
+  const fs::path checkpoints = dir / kCheckpointsDir;
+  std::error_code ec;
+  if (fs::create_directory(checkpoints, ec)) BF_RETURN_IF_ERROR(SyncDirectory(dir.string()));
+  if (ec) return FilesystemError(ec, checkpoints, "create directory");
+  const CheckpointEntry entry{CheckpointFileName(listing.max_sequence + 1, name), name,
+                              listing.max_sequence + 1};
+  const fs::path path = EntryPath(dir, entry);
+  BF_ASSIGN_OR_RETURN(
+      const int64_t bytes,
+      WriteCheckpointFile(path.string(), checkpoint,
+                          {.model_id = id, .name = name, .sequence = entry.sequence},
+                          options_.write_delay));
+  if (Status head = WriteHead(dir, entry); !head.ok()) {
+    fs::remove(path, ec);  // the model stays at its previous checkpoint
+    return head;
+  }
+  // Automatic checkpoints past the newest keep_automatic, the new one among them.
+  int automatic = name.empty() ? 1 : 0;
+  for (auto it = listing.entries.rbegin(); it != listing.entries.rend(); ++it) {
+    if (it->name.empty() && ++automatic > options_.keep_automatic) obsolete.push_back(*it);
+  }
+  RemoveEntries(dir, obsolete);
+  return StoredCheckpoint{.path = path.string(),
+                          .name = name,
+                          .sequence = entry.sequence,
+                          .step = checkpoint.step(),
+                          .saved_unix_ms = checkpoint.saved_unix_ms(),
+                          .bytes = bytes,
+                          .current = true};
+}
+
+StatusOr<LoadedCheckpoint> CheckpointStore::LoadCheckpoint(
+    const std::string& id, const CheckpointSelector& selector) const {
+  BF_RETURN_IF_ERROR(ValidateId(id));
+  if (!selector.name.empty()) BF_RETURN_IF_ERROR(ValidateCheckpointName(selector.name));
+  const fs::path dir = fs::path(root_) / kModelsDir / id;
+  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  StatusOr<LoadedCheckpoint> loaded = LoadSelected(dir, id, selector);
+  if (loaded.ok()) loaded->info.path = RelativePath(loaded->info.path);
+  return Relative(std::move(loaded), root_);
+}
+
+StatusOr<LoadedCheckpoint> CheckpointStore::LoadSelected(const fs::path& dir, const std::string& id,
+                                                         const CheckpointSelector& selector) const {
+  BF_ASSIGN_OR_RETURN(const CheckpointListing listing, ScanCheckpoints(dir));
+  BF_ASSIGN_OR_RETURN(const CheckpointEntry* current, CurrentEntry(dir, listing));
+  const CheckpointEntry* chosen = nullptr;
+  if (!selector.name.empty()) {
+    for (const CheckpointEntry& entry : listing.entries) {
+      if (entry.name == selector.name) chosen = &entry;
+    }
+    if (chosen == nullptr) {
+      return NotFoundError("model '" + id + "' has no checkpoint named '" + selector.name + "'");
+    }
+  } else if (selector.step.has_value()) {
+    // Newest first: the step of each is in its manifest. A damaged file is passed over here;
+    // it is reported if nothing else matches, as restoring it is what the caller asked.
+    Status damage = Status::Ok();
+    for (auto it = listing.entries.rbegin(); it != listing.entries.rend() && !chosen; ++it) {
+      StoredCheckpoint info;
+      const Status read = ReadEntryInfo(dir, *it, &info);
+      if (!read.ok() && damage.ok()) damage = read;
+      if (read.ok() && info.step == *selector.step) chosen = &*it;
+    }
+    if (chosen == nullptr) {
+      BF_RETURN_IF_ERROR(damage);
+      return NotFoundError("model '" + id + "' has no checkpoint at step " +
+                           std::to_string(*selector.step));
+    }
+  } else {
+    if (current == nullptr) return NotFoundError("model '" + id + "' has no checkpoint");
+    chosen = current;
+  }
+  BF_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, ReadEntry(dir, *chosen));
+  loaded.info.path = EntryPath(dir, *chosen).string();
+  loaded.info.current = chosen == current;
+  return loaded;
+}
+
+Status CheckpointStore::SetCurrent(const std::string& id, const std::string& path) {
+  BF_RETURN_IF_ERROR(ValidateId(id));
+  const fs::path dir = fs::path(root_) / kModelsDir / id;
+  BF_ASSIGN_OR_RETURN(const CheckpointListing listing, ScanCheckpoints(dir));
+  for (const CheckpointEntry& entry : listing.entries) {
+    if (RelativePath(EntryPath(dir, entry).string()) == path) {
+      return Relative(WriteHead(dir, entry), root_);
+    }
+  }
+  return NotFoundError(path + ": no such checkpoint");
+}
+
+StatusOr<std::vector<StoredCheckpoint>> CheckpointStore::ListCheckpoints(
+    const std::string& id) const {
   BF_RETURN_IF_ERROR(ValidateId(id));
   const fs::path dir = fs::path(root_) / kModelsDir / id;
   if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
-  return Relative(WriteRecord(dir / kCheckpointFile, checkpoint, options_.write_delay), root_);
+  BF_ASSIGN_OR_RETURN(const CheckpointListing listing, Relative(ScanCheckpoints(dir), root_));
+  BF_ASSIGN_OR_RETURN(const CheckpointEntry* current, Relative(CurrentEntry(dir, listing), root_));
+  std::vector<StoredCheckpoint> infos;
+  for (const CheckpointEntry& entry : listing.entries) {
+    StoredCheckpoint& info = infos.emplace_back();
+    const Status read = ReadEntryInfo(dir, entry, &info);
+    if (!read.ok()) info.damage = Relative(read, root_).message();
+    info.path = RelativePath(EntryPath(dir, entry).string());
+    info.current = &entry == current;
+  }
+  return infos;
 }
 
-StatusOr<v1::CheckpointRecord> CheckpointStore::LoadCheckpoint(const std::string& id) const {
+Status CheckpointStore::DeleteCheckpoint(const std::string& id, const std::string& name) {
   BF_RETURN_IF_ERROR(ValidateId(id));
-  v1::CheckpointRecord checkpoint;
-  const Status status =
-      ReadRecord(fs::path(root_) / kModelsDir / id / kCheckpointFile, &checkpoint);
-  if (status.code() == StatusCode::kNotFound) {
-    return NotFoundError("model '" + id + "' has no checkpoint");
+  BF_RETURN_IF_ERROR(ValidateCheckpointName(name));
+  const fs::path dir = fs::path(root_) / kModelsDir / id;
+  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  BF_ASSIGN_OR_RETURN(const CheckpointListing listing, Relative(ScanCheckpoints(dir), root_));
+  BF_ASSIGN_OR_RETURN(const CheckpointEntry* current, Relative(CurrentEntry(dir, listing), root_));
+  for (const CheckpointEntry& entry : listing.entries) {
+    if (entry.name != name) continue;
+    if (&entry == current) {
+      return FailedPreconditionError(
+          "checkpoint '" + name + "' is the one model '" + id +
+          "' is at (what a restart loads); save or restore another checkpoint first");
+    }
+    const fs::path path = EntryPath(dir, entry);
+    std::error_code ec;
+    fs::remove(path, ec);
+    if (ec) return Relative(FilesystemError(ec, path, "remove"), root_);
+    std::vector<CheckpointEntry> stale;
+    for (const CheckpointEntry& older : listing.stale) {
+      if (older.name == name) stale.push_back(older);
+    }
+    RemoveEntries(dir, stale);
+    return Relative(SyncDirectory((dir / kCheckpointsDir).string()), root_);
   }
-  BF_RETURN_IF_ERROR(Relative(status, root_));
-  return checkpoint;
+  return NotFoundError("model '" + id + "' has no checkpoint named '" + name + "'");
+}
+
+std::string CheckpointStore::RelativePath(const std::string& path) const {
+  const std::string prefix = root_ + "/";
+  return path.starts_with(prefix) ? path.substr(prefix.size()) : path;
 }
 
 Status CheckpointStore::DeleteModel(const std::string& id) {
@@ -313,6 +649,7 @@ std::vector<StoredModel> CheckpointStore::LoadAll(std::vector<std::string>* prob
       if (damaged != nullptr) damaged->push_back({id, DataLossError(damage.message())});
       continue;
     }
+    model->checkpoint_path = RelativePath(model->checkpoint_path);
     loaded.push_back(std::move(model).value());
   }
   return loaded;

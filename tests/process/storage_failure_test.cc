@@ -173,7 +173,7 @@ TEST_F(StorageFailureTest, ReadOnlyDataDirectoryFailsWritesAndChangesNothing) {
   EXPECT_EQ(Step(id, 4), 4) << "the model no longer trains after a failed DeleteModel";
 
   ExpectFailure(Save(id), grpc::StatusCode::FAILED_PRECONDITION,
-                model_path + "/.checkpoint.pb.tmp.", "Permission denied");
+                model_path + "/checkpoints/.000000000002.auto.bfck.tmp.", "Permission denied");
   v1::ModelInfo created;
   ExpectFailure(stub_->CreateModel(Deadline(seconds(60)).get(), CreateRequest(), &created),
                 grpc::StatusCode::FAILED_PRECONDITION, "models/m-", "Permission denied");
@@ -185,7 +185,7 @@ TEST_F(StorageFailureTest, ReadOnlyDataDirectoryFailsWritesAndChangesNothing) {
   EXPECT_TRUE(ExitedWith(exit, 1)) << DescribeStatus(exit) << "\n" << server_->output();
   const std::string log = server_->output();
   EXPECT_NE(log.find("checkpoint failed: FAILED_PRECONDITION: " + model_path +
-                     "/.checkpoint.pb.tmp."),
+                     "/checkpoints/.000000000002.auto.bfck.tmp."),
             std::string::npos)
       << log;
   // The start-up lines name the configured directory; the errors name paths inside it only.
@@ -210,7 +210,7 @@ TEST_F(StorageFailureTest, FullDataDirectoryFailsTheCheckpointAndKeepsServing) {
   const std::string trained_weights = Weights(id);
 
   ExpectFailure(Save(id), grpc::StatusCode::RESOURCE_EXHAUSTED,
-                "models/" + id + "/.checkpoint.pb.tmp.", "File too large");
+                "models/" + id + "/checkpoints/.000000000001.auto.bfck.tmp.", "File too large");
   EXPECT_EQ(Step(id, 2), 2) << "the server stopped serving after a failed write";
   const std::optional<int> exit = server_->Stop(SIGTERM, seconds(60));
   EXPECT_TRUE(ExitedWith(exit, 1)) << DescribeStatus(exit) << "\n" << server_->output();

@@ -44,8 +44,8 @@ class AutoCheckpointerTest : public ::testing::Test {
     return autosave.AfterStep(model);
   }
   int64_t StepOnDisk(const std::string& id) {
-    StatusOr<v1::CheckpointRecord> record = store_->LoadCheckpoint(id);
-    return record.ok() ? record->step() : -1;
+    StatusOr<LoadedCheckpoint> loaded = store_->LoadCheckpoint(id);
+    return loaded.ok() ? loaded->record.step() : -1;
   }
 
   testing::TempDir dir_;

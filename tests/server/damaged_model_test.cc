@@ -6,11 +6,12 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "backflow/v1/store.pb.h"
 #include "server/storage/atomic_file.h"
+#include "server/storage/checkpoint_file.h"
 #include "tests/server/server_fixture.h"
 
 namespace backflow::testing {
@@ -62,21 +63,30 @@ class DamagedModelTest : public ServerTest {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return response;
   }
+  // The model's newest checkpoint file.
   fs::path CheckpointFile(const std::string& id) {
-    return fs::path(data_dir_.path()) / "models" / id / "checkpoint.pb";
+    const fs::path dir = fs::path(data_dir_.path()) / "models" / id / "checkpoints";
+    fs::path newest;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.front() != '.' && (newest.empty() || it->path() > newest)) newest = it->path();
+    }
+    EXPECT_FALSE(newest.empty()) << "no checkpoint in " << dir;
+    return newest;
   }
   v1::CheckpointRecord ReadCheckpoint(const std::string& id) {
-    const std::string path = CheckpointFile(id).string();
-    v1::CheckpointRecord record;
-    StatusOr<std::string> bytes = server::ReadFile(path);
-    EXPECT_TRUE(bytes.ok());
-    StatusOr<std::string> payload = server::UnframeRecord(*bytes, path);
-    EXPECT_TRUE(payload.ok() && record.ParseFromString(*payload));
-    return record;
+    StatusOr<v1::CheckpointRecord> record =
+        server::ReadCheckpointFile(CheckpointFile(id).string(), &manifest_);
+    EXPECT_TRUE(record.ok()) << record.status().ToString();
+    return record.ok() ? *record : v1::CheckpointRecord();
   }
+  // Over the file ReadCheckpoint read, as the same checkpoint (name, sequence).
   void WriteCheckpoint(const std::string& id, const v1::CheckpointRecord& record) {
-    ASSERT_TRUE(server::WriteFileAtomically(CheckpointFile(id).string(),
-                                            server::FrameRecord(record.SerializeAsString()))
+    ASSERT_TRUE(server::WriteCheckpointFile(
+                    CheckpointFile(id).string(), record,
+                    {.model_id = id, .name = manifest_.name(), .sequence = manifest_.sequence()})
                     .ok());
   }
   // `status` is DATA_LOSS and its message holds every one of `parts`, and no absolute path.
@@ -89,6 +99,8 @@ class DamagedModelTest : public ServerTest {
     EXPECT_EQ(status.error_message().find(data_dir_.path()), std::string::npos)
         << status.error_message();
   }
+
+  v1::CheckpointManifest manifest_;  // of the file ReadCheckpoint read last
 };
 
 // A momentum slot of [16, 8] for the [8, 16] parameter w1: the same number of elements, so
@@ -112,8 +124,8 @@ TEST_F(DamagedModelTest, CheckpointWithAWrongShapedMomentumSlotIsDataLossAndChan
   ASSERT_TRUE(Step(id, 3).ok());
   const v1::GetParametersResponse before = Parameters(id);
 
-  ExpectDataLoss(Restore(id), {"models/" + id + "/checkpoint.pb", "momentum/w1",
-                               "float32[16, 8]", "float32[8, 16]"});
+  ExpectDataLoss(Restore(id), {"models/" + id + "/checkpoints/", "momentum/w1", "float32[16, 8]",
+                               "float32[8, 16]"});
   const v1::GetParametersResponse after = Parameters(id);
   EXPECT_EQ(after.step(), 3);
   EXPECT_EQ(TensorBytes(after.parameters()), TensorBytes(before.parameters()));
@@ -162,14 +174,13 @@ TEST_F(DamagedModelTest, ModelWithADamagedCheckpointStaysListedAfterARestart) {
   bytes[bytes.size() / 2] ^= 0x10;
   ASSERT_TRUE(server::WriteFileAtomically(CheckpointFile(id).string(), bytes).ok());
   ASSERT_NO_FATAL_FAILURE(Restart());
-  ExpectListedAsDamaged(*this, *stub_, id,
-                        {"models/" + id + "/checkpoint.pb", "checksum mismatch"});
+  ExpectListedAsDamaged(*this, *stub_, id, {"models/" + id + "/checkpoints/", "checksum mismatch"});
   DeleteAndExpectGone(*this, *stub_, id);
   ASSERT_NO_FATAL_FAILURE(Restart());
   v1::ListModelsResponse list;
   ASSERT_TRUE(stub_->ListModels(Context().get(), {}, &list).ok());
   EXPECT_EQ(list.models_size(), 0);
-  EXPECT_FALSE(fs::exists(CheckpointFile(id).parent_path()));
+  EXPECT_FALSE(fs::exists(fs::path(data_dir_.path()) / "models" / id));
 }
 
 TEST_F(DamagedModelTest, ModelWithAWrongShapedSlotStaysListedAfterARestart) {
@@ -180,7 +191,7 @@ TEST_F(DamagedModelTest, ModelWithAWrongShapedSlotStaysListedAfterARestart) {
   ASSERT_NO_FATAL_FAILURE(WriteCheckpoint(id, WithTransposedMomentum(ReadCheckpoint(id))));
   ASSERT_NO_FATAL_FAILURE(Restart());
   ExpectListedAsDamaged(*this, *stub_, id,
-                        {"models/" + id + "/checkpoint.pb", "momentum/w1", "float32[16, 8]"});
+                        {"models/" + id + "/checkpoints/", "momentum/w1", "float32[16, 8]"});
   DeleteAndExpectGone(*this, *stub_, id);
 }
 
@@ -197,7 +208,7 @@ TEST_F(DamagedModelTest, CheckpointHoldingInfinitiesStaysListedAfterARestart) {
   std::memcpy(data.data(), &inf, sizeof inf);
   ASSERT_NO_FATAL_FAILURE(WriteCheckpoint(id, record));
   ASSERT_NO_FATAL_FAILURE(Restart());
-  ExpectListedAsDamaged(*this, *stub_, id, {"models/" + id + "/checkpoint.pb", "'b2'"});
+  ExpectListedAsDamaged(*this, *stub_, id, {"models/" + id + "/checkpoints/", "'b2'"});
   DeleteAndExpectGone(*this, *stub_, id);
 }
 

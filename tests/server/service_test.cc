@@ -306,8 +306,8 @@ TEST_F(ServiceTest, RestoreCheckpointRollsBackAndTrainingRepeatsBitwise) {
   v1::SaveCheckpointResponse saved;
   ASSERT_TRUE(IsOk(stub_->SaveCheckpoint(Context().get(), save, &saved)));
   EXPECT_EQ(saved.step(), 2);
-  const std::filesystem::path file =
-      std::filesystem::path(data_dir_.path()) / "models" / info.id() / "checkpoint.pb";
+  const std::filesystem::path file = std::filesystem::path(data_dir_.path()) / "models" /
+                                     info.id() / "checkpoints" / "000000000001.auto.bfck";
   ASSERT_TRUE(std::filesystem::exists(file)) << file;
   EXPECT_EQ(saved.bytes(), static_cast<int64_t>(std::filesystem::file_size(file)));
   EXPECT_GT(saved.bytes(), 61706 * 4);  // at least the parameters' bytes

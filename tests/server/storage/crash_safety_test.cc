@@ -93,7 +93,8 @@ class CrashSafetyTest : public ::testing::Test {
   }
 
   fs::path model_dir() const { return dir_.path() / "models" / "m"; }
-  fs::path checkpoint_path() const { return model_dir() / "checkpoint.pb"; }
+  fs::path checkpoints_dir() const { return model_dir() / "checkpoints"; }
+  fs::path checkpoint_path() const { return checkpoints_dir() / "000000000001.auto.bfck"; }
 
   // After the kill: the old checkpoint is whole, and a fresh Open clears the debris.
   void ExpectOldCheckpointSurvives(const fs::path& temp) {
@@ -103,10 +104,11 @@ class CrashSafetyTest : public ::testing::Test {
     std::unique_ptr<CheckpointStore> store = Open();
     ASSERT_NE(store, nullptr);
     EXPECT_FALSE(fs::exists(temp));
-    EXPECT_EQ(Listing(model_dir()), (std::vector<std::string>{"checkpoint.pb", "model.pb"}));
-    StatusOr<v1::CheckpointRecord> loaded = store->LoadCheckpoint("m");
+    EXPECT_EQ(Listing(model_dir()), (std::vector<std::string>{"HEAD", "checkpoints", "model.pb"}));
+    EXPECT_EQ(Listing(checkpoints_dir()), std::vector<std::string>{"000000000001.auto.bfck"});
+    StatusOr<LoadedCheckpoint> loaded = store->LoadCheckpoint("m");
     ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-    EXPECT_EQ(loaded->step(), 7);
+    EXPECT_EQ(loaded->record.step(), 7);
   }
 
   ScratchDir dir_;
@@ -116,9 +118,9 @@ class CrashSafetyTest : public ::testing::Test {
 TEST_F(CrashSafetyTest, KilledWriteFileAtomicallyLeavesTheOldFile) {
   const std::string new_bytes = FrameRecord(std::string(1 << 20, 'n'));
   const std::string path = checkpoint_path().string();
-  const fs::path temp = KillMidWrite(model_dir(), ".checkpoint.pb.tmp.", new_bytes.size() / 2, [&] {
-    return WriteFileAtomically(path, new_bytes, kWriteDelay).ok();
-  });
+  const fs::path temp =
+      KillMidWrite(checkpoints_dir(), ".000000000001.auto.bfck.tmp.", new_bytes.size() / 2,
+                   [&] { return WriteFileAtomically(path, new_bytes, kWriteDelay).ok(); });
   ASSERT_FALSE(temp.empty());
   // The child died holding exactly the first half: it was killed mid-write.
   EXPECT_EQ(fs::file_size(temp), new_bytes.size() / 2);
@@ -128,12 +130,13 @@ TEST_F(CrashSafetyTest, KilledWriteFileAtomicallyLeavesTheOldFile) {
 TEST_F(CrashSafetyTest, KilledSaveCheckpointLeavesTheOldCheckpoint) {
   std::unique_ptr<CheckpointStore> slow_store = Open({.write_delay = kWriteDelay});
   ASSERT_NE(slow_store, nullptr);
-  const v1::CheckpointRecord next = CheckpointAt(8, /*w_elements=*/100000);
-  const fs::path temp = KillMidWrite(model_dir(), ".checkpoint.pb.tmp.", 100000,
+  // 8 MB of parameters: two data records, and the write pauses after the first.
+  const v1::CheckpointRecord next = CheckpointAt(8, /*w_elements=*/2000000);
+  const fs::path temp = KillMidWrite(checkpoints_dir(), ".000000000002.auto.bfck.tmp.", 1000000,
                                      [&] { return slow_store->SaveCheckpoint("m", next).ok(); });
   ASSERT_FALSE(temp.empty());
-  // Half the file: less than the new parameter tensor alone.
-  EXPECT_LT(fs::file_size(temp), 100000 * sizeof(float));
+  // About half the file: less than the new parameter tensor alone.
+  EXPECT_LT(fs::file_size(temp), 2000000 * sizeof(float));
   slow_store.reset();  // the server's process is gone: so is its lock on the directory
   ExpectOldCheckpointSurvives(temp);
 }
