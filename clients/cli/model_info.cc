@@ -61,17 +61,36 @@ std::string TensorInfoLines(const google::protobuf::RepeatedPtrField<v1::TensorI
   return text;
 }
 
-std::string CreatedText(int64_t unix_ms) {
+}  // namespace
+
+std::string UtcTimeText(int64_t unix_ms, const char* format) {
   if (unix_ms <= 0) return "-";
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, format, &utc);
   return buffer;
 }
 
-}  // namespace
+std::string AlignColumns(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  std::string text;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      std::string cell = row[c];
+      if (c + 1 < row.size()) cell.resize(widths[c] + 2, ' ');
+      line += cell;
+    }
+    text += line + "\n";
+  }
+  return text;
+}
 
 std::vector<FlagSpec> OptimizerFlags() {
   return {
@@ -180,7 +199,7 @@ std::string DescribeModel(const v1::ModelInfo& info) {
   text += "dtype         " + DTypeText(info.dtype()) + "\n";
   text += "optimizer     " + DescribeOptimizer(info.optimizer()) + "\n";
   text += "step          " + std::to_string(info.step()) + " (" + checkpoint + ")\n";
-  text += "created       " + CreatedText(info.created_unix_ms()) + "\n";
+  text += "created       " + UtcTimeText(info.created_unix_ms(), "%Y-%m-%d %H:%M:%S UTC") + "\n";
   text += "loss          " + (info.loss().empty() ? "- (inference only)" : info.loss()) + "\n";
   text += "metrics       " + (metrics.empty() ? "-" : metrics) + "\n";
   text += "FLOPs/sample  " + Grouped(info.flops_per_sample()) + " (forward)\n";
@@ -201,21 +220,7 @@ std::string ModelTable(const google::protobuf::RepeatedPtrField<v1::ModelInfo>& 
                     std::to_string(info.parameter_count()), std::to_string(info.step()),
                     info.checkpoint_step() < 0 ? "-" : std::to_string(info.checkpoint_step())});
   }
-  std::vector<size_t> widths(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-  }
-  std::string text;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t c = 0; c < row.size(); ++c) {
-      std::string cell = row[c];
-      if (c + 1 < row.size()) cell.resize(widths[c] + 2, ' ');
-      line += cell;
-    }
-    text += line + "\n";
-  }
-  return text;
+  return AlignColumns(rows);
 }
 
 }  // namespace backflow::cli

@@ -1,4 +1,5 @@
-// ModelInfo and OptimizerSpec as the CLI shows and takes them; shared by `models` and `train`.
+// ModelInfo and OptimizerSpec as the CLI shows and takes them, and the table layout of its list
+// commands; shared by `models`, `checkpoint` and `train`.
 #ifndef BACKFLOW_CLIENTS_CLI_MODEL_INFO_H_
 #define BACKFLOW_CLIENTS_CLI_MODEL_INFO_H_
 
@@ -32,6 +33,12 @@ std::string DTypeText(int proto_dtype);
 nlohmann::json ModelInfoJson(const v1::ModelInfo& info);
 // The multi-line summary of `models show`.
 std::string DescribeModel(const v1::ModelInfo& info);
+// `unix_ms` in UTC with strftime `format`; "-" for 0 (a time the server did not record).
+std::string UtcTimeText(int64_t unix_ms, const char* format);
+// Rows, the header first, as lines of cells padded to their column's widest and two spaces
+// apart; the last cell is not padded. Callers write "-" for an empty cell, so that scripts
+// can split the lines on whitespace.
+std::string AlignColumns(const std::vector<std::vector<std::string>>& rows);
 // The table of `models list`: ID, NAME, GRAPH, PARAMS, STEP, CHECKPOINT.
 std::string ModelTable(const google::protobuf::RepeatedPtrField<v1::ModelInfo>& models);
 

@@ -1,4 +1,4 @@
-// backflow params get | set, and checkpoint save | restore: a model's state in and out.
+// backflow params get | set: a model's parameters in and out as .npy files.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -94,28 +94,6 @@ int RunSet(Session& session, const Args& args) {
   return kExitOk;
 }
 
-int RunSave(Session& session, const Args& args) {
-  v1::SaveCheckpointRequest request;
-  request.set_model_id(args.operands()[0]);
-  v1::SaveCheckpointResponse response;
-  const grpc::Status status = session.Call(&Stub::SaveCheckpoint, request, &response);
-  if (!status.ok()) return session.Fail("checkpoint save " + request.model_id(), status);
-  std::printf("saved %s at step %lld (%lld bytes)\n", request.model_id().c_str(),
-              static_cast<long long>(response.step()), static_cast<long long>(response.bytes()));
-  return kExitOk;
-}
-
-int RunRestore(Session& session, const Args& args) {
-  v1::RestoreCheckpointRequest request;
-  request.set_model_id(args.operands()[0]);
-  v1::RestoreCheckpointResponse response;
-  const grpc::Status status = session.Call(&Stub::RestoreCheckpoint, request, &response);
-  if (!status.ok()) return session.Fail("checkpoint restore " + request.model_id(), status);
-  std::printf("restored %s to step %lld\n", request.model_id().c_str(),
-              static_cast<long long>(response.step()));
-  return kExitOk;
-}
-
 }  // namespace
 
 std::vector<Command> ParamCommands() {
@@ -138,18 +116,6 @@ std::vector<Command> ParamCommands() {
        .min_operands = 2,
        .max_operands = -1,
        .run = RunSet},
-      {.name = "checkpoint save",
-       .operands = "ID",
-       .summary = "save parameters, optimizer state, step; print step, bytes",
-       .min_operands = 1,
-       .max_operands = 1,
-       .run = RunSave},
-      {.name = "checkpoint restore",
-       .operands = "ID",
-       .summary = "roll the model back to its latest checkpoint; print its step",
-       .min_operands = 1,
-       .max_operands = 1,
-       .run = RunRestore},
   };
 }
 

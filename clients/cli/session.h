@@ -96,7 +96,8 @@ struct Command {
 std::vector<Command> HealthCommands();
 std::vector<Command> TokenCommands();  // token new
 std::vector<Command> ModelCommands();
-std::vector<Command> ParamCommands();  // params get/set, checkpoint save/restore
+std::vector<Command> ParamCommands();       // params get/set
+std::vector<Command> CheckpointCommands();  // checkpoint save/restore/list/delete
 std::vector<Command> InferCommands();
 std::vector<Command> EvalCommands();
 std::vector<Command> GradcheckCommands();

@@ -32,6 +32,7 @@ import numpy as np
 
 from backflow._health import health_pb2, health_pb2_grpc
 from backflow.auth import BearerToken, token_or_environment
+from backflow.checkpoints import CheckpointInfo
 from backflow.fit import FitMixin
 from backflow.gradcheck import GradientCheck, check_gradients_request
 from backflow.specs import (GraphLike, OnnxLike, OptimizerSpec, as_graph, onnx_model,
@@ -386,16 +387,44 @@ class Client(FitMixin, TorchMixin):
             request.if_step = if_step
         return self._call(self._stub.SetParameters, request).step
 
-    def save_checkpoint(self, model_id: str) -> tuple[int, int]:
-        """Checkpoints the model on the server; returns (step, size of the file in bytes)."""
-        request = service_pb2.SaveCheckpointRequest(model_id=model_id)
+    def save_checkpoint(self, model_id: str, name: str = "",
+                        replace: bool = False) -> tuple[int, int]:
+        """Checkpoints the model on the server; returns (step, size of the file in bytes).
+
+        Without `name` the checkpoint is automatic: the server keeps the newest of those
+        (--checkpoint-keep, default 3). With a `name` (1 to 64 of [A-Za-z0-9_.-], not starting
+        with '.') it is kept until `delete_checkpoint`; a name already taken is ALREADY_EXISTS
+        unless `replace`. Either becomes the checkpoint the model is at.
+        """
+        if replace and not name:
+            raise ValueError("replace goes with a name (automatic checkpoints are never replaced)")
+        request = service_pb2.SaveCheckpointRequest(model_id=model_id, name=name, replace=replace)
         response = self._call(self._stub.SaveCheckpoint, request)
         return response.step, response.bytes
 
-    def restore_checkpoint(self, model_id: str) -> int:
-        """Rolls the model back to its latest checkpoint; returns that checkpoint's step."""
-        request = service_pb2.RestoreCheckpointRequest(model_id=model_id)
+    def restore_checkpoint(self, model_id: str, name: str = "",
+                           step: Optional[int] = None) -> int:
+        """Rolls the model back to a checkpoint and returns its step: the named one, or the
+        newest taken at `step`, or (neither given) the one the model is at. The restored
+        checkpoint becomes the one the model is at. Unknown: NOT_FOUND."""
+        if name and step is not None:
+            raise ValueError("give a name or a step, not both")
+        request = service_pb2.RestoreCheckpointRequest(model_id=model_id, name=name)
+        if step is not None:
+            request.step = step
         return self._call(self._stub.RestoreCheckpoint, request).step
+
+    def list_checkpoints(self, model_id: str) -> list[CheckpointInfo]:
+        """The model's checkpoints, oldest first."""
+        request = service_pb2.ListCheckpointsRequest(model_id=model_id)
+        response = self._call(self._stub.ListCheckpoints, request)
+        return [CheckpointInfo.from_proto(info) for info in response.checkpoints]
+
+    def delete_checkpoint(self, model_id: str, name: str) -> None:
+        """Removes the named checkpoint: NOT_FOUND if there is none, FAILED_PRECONDITION if the
+        model is at it (restore another first). Automatic checkpoints are pruned by the server."""
+        request = service_pb2.DeleteCheckpointRequest(model_id=model_id, name=name)
+        self._call(self._stub.DeleteCheckpoint, request)
 
     # Internals -----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ def test_error_wraps_the_rpc_error(client: Client) -> None:
 
 
 @pytest.mark.parametrize("call", ["get_model", "delete_model", "save_checkpoint",
-                                  "restore_checkpoint", "get_parameters"])
+                                  "restore_checkpoint", "list_checkpoints", "get_parameters"])
 def test_unknown_model_is_not_found(client: Client, call: str) -> None:
     with pytest.raises(BackflowError) as raised:
         getattr(client, call)("m-missing")
