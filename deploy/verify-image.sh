@@ -214,7 +214,7 @@ stop_and_check() {
   step "server exited 0 after SIGTERM (drained in ~$waited s)"
   step "data dir after shutdown:"
   in_image sh -c 'ls -ln /var/lib/backflow; ls /var/lib/backflow/models/*/'
-  in_image sh -c 'ls /var/lib/backflow/models/*/checkpoint.pb' >/dev/null \
+  in_image sh -c 'ls /var/lib/backflow/models/*/checkpoints/*.auto.bfck' >/dev/null \
     || fail "the load run's model was not checkpointed on shutdown"
 }
 
