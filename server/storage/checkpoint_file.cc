@@ -249,6 +249,59 @@ StatusOr<uint64_t> CheckTensorEntry(const v1::CheckpointTensor& entry, v1::Check
   return bytes;
 }
 
+// The data records and the end record after the manifest: each tensor's bytes, in manifest
+// order, into `record` (whose tensors CheckTensorEntry made); `total` is their sum.
+Status ReadTensorBytes(RecordReader& reader, const v1::CheckpointManifest& manifest,
+                       uint64_t total, v1::CheckpointRecord* record, const std::string& path) {
+  size_t index = 0;     // tensor being filled
+  uint64_t filled = 0;  // bytes of it filled so far
+  uint64_t seen = 0;    // data bytes read
+  const auto next_tensor = [&]() -> v1::Tensor* {
+    const v1::CheckpointTensor& entry = manifest.tensors(static_cast<int>(index));
+    return &(*SlotMap(entry.slot(), record))[entry.name()];
+  };
+  std::string payload;
+  while (true) {
+    BF_ASSIGN_OR_RETURN(const uint32_t type,
+                        reader.Next(static_cast<uint64_t>(kCheckpointChunkBytes), &payload));
+    const std::string what = path + ": record " + std::to_string(reader.records());
+    if (type == kManifest) return DataLossError(what + " is a second manifest");
+    if (type == kEnd) {
+      if (payload.size() != 8 || GetLittleEndian(payload, 0, 8) != seen || seen != total) {
+        return DataLossError(what + " (the end) does not match the " + std::to_string(seen) +
+                             " data bytes read and the " + std::to_string(total) +
+                             " the manifest lists");
+      }
+      break;
+    }
+    if (seen + payload.size() > total) {
+      return DataLossError(what + " holds data past the manifest's " + std::to_string(total) +
+                           " bytes");
+    }
+    seen += payload.size();
+    std::string_view chunk = payload;
+    while (!chunk.empty()) {
+      while (static_cast<uint64_t>(manifest.tensors(static_cast<int>(index)).bytes()) == filled) {
+        ++index;  // tensors of no bytes, and those already full
+        filled = 0;
+      }
+      v1::Tensor* tensor = next_tensor();
+      const uint64_t want =
+          static_cast<uint64_t>(manifest.tensors(static_cast<int>(index)).bytes());
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(want - filled, chunk.size()));
+      if (filled == 0) tensor->mutable_data()->reserve(want);
+      tensor->mutable_data()->append(chunk.substr(0, take));
+      chunk.remove_prefix(take);
+      filled += take;
+    }
+  }
+  if (reader.remaining() != 0) {
+    return DataLossError(path + ": " + std::to_string(reader.remaining()) +
+                         " bytes follow the end record");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<int64_t> WriteCheckpointFile(const std::string& path,
@@ -314,53 +367,7 @@ StatusOr<v1::CheckpointRecord> ReadCheckpointFile(const std::string& path,
       return DataLossError(path + ": the manifest's tensors need more bytes than the file holds");
     }
   }
-  // Data records fill the tensors in manifest order.
-  size_t index = 0;     // tensor being filled
-  uint64_t filled = 0;  // bytes of it filled so far
-  uint64_t seen = 0;    // data bytes read
-  const auto next_tensor = [&]() -> v1::Tensor* {
-    const v1::CheckpointTensor& entry = manifest.tensors(static_cast<int>(index));
-    return &(*SlotMap(entry.slot(), &record))[entry.name()];
-  };
-  std::string payload;
-  while (true) {
-    BF_ASSIGN_OR_RETURN(const uint32_t type,
-                        reader->Next(static_cast<uint64_t>(kCheckpointChunkBytes), &payload));
-    const std::string what = path + ": record " + std::to_string(reader->records());
-    if (type == kManifest) return DataLossError(what + " is a second manifest");
-    if (type == kEnd) {
-      if (payload.size() != 8 || GetLittleEndian(payload, 0, 8) != seen || seen != total) {
-        return DataLossError(what + " (the end) does not match the " + std::to_string(seen) +
-                             " data bytes read and the " + std::to_string(total) +
-                             " the manifest lists");
-      }
-      break;
-    }
-    if (seen + payload.size() > total) {
-      return DataLossError(what + " holds data past the manifest's " + std::to_string(total) +
-                           " bytes");
-    }
-    seen += payload.size();
-    std::string_view chunk = payload;
-    while (!chunk.empty()) {
-      while (static_cast<uint64_t>(manifest.tensors(static_cast<int>(index)).bytes()) == filled) {
-        ++index;  // tensors of no bytes, and those already full
-        filled = 0;
-      }
-      v1::Tensor* tensor = next_tensor();
-      const uint64_t want =
-          static_cast<uint64_t>(manifest.tensors(static_cast<int>(index)).bytes());
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(want - filled, chunk.size()));
-      if (filled == 0) tensor->mutable_data()->reserve(want);
-      tensor->mutable_data()->append(chunk.substr(0, take));
-      chunk.remove_prefix(take);
-      filled += take;
-    }
-  }
-  if (reader->remaining() != 0) {
-    return DataLossError(path + ": " + std::to_string(reader->remaining()) +
-                         " bytes follow the end record");
-  }
+  BF_RETURN_IF_ERROR(ReadTensorBytes(*reader, manifest, total, &record, path));
   if (manifest_out != nullptr) *manifest_out = std::move(manifest);
   return record;
 }

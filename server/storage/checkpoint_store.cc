@@ -1,20 +1,17 @@
 #include "server/storage/checkpoint_store.h"
 
 #include <fcntl.h>
-#include <google/protobuf/message_lite.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
-#include <climits>
-#include <cstdio>
 #include <filesystem>
-#include <map>
 #include <system_error>
 #include <utility>
+
+#include "server/storage/store_files.h"
 
 namespace backflow::server {
 namespace {
@@ -23,15 +20,6 @@ namespace fs = std::filesystem;
 
 constexpr char kModelsDir[] = "models";
 constexpr char kModelFile[] = "model.pb";
-constexpr char kLegacyCheckpointFile[] = "checkpoint.pb";
-constexpr char kCheckpointsDir[] = "checkpoints";
-constexpr char kHeadFile[] = "HEAD";
-constexpr std::string_view kAutoSuffix = ".auto.bfck";
-constexpr std::string_view kNamedInfix = ".named.";
-constexpr std::string_view kFileSuffix = ".bfck";
-constexpr size_t kSequenceDigits = 12;
-// A model directory being deleted is first renamed to ".deleted-ID-RANDOM" (DeleteModel).
-constexpr std::string_view kTrashPrefix = ".deleted-";
 constexpr size_t kMaxIdLength = 64;
 
 // An id becomes a directory name: allowing only these characters rules out "..", "/", hidden
@@ -52,14 +40,6 @@ Status ValidateId(const std::string& id) {
   return Status::Ok();
 }
 
-Status FilesystemError(const std::error_code& ec, const fs::path& path, const std::string& action) {
-  std::string message = path.string() + ": cannot " + action + ": " + ec.message();
-  if (ec.category() == std::generic_category() || ec.category() == std::system_category()) {
-    return Status(ErrnoCode(ec.value()), std::move(message));
-  }
-  return UnavailableError(std::move(message));
-}
-
 // `status` with every "DATA_DIR/" taken out of its message: what a store method answers names
 // paths relative to the data directory (Note [Relative paths]).
 Status Relative(Status status, const std::string& data_dir) {
@@ -78,226 +58,6 @@ StatusOr<T> Relative(StatusOr<T> result, const std::string& data_dir) {
   return Relative(result.status(), data_dir);
 }
 
-bool IsDirectory(const fs::path& path) {
-  std::error_code ec;
-  return fs::is_directory(path, ec);
-}
-
-// The names in `dir`, sorted; empty if it cannot be listed.
-std::vector<std::string> ListDirectory(const fs::path& dir, std::error_code* ec) {
-  std::vector<std::string> names;
-  fs::directory_iterator it(dir, *ec);
-  for (; !*ec && it != fs::directory_iterator(); it.increment(*ec)) {
-    names.push_back(it->path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-StatusOr<int64_t> WriteRecord(const fs::path& path, const google::protobuf::MessageLite& record,
-                              std::chrono::milliseconds write_delay) {
-  // Protobuf refuses to serialise messages of 2 GiB or more.
-  if (record.ByteSizeLong() > static_cast<size_t>(INT_MAX)) {
-    return ResourceExhaustedError(path.string() + ": record of " +
-                                  std::to_string(record.ByteSizeLong()) +
-                                  " bytes is past protobuf's 2 GiB limit");
-  }
-  std::string payload;
-  if (!record.SerializeToString(&payload)) {
-    return InternalError(path.string() + ": cannot serialise " + record.GetTypeName());
-  }
-  const std::string framed = FrameRecord(payload);
-  BF_RETURN_IF_ERROR(WriteFileAtomically(path.string(), framed, write_delay));
-  return static_cast<int64_t>(framed.size());
-}
-
-Status ReadRecord(const fs::path& path, google::protobuf::MessageLite* record) {
-  BF_ASSIGN_OR_RETURN(const std::string bytes, ReadFile(path.string()));
-  BF_ASSIGN_OR_RETURN(const std::string payload, UnframeRecord(bytes, path.string()));
-  // The checksum matched, so a parse failure means a writer bug or a foreign file; either way
-  // the contents are not what was saved.
-  if (!record->ParseFromString(payload)) {
-    return DataLossError(path.string() + ": does not parse as " + record->GetTypeName());
-  }
-  return Status::Ok();
-}
-
-Status ValidateCheckpointName(const std::string& name) {
-  if (name.empty() || name.size() > kMaxIdLength) {
-    return InvalidArgumentError("checkpoint name '" + name.substr(0, kMaxIdLength) +
-                                (name.size() > kMaxIdLength ? "...'" : "'") + " must have 1 to " +
-                                std::to_string(kMaxIdLength) + " characters");
-  }
-  const bool plain = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
-  });
-  // Not '.': no hidden files; not '-': no name a command line or a listing ("-" for an
-  // automatic checkpoint) would misread.
-  if (!plain || name.front() == '.' || name.front() == '-') {
-    return InvalidArgumentError("checkpoint name '" + name +
-                                "' may only hold letters, digits, '_', '-', '.', and may not "
-                                "start with '.' or '-'");
-  }
-  return Status::Ok();
-}
-
-// A checkpoint file as its directory entry names it.
-struct CheckpointEntry {
-  std::string file;  // in checkpoints/, or kLegacyCheckpointFile in the model's directory
-  std::string name;
-  int64_t sequence = 0;
-  bool legacy() const { return file == kLegacyCheckpointFile; }
-};
-
-std::string CheckpointFileName(int64_t sequence, const std::string& name) {
-  char digits[24];  // room for any int64_t
-  std::snprintf(digits, sizeof(digits), "%012lld", static_cast<long long>(sequence));
-  return name.empty()
-             ? std::string(digits) + std::string(kAutoSuffix)
-             : std::string(digits) + std::string(kNamedInfix) + name + std::string(kFileSuffix);
-}
-
-// The entry a file name in checkpoints/ stands for; nullopt for anything else.
-std::optional<CheckpointEntry> ParseCheckpointFileName(const std::string& file) {
-  if (file.size() <= kSequenceDigits) return std::nullopt;
-  int64_t sequence = 0;
-  const auto [end, ec] = std::from_chars(file.data(), file.data() + kSequenceDigits, sequence);
-  if (ec != std::errc() || end != file.data() + kSequenceDigits || sequence <= 0) {
-    return std::nullopt;
-  }
-  const std::string_view rest = std::string_view(file).substr(kSequenceDigits);
-  if (rest == kAutoSuffix) return CheckpointEntry{file, "", sequence};
-  if (!rest.starts_with(kNamedInfix) || !rest.ends_with(kFileSuffix)) return std::nullopt;
-  std::string name(
-      rest.substr(kNamedInfix.size(), rest.size() - kNamedInfix.size() - kFileSuffix.size()));
-  if (!ValidateCheckpointName(name).ok()) return std::nullopt;
-  return CheckpointEntry{file, std::move(name), sequence};
-}
-
-// A model's checkpoint files, by sequence, and the older files of a name written again (a
-// crash between a replacing save and its removal of the old file), which only the next save of
-// that name removes.
-struct CheckpointListing {
-  std::vector<CheckpointEntry> entries;
-  std::vector<CheckpointEntry> stale;
-  int64_t max_sequence = 0;
-};
-
-StatusOr<CheckpointListing> ScanCheckpoints(const fs::path& dir) {
-  CheckpointListing listing;
-  std::error_code ec;
-  if (fs::exists(dir / kLegacyCheckpointFile, ec)) {
-    listing.entries.push_back({kLegacyCheckpointFile, "", 0});
-  }
-  const fs::path checkpoints = dir / kCheckpointsDir;
-  std::vector<std::string> files = ListDirectory(checkpoints, &ec);
-  if (ec && ec != std::errc::no_such_file_or_directory) {
-    return FilesystemError(ec, checkpoints, "list");
-  }
-  std::map<std::string, CheckpointEntry> newest_named;
-  for (const std::string& file : files) {
-    std::optional<CheckpointEntry> entry = ParseCheckpointFileName(file);
-    if (!entry) continue;  // temporary files; anything an operator put there
-    listing.max_sequence = std::max(listing.max_sequence, entry->sequence);
-    if (entry->name.empty()) {
-      listing.entries.push_back(std::move(*entry));
-      continue;
-    }
-    auto [it, inserted] = newest_named.try_emplace(entry->name, *entry);
-    if (!inserted) {
-      CheckpointEntry older = std::move(*entry);
-      if (older.sequence > it->second.sequence) std::swap(older, it->second);
-      listing.stale.push_back(std::move(older));
-    }
-  }
-  for (auto& [name, entry] : newest_named) listing.entries.push_back(std::move(entry));
-  std::sort(
-      listing.entries.begin(), listing.entries.end(),
-      [](const CheckpointEntry& a, const CheckpointEntry& b) { return a.sequence < b.sequence; });
-  return listing;
-}
-
-fs::path EntryPath(const fs::path& dir, const CheckpointEntry& entry) {
-  return entry.legacy() ? dir / entry.file : dir / kCheckpointsDir / entry.file;
-}
-
-// The entry the model is at: HEAD's, else the newest. Null if there is none. DataLoss if HEAD is
-// damaged or names a file that is not there.
-StatusOr<const CheckpointEntry*> CurrentEntry(const fs::path& dir,
-                                              const CheckpointListing& listing) {
-  v1::CheckpointHead head;
-  const Status read = ReadRecord(dir / kHeadFile, &head);
-  if (read.code() == StatusCode::kNotFound) {
-    return listing.entries.empty() ? nullptr : &listing.entries.back();
-  }
-  BF_RETURN_IF_ERROR(read);
-  for (const CheckpointEntry& entry : listing.entries) {
-    if (entry.file == head.file()) return &entry;
-  }
-  return DataLossError((dir / kHeadFile).string() + ": names checkpoint '" + head.file() +
-                       "', which is not in " + (dir / kCheckpointsDir).string());
-}
-
-Status WriteHead(const fs::path& dir, const CheckpointEntry& entry) {
-  v1::CheckpointHead head;
-  head.set_file(entry.file);
-  return WriteRecord(dir / kHeadFile, head, {}).status();
-}
-
-// A checkpoint file's contents and what it says about itself.
-StatusOr<LoadedCheckpoint> ReadEntry(const fs::path& dir, const CheckpointEntry& entry) {
-  LoadedCheckpoint loaded;
-  const fs::path path = EntryPath(dir, entry);
-  if (entry.legacy()) {
-    BF_RETURN_IF_ERROR(ReadRecord(path, &loaded.record));
-  } else {
-    v1::CheckpointManifest manifest;
-    BF_ASSIGN_OR_RETURN(loaded.record, ReadCheckpointFile(path.string(), &manifest));
-    if (manifest.sequence() != entry.sequence || manifest.name() != entry.name) {
-      return DataLossError(path.string() + ": its manifest says checkpoint " +
-                           std::to_string(manifest.sequence()) + " '" + manifest.name() +
-                           "', not what its file name says");
-    }
-  }
-  loaded.info.name = entry.name;
-  loaded.info.sequence = entry.sequence;
-  loaded.info.step = loaded.record.step();
-  loaded.info.saved_unix_ms = loaded.record.saved_unix_ms();
-  std::error_code ec;
-  loaded.info.bytes = static_cast<int64_t>(fs::file_size(path, ec));
-  return loaded;
-}
-
-// What the entry's manifest says (the whole file, for a legacy checkpoint), without its tensors.
-Status ReadEntryInfo(const fs::path& dir, const CheckpointEntry& entry, StoredCheckpoint* info) {
-  const fs::path path = EntryPath(dir, entry);
-  info->name = entry.name;
-  info->sequence = entry.sequence;
-  std::error_code ec;
-  info->bytes = static_cast<int64_t>(fs::file_size(path, ec));
-  if (entry.legacy()) {
-    v1::CheckpointRecord record;
-    BF_RETURN_IF_ERROR(ReadRecord(path, &record));
-    info->step = record.step();
-    info->saved_unix_ms = record.saved_unix_ms();
-    return Status::Ok();
-  }
-  BF_ASSIGN_OR_RETURN(const v1::CheckpointManifest manifest, ReadCheckpointManifest(path.string()));
-  info->step = manifest.step();
-  info->saved_unix_ms = manifest.saved_unix_ms();
-  return Status::Ok();
-}
-
-// Removes files no longer wanted, best effort: what stays is removed by a later save.
-void RemoveEntries(const fs::path& dir, const std::vector<CheckpointEntry>& entries) {
-  if (entries.empty()) return;
-  std::error_code ignored;
-  for (const CheckpointEntry& entry : entries) fs::remove(EntryPath(dir, entry), ignored);
-  (void)SyncDirectory((dir / kCheckpointsDir).string());
-  (void)SyncDirectory(dir.string());
-}
-
 // One model's files. A missing checkpoint is normal (never saved); any other failure is not.
 StatusOr<StoredModel> LoadModel(const fs::path& dir, const std::string& id) {
   StoredModel model;
@@ -314,33 +74,6 @@ StatusOr<StoredModel> LoadModel(const fs::path& dir, const std::string& id) {
   model.checkpoint = std::move(loaded.record);
   model.checkpoint_path = EntryPath(dir, *current).string();
   return model;
-}
-
-// Note [Atomic files]: a crash leaves temporary files, and DeleteModel may leave a trash
-// directory; CreateModel may leave a model directory with nothing in it. All are removed,
-// best effort: what cannot be removed now is harmless, as LoadAll skips it.
-void RecoverAfterCrash(const fs::path& models) {
-  std::error_code ec;
-  for (const std::string& name : ListDirectory(models, &ec)) {
-    const fs::path path = models / name;
-    std::error_code ignored;
-    if (name.starts_with(kTrashPrefix)) {
-      fs::remove_all(path, ignored);
-    } else if (IsTemporaryFileName(name)) {
-      fs::remove(path, ignored);
-    } else if (name.front() != '.' && IsDirectory(path)) {
-      std::error_code list_error;
-      for (const std::string& file : ListDirectory(path, &list_error)) {
-        if (IsTemporaryFileName(file)) fs::remove(path / file, ignored);
-      }
-      std::error_code checkpoints_error;
-      for (const std::string& file : ListDirectory(path / kCheckpointsDir, &checkpoints_error)) {
-        if (IsTemporaryFileName(file)) fs::remove(path / kCheckpointsDir / file, ignored);
-      }
-      // Removes the directory only if it is now empty.
-      if (!list_error && fs::is_empty(path, ignored)) fs::remove(path, ignored);
-    }
-  }
 }
 
 // CheckpointStore::CreateModel once the id is checked.
@@ -363,27 +96,6 @@ Status CreateModelFiles(const fs::path& models, const v1::ModelRecord& record,
   // removes empty model directories anyway), so a failed CreateModel leaves nothing behind.
   if (!written.ok() && created) fs::remove(dir, ec);
   return written;
-}
-
-// CheckpointStore::DeleteModel once the directory is known to exist. Either the model is gone
-// (OK) or, on any error, its directory is still in place: a failed delete changes nothing.
-Status DeleteModelDirectory(const fs::path& dir) {
-  const fs::path models = dir.parent_path();
-  // One rename takes the whole model out of sight atomically; removing its files afterwards
-  // may be interrupted, and Open finishes the job (RecoverAfterCrash).
-  const fs::path trash =
-      models / (std::string(kTrashPrefix) + dir.filename().string() + "-" + RandomSuffix());
-  std::error_code ec;
-  fs::rename(dir, trash, ec);
-  if (ec) return FilesystemError(ec, dir, "rename to " + trash.filename().string());
-  if (Status synced = SyncDirectory(models.string()); !synced.ok()) {
-    // Not durable: the model might come back after a crash, so it is put back and the delete
-    // reported as failed, rather than gone now and back after a restart.
-    fs::rename(trash, dir, ec);
-    return synced;
-  }
-  fs::remove_all(trash, ec);
-  return Status::Ok();
 }
 
 }  // namespace

@@ -44,6 +44,7 @@
 #include "backflow/v1/store.pb.h"
 #include "engine/core/status.h"
 #include "server/storage/atomic_file.h"
+#include "server/storage/checkpoint_dir.h"
 #include "server/storage/checkpoint_file.h"
 
 namespace backflow::server {
@@ -54,18 +55,6 @@ struct StoredModel {
   std::string checkpoint_path;                     // its file, relative to the data directory
 };
 
-// One of a model's checkpoint files.
-struct StoredCheckpoint {
-  std::string path;  // relative to the data directory: "models/ID/checkpoints/FILE"
-  std::string name;  // "" for an automatic checkpoint
-  int64_t sequence = 0;
-  int64_t step = 0;
-  int64_t saved_unix_ms = 0;
-  int64_t bytes = 0;     // the file's size
-  bool current = false;  // the model is at it: what a restart loads
-  std::string damage;    // ListCheckpoints only: why the file cannot be read, if it cannot
-};
-
 // Which checkpoint to load: by name, by step (the newest taken at it), or neither: the one the
 // model is at.
 struct CheckpointSelector {
@@ -73,10 +62,6 @@ struct CheckpointSelector {
   std::optional<int64_t> step;
 };
 
-struct LoadedCheckpoint {
-  v1::CheckpointRecord record;
-  StoredCheckpoint info;
-};
 
 // A model directory whose files cannot be read: its id and DataLoss naming what is damaged.
 struct DamagedModel {
