@@ -21,7 +21,6 @@ constexpr std::string_view kAutoSuffix = ".auto.bfck";
 constexpr std::string_view kNamedInfix = ".named.";
 constexpr std::string_view kFileSuffix = ".bfck";
 constexpr size_t kSequenceDigits = 12;
-constexpr size_t kMaxNameLength = 64;
 
 // The entry a file name in checkpoints/ stands for; nullopt for anything else.
 std::optional<CheckpointEntry> ParseCheckpointFileName(const std::string& file) {
@@ -45,21 +44,11 @@ std::optional<CheckpointEntry> ParseCheckpointFileName(const std::string& file) 
 namespace fs = std::filesystem;
 
 Status ValidateCheckpointName(const std::string& name) {
-  if (name.empty() || name.size() > kMaxNameLength) {
-    return InvalidArgumentError("checkpoint name '" + name.substr(0, kMaxNameLength) +
-                                (name.size() > kMaxNameLength ? "...'" : "'") + " must have 1 to " +
-                                std::to_string(kMaxNameLength) + " characters");
-  }
-  const bool plain = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
-  });
+  BF_RETURN_IF_ERROR(CheckPlainName(name, "checkpoint name", "."));
   // Not '.': no hidden files; not '-': no name a command line or a listing ("-" for an
   // automatic checkpoint) would misread.
-  if (!plain || name.front() == '.' || name.front() == '-') {
-    return InvalidArgumentError("checkpoint name '" + name +
-                                "' may only hold letters, digits, '_', '-', '.', and may not "
-                                "start with '.' or '-'");
+  if (name.front() == '.' || name.front() == '-') {
+    return InvalidArgumentError("checkpoint name '" + name + "' may not start with '.' or '-'");
   }
   return Status::Ok();
 }

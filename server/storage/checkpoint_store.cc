@@ -20,25 +20,10 @@ namespace fs = std::filesystem;
 
 constexpr char kModelsDir[] = "models";
 constexpr char kModelFile[] = "model.pb";
-constexpr size_t kMaxIdLength = 64;
 
 // An id becomes a directory name: allowing only these characters rules out "..", "/", hidden
 // names and anything a shell or filesystem treats specially.
-Status ValidateId(const std::string& id) {
-  if (id.empty() || id.size() > kMaxIdLength) {
-    return InvalidArgumentError("model id '" + id.substr(0, kMaxIdLength) +
-                                (id.size() > kMaxIdLength ? "...'" : "'") + " must have 1 to " +
-                                std::to_string(kMaxIdLength) + " characters");
-  }
-  const bool plain = std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-  if (!plain) {
-    return InvalidArgumentError("model id '" + id + "' may only hold letters, digits, '_', '-'");
-  }
-  return Status::Ok();
-}
+Status ValidateId(const std::string& id) { return CheckPlainName(id, "model id"); }
 
 // `status` with every "DATA_DIR/" taken out of its message: what a store method answers names
 // paths relative to the data directory (Note [Relative paths]).

@@ -13,6 +13,26 @@ namespace fs = std::filesystem;
 
 // A model directory being deleted is first renamed to ".deleted-ID-RANDOM" (DeleteModel).
 constexpr std::string_view kTrashPrefix = ".deleted-";
+constexpr size_t kMaxNameLength = 64;
+
+Status CheckPlainName(const std::string& name, std::string_view what, std::string_view more) {
+  if (name.empty() || name.size() > kMaxNameLength) {
+    return InvalidArgumentError(std::string(what) + " '" + name.substr(0, kMaxNameLength) +
+                                (name.size() > kMaxNameLength ? "...'" : "'") +
+                                " must have 1 to " + std::to_string(kMaxNameLength) +
+                                " characters");
+  }
+  const bool plain = std::all_of(name.begin(), name.end(), [more](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || more.find(c) != std::string_view::npos;
+  });
+  if (!plain) {
+    std::string allowed = "letters, digits, '_', '-'";
+    for (const char c : more) allowed += std::string(", '") + c + "'";
+    return InvalidArgumentError(std::string(what) + " '" + name + "' may only hold " + allowed);
+  }
+  return Status::Ok();
+}
 
 Status FilesystemError(const std::error_code& ec, const fs::path& path, const std::string& action) {
   std::string message = path.string() + ": cannot " + action + ": " + ec.message();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -18,6 +19,10 @@
 
 namespace backflow::server {
 
+// `name` has 1 to 64 characters, each a letter, a digit, '_', '-' or one of `more`, so it is a
+// single plain path component; else InvalidArgument "WHAT 'NAME' ...".
+Status CheckPlainName(const std::string& name, std::string_view what,
+                      std::string_view more = "");
 // "PATH: cannot ACTION: REASON", with ErrnoCode's code for a system error (else Unavailable).
 Status FilesystemError(const std::error_code& ec, const std::filesystem::path& path,
                        const std::string& action);

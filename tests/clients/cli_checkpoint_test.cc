@@ -11,6 +11,7 @@
 #include "backflow/v1/service.grpc.pb.h"
 #include "engine/ir/tensor_proto.h"
 #include "tests/clients/cli_fixture.h"
+#include "tests/clients/image_step.h"
 
 namespace backflow::testing {
 namespace {
@@ -56,21 +57,7 @@ class CliCheckpointTest : public CliTest {
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
   }
-  // One TrainStep on a fixed batch of 4; returns the model's new step.
-  int64_t TrainOneStep(const std::string& id) {
-    v1::TrainStepRequest request;
-    request.set_model_id(id);
-    std::vector<double> pixels(4 * 784);
-    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<double>(i % 13) / 13;
-    TensorToProto(Tensor::FromValues(DType::kFloat32, Shape{4, 1, 28, 28}, pixels),
-                  &(*request.mutable_batch())["images"]);
-    TensorToProto(Tensor::FromValues(DType::kFloat32, Shape{4}, std::vector<double>{1, 2, 5, 8}),
-                  &(*request.mutable_batch())["labels"]);
-    v1::TrainStepResponse response;
-    const grpc::Status status = stub_->TrainStep(Deadline().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.step();
-  }
+  int64_t TrainOneStep(const std::string& id) { return TrainOneImageStep(*stub_, id); }
   int64_t ModelStep(const std::string& id) {
     v1::GetModelRequest request;
     request.set_model_id(id);

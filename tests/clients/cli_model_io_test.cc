@@ -10,6 +10,7 @@
 #include "engine/ir/tensor_proto.h"
 #include "onnx/onnx_pb.h"
 #include "tests/clients/cli_fixture.h"
+#include "tests/clients/image_step.h"
 
 namespace backflow::testing {
 namespace {
@@ -36,20 +37,7 @@ class CliModelIoTest : public CliTest {
     EXPECT_TRUE(stub_->GetParameters(Deadline().get(), request, &response).ok());
     return response;
   }
-  // One TrainStep of LeNet-5 on a fixed batch of 4.
-  void TrainOneStep(const std::string& id) {
-    v1::TrainStepRequest request;
-    request.set_model_id(id);
-    std::vector<double> pixels(4 * 784);
-    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<double>(i % 13) / 13;
-    TensorToProto(Tensor::FromValues(DType::kFloat32, Shape{4, 1, 28, 28}, pixels),
-                  &(*request.mutable_batch())["images"]);
-    TensorToProto(Tensor::FromValues(DType::kFloat32, Shape{4}, std::vector<double>{1, 0, 5, 8}),
-                  &(*request.mutable_batch())["labels"]);
-    v1::TrainStepResponse response;
-    const grpc::Status status = stub_->TrainStep(Deadline().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-  }
+  void TrainOneStep(const std::string& id) { TrainOneImageStep(*stub_, id); }
 
   std::unique_ptr<v1::Backflow::Stub> stub_;
   std::unique_ptr<ProcessTempDir> files_;
