@@ -393,7 +393,7 @@ class Client(FitMixin, TorchMixin):
 
         Without `name` the checkpoint is automatic: the server keeps the newest of those
         (--checkpoint-keep, default 3). With a `name` (1 to 64 of [A-Za-z0-9_.-], not starting
-        with '.') it is kept until `delete_checkpoint`; a name already taken is ALREADY_EXISTS
+        with '.' or '-') it is kept until `delete_checkpoint`; a name already taken is ALREADY_EXISTS
         unless `replace`. Either becomes the checkpoint the model is at.
         """
         if replace and not name:
