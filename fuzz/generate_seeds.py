@@ -39,7 +39,8 @@ from backflow.v1 import service_pb2, store_pb2
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RPCS = ["CreateModel", "GetModel", "ListModels", "DeleteModel", "Infer", "ComputeGradients",
         "TrainStep", "Train", "GetParameters", "SetParameters", "SaveCheckpoint",
-        "RestoreCheckpoint", "Evaluate", "CheckGradients", "ExportModel"]
+        "RestoreCheckpoint", "Evaluate", "CheckGradients", "ExportModel", "ListCheckpoints",
+        "DeleteCheckpoint"]
 RECORD_ID = "fuzz-model"  # the directory fuzz/records_fuzzer.cc writes a model's files to
 
 
@@ -100,6 +101,11 @@ def drive(client, recorder):
     client.set_parameters(info.id, {"b2": np.zeros(2, np.float32)}, if_step=step)
     client.save_checkpoint(info.id)
     client.restore_checkpoint(info.id)
+    client.save_checkpoint(info.id, name="best")
+    client.list_checkpoints(info.id)
+    client.save_checkpoint(info.id)
+    client.delete_checkpoint(info.id, "best")
+    client.restore_checkpoint(info.id, step=client.get_model(info.id).step)
     client.evaluate(graph, {"x": x, "labels": labels}, wrt=["w1", "x"])
     client.evaluate(graph, {"x": x.astype(np.float64)}, outputs=["logits"], mode="inference")
     client.check_gradients(graph, inputs={"x": x, "labels": labels}, batch=3)
@@ -188,6 +194,7 @@ def write_record_seeds(out, data_dir, model_id):
     legacy = legacy_checkpoint(checkpoint_file).SerializeToString()
     for mode, model_bytes, checkpoint_bytes in [(0, frame(model), b""), (1, model, b""),
                                                 (2, frame(model), checkpoint_file),
+                                                (11, frame(model), checkpoint_file),
                                                 (7, model, legacy)]:
         write_seed(out, "records",
                    bytes([mode]) + struct.pack("<I", len(model_bytes)) + model_bytes +

@@ -5,8 +5,9 @@
 // server/storage/checkpoint_store.h) so mutations reach the parser past the checksum; clear,
 // they are the file as it lies on disk. Bit 1: there is a checkpoint. Bit 2: it is the
 // checkpoint.pb of a server before checkpoint history, its bytes a CheckpointRecord framed here;
-// clear, they are a checkpoint file (Note [Checkpoint files]) as it lies on disk, at
-// checkpoints/000000000001.auto.bfck. The files are written to DATA_DIR/models/fuzz-model/, and
+// clear, they are a checkpoint file (Note [Checkpoint files]) at
+// checkpoints/000000000001.auto.bfck, as it lies on disk or, with bit 3, with every record's
+// CRC-32 recomputed here, so mutations reach the manifest's parser and the tensors' checks. The files are written to DATA_DIR/models/fuzz-model/, and
 // then CheckpointStore::LoadAll, Model::Create and Model::RestoreCheckpoint run as Server::Start
 // runs them: any bytes must give a loaded model or a problem report, never a crash.
 #include <cstddef>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fuzz/fuzz_env.h"
@@ -53,6 +55,21 @@ void WriteFile(const fs::path& path, const std::string& bytes, bool frame) {
   out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
 }
 
+// `file` with the CRC-32 of each record that fits in it recomputed (record headers: u32 type,
+// u64 length, u32 CRC-32, after the 8-byte file header).
+std::string WithChecksums(std::string file) {
+  size_t offset = 8;
+  while (offset + 16 <= file.size()) {
+    uint64_t length = 0;
+    std::memcpy(&length, file.data() + offset + 4, sizeof(length));
+    if (length > file.size() - offset - 16) break;
+    const uint32_t crc = backflow::server::Crc32(std::string_view(file).substr(offset + 16, length));
+    std::memcpy(file.data() + offset + 12, &crc, sizeof(crc));
+    offset += 16 + length;
+  }
+  return file;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -76,7 +93,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     WriteFile(dir / "checkpoint.pb", checkpoint_bytes, /*frame=*/true);
   } else if ((mode & 2) != 0) {
     fs::create_directories(dir / "checkpoints", ec);
-    WriteFile(dir / "checkpoints" / "000000000001.auto.bfck", checkpoint_bytes, /*frame=*/false);
+    WriteFile(dir / "checkpoints" / "000000000001.auto.bfck",
+              (mode & 8) != 0 ? WithChecksums(checkpoint_bytes) : checkpoint_bytes,
+              /*frame=*/false);
   }
 
   std::vector<std::string> problems;

@@ -1,12 +1,14 @@
 // Fuzz target: every RPC's request handling, in process. The input is
 //   u8 rpc | the request message, serialized
-// where rpc (modulo 15) picks the RPC in the order of service.proto's Backflow service. The
+// where rpc (modulo 17) picks the RPC: 0-14 in the order service.proto's Backflow service had
+// before checkpoint history (fuzz/generate_seeds.py's RPCS), 15 ListCheckpoints, 16
+// DeleteCheckpoint. The
 // request is decoded as the RPC's message and run through the operation its handler runs
 // (server/operations.h) on a ServiceEnv with a real data directory, as server/service.cc does:
 // the model the request names is looked up (unknown ids fall back to the target model, a small
 // MLP from fuzz/rpc_model.pbtxt, so mutated ids still reach the operation), and operations that
 // change a model (TrainStep, Train, SetParameters, SaveCheckpoint, RestoreCheckpoint,
-// DeleteModel) run on a fresh copy created for the input and deleted after it, so no input
+// DeleteCheckpoint, DeleteModel) run on a fresh copy created for the input and deleted after it, so no input
 // depends on those before it. The answer is discarded: only crashes, undefined behaviour and
 // hangs are findings. The limits are fuzz_limits.h's, far below the server's defaults.
 #include <cstddef>
@@ -163,7 +165,8 @@ void RunReadRpc(RpcEnv& env, int rpc, std::string_view bytes) {
 }
 
 // TrainStep, Train (each message of the stream as it would arrive: decoded, then stepped; the
-// input is one message, sent twice), SetParameters, SaveCheckpoint, RestoreCheckpoint.
+// input is one message, sent twice), SetParameters, SaveCheckpoint, RestoreCheckpoint,
+// ListCheckpoints (of a copy with a checkpoint), DeleteCheckpoint.
 void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
   const backflow::RunOptions run;
   Scratch scratch(env);
@@ -186,6 +189,20 @@ void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
     if (!Parse(bytes, &request)) return;
     (void)env.env->registry.Get(request.model_id());
     (void)ops::SaveCheckpoint(*env.env, model, request.name(), request.replace());
+  } else if (rpc == 15) {
+    v1::ListCheckpointsRequest request;
+    v1::ListCheckpointsResponse response;
+    if (!Parse(bytes, &request)) return;
+    (void)env.env->registry.Get(request.model_id());
+    (void)ops::SaveCheckpoint(*env.env, model);  // so there is one to list
+    (void)ops::ListCheckpoints(*env.env, model, &response);
+  } else if (rpc == 16) {
+    v1::DeleteCheckpointRequest request;
+    if (!Parse(bytes, &request)) return;
+    (void)env.env->registry.Get(request.model_id());
+    (void)ops::SaveCheckpoint(*env.env, model, request.name());  // so there is one to delete
+    (void)ops::SaveCheckpoint(*env.env, model);  // and it is not the current one
+    (void)ops::DeleteCheckpoint(*env.env, model, request.name());
   } else {
     v1::RestoreCheckpointRequest request;
     v1::RestoreCheckpointResponse response;
@@ -200,7 +217,7 @@ void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const int rpc = data[0] % 15;
+  const int rpc = data[0] % 17;
   const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
   RpcEnv& env = Env();
   switch (rpc) {
