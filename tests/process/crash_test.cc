@@ -103,7 +103,7 @@ TEST_F(CrashTest, KillMidCheckpointKeepsThePreviousCheckpoint) {
   v1::SaveCheckpointResponse saved;
   const auto save_start = std::chrono::steady_clock::now();
   s = stub_->SaveCheckpoint(Deadline(seconds(60)).get(), save, &saved);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(s.ok()) << s.error_message() << "\nserver output:\n" << server_->output();
   EXPECT_GE(std::chrono::steady_clock::now() - save_start, milliseconds(kDelayMs - 500))
       << "the write delay did not hold the checkpoint write";
   EXPECT_EQ(saved.step(), 2);
