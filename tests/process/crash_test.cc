@@ -64,7 +64,7 @@ class CrashTest : public ::testing::Test {
     for (int i = first; i <= last; ++i) {
       v1::TrainStepResponse response;
       grpc::Status s = stub_->TrainStep(Deadline().get(), StepRequest(id, i), &response);
-      ASSERT_TRUE(s.ok()) << s.error_message();
+      ASSERT_TRUE(s.ok()) << s.error_message() << "\nserver output:\n" << server_->output();
       EXPECT_EQ(response.step(), i);
     }
   }
