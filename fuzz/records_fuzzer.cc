@@ -7,9 +7,10 @@
 // checkpoint.pb of a server before checkpoint history, its bytes a CheckpointRecord framed here;
 // clear, they are a checkpoint file (Note [Checkpoint files]) at
 // checkpoints/000000000001.auto.bfck, as it lies on disk or, with bit 3, with every record's
-// CRC-32 recomputed here, so mutations reach the manifest's parser and the tensors' checks. The files are written to DATA_DIR/models/fuzz-model/, and
-// then CheckpointStore::LoadAll, Model::Create and Model::RestoreCheckpoint run as Server::Start
-// runs them: any bytes must give a loaded model or a problem report, never a crash.
+// CRC-32 recomputed here, so mutations reach the manifest's parser and the tensors' checks. The
+// files are written to DATA_DIR/models/fuzz-model/, and then CheckpointStore::LoadAll,
+// Model::Create and Model::RestoreCheckpoint run as Server::Start runs them: any bytes must give a
+// loaded model or a problem report, never a crash.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -63,7 +64,8 @@ std::string WithChecksums(std::string file) {
     uint64_t length = 0;
     std::memcpy(&length, file.data() + offset + 4, sizeof(length));
     if (length > file.size() - offset - 16) break;
-    const uint32_t crc = backflow::server::Crc32(std::string_view(file).substr(offset + 16, length));
+    const uint32_t crc =
+        backflow::server::Crc32(std::string_view(file).substr(offset + 16, length));
     std::memcpy(file.data() + offset + 12, &crc, sizeof(crc));
     offset += 16 + length;
   }

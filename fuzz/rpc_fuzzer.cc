@@ -8,9 +8,9 @@
 // the model the request names is looked up (unknown ids fall back to the target model, a small
 // MLP from fuzz/rpc_model.pbtxt, so mutated ids still reach the operation), and operations that
 // change a model (TrainStep, Train, SetParameters, SaveCheckpoint, RestoreCheckpoint,
-// DeleteCheckpoint, DeleteModel) run on a fresh copy created for the input and deleted after it, so no input
-// depends on those before it. The answer is discarded: only crashes, undefined behaviour and
-// hangs are findings. The limits are fuzz_limits.h's, far below the server's defaults.
+// DeleteCheckpoint, DeleteModel) run on a fresh copy created for the input and deleted after it, so
+// no input depends on those before it. The answer is discarded: only crashes, undefined behaviour
+// and hangs are findings. The limits are fuzz_limits.h's, far below the server's defaults.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -201,7 +201,7 @@ void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
     if (!Parse(bytes, &request)) return;
     (void)env.env->registry.Get(request.model_id());
     (void)ops::SaveCheckpoint(*env.env, model, request.name());  // so there is one to delete
-    (void)ops::SaveCheckpoint(*env.env, model);  // and it is not the current one
+    (void)ops::SaveCheckpoint(*env.env, model);                  // and it is not the current one
     (void)ops::DeleteCheckpoint(*env.env, model, request.name());
   } else {
     v1::RestoreCheckpointRequest request;

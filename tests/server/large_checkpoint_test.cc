@@ -60,7 +60,8 @@ class LargeCheckpointTest : public ServerTest {
 };
 
 TEST_F(LargeCheckpointTest, ModelOfTwoGibibytesIsSavedAndLoadedAfterARestart) {
-#if defined(__SANITIZE_ADDRESS__) || defined(BACKFLOW_TSAN)  // the TSan build hides __SANITIZE_THREAD__
+  // BACKFLOW_TSAN: the TSan build hides __SANITIZE_THREAD__ (CMakeLists.txt).
+#if defined(__SANITIZE_ADDRESS__) || defined(BACKFLOW_TSAN)
   GTEST_SKIP() << "2 GiB of parameters, held three times over, is past a sanitizer's memory";
 #endif
   v1::CreateModelRequest create;
