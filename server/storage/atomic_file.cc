@@ -19,18 +19,6 @@ namespace fs = std::filesystem;
 
 constexpr char kMagic[4] = {'B', 'F', 'L', 'W'};
 
-void PutLittleEndian(uint64_t value, int bytes, std::string* out) {
-  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
-}
-
-uint64_t GetLittleEndian(const std::string& bytes, size_t offset, int count) {
-  uint64_t value = 0;
-  for (int i = 0; i < count; ++i) {
-    value |= uint64_t{static_cast<unsigned char>(bytes[offset + i])} << (8 * i);
-  }
-  return value;
-}
-
 // Closes the descriptor unless Close() already did.
 class ScopedFd {
  public:
@@ -104,6 +92,18 @@ Status WriteAndSync(int fd, const std::string& bytes, std::chrono::milliseconds 
 }
 
 }  // namespace
+
+void PutLittleEndian(uint64_t value, int bytes, std::string* out) {
+  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+
+uint64_t GetLittleEndian(std::string_view bytes, size_t offset, int count) {
+  uint64_t value = 0;
+  for (int i = 0; i < count; ++i) {
+    value |= uint64_t{static_cast<unsigned char>(bytes[offset + i])} << (8 * i);
+  }
+  return value;
+}
 
 uint32_t Crc32(std::string_view data) {
   // crc32_z takes a size_t length, so payloads past 4 GiB are summed whole.

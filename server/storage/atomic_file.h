@@ -27,6 +27,10 @@ StatusCode ErrnoCode(int err);
 
 // "PATH: cannot ACTION: strerror(err)" with ErrnoCode(err).
 Status ErrnoError(int err, const std::string& path, const char* action);
+// `value`'s low `bytes` bytes appended to `out`, least significant first.
+void PutLittleEndian(uint64_t value, int bytes, std::string* out);
+// The `count`-byte little-endian number at `offset` of `bytes` (which must hold it).
+uint64_t GetLittleEndian(std::string_view bytes, size_t offset, int count);
 // CRC-32 (zlib's polynomial) of `data`.
 uint32_t Crc32(std::string_view data);
 

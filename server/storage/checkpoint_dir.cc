@@ -143,6 +143,40 @@ StatusOr<LoadedCheckpoint> ReadEntry(const fs::path& dir, const CheckpointEntry&
   return loaded;
 }
 
+StatusOr<const CheckpointEntry*> SelectEntry(const fs::path& dir, const std::string& id,
+                                             const CheckpointListing& listing,
+                                             const CheckpointEntry* current,
+                                             const CheckpointSelector& selector) {
+  const CheckpointEntry* chosen = nullptr;
+  if (!selector.name.empty()) {
+    for (const CheckpointEntry& entry : listing.entries) {
+      if (entry.name == selector.name) chosen = &entry;
+    }
+    if (chosen == nullptr) {
+      return NotFoundError("model '" + id + "' has no checkpoint named '" + selector.name + "'");
+    }
+  } else if (selector.step.has_value()) {
+    // Newest first: the step of each is in its manifest. A damaged file is passed over here;
+    // it is reported if nothing else matches, as restoring it is what the caller asked.
+    Status damage = Status::Ok();
+    for (auto it = listing.entries.rbegin(); it != listing.entries.rend() && !chosen; ++it) {
+      StoredCheckpoint info;
+      const Status read = ReadEntryInfo(dir, *it, &info);
+      if (!read.ok() && damage.ok()) damage = read;
+      if (read.ok() && info.step == *selector.step) chosen = &*it;
+    }
+    if (chosen == nullptr) {
+      BF_RETURN_IF_ERROR(damage);
+      return NotFoundError("model '" + id + "' has no checkpoint at step " +
+                           std::to_string(*selector.step));
+    }
+  } else {
+    if (current == nullptr) return NotFoundError("model '" + id + "' has no checkpoint");
+    chosen = current;
+  }
+  return chosen;
+}
+
 Status ReadEntryInfo(const fs::path& dir, const CheckpointEntry& entry, StoredCheckpoint* info) {
   const fs::path path = EntryPath(dir, entry);
   info->name = entry.name;

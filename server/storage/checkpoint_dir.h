@@ -40,6 +40,13 @@ struct LoadedCheckpoint {
 // 1 to 64 characters from [A-Za-z0-9_.-], not starting with '.' or '-'; else InvalidArgument.
 Status ValidateCheckpointName(const std::string& name);
 
+// Which checkpoint to load: by name, by step (the newest taken at it), or neither: the one the
+// model is at.
+struct CheckpointSelector {
+  std::string name;
+  std::optional<int64_t> step;
+};
+
 // A checkpoint file as its directory entry names it.
 struct CheckpointEntry {
   std::string file;  // in checkpoints/, or kLegacyCheckpointFile in the model's directory
@@ -68,6 +75,14 @@ std::filesystem::path EntryPath(const std::filesystem::path& dir, const Checkpoi
 StatusOr<const CheckpointEntry*> CurrentEntry(const std::filesystem::path& dir,
                                               const CheckpointListing& listing);
 Status WriteHead(const std::filesystem::path& dir, const CheckpointEntry& entry);
+// The entry of `listing` that `selector` picks (`current` as CurrentEntry gave it). NotFound
+// "model 'ID' has no checkpoint ..." if there is none; by step, DataLoss if no readable file
+// has the step and some file could not be read.
+StatusOr<const CheckpointEntry*> SelectEntry(const std::filesystem::path& dir,
+                                             const std::string& id,
+                                             const CheckpointListing& listing,
+                                             const CheckpointEntry* current,
+                                             const CheckpointSelector& selector);
 // A checkpoint file's contents and what it says about itself (info.path left empty).
 StatusOr<LoadedCheckpoint> ReadEntry(const std::filesystem::path& dir,
                                      const CheckpointEntry& entry);

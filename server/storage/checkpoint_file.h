@@ -28,7 +28,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "backflow/v1/store.pb.h"
 #include "engine/core/status.h"
@@ -53,6 +57,13 @@ StatusOr<int64_t> WriteCheckpointFile(const std::string& path,
                                       const CheckpointFileMeta& meta,
                                       std::chrono::milliseconds write_delay = {});
 
+// The manifest of `checkpoint` (step, optimizer steps, time and its tensors in file order:
+// sorted by slot, then name), without the file's own fields (name, sequence, model id).
+v1::CheckpointManifest DescribeCheckpoint(const v1::CheckpointRecord& checkpoint);
+// The tensor a manifest entry describes, in `checkpoint`; null if it has none.
+const v1::Tensor* FindCheckpointTensor(const v1::CheckpointRecord& checkpoint,
+                                       const v1::CheckpointTensor& entry);
+
 // The checkpoint in the file at `path`, and its manifest if `manifest` is not null. NotFound if
 // there is no file; DataLoss "PATH: ..." for anything Note [Checkpoint files] rules out; file
 // system errors with ErrnoCode's status code.
@@ -62,6 +73,74 @@ StatusOr<v1::CheckpointRecord> ReadCheckpointFile(const std::string& path,
 // Only the manifest (the file's first record), for listing checkpoints without reading them.
 // The data records are not checked.
 StatusOr<v1::CheckpointManifest> ReadCheckpointManifest(const std::string& path);
+
+class RecordReader;  // checkpoint_reader.cc
+
+// A checkpoint file read a data record at a time, for sending it on without holding it
+// (DownloadCheckpoint): every check of ReadCheckpointFile, made as the records go by. The file
+// stays open, so a checkpoint removed meanwhile (pruned, deleted) is still read whole.
+class CheckpointFileReader {
+ public:
+  // Opens the file and reads its manifest, whose tensors are checked as ReadCheckpointFile
+  // checks them (shapes, sizes, what the file can hold).
+  static StatusOr<std::unique_ptr<CheckpointFileReader>> Open(const std::string& path);
+  ~CheckpointFileReader();
+  CheckpointFileReader(const CheckpointFileReader&) = delete;
+  CheckpointFileReader& operator=(const CheckpointFileReader&) = delete;
+
+  const v1::CheckpointManifest& manifest() const { return manifest_; }
+  // The next data record's bytes (at most kCheckpointChunkBytes) into `chunk`: true. False once
+  // the end record is read and matches what came before, with nothing after it. DataLoss naming
+  // the file and the record otherwise.
+  StatusOr<bool> Next(std::string* chunk);
+
+ private:
+  CheckpointFileReader(std::string path, std::unique_ptr<RecordReader> reader,
+                       v1::CheckpointManifest manifest, uint64_t total);
+  std::string path_;
+  std::unique_ptr<RecordReader> reader_;
+  v1::CheckpointManifest manifest_;
+  uint64_t total_;      // the data bytes the manifest lists
+  uint64_t seen_ = 0;   // data bytes read so far
+  bool ended_ = false;  // the end record was read
+};
+
+// A CheckpointRecord filled from its tensors' bytes as they arrive, back to back in the order
+// of a manifest's tensor list (reading a file; UploadCheckpoint).
+class CheckpointAssembler {
+ public:
+  // Checks the list: known slots and dtypes, no name twice in a slot, dimensions whose element
+  // count times the dtype's size is the entry's `bytes`, all without overflow. DataLoss
+  // "WHAT: tensor 'NAME' ..." otherwise. Allocates nothing for the bytes yet.
+  static StatusOr<CheckpointAssembler> Create(
+      const google::protobuf::RepeatedPtrField<v1::CheckpointTensor>& tensors,
+      const std::string& what);
+
+  // The next bytes; each tensor's storage is reserved when its first byte arrives. DataLoss
+  // for bytes past the list's total.
+  Status Append(std::string_view bytes);
+  uint64_t total() const { return total_; }
+  uint64_t received() const { return received_; }
+  bool complete() const { return received_ == total_; }
+  // The record (step and the rest left for the caller to set).
+  v1::CheckpointRecord& record() { return record_; }
+
+ private:
+  CheckpointAssembler(std::string what,
+                      google::protobuf::RepeatedPtrField<v1::CheckpointTensor> order,
+                      v1::CheckpointRecord record, uint64_t total)
+      : what_(std::move(what)), order_(std::move(order)), record_(std::move(record)),
+        total_(total) {}
+  // The tensor of order_[index_] in record_ (looked up, never kept: the record may move).
+  v1::Tensor& Current();
+  std::string what_;
+  google::protobuf::RepeatedPtrField<v1::CheckpointTensor> order_;  // the list, checked
+  v1::CheckpointRecord record_;
+  uint64_t total_;
+  uint64_t received_ = 0;
+  size_t index_ = 0;    // the tensor being filled
+  uint64_t filled_ = 0;  // its bytes so far
+};
 
 }  // namespace backflow::server
 

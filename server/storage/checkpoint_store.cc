@@ -18,31 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kModelsDir[] = "models";
-constexpr char kModelFile[] = "model.pb";
-
-// An id becomes a directory name: allowing only these characters rules out "..", "/", hidden
-// names and anything a shell or filesystem treats specially.
-Status ValidateId(const std::string& id) { return CheckPlainName(id, "model id"); }
-
-// `status` with every "DATA_DIR/" taken out of its message: what a store method answers names
-// paths relative to the data directory (Note [Relative paths]).
-Status Relative(Status status, const std::string& data_dir) {
-  if (status.ok()) return status;
-  const std::string prefix = data_dir + "/";
-  std::string message = status.message();
-  for (size_t at = message.find(prefix); at != std::string::npos; at = message.find(prefix, at)) {
-    message.erase(at, prefix.size());
-  }
-  return Status(status.code(), std::move(message));
-}
-
-template <typename T>
-StatusOr<T> Relative(StatusOr<T> result, const std::string& data_dir) {
-  if (result.ok()) return result;
-  return Relative(result.status(), data_dir);
-}
-
 // One model's files. A missing checkpoint is normal (never saved); any other failure is not.
 StatusOr<StoredModel> LoadModel(const fs::path& dir, const std::string& id) {
   StoredModel model;
@@ -216,33 +191,8 @@ StatusOr<LoadedCheckpoint> CheckpointStore::LoadSelected(const fs::path& dir, co
                                                          const CheckpointSelector& selector) const {
   BF_ASSIGN_OR_RETURN(const CheckpointListing listing, ScanCheckpoints(dir));
   BF_ASSIGN_OR_RETURN(const CheckpointEntry* current, CurrentEntry(dir, listing));
-  const CheckpointEntry* chosen = nullptr;
-  if (!selector.name.empty()) {
-    for (const CheckpointEntry& entry : listing.entries) {
-      if (entry.name == selector.name) chosen = &entry;
-    }
-    if (chosen == nullptr) {
-      return NotFoundError("model '" + id + "' has no checkpoint named '" + selector.name + "'");
-    }
-  } else if (selector.step.has_value()) {
-    // Newest first: the step of each is in its manifest. A damaged file is passed over here;
-    // it is reported if nothing else matches, as restoring it is what the caller asked.
-    Status damage = Status::Ok();
-    for (auto it = listing.entries.rbegin(); it != listing.entries.rend() && !chosen; ++it) {
-      StoredCheckpoint info;
-      const Status read = ReadEntryInfo(dir, *it, &info);
-      if (!read.ok() && damage.ok()) damage = read;
-      if (read.ok() && info.step == *selector.step) chosen = &*it;
-    }
-    if (chosen == nullptr) {
-      BF_RETURN_IF_ERROR(damage);
-      return NotFoundError("model '" + id + "' has no checkpoint at step " +
-                           std::to_string(*selector.step));
-    }
-  } else {
-    if (current == nullptr) return NotFoundError("model '" + id + "' has no checkpoint");
-    chosen = current;
-  }
+  BF_ASSIGN_OR_RETURN(const CheckpointEntry* chosen,
+                      SelectEntry(dir, id, listing, current, selector));
   BF_ASSIGN_OR_RETURN(LoadedCheckpoint loaded, ReadEntry(dir, *chosen));
   loaded.info.path = EntryPath(dir, *chosen).string();
   loaded.info.current = chosen == current;

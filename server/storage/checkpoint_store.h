@@ -55,13 +55,13 @@ struct StoredModel {
   std::string checkpoint_path;                     // its file, relative to the data directory
 };
 
-// Which checkpoint to load: by name, by step (the newest taken at it), or neither: the one the
-// model is at.
-struct CheckpointSelector {
-  std::string name;
-  std::optional<int64_t> step;
+// A checkpoint opened for streaming (CheckpointStore::OpenCheckpoint): a file reader, or for a
+// checkpoint.pb of an older server (never larger than protobuf's 2 GiB), its contents.
+struct OpenedCheckpoint {
+  std::unique_ptr<CheckpointFileReader> reader;
+  std::optional<v1::CheckpointRecord> legacy;  // set when `reader` is null
+  StoredCheckpoint info;
 };
-
 
 // A model directory whose files cannot be read: its id and DataLoss naming what is damaged.
 struct DamagedModel {
@@ -124,6 +124,16 @@ class CheckpointStore {
   // fails its checks (Note [Checkpoint files]).
   StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& id,
                                             const CheckpointSelector& selector = {}) const;
+  // The checkpoint `selector` picks, as LoadCheckpoint, opened for reading a chunk at a time:
+  // the data records are checked as they are read. The same errors as LoadCheckpoint.
+  StatusOr<OpenedCheckpoint> OpenCheckpoint(const std::string& id,
+                                            const CheckpointSelector& selector) const;
+  // A new model with `checkpoint` as its first (automatic) checkpoint, all or nothing: the
+  // files are written in a staging directory that one rename puts in place, so a crash or a
+  // failure leaves no trace of the model (Open removes what a crash left). AlreadyExists if the
+  // id is taken.
+  StatusOr<StoredCheckpoint> CreateModelWithCheckpoint(const v1::ModelRecord& record,
+                                                       const v1::CheckpointRecord& checkpoint);
   // Makes `path` (a StoredCheckpoint's) the checkpoint the model is at.
   Status SetCurrent(const std::string& id, const std::string& path);
   // The model's checkpoints, oldest first, with what each file's manifest says; a file that

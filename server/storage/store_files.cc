@@ -85,15 +85,25 @@ Status ReadRecord(const fs::path& path, google::protobuf::MessageLite* record) {
   return Status::Ok();
 }
 
+Status Relative(Status status, const std::string& data_dir) {
+  if (status.ok()) return status;
+  const std::string prefix = data_dir + "/";
+  std::string message = status.message();
+  for (size_t at = message.find(prefix); at != std::string::npos; at = message.find(prefix, at)) {
+    message.erase(at, prefix.size());
+  }
+  return Status(status.code(), std::move(message));
+}
+
 // Note [Atomic files]: a crash leaves temporary files, and DeleteModel may leave a trash
-// directory; CreateModel may leave a model directory with nothing in it. All are removed,
+// directory and UploadCheckpoint a staging one; CreateModel may leave a model directory with nothing in it. All are removed,
 // best effort: what cannot be removed now is harmless, as LoadAll skips it.
 void RecoverAfterCrash(const fs::path& models) {
   std::error_code ec;
   for (const std::string& name : ListDirectory(models, &ec)) {
     const fs::path path = models / name;
     std::error_code ignored;
-    if (name.starts_with(kTrashPrefix)) {
+    if (name.starts_with(kTrashPrefix) || name.starts_with(kStagingPrefix)) {
       fs::remove_all(path, ignored);
     } else if (IsTemporaryFileName(name)) {
       fs::remove(path, ignored);

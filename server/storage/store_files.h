@@ -39,6 +39,25 @@ Status ReadRecord(const std::filesystem::path& path, google::protobuf::MessageLi
 // Note [Atomic files]: a crash leaves temporary files, and DeleteModel may leave a trash
 // directory; CreateModel may leave a model directory with nothing in it. Removes all of them
 // from DATA_DIR/models (`models`), best effort.
+inline constexpr char kModelsDir[] = "models";
+inline constexpr char kModelFile[] = "model.pb";
+// Where UploadCheckpoint builds a model's directory before renaming it into place:
+// "models/.staging-ID-RANDOM", removed by RecoverAfterCrash if a crash left it.
+inline constexpr std::string_view kStagingPrefix = ".staging-";
+
+// An id becomes a directory name: allowing only plain names rules out "..", "/", hidden names
+// and anything a shell or filesystem treats specially.
+inline Status ValidateId(const std::string& id) { return CheckPlainName(id, "model id"); }
+
+// `status` with every "DATA_DIR/" taken out of its message: what a store method answers names
+// paths relative to the data directory (Note [Relative paths] in checkpoint_store.h).
+Status Relative(Status status, const std::string& data_dir);
+template <typename T>
+StatusOr<T> Relative(StatusOr<T> result, const std::string& data_dir) {
+  if (result.ok()) return result;
+  return Relative(result.status(), data_dir);
+}
+
 void RecoverAfterCrash(const std::filesystem::path& models);
 // Removes a model's directory `dir`: either it is gone (OK) or, on any error, still in place.
 Status DeleteModelDirectory(const std::filesystem::path& dir);

@@ -25,10 +25,6 @@ using ::testing::HasSubstr;
 using testing::ScratchDir;
 using testing::WriteBytes;
 
-void PutLittleEndian(uint64_t value, int bytes, std::string* out) {
-  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
-}
-
 // A record as the format frames it, for files written by hand.
 std::string Record(uint32_t type, const std::string& payload) {
   std::string record;
