@@ -10,13 +10,14 @@
 #include "server/names.h"
 
 namespace backflow::server {
-namespace {
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+namespace {
 
 void DescribeValue(const Graph& graph, ValueId id, DType dtype, v1::TensorInfo* info) {
   const Value& value = graph.value(id);

@@ -25,6 +25,9 @@
 
 namespace backflow::server {
 
+// The wall clock in milliseconds since 1970 (records' and checkpoints' times).
+int64_t NowUnixMs();
+
 class Model : public std::enable_shared_from_this<Model> {
  public:
   // Builds the model a CreateModelRequest describes (the record's), validating everything:
@@ -86,12 +89,14 @@ class Model : public std::enable_shared_from_this<Model> {
   // When the next automatic checkpoint is due; only the model's queue touches it.
   CheckpointSchedule& schedule() { return schedule_; }
   Status RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
+  // The same with the checks' own codes (InvalidArgument for a tensor that does not fit, ...):
+  // for a checkpoint a client sent (UploadCheckpoint), not one read from the data directory.
+  Status RestoreCheckpointOrFail(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
   // Counts and times of its inference requests (ModelStatistics); kept in memory only.
   InferenceStats& inference_stats() const { return inference_stats_; }
 
  private:
   Model() = default;
-  Status RestoreCheckpointOrFail(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
 
   v1::ModelRecord record_;
   v1::ModelInfo info_;  // the static part

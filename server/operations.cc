@@ -25,12 +25,6 @@ StatusOr<TensorMap> DecodeBatch(const ServiceEnv& env, const Model& model,
                       env.config.limits.max_tensor_elements, what);
 }
 
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The outputs an Infer request names, or by default those `inputs` determine; InvalidArgument
 // for a name that is not in the graph.
 StatusOr<std::vector<std::string>> OutputNames(const Graph& graph, const v1::InferRequest& request,
@@ -263,9 +257,7 @@ Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParameter
   return Status::Ok();
 }
 
-namespace {
-
-void ToProto(const StoredCheckpoint& stored, v1::CheckpointInfo* info) {
+void CheckpointInfoToProto(const StoredCheckpoint& stored, v1::CheckpointInfo* info) {
   info->set_name(stored.name);
   info->set_step(stored.step);
   info->set_saved_unix_ms(stored.saved_unix_ms);
@@ -274,8 +266,6 @@ void ToProto(const StoredCheckpoint& stored, v1::CheckpointInfo* info) {
   info->set_sequence(stored.sequence);
   info->set_damage(stored.damage);
 }
-
-}  // namespace
 
 StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model& model,
                                                     const std::string& name, bool replace) {
@@ -289,7 +279,7 @@ StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model
   v1::SaveCheckpointResponse response;
   response.set_step(record.step());
   response.set_bytes(saved.bytes);
-  ToProto(saved, response.mutable_checkpoint());
+  CheckpointInfoToProto(saved, response.mutable_checkpoint());
   return response;
 }
 
@@ -333,7 +323,7 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
   model.MarkSaved(model.generation(), loaded->record.step());
   model.schedule().Restart(loaded->record.step(), CheckpointSchedule::Clock::now());
   response->set_step(loaded->record.step());
-  ToProto(loaded->info, response->mutable_checkpoint());
+  CheckpointInfoToProto(loaded->info, response->mutable_checkpoint());
   return Status::Ok();
 }
 
@@ -342,7 +332,7 @@ Status ListCheckpoints(const ServiceEnv& env, Model& model, v1::ListCheckpointsR
   BF_ASSIGN_OR_RETURN(const std::vector<StoredCheckpoint> checkpoints,
                       env.store->ListCheckpoints(model.id()));
   for (const StoredCheckpoint& checkpoint : checkpoints) {
-    ToProto(checkpoint, response->add_checkpoints());
+    CheckpointInfoToProto(checkpoint, response->add_checkpoints());
   }
   return Status::Ok();
 }

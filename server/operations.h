@@ -90,6 +90,8 @@ StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model
 Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
                          const v1::RestoreCheckpointRequest& request,
                          v1::RestoreCheckpointResponse* response);
+// What ListCheckpoints and the other checkpoint calls answer about one checkpoint.
+void CheckpointInfoToProto(const StoredCheckpoint& stored, v1::CheckpointInfo* info);
 Status ListCheckpoints(const ServiceEnv& env, Model& model, v1::ListCheckpointsResponse* response);
 // A named checkpoint: NOT_FOUND if there is none, FAILED_PRECONDITION if the model is at it.
 Status DeleteCheckpoint(const ServiceEnv& env, Model& model, const std::string& name);

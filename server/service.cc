@@ -9,6 +9,7 @@
 #include "server/call.h"
 #include "server/caller_check.h"
 #include "server/checked_method.h"
+#include "server/checkpoint_stream.h"
 #include "server/decode_errors.h"
 #include "server/grpc_status.h"
 #include "server/infer_call.h"
@@ -77,6 +78,16 @@ grpc::ServerUnaryReactor* BackflowService::CreateModel(Ctx* ctx, const v1::Creat
     call->RunAndReply([&] { return ops::CreateModel(*env, *req, *reservation, resp); });
   });
   return call;
+}
+
+grpc::ServerWriteReactor<v1::CheckpointChunk>* BackflowService::DownloadCheckpoint(
+    Ctx* ctx, const v1::DownloadCheckpointRequest* req) {
+  return NewDownloadStream(env_, ctx, req);
+}
+
+grpc::ServerReadReactor<v1::CheckpointChunk>* BackflowService::UploadCheckpoint(
+    Ctx* ctx, v1::ModelInfo* resp) {
+  return NewUploadStream(env_, ctx, resp);
 }
 
 grpc::ServerUnaryReactor* BackflowService::GetModel(Ctx* ctx, const v1::GetModelRequest* req,

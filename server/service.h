@@ -47,6 +47,10 @@ class BackflowService final : public v1::Backflow::CallbackService {
                            v1::ListCheckpointsResponse* resp) override;
   Reactor* DeleteCheckpoint(Ctx* ctx, const v1::DeleteCheckpointRequest* req,
                             v1::DeleteCheckpointResponse* resp) override;
+  grpc::ServerWriteReactor<v1::CheckpointChunk>* DownloadCheckpoint(
+      Ctx* ctx, const v1::DownloadCheckpointRequest* req) override;
+  grpc::ServerReadReactor<v1::CheckpointChunk>* UploadCheckpoint(Ctx* ctx,
+                                                                 v1::ModelInfo* resp) override;
   Reactor* Evaluate(Ctx* ctx, const v1::EvaluateRequest* req, v1::EvaluateResponse* resp) override;
   Reactor* CheckGradients(Ctx* ctx, const v1::CheckGradientsRequest* req,
                           v1::CheckGradientsResponse* resp) override;

@@ -8,7 +8,7 @@
 namespace backflow::server::auth {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Role>, 24> kRoles = {{
+constexpr std::array<std::pair<std::string_view, Role>, 26> kRoles = {{
     {"Infer", Role::kRead},
     {"Evaluate", Role::kRead},
     {"CheckGradients", Role::kRead},
@@ -17,6 +17,7 @@ constexpr std::array<std::pair<std::string_view, Role>, 24> kRoles = {{
     {"GetParameters", Role::kRead},
     {"ExportModel", Role::kRead},
     {"ListCheckpoints", Role::kRead},
+    {"DownloadCheckpoint", Role::kRead},
     {"ServerReflectionInfo", Role::kRead},  // grpc.reflection.v1 and v1alpha
     // inference.GRPCInferenceService (ServerLive and ServerReady are open, like health)
     {"ModelInfer", Role::kRead},
@@ -34,6 +35,7 @@ constexpr std::array<std::pair<std::string_view, Role>, 24> kRoles = {{
     {"DeleteCheckpoint", Role::kTrain},
     {"CreateModel", Role::kAdmin},
     {"DeleteModel", Role::kAdmin},
+    {"UploadCheckpoint", Role::kAdmin},  // creates a model
 }};
 
 // Not in engine/core/status.h: the engine has no use for these two codes.

@@ -12,10 +12,11 @@
 namespace backflow::server::auth {
 
 // The role `rpc` (a method of backflow.v1.Backflow, e.g. "TrainStep") needs. read: Infer,
-// Evaluate, CheckGradients, GetModel, ListModels, GetParameters, ExportModel, ListCheckpoints;
+// Evaluate, CheckGradients, GetModel, ListModels, GetParameters, ExportModel, ListCheckpoints,
+// DownloadCheckpoint;
 // train: TrainStep, Train, ComputeGradients, SetParameters, SaveCheckpoint, RestoreCheckpoint,
 // DeleteCheckpoint; admin:
-// CreateModel, DeleteModel and any method this table does not know (fail closed).
+// CreateModel, DeleteModel, UploadCheckpoint and any method this table does not know (fail closed).
 Role RequiredRole(std::string_view rpc);
 
 // The outcome of checking one call.
