@@ -38,7 +38,7 @@ const FlagSpec kGlobalFlags[] = {
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
   for (auto group :
-       {HealthCommands, ModelCommands, ParamCommands, CheckpointCommands, InferCommands,
+       {HealthCommands, ModelCommands, ParamCommands, CheckpointCommands, CheckpointTransferCommands, InferCommands,
         EvalCommands, GradcheckCommands, TrainCommands, GraphCommands, TokenCommands}) {
     for (Command& command : group()) all.push_back(std::move(command));
   }

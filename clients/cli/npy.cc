@@ -144,8 +144,8 @@ std::string_view NpyDescr(DType dtype) {
   return "<f4";
 }
 
-// Checks the header's fields and returns the tensor they describe, zero-filled.
-StatusOr<Tensor> TensorForHeader(const Header& header) {
+// Checks the header's fields and returns the layout they describe.
+StatusOr<std::pair<DType, Shape>> LayoutForHeader(const Header& header) {
   if (!header.descr || !header.fortran_order || !header.shape) {
     return InvalidArgumentError("the .npy header lacks 'descr', 'fortran_order' or 'shape'");
   }
@@ -175,15 +175,14 @@ StatusOr<Tensor> TensorForHeader(const Header& header) {
     }
     elements *= dim;
   }
-  return Tensor(dtype, Shape(*header.shape));
+  return std::make_pair(dtype, Shape(*header.shape));
 }
 
 }  // namespace
 
-std::string EncodeNpy(const Tensor& tensor) {
-  const Shape& shape = tensor.shape();
+std::string NpyHeader(DType dtype, const Shape& shape) {
   std::string dict = "{'descr': '";
-  dict += NpyDescr(tensor.dtype());
+  dict += NpyDescr(dtype);
   dict += "', 'fortran_order': False, 'shape': " + ShapeTuple(shape) + ", }";
   if (shape.rank() > 0) {
     dict.append(kGrowthAxisMaxDigits - std::to_string(shape.dim(0)).size(), ' ');
@@ -198,11 +197,16 @@ std::string EncodeNpy(const Tensor& tensor) {
   bytes += static_cast<char>(dict.size() & 0xff);
   bytes += static_cast<char>(dict.size() >> 8);
   bytes += dict;
+  return bytes;
+}
+
+std::string EncodeNpy(const Tensor& tensor) {
+  std::string bytes = NpyHeader(tensor.dtype(), tensor.shape());
   bytes.append(reinterpret_cast<const char*>(tensor.raw()), tensor.byte_size());
   return bytes;
 }
 
-StatusOr<Tensor> DecodeNpy(std::string_view bytes) {
+StatusOr<NpyLayout> DecodeNpyHeader(std::string_view bytes) {
   if (bytes.size() < 10 || bytes.substr(0, kMagic.size()) != kMagic) {
     return InvalidArgumentError("not a .npy file (no \\x93NUMPY magic)");
   }
@@ -219,7 +223,14 @@ StatusOr<Tensor> DecodeNpy(std::string_view bytes) {
   if (bytes.size() < data_start) return InvalidArgumentError("truncated .npy header");
   HeaderParser parser(bytes.substr(8 + length_bytes, header_length));
   BF_ASSIGN_OR_RETURN(Header header, parser.Parse());
-  BF_ASSIGN_OR_RETURN(Tensor tensor, TensorForHeader(header));
+  BF_ASSIGN_OR_RETURN(auto layout, LayoutForHeader(header));
+  return NpyLayout{layout.first, std::move(layout.second), data_start};
+}
+
+StatusOr<Tensor> DecodeNpy(std::string_view bytes) {
+  BF_ASSIGN_OR_RETURN(const NpyLayout layout, DecodeNpyHeader(bytes));
+  Tensor tensor(layout.dtype, layout.shape);
+  const size_t data_start = layout.data_offset;
   const size_t data_size = bytes.size() - data_start;
   if (data_size != tensor.byte_size()) {
     return InvalidArgumentError("shape " + ShapeTuple(tensor.shape()) + " needs " +

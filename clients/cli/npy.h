@@ -26,6 +26,18 @@ std::string EncodeNpy(const Tensor& tensor);
 // The tensor stored in .npy file contents.
 StatusOr<Tensor> DecodeNpy(std::string_view bytes);
 
+// The header of a .npy file (everything before the data) for an array of `dtype` and `shape`:
+// EncodeNpy's bytes without the elements, for writing an array piece by piece.
+std::string NpyHeader(DType dtype, const Shape& shape);
+// What a .npy header says, checked as DecodeNpy checks it, and where the data starts.
+struct NpyLayout {
+  DType dtype;
+  Shape shape;
+  size_t data_offset;
+};
+// `bytes` is the start of a file, holding at least its header.
+StatusOr<NpyLayout> DecodeNpyHeader(std::string_view bytes);
+
 // File versions: errors are prefixed with the path ("w.npy: dtype '<i8' is not supported ...").
 Status WriteNpy(const std::string& path, const Tensor& tensor);
 StatusOr<Tensor> ReadNpy(const std::string& path);

@@ -98,6 +98,7 @@ std::vector<Command> TokenCommands();  // token new
 std::vector<Command> ModelCommands();
 std::vector<Command> ParamCommands();       // params get/set
 std::vector<Command> CheckpointCommands();  // checkpoint save/restore/list/delete
+std::vector<Command> CheckpointTransferCommands();  // checkpoint download/upload
 std::vector<Command> InferCommands();
 std::vector<Command> EvalCommands();
 std::vector<Command> GradcheckCommands();

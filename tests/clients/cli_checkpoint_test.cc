@@ -203,7 +203,8 @@ TEST_F(CliCheckpointTest, ConflictingOrMissingFlagsAreUsageErrors) {
   }
   const CliResult help = RunCli({"checkpoint", "--help"});
   EXPECT_EQ(help.exit_code, 0) << help;
-  EXPECT_EQ(help.out, "Usage: backflow checkpoint {save, restore, list, delete} ...\n");
+  EXPECT_EQ(help.out,
+            "Usage: backflow checkpoint {save, restore, list, delete, download, upload} ...\n");
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ The generated messages live in backflow.v1 (tensor_pb2, graph_pb2, service_pb2 a
 service_pb2_grpc stubs).
 """
 
-from backflow.checkpoints import CheckpointInfo
+from backflow.checkpoints import Checkpoint, CheckpointInfo
 from backflow.client import BackflowError, Client, ModelInfo, StepResult
 from backflow.fit import History
 from backflow.gradcheck import ElementCheck, GradientCheck, TensorCheck
@@ -20,6 +20,7 @@ from backflow.torch_bridge import export_torch, from_torch
 
 __all__ = [
     "BackflowError",
+    "Checkpoint",
     "CheckpointInfo",
     "Client",
     "ElementCheck",

@@ -23,6 +23,7 @@ Thread safety: a Client may be shared by threads; gRPC channels are thread-safe.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
@@ -32,7 +33,7 @@ import numpy as np
 
 from backflow._health import health_pb2, health_pb2_grpc
 from backflow.auth import BearerToken, token_or_environment
-from backflow.checkpoints import CheckpointInfo
+from backflow.checkpoints import Checkpoint, CheckpointInfo
 from backflow.fit import FitMixin
 from backflow.gradcheck import GradientCheck, check_gradients_request
 from backflow.specs import (GraphLike, OnnxLike, OptimizerSpec, as_graph, onnx_model,
@@ -425,6 +426,39 @@ class Client(FitMixin, TorchMixin):
         model is at it (restore another first). Automatic checkpoints are pruned by the server."""
         request = service_pb2.DeleteCheckpointRequest(model_id=model_id, name=name)
         self._call(self._stub.DeleteCheckpoint, request)
+
+    def download_checkpoint(self, model_id: str, name: str = "",
+                            step: Optional[int] = None) -> Checkpoint:
+        """A stored checkpoint as NumPy arrays (DownloadCheckpoint): the one the model is at, the
+        named one, or the newest taken at `step`. Save first for the state of this moment.
+        `.save(directory)` writes the layout of `backflow checkpoint download`."""
+        if name and step is not None:
+            raise ValueError("give a name or a step, not both")
+        request = service_pb2.DownloadCheckpointRequest(model_id=model_id, name=name)
+        if step is not None:
+            request.step = step
+        try:
+            return Checkpoint.from_chunks(self._stub.DownloadCheckpoint(request,
+                                                                        timeout=self.timeout))
+        except grpc.RpcError as error:
+            raise BackflowError.from_rpc_error(error, self._security) from error
+
+    def upload_checkpoint(self, checkpoint: Union[Checkpoint, str, os.PathLike],
+                          name: Optional[str] = None) -> ModelInfo:
+        """Creates a new model from a checkpoint (UploadCheckpoint): a Checkpoint, or a directory
+        `Checkpoint.save` or `backflow checkpoint download` wrote. `name` renames the model."""
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = Checkpoint.load(os.fspath(checkpoint))
+        if name is not None:
+            header = service_pb2.CheckpointHeader()
+            header.CopyFrom(checkpoint.header)
+            header.model.name = name
+            checkpoint = Checkpoint(header, checkpoint.arrays)
+        try:
+            info = self._stub.UploadCheckpoint(checkpoint.chunks(), timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise BackflowError.from_rpc_error(error, self._security) from error
+        return self._remember(info)
 
     # Internals -----------------------------------------------------------------------------
 

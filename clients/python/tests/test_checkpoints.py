@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 
-from backflow import BackflowError, CheckpointInfo, Client
+from backflow import BackflowError, Checkpoint, CheckpointInfo, Client
 from mlp import blobs, tanh_mlp
 
 
@@ -97,3 +97,46 @@ def test_conflicting_arguments_fail_before_any_call(client: Client) -> None:
         client.restore_checkpoint("m-missing", name="best", step=1)
     with pytest.raises(ValueError, match="replace"):
         client.save_checkpoint("m-missing", replace=True)
+
+
+def test_download_and_upload_move_a_model(client: Client, tmp_path) -> None:
+    model, batch = _trained_model(client, steps=2)
+    client.save_checkpoint(model)
+    checkpoint = client.download_checkpoint(model)
+    assert checkpoint.step == 2
+    assert checkpoint.header.model_id == model
+    _, parameters = client.get_parameters(model)
+    assert checkpoint.parameters.keys() == parameters.keys()
+    for name, value in parameters.items():
+        np.testing.assert_array_equal(checkpoint.parameters[name], value)
+    assert sorted(checkpoint.optimizer) == sorted(f"momentum/{n}" for n in parameters)
+
+    # Through a directory in the CLI's layout, then back to the server as a new model.
+    checkpoint.save(str(tmp_path / "ckpt"))
+    assert (tmp_path / "ckpt" / "checkpoint.json").exists()
+    loaded = Checkpoint.load(str(tmp_path / "ckpt"))
+    info = client.upload_checkpoint(tmp_path / "ckpt", name="copy")
+    assert info.id != model and info.name == "copy" and info.step == 2
+    np.testing.assert_array_equal(loaded.arrays[0], checkpoint.arrays[0])
+    # The momentum came along: one more step agrees exactly.
+    ours = client.train_step(model, batch)
+    theirs = client.train_step(info.id, batch)
+    assert ours.loss == theirs.loss
+    _, after = client.get_parameters(info.id)
+    for name, value in client.get_parameters(model)[1].items():
+        np.testing.assert_array_equal(after[name], value)
+
+
+def test_upload_errors_name_the_tensor(client: Client) -> None:
+    model, _ = _trained_model(client, steps=1)
+    client.save_checkpoint(model)
+    checkpoint = client.download_checkpoint(model)
+    header = checkpoint.header
+    header.tensors[0].name = "nope"
+    with pytest.raises(BackflowError) as raised:
+        client.upload_checkpoint(checkpoint)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tensor 'nope' (parameter)" in str(raised.value)
+    with pytest.raises(ValueError):
+        client.download_checkpoint(model, name="a", step=1)
+    assert _code(lambda: client.download_checkpoint("m-nope")) == grpc.StatusCode.NOT_FOUND
