@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RPCS = ["CreateModel", "GetModel", "ListModels", "DeleteModel", "Infer", "ComputeGradients",
         "TrainStep", "Train", "GetParameters", "SetParameters", "SaveCheckpoint",
         "RestoreCheckpoint", "Evaluate", "CheckGradients", "ExportModel", "ListCheckpoints",
-        "DeleteCheckpoint"]
+        "DeleteCheckpoint", "DownloadCheckpoint", "UploadCheckpoint"]
 RECORD_ID = "fuzz-model"  # the directory fuzz/records_fuzzer.cc writes a model's files to
 
 
@@ -124,6 +124,22 @@ def write_rpc_seeds(out, requests):
             name, [name[:-len("Request")]])
         for rpc in rpcs:
             write_seed(out, "rpc", bytes([RPCS.index(rpc)]) + request.SerializeToString())
+
+
+def write_transfer_seeds(out, client, model_id):
+    """DownloadCheckpoint requests, and an UploadCheckpoint stream as the fuzz target takes it:
+    one CheckpointChunk with the header and every byte."""
+    client.save_checkpoint(model_id, name="named", replace=True)
+    step = client.get_model(model_id).step
+    for request in (service_pb2.DownloadCheckpointRequest(model_id=model_id),
+                    service_pb2.DownloadCheckpointRequest(model_id=model_id, name="named"),
+                    service_pb2.DownloadCheckpointRequest(model_id=model_id, step=step)):
+        write_seed(out, "rpc", bytes([RPCS.index("DownloadCheckpoint")]) +
+                   request.SerializeToString())
+    checkpoint = client.download_checkpoint(model_id)
+    data = b"".join(np.ascontiguousarray(a).tobytes() for a in checkpoint.arrays)
+    chunk = service_pb2.CheckpointChunk(header=checkpoint.header, data=data)
+    write_seed(out, "rpc", bytes([RPCS.index("UploadCheckpoint")]) + chunk.SerializeToString())
 
 
 def write_graph_and_tensor_seeds(out, requests):
@@ -221,6 +237,7 @@ def main():
             recorder = Recorder(client)
             model_id, onnx = drive(client, recorder)
             write_rpc_seeds(args.out, recorder.requests)
+            write_transfer_seeds(args.out, client, model_id)
             write_graph_and_tensor_seeds(args.out, recorder.requests)
             write_onnx_seeds(args.out, onnx)
             write_record_seeds(args.out, data_dir, model_id)

@@ -1,8 +1,9 @@
 // Fuzz target: every RPC's request handling, in process. The input is
 //   u8 rpc | the request message, serialized
-// where rpc (modulo 17) picks the RPC: 0-14 in the order service.proto's Backflow service had
+// where rpc (modulo 19) picks the RPC: 0-14 in the order service.proto's Backflow service had
 // before checkpoint history (fuzz/generate_seeds.py's RPCS), 15 ListCheckpoints, 16
-// DeleteCheckpoint. The
+// DeleteCheckpoint, 17 DownloadCheckpoint (every chunk read), 18 UploadCheckpoint (the request
+// is one CheckpointChunk: its header, then its data, then the end of the stream). The
 // request is decoded as the RPC's message and run through the operation its handler runs
 // (server/operations.h) on a ServiceEnv with a real data directory, as server/service.cc does:
 // the model the request names is looked up (unknown ids fall back to the target model, a small
@@ -22,6 +23,7 @@
 #include "engine/api/import.h"
 #include "fuzz/fuzz_env.h"
 #include "fuzz/fuzz_limits.h"
+#include "server/checkpoint_transfer.h"
 #include "server/operations.h"
 #include "server/service_env.h"
 
@@ -164,6 +166,21 @@ void RunReadRpc(RpcEnv& env, int rpc, std::string_view bytes) {
   }
 }
 
+// UploadCheckpoint of one message; a model it creates is deleted again.
+void RunUpload(RpcEnv& env, std::string_view bytes) {
+  v1::CheckpointChunk chunk;
+  if (!Parse(bytes, &chunk)) return;
+  auto reservation = env.env->registry.Reserve();
+  if (!reservation.ok()) return;
+  auto upload = ops::CheckpointUpload::Begin(*env.env, chunk.header(), "");
+  if (!upload.ok() || !(*upload)->Append(chunk.data()).ok()) return;
+  v1::ModelInfo info;
+  if (!(*upload)->Finish(*env.env, *reservation, &info).ok()) return;
+  auto created = env.env->registry.Get(info.id());
+  backflow::fuzz::CheckSetup(created.status(), "the uploaded model");
+  backflow::fuzz::CheckSetup(ops::DeleteModel(*env.env, **created), "DeleteModel after an upload");
+}
+
 // TrainStep, Train (each message of the stream as it would arrive: decoded, then stepped; the
 // input is one message, sent twice), SetParameters, SaveCheckpoint, RestoreCheckpoint,
 // ListCheckpoints (of a copy with a checkpoint), DeleteCheckpoint.
@@ -203,6 +220,20 @@ void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
     (void)ops::SaveCheckpoint(*env.env, model, request.name());  // so there is one to delete
     (void)ops::SaveCheckpoint(*env.env, model);                  // and it is not the current one
     (void)ops::DeleteCheckpoint(*env.env, model, request.name());
+  } else if (rpc == 17) {
+    v1::DownloadCheckpointRequest request;
+    if (!Parse(bytes, &request)) return;
+    (void)env.env->registry.Get(request.model_id());
+    (void)ops::SaveCheckpoint(*env.env, model, "named");  // so there are some to download
+    (void)ops::SaveCheckpoint(*env.env, model);
+    auto download = ops::CheckpointDownload::Open(*env.env, model, request);
+    std::string chunk;
+    while (download.ok()) {
+      auto more = (*download)->Next(&chunk);
+      if (!more.ok() || !*more) break;
+    }
+  } else if (rpc == 18) {
+    RunUpload(env, bytes);
   } else {
     v1::RestoreCheckpointRequest request;
     v1::RestoreCheckpointResponse response;
@@ -217,7 +248,7 @@ void RunWriteRpc(RpcEnv& env, int rpc, std::string_view bytes) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const int rpc = data[0] % 17;
+  const int rpc = data[0] % 19;
   const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
   RpcEnv& env = Env();
   switch (rpc) {
