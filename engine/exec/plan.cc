@@ -1,5 +1,6 @@
 #include "engine/exec/plan.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <exception>
@@ -100,6 +101,10 @@ StatusOr<std::shared_ptr<const Plan>> Plan::Compile(const Graph& graph, DType dt
   int64_t touched = 0;  // every step's output, and what was fed
   for (const PlanStep& step : plan->steps_) {
     touched = SaturatingAdd(touched, step.output_shape.num_elements());
+    const int64_t plain =
+        SaturatingMul(step.output_shape.num_elements(), static_cast<int64_t>(SizeOf(dtype)));
+    plan->working_bytes_ = SaturatingAdd(
+        plan->working_bytes_, std::max(plain, static_cast<int64_t>(step.output_bytes)));
   }
   for (const Tensor* fed : feeds) touched = SaturatingAdd(touched, fed ? fed->num_elements() : 0);
   plan->runs_inline_ = touched <= kInlineElements;

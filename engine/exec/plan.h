@@ -58,6 +58,9 @@ class Plan {
   size_t num_steps() const { return steps_.size(); }
   // Values the plan keeps in a non-plain layout between steps.
   size_t num_layout_values() const { return num_layout_values_; }
+  // The bytes of every step's output buffer together (Note [Memory budget] in
+  // engine/core/memory_budget.h): what one run may hold at once, intermediates and gradients.
+  int64_t working_bytes() const { return working_bytes_; }
   // True if Execute runs the steps one after another on the calling thread (Note [Tiny plans
   // run inline]).
   bool runs_inline() const { return runs_inline_; }
@@ -78,6 +81,7 @@ class Plan {
   std::unique_ptr<FlowInstance> BuildFlowInstance() const;
 
   DType dtype_ = DType::kFloat32;
+  int64_t working_bytes_ = 0;
   int num_values_ = 0;
   std::vector<PlanStep> steps_;
   size_t num_layout_values_ = 0;

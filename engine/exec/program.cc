@@ -80,6 +80,11 @@ StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds, std::span<const
                                            const RunOptions& options) const {
   std::vector<const Tensor*> by_id;
   BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, PlanFor(feeds, fetches, &by_id));
+  MemoryBudget::Hold hold;
+  if (options.memory != nullptr) {
+    BF_ASSIGN_OR_RETURN(hold, options.memory->Reserve(plan->working_bytes(),
+                                                      "the run's intermediates and gradients"));
+  }
   return plan->Execute(by_id, options);
 }
 

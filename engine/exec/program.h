@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/core/memory_budget.h"
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
 #include "engine/ir/graph.h"
@@ -47,6 +48,9 @@ struct RunOptions {
   // Training or inference mode, and the seed and step random gates draw from (Note [Training
   // and inference mode] in engine/ir/gate.h). The default is inference.
   RunInfo info;
+  // When set, the run reserves its plan's working set here before it allocates anything, and
+  // fails with ResourceExhausted if it does not fit (Note [Memory budget]).
+  MemoryBudget* memory = nullptr;
 };
 
 struct ProgramOptions {
