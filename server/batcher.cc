@@ -124,6 +124,7 @@ void RunBatch(const Model& model, const std::vector<std::string>& outputs,
   const TensorMap stacked = Stack(parts, total);
   RunOptions run;
   run.deadline = LatestDeadline(requests, live);
+  run.memory = requests[live.front()].second.memory;
   StatusOr<std::vector<Tensor>> result =
       model.trainer().Infer(*snapshot, Feeds(stacked), outputs, run);
   const bool split =

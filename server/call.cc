@@ -44,10 +44,11 @@ void CallLog::Done(const Status& status) const {
   }
 }
 
-RunOptions RunOptionsFor(const grpc::CallbackServerContext* ctx,
+RunOptions RunOptionsFor(ServiceEnv* env, const grpc::CallbackServerContext* ctx,
                          const std::atomic<bool>* cancelled) {
   RunOptions run;
   run.cancelled = cancelled;
+  run.memory = &env->memory;
   const auto deadline = ctx->deadline();
   const auto now = std::chrono::system_clock::now();
   // gRPC reports "no deadline" as the far future.

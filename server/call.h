@@ -35,8 +35,10 @@ class CallLog {
   const std::chrono::steady_clock::time_point start_;
 };
 
-// RunOptions for a call: cancellation flag and the client's deadline on the steady clock.
-RunOptions RunOptionsFor(const grpc::CallbackServerContext* ctx, const std::atomic<bool>* cancelled);
+// RunOptions for a call: cancellation flag, the client's deadline on the steady clock, and the
+// server's MemoryBudget.
+RunOptions RunOptionsFor(ServiceEnv* env, const grpc::CallbackServerContext* ctx,
+                         const std::atomic<bool>* cancelled);
 
 class UnaryCall final : public grpc::ServerUnaryReactor {
  public:
@@ -46,7 +48,7 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   void OnCancel() override { cancelled_.store(true); }
   void OnDone() override;
 
-  RunOptions run() const { return RunOptionsFor(ctx_, &cancelled_); }
+  RunOptions run() const { return RunOptionsFor(env_, ctx_, &cancelled_); }
   bool cancelled() const { return cancelled_.load(); }
 
   // Takes a slot for this call among the server's requests in flight (Admission::

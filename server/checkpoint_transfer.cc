@@ -154,7 +154,7 @@ CheckpointUpload::CheckpointUpload(std::shared_ptr<Model> model, CheckpointAssem
       optimizer_steps_(header.optimizer_steps()) {}
 
 StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointUpload::Begin(
-    const ServiceEnv& env, const v1::CheckpointHeader& header, const std::string& owner) {
+    ServiceEnv& env, const v1::CheckpointHeader& header, const std::string& owner) {
   if (header.step() < 0 || header.optimizer_steps() < 0) {
     return InvalidArgumentError("header: step and optimizer_steps must not be negative");
   }
@@ -166,7 +166,7 @@ StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointUpload::Begin(
   record.set_owner(owner);
   BF_ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
                       Model::Create(std::move(record), env.graph_limits,
-                                    env.config.limits.max_tensor_elements, env.pool));
+                                    env.config.limits.max_tensor_elements, env.pool, &env.memory));
   BF_RETURN_IF_ERROR(CheckUploadTensors(*model, header.tensors()));
   StatusOr<CheckpointAssembler> assembler =
       CheckpointAssembler::Create(header.tensors(), "upload");

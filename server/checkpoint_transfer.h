@@ -59,7 +59,7 @@ class CheckpointUpload {
  public:
   // Builds the model (as CreateModel would, with a new id) and checks the header's tensors
   // against it (Note [Checkpoint streams]). INVALID_ARGUMENT naming the tensor otherwise.
-  static StatusOr<std::unique_ptr<CheckpointUpload>> Begin(const ServiceEnv& env,
+  static StatusOr<std::unique_ptr<CheckpointUpload>> Begin(ServiceEnv& env,
                                                            const v1::CheckpointHeader& header,
                                                            const std::string& owner);
   const Model& model() const { return *model_; }

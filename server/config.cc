@@ -1,9 +1,27 @@
 #include "server/config.h"
 
+#include <fstream>
+#include <sstream>
+#include <string>
+
 #include "clients/common/flags.h"
+#include "engine/core/memory_budget.h"
 
 namespace backflow::server {
 namespace {
+
+// The first number in the file at `path` (times `unit`), or 0 when there is none ("max").
+int64_t ReadLimit(const char* path, const char* key, int64_t unit) {
+  std::ifstream in(path);
+  std::string word;
+  if (key != nullptr) {
+    while (in >> word && word != key) {
+    }
+  }
+  int64_t value = 0;
+  if (!(in >> value) || value <= 0) return 0;
+  return value > (int64_t{1} << 53) / unit ? 0 : value * unit;
+}
 
 using clients::FlagKind;
 using clients::FlagSpec;
@@ -36,6 +54,10 @@ struct IntSetting {
       [](ServerConfig& c, int64_t v) { c.field = std::chrono::seconds(v); }
 
 const IntSetting kIntSettings[] = {
+    {"max-memory", 0, int64_t{1} << 50,
+     "bytes models and runs in progress may take together; 0: no ceiling (default: 80% of "
+     "the machine's or the cgroup's memory)",
+     BF_SETTING(limits.max_memory)},
     {"compute-threads", 0, 1024, "oneTBB threads for compute (default 0: one per core)",
      BF_SETTING(compute_threads)},
     {"rpc-threads", 0, 1024, "cap on gRPC's threads (default 0: gRPC's choice)",
@@ -170,12 +192,25 @@ std::string Usage() {
          clients::FormatFlags(Specs(ServerConfig{}), {.equals = true, .column = 32});
 }
 
+int64_t DefaultMaxMemory() {
+  int64_t limit = ReadLimit("/proc/meminfo", "MemTotal:", 1024);
+  for (const char* cgroup :
+       {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    const int64_t bytes = ReadLimit(cgroup, nullptr, 1);
+    if (bytes > 0 && (limit == 0 || bytes < limit)) limit = bytes;
+  }
+  return limit / 5 * 4;
+}
+
 std::vector<std::string> Describe(const ServerConfig& c) {
   return {
       "listen=" + c.listen,
       "data_dir=" + c.data_dir,
       "compute_threads=" + std::to_string(c.compute_threads) +
           " rpc_threads=" + std::to_string(c.rpc_threads),
+      "max_memory=" + std::to_string(c.limits.max_memory) +
+          (c.limits.max_memory > 0 ? " (" + ByteSize(c.limits.max_memory) + ")"
+                                   : std::string(" (no ceiling)")),
       "max_message_bytes=" + std::to_string(c.limits.max_message_bytes) +
           " max_nodes=" + std::to_string(c.limits.max_nodes) +
           " max_tensor_elements=" + std::to_string(c.limits.max_tensor_elements),

@@ -15,7 +15,17 @@
 namespace backflow::server {
 
 // Bounds on what clients may ask; past one, a request fails with RESOURCE_EXHAUSTED naming it.
+// 80% of the memory this process may use: the machine's (MemTotal in /proc/meminfo) or its
+// cgroup's limit (memory.max, v2; memory.limit_in_bytes, v1), whichever is lower. 0 if neither
+// can be read. Note [Memory budget] in engine/core/memory_budget.h.
+int64_t DefaultMaxMemory();
+
 struct ServerLimits {
+  // Bytes that models (their parameters, running state and optimizer slots, counted twice:
+  // the snapshot served and the one a step writes) and runs in progress (their intermediates
+  // and gradients) may take together; past it, RESOURCE_EXHAUSTED before anything is
+  // allocated. 0: no ceiling.
+  int64_t max_memory = DefaultMaxMemory();
   int64_t max_message_bytes = int64_t{256} << 20;  // one request or response
   int64_t max_nodes = 10000;  // gate nodes per graph
   int64_t max_tensor_elements = int64_t{1} << 26;  // any one tensor (batch included)

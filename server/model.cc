@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <random>
 
+#include "engine/core/saturating.h"
 #include "engine/ir/cost.h"
 #include "server/convert.h"
 #include "server/names.h"
@@ -118,7 +119,8 @@ Status CheckInitialNames(const Graph& graph, const TensorMap& initial) {
 }  // namespace
 
 StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const GraphLimits& limits,
-                                               int64_t max_tensor_elements, ComputePool* pool) {
+                                               int64_t max_tensor_elements, ComputePool* pool,
+                                               MemoryBudget* memory) {
   const v1::CreateModelRequest& request = record.request();
   BF_RETURN_IF_ERROR(CheckLength("name", request.name(), kMaxNameBytes));
   BF_RETURN_IF_ERROR(CheckLengths("metric", request.metrics(), kMaxNameBytes));
@@ -135,6 +137,15 @@ StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const Gra
   BF_RETURN_IF_ERROR(CheckInitialNames(graph, initial));
 
   std::shared_ptr<Model> model(new Model());
+  // Everything is checked; the parameters are allocated next (Note [Memory budget]).
+  if (memory != nullptr) {
+    StatusOr<MemoryBudget::Hold> hold =
+        memory->Reserve(EstimateBytes(request),
+                        "the model (its parameters, running state and optimizer slots, held "
+                        "twice while a step runs)");
+    if (!hold.ok()) return ResourceExhaustedError(hold.status().message() + " (--max-memory)");
+    model->memory_ = std::move(*hold);
+  }
   model->info_ = StaticInfo(record, graph, dtype, options.metrics);
   BF_ASSIGN_OR_RETURN(model->trainer_, Trainer::Create(std::move(graph), options));
   if (!initial.empty()) BF_RETURN_IF_ERROR(model->trainer_->SetParameters(initial));
@@ -159,6 +170,27 @@ v1::CheckpointRecord Model::EncodeCheckpoint(const Trainer::Checkpoint& checkpoi
   record.set_optimizer_steps(checkpoint.optimizer_steps);
   record.set_saved_unix_ms(NowUnixMs());
   return record;
+}
+
+int64_t Model::EstimateBytes(const v1::CreateModelRequest& request) {
+  const int64_t element = request.dtype() == v1::FLOAT64 ? 8 : 4;
+  const auto bytes_of = [&](const google::protobuf::RepeatedPtrField<v1::Parameter>& values) {
+    int64_t total = 0;
+    for (const v1::Parameter& value : values) {
+      int64_t count = element;
+      for (const int64_t dim : value.shape()) count = SaturatingMul(count, std::max<int64_t>(dim, 0));
+      total = SaturatingAdd(total, count);
+    }
+    return total;
+  };
+  const v1::OptimizerSpec& optimizer = request.optimizer();
+  const bool adam =
+      optimizer.kind() == v1::OptimizerSpec::ADAM || optimizer.kind() == v1::OptimizerSpec::ADAMW;
+  const int64_t slots = adam ? 2 : (optimizer.momentum() != 0 ? 1 : 0);
+  const int64_t parameters = bytes_of(request.graph().parameters());
+  const int64_t held =
+      SaturatingAdd(SaturatingMul(parameters, 1 + slots), bytes_of(request.graph().states()));
+  return SaturatingMul(held, 2);
 }
 
 Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_tensor_elements) {

@@ -18,6 +18,7 @@
 #include "backflow/v1/store.pb.h"
 #include "engine/api/import.h"
 #include "engine/api/trainer.h"
+#include "engine/core/memory_budget.h"
 #include "engine/core/status.h"
 #include "server/checkpoint_schedule.h"
 #include "server/inference_stats.h"
@@ -32,8 +33,20 @@ class Model : public std::enable_shared_from_this<Model> {
  public:
   // Builds the model a CreateModelRequest describes (the record's), validating everything:
   // graph (within `limits`), dtype, optimizer, metrics and initial parameters.
+  // With `memory`, the model's share of it (EstimateBytes) is reserved once everything else is
+  // checked and before the parameters are allocated, and held as long as the model lives:
+  // RESOURCE_EXHAUSTED past --max-memory.
   static StatusOr<std::shared_ptr<Model>> Create(v1::ModelRecord record, const GraphLimits& limits,
-                                                 int64_t max_tensor_elements, ComputePool* pool);
+                                                 int64_t max_tensor_elements, ComputePool* pool,
+                                                 MemoryBudget* memory = nullptr);
+  // What a model of `request` (its graph in `graph` form, ONNX already resolved) will hold, from
+  // the shapes alone, before anything is allocated (Note [Memory budget]): its parameters and
+  // running state and the optimizer's slots for each parameter (momentum: one, Adam: two), all
+  // counted twice, as a step writes a new snapshot beside the one it reads. Saturates.
+  static int64_t EstimateBytes(const v1::CreateModelRequest& request);
+  // Replaces the model's share of the server's MemoryBudget (a model loaded at start; an empty
+  // hold when it is deleted). On the model's queue, or before the model is shared.
+  void HoldMemory(MemoryBudget::Hold hold) { memory_ = std::move(hold); }
 
   const std::string& id() const { return record_.id(); }
   const v1::ModelRecord& record() const { return record_; }
@@ -99,6 +112,7 @@ class Model : public std::enable_shared_from_this<Model> {
   Model() = default;
 
   v1::ModelRecord record_;
+  MemoryBudget::Hold memory_;
   v1::ModelInfo info_;  // the static part
   std::unique_ptr<Trainer> trainer_;
   std::shared_ptr<SerialQueue> queue_;

@@ -119,7 +119,7 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
   record.set_owner(reservation.owner());
   BF_ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
                       Model::Create(std::move(record), env.graph_limits,
-                                    env.config.limits.max_tensor_elements, env.pool));
+                                    env.config.limits.max_tensor_elements, env.pool, &env.memory));
   BF_RETURN_IF_ERROR(env.store->CreateModel(model->record()));
   BF_RETURN_IF_ERROR(env.registry.Add(model, &reservation));
   *response = model->Info();
@@ -135,6 +135,9 @@ Status DeleteModel(ServiceEnv& env, Model& model) {
     BF_RETURN_IF_ERROR(env.store->DeleteModel(model.id()));
     model.MarkDeleted();
   }
+  // Its share of --max-memory is free for the next model now, not when the last request still
+  // holding a reference lets go (those end soon: the model is marked deleted).
+  model.HoldMemory(MemoryBudget::Hold());
   return env.registry.Remove(model.id()).status();
 }
 

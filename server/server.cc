@@ -169,6 +169,10 @@ Status Server::Impl::LoadModels() {
         std::move(entry.record), env_->graph_limits, config_.limits.max_tensor_elements,
         pool_.get());
     Status status = model.status().WithPrefix(CheckpointStore::ModelPath(id) + "/model.pb");
+    // Counted even past --max-memory: the model exists; what comes after must fit beside it.
+    if (status.ok()) {
+      (*model)->HoldMemory(env_->memory.Force(Model::EstimateBytes((*model)->record().request())));
+    }
     if (status.ok() && entry.checkpoint) {
       status = (*model)
                    ->RestoreCheckpoint(*entry.checkpoint, config_.limits.max_tensor_elements)
@@ -187,6 +191,12 @@ Status Server::Impl::LoadModels() {
       continue;
     }
     spdlog::info("loaded model {} at step {}", id, (*model)->trainer().parameters()->step);
+  }
+  const MemoryBudget& memory = env_->memory;
+  if (memory.capacity() > 0 && memory.used() > memory.capacity()) {
+    spdlog::warn("the models loaded take {} of --max-memory={} ({}): no model can be created "
+                 "and no run can start until some are deleted or the ceiling is raised",
+                 ByteSize(memory.used()), memory.capacity(), ByteSize(memory.capacity()));
   }
   return Status::Ok();
 }

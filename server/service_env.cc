@@ -16,6 +16,7 @@ ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, Compu
     : config(config),
       graph_limits(LimitsFor(config)),
       admission(config.limits.max_pending_requests, config.limits.max_streams),
+      memory(config.limits.max_memory),
       registry(config.limits.max_models),
       store(store),
       pool(pool),

@@ -29,6 +29,7 @@ struct ServiceEnv {
   const ServerConfig config;
   const GraphLimits graph_limits;  // config.limits as the graph importer takes them
   Admission admission;             // config.limits.max_pending_requests and max_streams
+  MemoryBudget memory;             // config.limits.max_memory (Note [Memory budget])
   ModelRegistry registry;
   CheckpointStore* const store;
   ComputePool* const pool;

@@ -180,7 +180,7 @@ void TrainStream::RunStep(int64_t index, std::shared_ptr<const v1::TrainStepRequ
   Status status;
   if (!skip) {
     try {
-      status = ops::TrainStepOnBatch(*env_, *model, *request, *batch, RunOptionsFor(ctx_, &cancelled_),
+      status = ops::TrainStepOnBatch(*env_, *model, *request, *batch, RunOptionsFor(env_, ctx_, &cancelled_),
                                      response.get());
     } catch (const std::bad_alloc&) {
       status = ResourceExhaustedError("out of memory");
