@@ -98,21 +98,16 @@ Status CheckUploadTensors(const Model& model,
 
 StatusOr<std::unique_ptr<CheckpointDownload>> CheckpointDownload::Open(
     const ServiceEnv& env, Model& model, const v1::DownloadCheckpointRequest& request) {
-  CheckpointSelector selector{.name = request.name()};
-  if (request.has_step()) selector.step = request.step();
-  if (!selector.name.empty() && selector.step.has_value()) {
-    return InvalidArgumentError("give a checkpoint's name or its step, not both");
-  }
+  BF_ASSIGN_OR_RETURN(
+      const CheckpointSelector selector,
+      SelectCheckpoint(request.name(),
+                       request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt));
   std::unique_ptr<CheckpointDownload> download(new CheckpointDownload());
   {
     // Not while an automatic write of the model is renaming files (server/autosave.h).
     std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
     StatusOr<OpenedCheckpoint> opened = env.store->OpenCheckpoint(model.id(), selector);
-    if (opened.status().code() == StatusCode::kNotFound && selector.name.empty() &&
-        !selector.step.has_value()) {
-      return FailedPreconditionError("model '" + model.id() + "' has no checkpoint");
-    }
-    BF_RETURN_IF_ERROR(opened.status());
+    BF_RETURN_IF_ERROR(NoCheckpointIsPrecondition(opened.status(), selector, model.id()));
     download->opened_ = std::move(*opened);
   }
   v1::CheckpointHeader& header = download->header_;

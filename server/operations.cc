@@ -260,6 +260,22 @@ Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParameter
   return Status::Ok();
 }
 
+StatusOr<CheckpointSelector> SelectCheckpoint(const std::string& name,
+                                              std::optional<int64_t> step) {
+  if (!name.empty() && step.has_value()) {
+    return InvalidArgumentError("give a checkpoint's name or its step, not both");
+  }
+  return CheckpointSelector{.name = name, .step = step};
+}
+
+Status NoCheckpointIsPrecondition(const Status& status, const CheckpointSelector& selector,
+                                  const std::string& id) {
+  if (status.code() == StatusCode::kNotFound && selector.name.empty() && !selector.step) {
+    return FailedPreconditionError("model '" + id + "' has no checkpoint");
+  }
+  return status;
+}
+
 void CheckpointInfoToProto(const StoredCheckpoint& stored, v1::CheckpointInfo* info) {
   info->set_name(stored.name);
   info->set_step(stored.step);
@@ -289,19 +305,14 @@ StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model
 Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
                          const v1::RestoreCheckpointRequest& request,
                          v1::RestoreCheckpointResponse* response) {
-  CheckpointSelector selector{.name = request.name()};
-  if (request.has_step()) selector.step = request.step();
-  if (!selector.name.empty() && selector.step.has_value()) {
-    return InvalidArgumentError("give a checkpoint's name or its step, not both");
-  }
+  BF_ASSIGN_OR_RETURN(
+      const CheckpointSelector selector,
+      SelectCheckpoint(request.name(),
+                       request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt));
   // After any automatic write in flight: the latest checkpoint is the one restored.
   std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
   StatusOr<LoadedCheckpoint> loaded = env.store->LoadCheckpoint(model.id(), selector);
-  if (loaded.status().code() == StatusCode::kNotFound && selector.name.empty() &&
-      !selector.step.has_value()) {
-    return FailedPreconditionError("model '" + model.id() + "' has no checkpoint");
-  }
-  BF_RETURN_IF_ERROR(loaded.status());
+  BF_RETURN_IF_ERROR(NoCheckpointIsPrecondition(loaded.status(), selector, model.id()));
   // Kept until the restored checkpoint is the current one on disk too: if that fails, the model
   // goes back to this state, so memory and what a restart loads never disagree.
   std::optional<Trainer::Checkpoint> before;

@@ -11,6 +11,7 @@
 #ifndef BACKFLOW_SERVER_OPERATIONS_H_
 #define BACKFLOW_SERVER_OPERATIONS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,13 @@ StatusOr<v1::SaveCheckpointResponse> SaveCheckpoint(const ServiceEnv& env, Model
 Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
                          const v1::RestoreCheckpointRequest& request,
                          v1::RestoreCheckpointResponse* response);
+// The checkpoint a restore or download asks for: by name, the newest at `step`, or (neither)
+// the one the model is at. InvalidArgument for both.
+StatusOr<CheckpointSelector> SelectCheckpoint(const std::string& name, std::optional<int64_t> step);
+// `status` of looking the selected checkpoint up, except that NOT_FOUND for the plain selector
+// (the model never saved one) is FAILED_PRECONDITION "model 'ID' has no checkpoint".
+Status NoCheckpointIsPrecondition(const Status& status, const CheckpointSelector& selector,
+                                  const std::string& id);
 // What ListCheckpoints and the other checkpoint calls answer about one checkpoint.
 void CheckpointInfoToProto(const StoredCheckpoint& stored, v1::CheckpointInfo* info);
 Status ListCheckpoints(const ServiceEnv& env, Model& model, v1::ListCheckpointsResponse* response);

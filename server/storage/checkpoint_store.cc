@@ -178,13 +178,19 @@ StatusOr<StoredCheckpoint> CheckpointStore::SaveCheckpointFiles(
 
 StatusOr<LoadedCheckpoint> CheckpointStore::LoadCheckpoint(
     const std::string& id, const CheckpointSelector& selector) const {
-  BF_RETURN_IF_ERROR(ValidateId(id));
-  if (!selector.name.empty()) BF_RETURN_IF_ERROR(ValidateCheckpointName(selector.name));
-  const fs::path dir = fs::path(root_) / kModelsDir / id;
-  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  BF_ASSIGN_OR_RETURN(const fs::path dir, SelectionDirectory(id, selector));
   StatusOr<LoadedCheckpoint> loaded = LoadSelected(dir, id, selector);
   if (loaded.ok()) loaded->info.path = RelativePath(loaded->info.path);
   return Relative(std::move(loaded), root_);
+}
+
+StatusOr<fs::path> CheckpointStore::SelectionDirectory(const std::string& id,
+                                                       const CheckpointSelector& selector) const {
+  BF_RETURN_IF_ERROR(ValidateId(id));
+  if (!selector.name.empty()) BF_RETURN_IF_ERROR(ValidateCheckpointName(selector.name));
+  fs::path dir = fs::path(root_) / kModelsDir / id;
+  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  return dir;
 }
 
 StatusOr<LoadedCheckpoint> CheckpointStore::LoadSelected(const fs::path& dir, const std::string& id,

@@ -162,6 +162,10 @@ class CheckpointStore {
                                                  const std::string& id,
                                                  const v1::CheckpointRecord& checkpoint,
                                                  const std::string& name, bool replace) const;
+  // The model's directory, once the id and the selector's name are checked; NotFound if there
+  // is none.
+  StatusOr<std::filesystem::path> SelectionDirectory(const std::string& id,
+                                                     const CheckpointSelector& selector) const;
   StatusOr<LoadedCheckpoint> LoadSelected(const std::filesystem::path& dir, const std::string& id,
                                           const CheckpointSelector& selector) const;
   // `path` relative to the data directory, if it is inside it.

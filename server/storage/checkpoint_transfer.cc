@@ -13,10 +13,7 @@ namespace fs = std::filesystem;
 
 StatusOr<OpenedCheckpoint> CheckpointStore::OpenCheckpoint(
     const std::string& id, const CheckpointSelector& selector) const {
-  BF_RETURN_IF_ERROR(ValidateId(id));
-  if (!selector.name.empty()) BF_RETURN_IF_ERROR(ValidateCheckpointName(selector.name));
-  const fs::path dir = fs::path(root_) / kModelsDir / id;
-  if (!IsDirectory(dir)) return NotFoundError(ModelPath(id) + ": no such model directory");
+  BF_ASSIGN_OR_RETURN(const fs::path dir, SelectionDirectory(id, selector));
   const auto open = [&]() -> StatusOr<OpenedCheckpoint> {
     BF_ASSIGN_OR_RETURN(const CheckpointListing listing, ScanCheckpoints(dir));
     BF_ASSIGN_OR_RETURN(const CheckpointEntry* current, CurrentEntry(dir, listing));
