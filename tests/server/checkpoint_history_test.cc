@@ -67,7 +67,8 @@ class CheckpointHistoryTest : public ServerTest {
   // The parameters' bytes, by name.
   std::map<std::string, std::string> Weights(const std::string& id) {
     std::map<std::string, std::string> weights;
-    for (const auto& [name, tensor] : GetParameters(*stub_, id).parameters()) {
+    const v1::GetParametersResponse response = GetParameters(*stub_, id);  // outlives the loop
+    for (const auto& [name, tensor] : response.parameters()) {
       weights[name] = tensor.data();
     }
     return weights;

@@ -49,7 +49,7 @@ inline v1::Tensor FloatTensor(std::vector<int64_t> shape, const std::vector<floa
   for (int64_t dim : shape) tensor.add_shape(dim);
   tensor.set_dtype(v1::FLOAT32);
   std::string data(values.size() * sizeof(float), '\0');
-  std::memcpy(data.data(), values.data(), data.size());
+  if (!values.empty()) std::memcpy(data.data(), values.data(), data.size());  // data() may be null
   tensor.set_data(std::move(data));
   return tensor;
 }
