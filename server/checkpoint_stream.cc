@@ -21,7 +21,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // What both reactors share: admission, finishing once, the idle alarm and the lifetime. The
-// reactor deletes itself when gRPC is done with it and the alarm's callback has run.
+// reactor deletes itself when gRPC is done with it and the alarm's last callback has run
+// (Unref).
 template <typename Base>
 class CheckpointStream : public Base {
  public:
@@ -29,19 +30,18 @@ class CheckpointStream : public Base {
 
   void OnDone() override {
     BF_TSAN_ACQUIRE(this);
-    bool wait_for_alarm = false;
+    bool alarm_pending = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       done_ = true;
-      wait_for_alarm = alarm_pending_;
+      alarm_pending = alarm_pending_;
     }
-    if (!wait_for_alarm) {
-      delete this;
-      return;
+    if (alarm_pending) {
+      std::lock_guard<std::mutex> lock(alarm_mu_);
+      cancel_alarm_.store(true);
+      alarm_->Cancel();  // its callback runs soon, with `fired` false, and lets go
     }
-    std::lock_guard<std::mutex> lock(alarm_mu_);
-    cancel_alarm_.store(true);
-    alarm_->Cancel();  // its callback runs soon, with `fired` false, and deletes the reactor
+    Unref();
   }
 
  protected:
@@ -64,6 +64,7 @@ class CheckpointStream : public Base {
         alarm_pending_ = true;
         last_activity_ = Clock::now();
       }
+      refs_.fetch_add(1);  // the alarm's, until its last callback
       Arm(timeout);
     }
     return Status::Ok();
@@ -119,7 +120,6 @@ class CheckpointStream : public Base {
     const auto timeout = Clock::duration(env_->config.stream_idle_timeout);
     std::optional<Clock::duration> again;
     bool idle = false;
-    bool done = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (fired && !done_ && !finished_) {
@@ -133,25 +133,28 @@ class CheckpointStream : public Base {
           idle = true;
         }
       }
-      // Decided under the lock together: once alarm_pending_ is false and OnDone has not run,
-      // OnDone deletes the reactor; if it has run, this callback does.
-      alarm_pending_ = again.has_value();
-      done = done_;
+      // While OnIdle runs the alarm still counts as pending, so that an OnDone it causes cancels
+      // nothing that matters and leaves the last reference to this callback.
+      alarm_pending_ = again.has_value() || idle;
     }
     if (again) {
       Arm(*again);
       return;
     }
-    if (done) {
-      delete this;
-      return;
-    }
-    // Not finished yet, so OnDone cannot run before OnIdle ends the call (its last action).
     if (idle) {
       OnIdle(DeadlineExceededError(
           std::string("the stream was idle for ") + std::to_string(timeout_seconds()) +
           " s (--stream-idle-timeout): nothing was sent or taken; open a new stream to go on"));
+      std::lock_guard<std::mutex> lock(mu_);
+      alarm_pending_ = false;
     }
+    Unref();  // the alarm's: no callback comes after this one
+  }
+
+  // The reactor is deleted when gRPC is done with it (OnDone) and the alarm's last callback
+  // has run, whichever comes last.
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
   }
 
  protected:
@@ -166,6 +169,7 @@ class CheckpointStream : public Base {
   auth::InFlightSlot token_slot_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> cancel_alarm_{false};  // OnDone asked for the alarm to go
+  std::atomic<int> refs_{1};  // gRPC's until OnDone, and the alarm's while it is armed
   std::mutex mu_;
   bool busy_ = false;             // GUARDED_BY(mu_)
   bool finished_ = false;         // GUARDED_BY(mu_)
