@@ -111,6 +111,7 @@ class GeluGate : public Gate {
     if (!tanh_form.ok()) return ctx.Error(tanh_form.status().message());
     return ctx.inputs[0];
   }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.Elementwise(); }
   bool accepts_layout(int) const override { return true; }  // gelu(0) = 0
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(const bool tanh_form, GeluUsesTanh(ctx.attrs));

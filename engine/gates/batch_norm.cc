@@ -147,6 +147,8 @@ class BatchNormGate : public Gate {
     BF_RETURN_IF_ERROR(batch_norm::CheckShapes(ctx, 1));
     return ctx.inputs[0];
   }
+  // Inference normalises with the running statistics (state, the same for every row).
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.FirstInputRows(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const double eps = ctx.attrs.GetFloat("epsilon", kDefaultEpsilon);
     const bool affine = ctx.inputs.size() == 5;

@@ -186,6 +186,7 @@ class BinaryGate : public Gate {
   Arity arity() const override { return {2, 2}; }
   OpDoc doc() const override { return BinaryDoc<Op>(); }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return BroadcastRule(ctx); }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.Elementwise(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return MakeTypedKernel<ForwardKernel<Op>::template K>(ctx.dtype);
   }

@@ -95,6 +95,7 @@ class ClipGate : public Gate {
     if (!b.ok()) return ctx.Error(b.status().message());
     return ctx.inputs[0];
   }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.Elementwise(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(const Bounds b, ClipBounds(ctx.attrs));
     return MakeTypedKernel<ClipKernel>(ctx.dtype, b);

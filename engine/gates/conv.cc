@@ -180,6 +180,7 @@ class Conv2dGate : public Gate {
     BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ctx));
     return Shape{s.n, s.o, s.out_h(), s.out_w()};
   }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.FirstInputRows(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(Conv2dShape s, ParseConv2d(ShapeContext{ctx.node, ctx.inputs, ctx.attrs}));
     const bool with_bias = ctx.inputs.size() == 3;

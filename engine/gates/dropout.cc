@@ -85,6 +85,8 @@ class DropoutGate : public Gate {
     BF_RETURN_IF_ERROR(CheckProbability(ctx));
     return ctx.inputs[0];
   }
+  // The identity in inference mode.
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.Elementwise(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return MakeTypedKernel<DropoutKernel>(ctx.dtype, ctx.attrs.GetFloat("p", 0.5),
                                           std::string(ctx.node));

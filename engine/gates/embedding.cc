@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/gates/batch_rows.h"
 #include "engine/ir/gate_registry.h"
 
 namespace backflow {
@@ -118,6 +119,8 @@ class EmbeddingGate : public Gate {
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     return EmbeddingRule(ctx, ctx.inputs[0], ctx.inputs[1]);
   }
+  // y's row r holds the table rows that row r of ids picks (y is ids' shape + [dim]).
+  Rows BatchRows(const RowsContext& ctx) const override { return RowsOfInput(ctx, 1); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return MakeTypedKernel<EmbeddingKernel>(ctx.dtype);
   }

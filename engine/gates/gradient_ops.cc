@@ -46,6 +46,7 @@ class AddNGate : public Gate {
     }
     return ctx.inputs[0];
   }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.Elementwise(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return MakeTypedKernel<AddNKernel>(ctx.dtype);
   }

@@ -182,6 +182,12 @@ class LayerNormGate : public Gate {
     BF_RETURN_IF_ERROR(CheckShapes(ctx, NormalizedNdim(ctx, 1), 1));
     return ctx.inputs[0];
   }
+  // Each group is one row's unless the normalised (trailing) axes take in axis 0.
+  Rows BatchRows(const RowsContext& ctx) const override {
+    const int64_t k = ctx.inputs.size() == 3 ? ctx.input_shapes[1].rank()
+                                             : ctx.attrs.GetInt("normalized_ndim", 1);
+    return k < ctx.input_shapes[0].rank() ? ctx.FirstInputRows() : Gate::BatchRows(ctx);
+  }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const bool affine = ctx.inputs.size() == 3;
     const int64_t k = affine ? ctx.inputs[1].rank() : ctx.attrs.GetInt("normalized_ndim", 1);

@@ -142,11 +142,24 @@ class MatMulGate : public Gate {
     return SaturatingMul(2, SaturatingMul(out, a.dim(transpose_a ? a.rank() - 2 : a.rank() - 1)));
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return MatMulRule(ctx); }
+  Rows BatchRows(const RowsContext& ctx) const override;
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return CompileProduct(ctx, MatMulDimsOf(ctx), /*bias=*/false);
   }
   Status Backward(BackwardContext& ctx) const override;
 };
+
+// Row i of a times the matrix b, or (rank >= 3) times row i of b: a product per sample. At rank 2
+// with transpose_a the output's rows are a's columns.
+Rows MatMulGate::BatchRows(const RowsContext& ctx) const {
+  if (ctx.AllNone()) return Rows::kNone;
+  const int rank = ctx.output.rank();
+  if (!ctx.RowsAligned(0) || (rank < 3 && ctx.attrs.GetInt("transpose_a", 0) != 0)) {
+    return Rows::kMixed;
+  }
+  if (ctx.inputs[1] == Rows::kNone) return Rows::kEach;
+  return rank >= 3 && ctx.RowsAligned(1) ? Rows::kEach : Rows::kMixed;
+}
 
 Attributes Transposes(bool ta, bool tb) {
   return Attributes{{"transpose_a", int64_t{ta ? 1 : 0}}, {"transpose_b", int64_t{tb ? 1 : 0}}};
@@ -199,6 +212,7 @@ class LinearGate : public Gate {
     return SaturatingAdd(SaturatingMul(2, SaturatingMul(out, in)), bias);
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return LinearRule(ctx); }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.FirstInputRows(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     ProductDims d;
     const Shape& x = ctx.inputs[0];

@@ -96,6 +96,8 @@ class PadGate : public Gate {
                 "      = pad(dy, -pads, value 0)"};
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return PadRule(ctx); }
+  // PadRule keeps an open axis 0 whole (its pads must be 0), so every row is padded on its own.
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.FirstInputRows(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const StridedCopy box = PadBox(ctx.inputs[0], ctx.output, ctx.attrs.GetInts("pads"));
     return MakeTypedKernel<StridedCopyKernel>(ctx.dtype, box, ctx.attrs.GetFloat("value", 0.0));

@@ -254,6 +254,7 @@ class Pool2dGate : public Gate {
     return specs;
   }
   OpDoc doc() const override { return Pool2dDoc(kind_); }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.FirstInputRows(); }
   // out * KH * KW: one comparison or addition per tap.
   int64_t Flops(const FlopsContext& ctx) const override {
     int64_t flops = FlopsContext::Elements(ctx.output);
@@ -331,6 +332,7 @@ class GlobalAvgPoolGate : public Gate {
     BF_RETURN_IF_ERROR(CheckNchw(ctx, ctx.inputs[0], "x"));
     return Shape{ctx.inputs[0].dim(0), ctx.inputs[0].dim(1), 1, 1};
   }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.FirstInputRows(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const Pool2dShape s = GlobalShape(ctx.inputs[0]);
     if (ctx.dtype == DType::kFloat32) return CompileDnnlForward(s, PoolKind::kAvg, ctx);

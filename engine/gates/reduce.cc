@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/gates/accumulate.h"
+#include "engine/gates/batch_rows.h"
 #include "engine/gates/broadcast.h"
 #include "engine/ir/gate_registry.h"
 
@@ -170,6 +171,14 @@ class ReduceGate : public Gate {
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(ReduceSpec spec, ParseReduce(ctx, ctx.inputs[0].rank()));
     return ReducedShape(ctx.inputs[0], spec.reduced, spec.keepdims);
+  }
+  // Reducing later axes only, output row r reduces row r of x; no axes means all of them.
+  Rows BatchRows(const RowsContext& ctx) const override {
+    const std::vector<int64_t> axes = ctx.attrs.GetInts("axes");
+    const int64_t rank = ctx.input_shapes[0].rank();
+    bool keeps_rows = !axes.empty();
+    for (int64_t a : axes) keeps_rows = keeps_rows && (a < 0 ? a + rank : a) != 0;
+    return keeps_rows ? RowsOfInput(ctx, 0) : Gate::BatchRows(ctx);
   }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const Shape& x = ctx.inputs[0];

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/core/checked.h"
+#include "engine/gates/batch_rows.h"
 #include "engine/gates/copy_kernel.h"
 #include "engine/ir/gate_registry.h"
 
@@ -139,6 +140,7 @@ class ReshapeGate : public Gate {
             .gradient = "dL/dx = dy viewed as x's shape"};
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ReshapeRule(ctx); }
+  Rows BatchRows(const RowsContext& ctx) const override { return ReshapedRows(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     return CompileCopy(ctx);
   }

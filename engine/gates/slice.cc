@@ -184,6 +184,8 @@ class SliceGate : public Gate {
     BF_ASSIGN_OR_RETURN(const std::vector<AxisRead> reads, ResolveSlice(ctx, ctx.inputs[0]));
     return SlicedShape(reads);
   }
+  // ResolveSlice takes an open axis 0 whole, so every row keeps its own slice.
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.FirstInputRows(); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const Shape& x = ctx.inputs[0];
     BF_ASSIGN_OR_RETURN(const std::vector<AxisRead> reads,

@@ -147,6 +147,10 @@ class SoftmaxGate : public Gate {
     }
     return ctx.inputs[0];
   }
+  // Each row is normalised on its own unless the axis is the batch's.
+  Rows BatchRows(const RowsContext& ctx) const override {
+    return ResolveAxis(ctx.attrs, ctx.output.rank()) > 0 ? ctx.Elementwise() : Gate::BatchRows(ctx);
+  }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const int axis = ResolveAxis(ctx.attrs, ctx.output.rank());
     if (UseDnnl(ctx, axis)) return CompileDnnlSoftmax(ctx, axis, kLog);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/core/checked.h"
+#include "engine/gates/batch_rows.h"
 #include "engine/gates/copy_kernel.h"
 #include "engine/ir/gate_registry.h"
 
@@ -76,6 +77,7 @@ class FlattenGate : public Gate {
             .gradient = "dL/dx = dy viewed as x's shape"};
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return FlattenRule(ctx); }
+  Rows BatchRows(const RowsContext& ctx) const override { return ReshapedRows(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext&) const override {
     return std::unique_ptr<Kernel>(std::make_unique<CopyKernel>());
   }
@@ -171,6 +173,7 @@ class TransposeGate : public Gate {
             .gradient = "dL/dx = transpose(dy) with the inverse permutation"};
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return TransposeRule(ctx); }
+  Rows BatchRows(const RowsContext& ctx) const override { return TransposedRows(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     const Shape& x = ctx.inputs[0];
     BF_ASSIGN_OR_RETURN(const Ints perm,
@@ -323,6 +326,7 @@ class ConcatGate : public Gate {
             .gradient = "dL/dxi = the slice of dy that xi was copied into"};
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ConcatRule(ctx); }
+  Rows BatchRows(const RowsContext& ctx) const override { return ConcatenatedRows(ctx); }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     BF_ASSIGN_OR_RETURN(const int axis, ConcatAxis(ShapeContext{ctx.node, ctx.inputs, ctx.attrs},
                                                    ctx.inputs[0].rank()));

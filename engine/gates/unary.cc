@@ -275,6 +275,7 @@ class UnaryGate : public Gate {
             .gradient = Op::kDoc.gradient};
   }
   StatusOr<Shape> InferShape(const ShapeContext& ctx) const override { return ctx.inputs[0]; }
+  Rows BatchRows(const RowsContext& ctx) const override { return ctx.Elementwise(); }
   bool accepts_layout(int input) const override { return kTakesLayouts<Op>; }
   StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const override {
     if constexpr (kHasEltwise<Op>) {

@@ -69,6 +69,10 @@ int64_t FlopsContext::Elements(const Shape& shape) {
 
 int64_t Gate::Flops(const FlopsContext& ctx) const { return FlopsContext::Elements(ctx.output); }
 
+Rows Gate::BatchRows(const RowsContext& ctx) const {
+  return ctx.AllNone() ? Rows::kNone : Rows::kMixed;
+}
+
 Status Gate::Backward(BackwardContext& ctx) const {
   return InvalidArgumentError("node '" + ctx.node().name + "' (" + ctx.node().op +
                               "): has no gradient, but a gradient must flow through it");

@@ -33,6 +33,7 @@
 #include "engine/core/tensor.h"
 #include "engine/ir/attributes.h"
 #include "engine/ir/graph.h"
+#include "engine/ir/rows.h"
 #include "engine/ir/run_info.h"
 #include "engine/runtime/core_budget.h"
 #include "engine/runtime/layout.h"
@@ -232,6 +233,10 @@ class Gate {
   // than by the elements they touch: their oneDNN team is sized by Flops, the others' by
   // elements (Note [Team size per primitive] in engine/runtime/dnnl_runtime.h).
   virtual bool compute_bound() const { return false; }
+  // How the output depends on the batch's rows in inference mode (Note [Independent rows] in
+  // engine/ir/rows.h). The default: kNone if every input is kNone, else kMixed, which is right
+  // for any gate and keeps a gate without a rule of its own from being padded or batched.
+  virtual Rows BatchRows(const RowsContext& ctx) const;
 
   virtual StatusOr<Shape> InferShape(const ShapeContext& ctx) const = 0;
   virtual StatusOr<std::unique_ptr<Kernel>> Compile(const CompileContext& ctx) const = 0;
