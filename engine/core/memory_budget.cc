@@ -1,6 +1,10 @@
 #include "engine/core/memory_budget.h"
 
+#include <malloc.h>
+
 #include <cstdio>
+
+#include "engine/core/tensor.h"
 
 namespace backflow {
 
@@ -55,6 +59,19 @@ std::string ByteSize(int64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof text, value < 10 ? "%.2f %s" : "%.1f %s", value, kUnits[unit]);
   return text;
+}
+
+void ConfigureMalloc() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+}
+
+void ReturnFreeMemory() {
+  ReleaseCachedBuffers();
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace backflow

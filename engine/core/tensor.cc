@@ -4,9 +4,14 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <list>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace backflow {
 namespace {
@@ -19,11 +24,13 @@ constexpr size_t kAlignment = 64;
 // back to the kernel when they are freed (munmap, or trimming a thread's arena), so the next
 // step page-faults them in and the kernel zeroes them again: about 90 page faults per MLP
 // step, 18% of its CPU time (perf stat, docs/PERFORMANCE.md). So freed blocks of at least
-// kMinCached bytes are kept, by exact size, and handed out again; at most kMaxCachedBytes are
-// kept, beyond that blocks go back to malloc. Smaller blocks stay with malloc, whose bins
-// already recycle them. Thread-safe: tensors are freed on any thread.
+// kMinCached bytes are kept, by exact size, and handed out again. At most the capacity
+// (SetBufferCacheCapacity, default 256 MiB) is kept: a block that does not fit pushes out the
+// blocks freed longest ago, so sizes no longer in use (a deleted model's, a batch size seen
+// once) leave instead of filling the cache for good. ReleaseCachedBuffers empties it. Smaller
+// blocks stay with malloc, whose bins already recycle them. Thread-safe: tensors are freed on
+// any thread.
 constexpr size_t kMinCached = 64 << 10;
-constexpr size_t kMaxCachedBytes = size_t{256} << 20;
 
 class BufferCache {
  public:
@@ -35,10 +42,11 @@ class BufferCache {
   void* Take(size_t bytes) {
     if (bytes >= kMinCached) {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(bytes);
-      if (it != free_.end()) {
-        void* p = it->second;
-        free_.erase(it);
+      auto it = by_size_.find(bytes);
+      if (it != by_size_.end()) {
+        void* p = it->second->second;
+        age_.erase(it->second);
+        by_size_.erase(it);
         cached_bytes_ -= bytes;
         return p;
       }
@@ -47,21 +55,62 @@ class BufferCache {
   }
 
   void Give(void* p, size_t bytes) {
-    if (bytes >= kMinCached) {
+    std::vector<void*> evicted;  // freed after the lock is released
+    {
       std::lock_guard<std::mutex> lock(mu_);
-      if (cached_bytes_ + bytes <= kMaxCachedBytes) {
-        free_.emplace(bytes, p);
+      if (bytes < kMinCached || bytes > capacity_) {
+        evicted.push_back(p);
+      } else {
+        age_.emplace_front(bytes, p);
+        by_size_.emplace(bytes, age_.begin());
         cached_bytes_ += bytes;
-        return;
+        Shrink(capacity_, evicted);
       }
     }
-    std::free(p);
+    for (void* block : evicted) std::free(block);
+  }
+
+  // Keeps at most `capacity` from now on (freeing the oldest blocks past it), and for now at
+  // most `keep` (0: empties the cache).
+  void Limit(std::optional<size_t> capacity, size_t keep) {
+    std::vector<void*> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (capacity) capacity_ = *capacity;
+      Shrink(std::min(capacity_, keep), evicted);
+    }
+    for (void* block : evicted) std::free(block);
+  }
+
+  size_t cached_bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cached_bytes_;
   }
 
  private:
+  using Block = std::pair<size_t, void*>;  // bytes, block
+
+  void Shrink(size_t limit, std::vector<void*>& evicted) {  // REQUIRES(mu_)
+    while (cached_bytes_ > limit) {
+      const Block oldest = age_.back();
+      auto [first, last] = by_size_.equal_range(oldest.first);
+      for (auto it = first; it != last; ++it) {
+        if (it->second == std::prev(age_.end())) {
+          by_size_.erase(it);
+          break;
+        }
+      }
+      age_.pop_back();
+      cached_bytes_ -= oldest.first;
+      evicted.push_back(oldest.second);
+    }
+  }
+
   std::mutex mu_;
-  std::unordered_multimap<size_t, void*> free_;  // GUARDED_BY(mu_)
-  size_t cached_bytes_ = 0;                      // GUARDED_BY(mu_)
+  std::list<Block> age_;  // GUARDED_BY(mu_); newest first
+  std::unordered_multimap<size_t, std::list<Block>::iterator> by_size_;  // GUARDED_BY(mu_)
+  size_t cached_bytes_ = 0;                                              // GUARDED_BY(mu_)
+  size_t capacity_ = size_t{256} << 20;                                  // GUARDED_BY(mu_)
 };
 
 size_t Rounded(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
@@ -81,6 +130,12 @@ std::byte* AllocateZeroed(size_t bytes) {
 }
 
 }  // namespace
+
+void SetBufferCacheCapacity(size_t bytes) { BufferCache::Global().Limit(bytes, bytes); }
+
+void ReleaseCachedBuffers() { BufferCache::Global().Limit(std::nullopt, 0); }
+
+size_t CachedBufferBytes() { return BufferCache::Global().cached_bytes(); }
 
 size_t SizeOf(DType dtype) {
   return dtype == DType::kFloat64 || dtype == DType::kInt64 ? 8 : 4;
@@ -259,6 +314,11 @@ Tensor Tensor::CastTo(DType dtype) const {
 
 void Tensor::Reshape(Shape shape) {
   shape_ = std::move(shape);
+  num_elements_ = shape_.num_elements();
+}
+
+void Tensor::KeepRows(int64_t rows) {
+  shape_.dim(0) = std::min(rows, shape_.dim(0));
   num_elements_ = shape_.num_elements();
 }
 

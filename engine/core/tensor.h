@@ -85,6 +85,9 @@ class Tensor {
 
   // Same elements under another fully defined shape with the same element count.
   void Reshape(Shape shape);
+  // Keeps the first `rows` (at most dim 0) along axis 0: a prefix of the buffer, so nothing
+  // moves.
+  void KeepRows(int64_t rows);
 
  private:
   // Returns the block to the buffer cache (Note [Buffer cache] in tensor.cc).
@@ -106,6 +109,13 @@ int64_t FirstNonFinite(const Tensor& tensor);
 // The same over n elements of a float array.
 int64_t FirstNonFinite(const float* data, int64_t n);
 int64_t FirstNonFinite(const double* data, int64_t n);
+
+// The buffer cache of Note [Buffer cache] in tensor.cc: the most bytes of freed blocks it keeps
+// (default 256 MiB; 0 keeps none), and what it keeps now. ReleaseCachedBuffers frees them all.
+// Thread-safe.
+void SetBufferCacheCapacity(size_t bytes);
+size_t CachedBufferBytes();
+void ReleaseCachedBuffers();
 
 // Uninitialised, 64-byte aligned scratch memory from the same buffer cache as tensors (Note
 // [Buffer cache] in tensor.cc): oneDNN scratchpads and reorder buffers, which live for one run.

@@ -1,5 +1,6 @@
 #include "engine/exec/program.h"
 
+#include "engine/exec/batch_buckets.h"
 #include "engine/exec/plan_cache.h"
 
 namespace backflow {
@@ -59,7 +60,10 @@ std::string PlanKey(DType dtype, std::span<const Tensor* const> feeds,
 }  // namespace
 
 Program::Program(std::shared_ptr<const Graph> graph, ProgramOptions options)
-    : graph_(std::move(graph)), cache_(std::make_unique<PlanCache>(options.plan_cache_capacity)) {}
+    : graph_(std::move(graph)),
+      rows_(InferenceRows(*graph_)),
+      cache_(std::make_unique<PlanCache>(options.plan_cache_capacity)),
+      buckets_(std::make_unique<BatchBuckets>()) {}
 
 Program::~Program() = default;
 
@@ -78,6 +82,64 @@ StatusOr<std::shared_ptr<const Plan>> Program::PlanFor(const FeedMap& feeds,
 
 StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds, std::span<const ValueId> fetches,
                                            const RunOptions& options) const {
+  const int64_t padded = PaddedRows(feeds, fetches, options);
+  if (padded >= 0) return RunPadded(feeds, fetches, options, padded);
+  return RunExact(feeds, fetches, options);
+}
+
+int64_t Program::PaddedRows(const FeedMap& feeds, std::span<const ValueId> fetches,
+                            const RunOptions& options) const {
+  if (options.info.training || fetches.empty()) return -1;
+  std::string key = "fetch";
+  for (ValueId v : fetches) {
+    if (v < 0 || v >= graph_->num_values() || rows(v) == Rows::kMixed) return -1;
+    key += " " + std::to_string(v);
+  }
+  int64_t batch = -1;
+  for (const auto& [name, tensor] : feeds) {
+    std::optional<ValueId> id = graph_->Find(name);
+    if (!id || rows(*id) != Rows::kEach) continue;
+    if (tensor == nullptr || tensor->shape().rank() == 0) return -1;
+    const int64_t n = tensor->shape().dim(0);
+    if (batch >= 0 && n != batch) return -1;  // the exact run reports the mismatch
+    batch = n;
+  }
+  if (batch <= 0) return -1;
+  const int64_t padded = buckets_->Choose(key, batch);
+  return padded > batch ? padded : -1;
+}
+
+StatusOr<std::vector<Tensor>> Program::RunPadded(const FeedMap& feeds,
+                                                 std::span<const ValueId> fetches,
+                                                 const RunOptions& options,
+                                                 int64_t padded_rows) const {
+  FeedMap padded_feeds = feeds;
+  std::vector<Tensor> padded;
+  padded.reserve(feeds.size());
+  int64_t batch = 0;
+  for (auto& [name, tensor] : padded_feeds) {
+    if (rows_[static_cast<size_t>(*graph_->Find(name))] != Rows::kEach) continue;
+    batch = tensor->shape().dim(0);
+    padded.push_back(PadRows(*tensor, padded_rows));
+    tensor = &padded.back();
+  }
+  StatusOr<std::vector<Tensor>> outputs = RunExact(padded_feeds, fetches, options);
+  if (!outputs.ok()) {
+    const StatusCode code = outputs.status().code();
+    if (code == StatusCode::kCancelled || code == StatusCode::kDeadlineExceeded) return outputs;
+    // Whatever else failed (a feed's other dimensions, the memory ceiling) is reported, or
+    // fits, at the batch's own size.
+    return RunExact(feeds, fetches, options);
+  }
+  for (size_t i = 0; i < fetches.size(); ++i) {
+    if (rows(fetches[i]) == Rows::kEach) (*outputs)[i].KeepRows(batch);
+  }
+  return outputs;
+}
+
+StatusOr<std::vector<Tensor>> Program::RunExact(const FeedMap& feeds,
+                                                std::span<const ValueId> fetches,
+                                                const RunOptions& options) const {
   std::vector<const Tensor*> by_id;
   BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, PlanFor(feeds, fetches, &by_id));
   MemoryBudget::Hold hold;

@@ -9,7 +9,8 @@
 // node (oneDNN primitives are built there, never per step). Everything a run mutates (tensors,
 // saved state, the first error, the cancellation flag) lives in one per-run RunState, so any
 // number of threads may run the same Plan at once. Plans are cached per (dtype, feed shapes,
-// fetches) in an LRU PlanCache.
+// fetches) in an LRU PlanCache. Inference runs of many batch sizes share plans of a few padded
+// sizes (Note [Batch-size buckets] in engine/exec/batch_buckets.h).
 //
 // Thread safety: all const methods may be called concurrently.
 #ifndef BACKFLOW_ENGINE_EXEC_PROGRAM_H_
@@ -29,10 +30,12 @@
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
 #include "engine/ir/graph.h"
+#include "engine/ir/rows.h"
 #include "engine/ir/run_info.h"
 
 namespace backflow {
 
+class BatchBuckets;
 class Plan;
 class PlanCache;
 
@@ -69,7 +72,9 @@ class Program {
   // Computes `fetches` (value ids of the graph). Feeds must all have one dtype, which the run
   // computes in; placeholders must match their declared shapes (the open batch dimension takes
   // the run's batch size, the same for all). Errors: InvalidArgument naming the tensor or node,
-  // Cancelled, DeadlineExceeded, or Internal for a kernel that failed unexpectedly.
+  // Cancelled, DeadlineExceeded, ResourceExhausted (RunOptions::memory), or Internal for a
+  // kernel that failed unexpectedly. An inference run may compute on a padded batch (Note
+  // [Batch-size buckets]); what it returns has the feeds' rows.
   StatusOr<std::vector<Tensor>> Run(const FeedMap& feeds, std::span<const ValueId> fetches,
                                     const RunOptions& options = {}) const;
   // The same, fetching by name.
@@ -92,14 +97,34 @@ class Program {
   };
   CacheStats cache_stats() const;
 
+  // How each value depends on the batch's rows in inference mode (Note [Independent rows]).
+  Rows rows(ValueId v) const { return rows_[static_cast<size_t>(v)]; }
+
  private:
   StatusOr<std::shared_ptr<const Plan>> PlanFor(const FeedMap& feeds,
                                                       std::span<const ValueId> fetches,
                                                       std::vector<const Tensor*>* by_id) const;
+  StatusOr<std::vector<Tensor>> RunExact(const FeedMap& feeds, std::span<const ValueId> fetches,
+                                         const RunOptions& options) const;
+  // The batch size to pad this run to, if it is an inference run that may be padded and its
+  // size is not one to compile exactly (Note [Batch-size buckets]); -1 otherwise.
+  int64_t PaddedRows(const FeedMap& feeds, std::span<const ValueId> fetches,
+                     const RunOptions& options) const;
+  StatusOr<std::vector<Tensor>> RunPadded(const FeedMap& feeds, std::span<const ValueId> fetches,
+                                          const RunOptions& options, int64_t padded_rows) const;
 
   std::shared_ptr<const Graph> graph_;
+  std::vector<Rows> rows_;  // by value id
   std::unique_ptr<PlanCache> cache_;
+  std::unique_ptr<BatchBuckets> buckets_;
 };
+
+// The most bytes the flow graphs that plans keep between runs may hold in buffers while idle,
+// over all programs of the process (Note [Idle buffers] in engine/exec/flow_pool.h); the
+// default is 1 GiB. Lowering it frees buffers at once. Thread-safe.
+void SetIdleBufferCapacity(int64_t bytes);
+// What they hold now.
+int64_t IdleBufferBytes();
 
 }  // namespace backflow
 
