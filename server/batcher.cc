@@ -170,8 +170,9 @@ bool InferBatcher::Batchable(const Model& model, const TensorMap& inputs,
   for (const auto& [name, tensor] : inputs) {
     if (!BatchDimFirst(graph, name)) return false;
   }
-  return std::all_of(outputs.begin(), outputs.end(),
-                     [&](const std::string& name) { return BatchDimFirst(graph, name); });
+  return std::all_of(outputs.begin(), outputs.end(), [&](const std::string& name) {
+    return BatchDimFirst(graph, name) && model.RowsIndependent(name);
+  });
 }
 
 std::string InferBatcher::Key(const Model& model, const TensorMap& inputs,

@@ -18,9 +18,10 @@
 // Each request keeps its own outcome: requests cancelled or past their deadline when the batch
 // starts are answered so and left out; if the stacked run fails, each request runs again alone,
 // so an error fails only the request that causes it; a batch never mixes two parameter
-// snapshots (one run reads one snapshot). Rows must be independent in inference mode, which holds
-// for every gate but reductions over the batch axis; a model whose outputs mix rows turns
-// batching off (CreateModelRequest.batching.max_rows = 1).
+// snapshots (one run reads one snapshot). Rows must be independent in inference mode (Note
+// [Independent rows] in engine/ir/rows.h): a request for an output that mixes rows (a softmax
+// over the batch axis, a loss) always runs alone. A model can also turn batching off
+// (CreateModelRequest.batching.max_rows = 1).
 #ifndef BACKFLOW_SERVER_BATCHER_H_
 #define BACKFLOW_SERVER_BATCHER_H_
 
@@ -70,8 +71,8 @@ class InferBatcher {
   ~InferBatcher();  // stops the timer; waits for the batches already handed to the pool
 
   // Whether `inputs` and `outputs` can join a batch on `model`: every input has rows along its
-  // first dimension (all the same number), and every input and output has the batch dimension
-  // first in the graph.
+  // first dimension (all the same number), every input and output has the batch dimension
+  // first in the graph, and every output's rows are independent (Model::RowsIndependent).
   static bool Batchable(const Model& model, const TensorMap& inputs,
                         const std::vector<std::string>& outputs);
 

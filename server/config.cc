@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -55,9 +56,13 @@ struct IntSetting {
 
 const IntSetting kIntSettings[] = {
     {"max-memory", 0, int64_t{1} << 50,
-     "bytes models and runs in progress may take together; 0: no ceiling (default: 80% of "
+     "bytes models, runs in progress and caches may take together; 0: no ceiling (default: 80% of "
      "the machine's or the cgroup's memory)",
      BF_SETTING(limits.max_memory)},
+    {"cache-memory", -1, int64_t{1} << 50,
+     "bytes of --max-memory kept for reuse by idle cached plans and freed buffers; 0: none "
+     "(default -1: an eighth of --max-memory, or 1.25 GiB without a ceiling)",
+     BF_SETTING(limits.cache_memory)},
     {"compute-threads", 0, 1024, "oneTBB threads for compute (default 0: one per core)",
      BF_SETTING(compute_threads)},
     {"rpc-threads", 0, 1024, "cap on gRPC's threads (default 0: gRPC's choice)",
@@ -202,6 +207,17 @@ int64_t DefaultMaxMemory() {
   return limit / 5 * 4;
 }
 
+CacheShares CacheSharesFor(const ServerLimits& limits) {
+  constexpr int64_t kBufferCacheMax = int64_t{256} << 20;
+  int64_t total = limits.cache_memory;
+  if (total < 0) total = limits.max_memory > 0 ? limits.max_memory / 8 : int64_t{5} << 28;
+  if (limits.max_memory > 0) total = std::min(total, limits.max_memory / 2);
+  CacheShares shares;
+  shares.buffer_cache = std::min(kBufferCacheMax, total / 4);
+  shares.idle_buffers = total - shares.buffer_cache;
+  return shares;
+}
+
 std::vector<std::string> Describe(const ServerConfig& c) {
   return {
       "listen=" + c.listen,
@@ -210,7 +226,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " rpc_threads=" + std::to_string(c.rpc_threads),
       "max_memory=" + std::to_string(c.limits.max_memory) +
           (c.limits.max_memory > 0 ? " (" + ByteSize(c.limits.max_memory) + ")"
-                                   : std::string(" (no ceiling)")),
+                                   : std::string(" (no ceiling)")) +
+          " cache_memory=" + ByteSize(CacheSharesFor(c.limits).total()),
       "max_message_bytes=" + std::to_string(c.limits.max_message_bytes) +
           " max_nodes=" + std::to_string(c.limits.max_nodes) +
           " max_tensor_elements=" + std::to_string(c.limits.max_tensor_elements),

@@ -26,6 +26,10 @@ struct ServerLimits {
   // and gradients) may take together; past it, RESOURCE_EXHAUSTED before anything is
   // allocated. 0: no ceiling.
   int64_t max_memory = DefaultMaxMemory();
+  // Bytes kept for reuse, within max_memory: the buffers of idle cached plans and freed tensor
+  // blocks (Note [Idle buffers] in engine/exec/flow_pool.h, Note [Buffer cache] in
+  // engine/core/tensor.cc). -1: an eighth of max_memory, or 1.25 GiB without a ceiling.
+  int64_t cache_memory = -1;
   int64_t max_message_bytes = int64_t{256} << 20;  // one request or response
   int64_t max_nodes = 10000;  // gate nodes per graph
   int64_t max_tensor_elements = int64_t{1} << 26;  // any one tensor (batch included)
@@ -38,6 +42,15 @@ struct ServerLimits {
   int64_t stream_window = 8;  // batches a Train stream reads ahead of its answers
   int64_t max_gradcheck_runs = 20000;  // forward runs of one CheckGradients request
 };
+
+// What limits.cache_memory comes to (at most half of a max_memory ceiling): a quarter for freed
+// tensor blocks, at most 256 MiB, and the rest for the buffers of idle plans.
+struct CacheShares {
+  int64_t buffer_cache = 0;
+  int64_t idle_buffers = 0;
+  int64_t total() const { return buffer_cache + idle_buffers; }
+};
+CacheShares CacheSharesFor(const ServerLimits& limits);
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "clients/common/flags.h"
+#include "engine/core/memory_budget.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
   // checkpoint write fails with EFBIG, reported to the client, instead of SIGXFSZ killing us.
   signal(SIGPIPE, SIG_IGN);
   signal(SIGXFSZ, SIG_IGN);
+  backflow::ConfigureMalloc();  // Note in engine/core/memory_budget.h
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

@@ -136,7 +136,12 @@ StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const Gra
       DecodeTensors(request.initial_parameters(), "initial parameter", max_tensor_elements, dtype));
   BF_RETURN_IF_ERROR(CheckInitialNames(graph, initial));
 
-  std::shared_ptr<Model> model(new Model());
+  // A model's plans, buffers and parameters can be gigabytes: when the last reference goes, so
+  // does the memory, not just into malloc's free lists.
+  std::shared_ptr<Model> model(new Model(), [](Model* m) {
+    delete m;
+    ReturnFreeMemory();
+  });
   // Everything is checked; the parameters are allocated next (Note [Memory budget]).
   if (memory != nullptr) {
     StatusOr<MemoryBudget::Hold> hold =
@@ -148,10 +153,16 @@ StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const Gra
   }
   model->info_ = StaticInfo(record, graph, dtype, options.metrics);
   BF_ASSIGN_OR_RETURN(model->trainer_, Trainer::Create(std::move(graph), options));
+  model->rows_ = InferenceRows(model->trainer_->graph());
   if (!initial.empty()) BF_RETURN_IF_ERROR(model->trainer_->SetParameters(initial));
   model->record_ = std::move(record);
   model->queue_ = std::make_shared<SerialQueue>(pool);
   return model;
+}
+
+bool Model::RowsIndependent(const std::string& output) const {
+  const std::optional<ValueId> id = trainer_->graph().Find(output);
+  return id && rows_[static_cast<size_t>(*id)] == Rows::kEach;
 }
 
 v1::ModelInfo Model::Info() const {

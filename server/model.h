@@ -20,6 +20,7 @@
 #include "engine/api/trainer.h"
 #include "engine/core/memory_budget.h"
 #include "engine/core/status.h"
+#include "engine/ir/rows.h"
 #include "server/checkpoint_schedule.h"
 #include "server/inference_stats.h"
 #include "server/work_queue.h"
@@ -55,6 +56,10 @@ class Model : public std::enable_shared_from_this<Model> {
   const Trainer& trainer() const { return *trainer_; }
   DType dtype() const { return trainer_->options().dtype; }
   SerialQueue& queue() { return *queue_; }
+  // True if row i of `output` depends only on row i of the batched inputs in inference mode
+  // (Note [Independent rows] in engine/ir/rows.h): rows may then be stacked or padded. False
+  // for a name that is no tensor of the graph.
+  bool RowsIndependent(const std::string& output) const;
   // engine/ir/cost.h's estimate of one sample's forward pass.
   int64_t flops_per_sample() const { return info_.flops_per_sample(); }
   const std::string& name() const { return info_.name(); }
@@ -115,6 +120,7 @@ class Model : public std::enable_shared_from_this<Model> {
   MemoryBudget::Hold memory_;
   v1::ModelInfo info_;  // the static part
   std::unique_ptr<Trainer> trainer_;
+  std::vector<Rows> rows_;  // InferenceRows of the graph, by value id
   std::shared_ptr<SerialQueue> queue_;
   std::atomic<int64_t> generation_{0};
   std::atomic<int64_t> saved_generation_{0};

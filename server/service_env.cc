@@ -1,5 +1,8 @@
 #include "server/service_env.h"
 
+#include "engine/core/tensor.h"
+#include "engine/exec/program.h"
+
 namespace backflow::server {
 namespace {
 
@@ -21,7 +24,12 @@ ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, Compu
       store(store),
       pool(pool),
       autosave(std::make_unique<AutoCheckpointer>(config.autosave, store)),
-      batcher(std::make_unique<InferBatcher>(pool)) {}
+      batcher(std::make_unique<InferBatcher>(pool)) {
+  const CacheShares caches = CacheSharesFor(config.limits);
+  SetIdleBufferCapacity(caches.idle_buffers);
+  SetBufferCacheCapacity(static_cast<size_t>(caches.buffer_cache));
+  cache_share = memory.Force(caches.total());
+}
 
 BatchSettings ServiceEnv::BatchSettingsFor(const Model& model) const {
   const v1::InferBatching& own = model.record().request().batching();

@@ -30,6 +30,9 @@ struct ServiceEnv {
   const GraphLimits graph_limits;  // config.limits as the graph importer takes them
   Admission admission;             // config.limits.max_pending_requests and max_streams
   MemoryBudget memory;             // config.limits.max_memory (Note [Memory budget])
+  // config.limits.cache_memory's part of `memory`, held for good: the process-wide caches are
+  // sized to it when the env is made (they are the process's, so the last env made sets them).
+  MemoryBudget::Hold cache_share;
   ModelRegistry registry;
   CheckpointStore* const store;
   ComputePool* const pool;

@@ -148,6 +148,38 @@ TEST_F(BatchingTest, OtherOutputsDoNotMixAndAModelCanTurnBatchingOff) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, kDelay);
 }
 
+TEST_F(BatchingTest, OutputsThatMixRowsAreNeverStacked) {
+  // col: a softmax over the batch axis, so each request's column sums are over its own rows.
+  v1::Graph graph = WideMlp();
+  StatusOr<v1::Graph> extra = ParseGraphText(R"graph(
+    nodes { name: "col" op: "softmax" inputs: "logits"
+            attrs { key: "axis" value { i: 0 } } }
+  )graph");
+  ASSERT_TRUE(extra.ok()) << extra.status().ToString();
+  graph.MergeFrom(*extra);
+  const v1::CreateModelRequest create = ModelRequest(graph, SgdSpec(0.1), 5);
+  const v1::ModelInfo info = CreateModel(*stub_, create);
+  std::unique_ptr<Trainer> engine = DirectTrainer(create);
+  constexpr int kRequests = 3;
+  std::vector<v1::InferResponse> answers(kRequests);
+  std::vector<grpc::Status> statuses(kRequests);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRequests; ++i) {
+    threads.emplace_back(
+        [&, i] { answers[i] = InferRows(info.id(), 2, 200 + i, {"col"}, &statuses[i]); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_TRUE(IsOk(statuses[i])) << i;
+    const Tensor x = Rows(200 + i, 2);
+    StatusOr<std::vector<Tensor>> alone = engine->Infer({{"x", &x}}, {"col"});
+    ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+    ExpectClose(Floats(answers[i].outputs().at("col")),
+                std::vector<float>((*alone)[0].data<float>(), (*alone)[0].data<float>() + 8));
+  }
+  EXPECT_EQ(Executions(info.id()), static_cast<uint64_t>(kRequests));
+}
+
 TEST_F(BatchingTest, DeadlinesAndCancellationHoldPerRequest) {
   const v1::ModelInfo info = CreateModel(*stub_, Mlp());
   grpc::Status patient, hurried;

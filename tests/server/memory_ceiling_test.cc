@@ -59,7 +59,12 @@ v1::EvaluateRequest BroadcastChain() {
 
 class MemoryCeilingTest : public ServerTest {
  protected:
-  void Configure(server::ServerConfig& config) override { config.limits.max_memory = kCeiling; }
+  // No cache share (--cache-memory=0): the whole ceiling is the models' and runs', so the
+  // figures below are exact.
+  void Configure(server::ServerConfig& config) override {
+    config.limits.max_memory = kCeiling;
+    config.limits.cache_memory = 0;
+  }
 };
 
 TEST_F(MemoryCeilingTest, AHugeModelIsRefusedBeforeItsParametersExist) {
