@@ -15,6 +15,7 @@ int64_t BatchBuckets::Bucket(int64_t rows) {
 
 int64_t BatchBuckets::Choose(const std::string& key, int64_t rows) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (exact_.size() >= kMaxKeys && exact_.find(key) == exact_.end()) exact_.clear();
   std::vector<int64_t>& exact = exact_[key];
   if (std::find(exact.begin(), exact.end(), rows) != exact.end()) return rows;
   if (exact.size() < kExactSizes) {

@@ -36,6 +36,9 @@ namespace backflow {
 class BatchBuckets {
  public:
   static constexpr size_t kExactSizes = 4;
+  // Fetch sets remembered; past it they are all forgotten (their next sizes are exact again),
+  // so clients naming ever new sets of outputs cannot grow the map without bound.
+  static constexpr size_t kMaxKeys = 256;
 
   // The size `rows` is padded to once the exact sizes are used up.
   static int64_t Bucket(int64_t rows);

@@ -47,6 +47,9 @@ TEST(BatchBucketsTest, TheFirstFourSizesOfAFetchSetAreExactAndLaterOnesAreBucket
   EXPECT_EQ(buckets.Choose("a", 1004), 1024);
   EXPECT_EQ(buckets.Choose("a", 1001), 1001);  // still exact
   EXPECT_EQ(buckets.Choose("b", 1004), 1004);  // another fetch set has its own four
+  // Past kMaxKeys fetch sets the map starts over: "a" is exact again for a new size.
+  for (size_t i = 0; i < BatchBuckets::kMaxKeys; ++i) buckets.Choose("k" + std::to_string(i), 7);
+  EXPECT_EQ(buckets.Choose("a", 1005), 1005);
 }
 
 TEST(BatchBucketsTest, PadRowsRepeatsTheLastRow) {
