@@ -55,10 +55,14 @@ class BufferCache {
   }
 
   void Give(void* p, size_t bytes) {
+    if (bytes < kMinCached) {
+      std::free(p);
+      return;
+    }
     std::vector<void*> evicted;  // freed after the lock is released
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (bytes < kMinCached || bytes > capacity_) {
+      if (bytes > capacity_) {
         evicted.push_back(p);
       } else {
         age_.emplace_front(bytes, p);
