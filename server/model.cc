@@ -153,7 +153,6 @@ StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const Gra
   }
   model->info_ = StaticInfo(record, graph, dtype, options.metrics);
   BF_ASSIGN_OR_RETURN(model->trainer_, Trainer::Create(std::move(graph), options));
-  model->rows_ = InferenceRows(model->trainer_->graph());
   if (!initial.empty()) BF_RETURN_IF_ERROR(model->trainer_->SetParameters(initial));
   model->record_ = std::move(record);
   model->queue_ = std::make_shared<SerialQueue>(pool);
@@ -162,7 +161,7 @@ StatusOr<std::shared_ptr<Model>> Model::Create(v1::ModelRecord record, const Gra
 
 bool Model::RowsIndependent(const std::string& output) const {
   const std::optional<ValueId> id = trainer_->graph().Find(output);
-  return id && rows_[static_cast<size_t>(*id)] == Rows::kEach;
+  return id && trainer_->rows(*id) == Rows::kEach;
 }
 
 v1::ModelInfo Model::Info() const {

@@ -20,7 +20,6 @@
 #include "engine/api/trainer.h"
 #include "engine/core/memory_budget.h"
 #include "engine/core/status.h"
-#include "engine/ir/rows.h"
 #include "server/checkpoint_schedule.h"
 #include "server/inference_stats.h"
 #include "server/work_queue.h"
@@ -120,7 +119,6 @@ class Model : public std::enable_shared_from_this<Model> {
   MemoryBudget::Hold memory_;
   v1::ModelInfo info_;  // the static part
   std::unique_ptr<Trainer> trainer_;
-  std::vector<Rows> rows_;  // InferenceRows of the graph, by value id
   std::shared_ptr<SerialQueue> queue_;
   std::atomic<int64_t> generation_{0};
   std::atomic<int64_t> saved_generation_{0};

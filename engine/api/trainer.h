@@ -110,6 +110,8 @@ class Trainer {
   Status RestoreCheckpoint(const Checkpoint& checkpoint);
 
   const Graph& graph() const { return program_->graph(); }
+  // How each value of graph() depends on the batch's rows (Note [Independent rows]).
+  Rows rows(ValueId v) const { return program_->rows(v); }
   Optimizer& optimizer() { return *optimizer_; }
   const TrainerOptions& options() const { return options_; }
 

@@ -90,10 +90,8 @@ StatusOr<std::vector<Tensor>> Program::Run(const FeedMap& feeds, std::span<const
 int64_t Program::PaddedRows(const FeedMap& feeds, std::span<const ValueId> fetches,
                             const RunOptions& options) const {
   if (options.info.training || fetches.empty()) return -1;
-  std::string key = "fetch";
   for (ValueId v : fetches) {
     if (v < 0 || v >= graph_->num_values() || rows(v) == Rows::kMixed) return -1;
-    key += " " + std::to_string(v);
   }
   int64_t batch = -1;
   for (const auto& [name, tensor] : feeds) {
@@ -105,6 +103,8 @@ int64_t Program::PaddedRows(const FeedMap& feeds, std::span<const ValueId> fetch
     batch = n;
   }
   if (batch <= 0) return -1;
+  std::string key = "fetch";
+  for (ValueId v : fetches) key += " " + std::to_string(v);
   const int64_t padded = buckets_->Choose(key, batch);
   return padded > batch ? padded : -1;
 }

@@ -21,7 +21,6 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"engine/([a-z_]+)/([^"]+)"')
 PUBLIC_LAYERS = {"core", "data", "api", "onnx"}
 PUBLIC_HEADERS = {
     "ir/graph.h", "ir/attributes.h", "ir/import.h", "ir/tensor_proto.h", "ir/cost.h",
-    "ir/rows.h",
     "autodiff/autodiff.h", "exec/program.h", "optim/optimizer.h", "optim/initializers.h",
 }
 OUTSIDE = ("server", "clients", "bench")
