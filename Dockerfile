@@ -31,6 +31,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libtbb12 libdnnl2 libspdlog1.10 libgomp1 zlib1g libzip4 libonnx1 \
+      libprometheus-cpp-core1.0 libcpp-httplib0.11 \
       python3 python3-grpcio python3-protobuf python3-numpy \
  && rm -rf /var/lib/apt/lists/*
 # A fixed uid/gid so Kubernetes' runAsUser/fsGroup and host volume ownership can name it.

@@ -225,6 +225,7 @@ def main():
     with tempfile.TemporaryDirectory() as data_dir:
         address = f"127.0.0.1:{free_port()}"
         server = subprocess.Popen([args.server, f"--listen={address}", f"--data-dir={data_dir}",
+                                   "--metrics-listen=",
                                    "--log-level=warn"])
         try:
             client = backflow.Client(address, timeout=60)

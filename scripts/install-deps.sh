@@ -28,6 +28,9 @@ PACKAGES=(
   python3-pip python3-setuptools python3-wheel python3-venv
   libssl-dev  # SHA-256 and constant-time comparison of --auth-tokens digests (OpenSSL libcrypto)
   openssl  # deploy/gen-certs.sh makes the test CA and certificates the TLS tests use
+  prometheus-cpp-dev  # the /metrics series and their text format (prometheus-cpp's core)
+  libcpp-httplib-dev  # the HTTP endpoint of --metrics-listen (/metrics, the status page)
+  prometheus  # the test in which a real Prometheus scrapes the server; promtool checks /metrics
   nodejs  # the Node.js interop test (tests/interop/node): @grpc/grpc-js against the server
 )
 # npm, which installs that test's packages from its lockfile, is a package of its own in Debian

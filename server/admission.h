@@ -58,6 +58,9 @@ class Admission {
   void StartDraining() { draining_.store(true); }
   bool draining() const { return draining_.load(); }
 
+  int64_t requests_in_flight() const { return requests_.load(); }
+  int64_t streams_open() const { return streams_.load(); }
+
  private:
   const int64_t max_requests_;
   const int64_t max_streams_;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "server/auth/token_store.h"
+#include "server/call.h"
 #include "server/log_throttle.h"
 #include "server/names.h"
 #include "server/service_env.h"
@@ -35,7 +36,10 @@ Status CheckCaller(ServiceEnv& env, const grpc::ServerContextBase* ctx, std::str
                    std::optional<std::string_view> model_name) {
   if (env.tokens == nullptr) return Status::Ok();
   auth::TokenStore::Checked checked = env.tokens->Check(AuthorizationHeader(ctx), rpc, model_name);
-  if (!checked.status.ok()) LogRefusalThrottled(ctx, rpc, checked.status);
+  if (!checked.status.ok()) {
+    LogRefusalThrottled(ctx, rpc, checked.status);
+    CountRefusal(env, checked.status);
+  }
   return checked.status;
 }
 

@@ -15,6 +15,7 @@
 #include "server/caller_check.h"
 #include "server/decode_errors.h"
 #include "server/grpc_status.h"
+#include "server/service_env.h"
 
 namespace backflow::server {
 
@@ -41,12 +42,14 @@ std::pair<int, grpc::internal::MethodHandler*> CheckedMethod(
                                                  Response* resp) -> grpc::ServerUnaryReactor* {
     if (role == RoleCheck::kRequired) {
       if (Status allowed = CheckCaller(*env, ctx, rpc, {}); !allowed.ok()) {
+        if (env->metrics != nullptr) env->metrics->Done(rpc, allowed.code(), 0);
         return new RefusedCall(ToGrpcStatus(allowed));
       }
     }
     return (service->*method)(ctx, req, resp);
   };
-  return {found->index(), new DecodeCheckedHandler<Request, Response>(rpc, std::move(serve))};
+  return {found->index(),
+          new DecodeCheckedHandler<Request, Response>(rpc, std::move(serve), env->metrics.get())};
 }
 
 }  // namespace backflow::server

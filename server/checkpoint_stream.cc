@@ -47,16 +47,25 @@ class CheckpointStream : public Base {
  protected:
   CheckpointStream(ServiceEnv* env, grpc::CallbackServerContext* ctx, const char* rpc,
                    std::string model_id)
-      : env_(env), ctx_(ctx), rpc_(rpc), log_(env, rpc, std::move(model_id)) {}
+      : env_(env), ctx_(ctx), rpc_(rpc), log_(env, ctx, rpc, std::move(model_id)) {}
   ~CheckpointStream() override = default;
 
-  // The role (and, when a model is named, its prefix), the token's share and a stream slot.
-  Status Admit(std::optional<std::string_view> model_name) {
-    BF_RETURN_IF_ERROR(CheckCaller(*env_, ctx_, rpc_, model_name));
+  // The token's share and a stream slot.
+  Status TakeSlots() {
     if (env_->tokens != nullptr) {
       BF_ASSIGN_OR_RETURN(token_slot_, env_->tokens->AdmitInFlight(AuthorizationHeader(ctx_)));
     }
     BF_ASSIGN_OR_RETURN(slot_, env_->admission.AdmitStream());
+    return Status::Ok();
+  }
+
+  // The role (and, when a model is named, its prefix), the token's share and a stream slot.
+  Status Admit(std::optional<std::string_view> model_name) {
+    BF_RETURN_IF_ERROR(CheckCaller(*env_, ctx_, rpc_, model_name));
+    if (Status taken = TakeSlots(); !taken.ok()) {
+      CountRefusal(*env_, taken);
+      return taken;
+    }
     const auto timeout = env_->config.stream_idle_timeout;
     if (timeout.count() > 0) {
       {
@@ -158,6 +167,18 @@ class CheckpointStream : public Base {
   }
 
  protected:
+  // A message's bytes in backflow_sent_bytes_total / _received_bytes_total, if metrics are on.
+  void CountSent(const google::protobuf::MessageLite& message) {
+    if (env_->metrics != nullptr) {
+      env_->metrics->Sent(rpc_, static_cast<int64_t>(message.ByteSizeLong()));
+    }
+  }
+  void CountReceived(const google::protobuf::MessageLite& message) {
+    if (env_->metrics != nullptr) {
+      env_->metrics->Received(rpc_, static_cast<int64_t>(message.ByteSizeLong()));
+    }
+  }
+
   int64_t timeout_seconds() const {
     return static_cast<int64_t>(env_->config.stream_idle_timeout.count());
   }
@@ -237,6 +258,7 @@ class DownloadStream final : public CheckpointStream<grpc::ServerWriteReactor<v1
       return;
     }
     Touch();  // the client's turn starts now
+    this->CountSent(message_);
     BF_TSAN_RELEASE(this);
     StartWrite(&message_);
   }
@@ -280,6 +302,7 @@ class UploadStream final : public CheckpointStream<grpc::ServerReadReactor<v1::C
       EndOfStream();
       return;
     }
+    this->CountReceived(incoming_);
     const std::string where = "message " + std::to_string(received_++);
     if (upload_ == nullptr) {
       if (!incoming_.has_header()) {

@@ -7,6 +7,7 @@
 
 #include "clients/common/flags.h"
 #include "engine/core/memory_budget.h"
+#include "server/telemetry/http_endpoint.h"
 
 namespace backflow::server {
 namespace {
@@ -135,6 +136,9 @@ std::vector<FlagSpec> Specs(const ServerConfig& d) {
   specs.push_back({"tls-key", FlagKind::kValue, "FILE", "the PEM private key of --tls-cert"});
   specs.push_back({"tls-client-ca", FlagKind::kValue, "FILE",
                    "mutual TLS: require client certificates signed by\nthese PEM CA certificates"});
+  specs.push_back({"metrics-listen", FlagKind::kValue, "HOST:PORT",
+                   std::string("Prometheus /metrics and the status page over HTTP\n(default ") +
+                       kDefaultMetricsListen + "; empty: off)"});
   specs.push_back({"reflection", FlagKind::kValue, "on|off",
                    "serve grpc.reflection.v1 and v1alpha (with --auth-tokens:\nfor read tokens) "
                    "(default on)"});
@@ -158,6 +162,14 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* he
     BF_ASSIGN_OR_RETURN(config.auth_tokens, args.NonEmpty("auth-tokens", ""));
   }
   config.insecure = args.Has("insecure");
+  config.metrics_listen_defaulted = !args.Has("metrics-listen");
+  config.metrics_listen = args.Value("metrics-listen", kDefaultMetricsListen);
+  if (std::string host;
+      !config.metrics_listen.empty() && !SplitHostPort(config.metrics_listen, &host, nullptr)) {
+    return InvalidArgumentError("--metrics-listen: '" + config.metrics_listen +
+                                "' is not HOST:PORT (e.g. 127.0.0.1:9464, 0.0.0.0:9464, "
+                                "[::1]:9464; port 0 picks a free one; empty: off)");
+  }
   BF_ASSIGN_OR_RETURN(const std::string reflection, args.Choice("reflection", "on", kOnOff));
   config.reflection = reflection == "on";
   for (auto [flag, field] :
@@ -246,6 +258,7 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           (c.autosave.enabled() ? "" : " (automatic checkpoints off)"),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
           " log_level=" + c.log_level + " reflection=" + (c.reflection ? "on" : "off"),
+      "metrics_listen=" + (c.metrics_listen.empty() ? std::string("off") : c.metrics_listen),
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +
           (c.insecure ? " insecure" : ""),
       "tls=" + (c.tls.enabled() ? c.tls.cert + " key=" + c.tls.key : std::string("off")) +

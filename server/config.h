@@ -52,6 +52,8 @@ struct CacheShares {
 };
 CacheShares CacheSharesFor(const ServerLimits& limits);
 
+inline constexpr char kDefaultMetricsListen[] = "127.0.0.1:9464";
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one
   std::string data_dir = "backflow-data";  // relative to the working directory
@@ -70,6 +72,14 @@ struct ServerConfig {
   std::string auth_tokens;
   // Serve a non-loopback address without tokens anyway (ParseFlags refuses that otherwise).
   bool insecure = false;
+  // Prometheus metrics and the status page over plain HTTP (HOST:PORT; Note [Metrics] in
+  // server/metrics_text.h); empty: neither, and nothing is counted. backflow-server's
+  // --metrics-listen defaults to kDefaultMetricsListen; a Server started from code serves none
+  // unless asked.
+  std::string metrics_listen;
+  // Set when metrics_listen is the flag's default: an address in use then only warns (a second
+  // server on one machine still starts), where an address asked for fails the start.
+  bool metrics_listen_defaulted = false;
   // Serve grpc.reflection.v1 and v1alpha (server/reflection.h); --reflection=off: neither.
   bool reflection = true;
   // --tls-cert, --tls-key, --tls-client-ca, --tls-reload-seconds; no certificate: plaintext.

@@ -4,6 +4,7 @@
 #ifndef BACKFLOW_SERVER_CONVERT_H_
 #define BACKFLOW_SERVER_CONVERT_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,14 @@ using WireTensorMap = google::protobuf::Map<std::string, v1::Tensor>;
 StatusOr<TensorMap> DecodeTensors(const WireTensorMap& wire, std::string_view what,
                                   int64_t max_elements, std::optional<DType> dtype);
 FeedMap Feeds(const TensorMap& tensors);
+// The rows of a batch: the largest first dimension of its tensors (1 for scalars).
+inline int64_t BatchRows(const WireTensorMap& batch) {
+  int64_t rows = 1;
+  for (const auto& [name, tensor] : batch) {
+    if (tensor.shape_size() > 0) rows = std::max<int64_t>(rows, tensor.shape(0));
+  }
+  return rows;
+}
 void EncodeTensors(const std::unordered_map<std::string, Tensor>& tensors, WireTensorMap* wire);
 void EncodeMetrics(const std::unordered_map<std::string, double>& metrics,
                    google::protobuf::Map<std::string, double>* wire);

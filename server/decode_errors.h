@@ -13,6 +13,7 @@
 #ifndef BACKFLOW_SERVER_DECODE_ERRORS_H_
 #define BACKFLOW_SERVER_DECODE_ERRORS_H_
 
+#include <grpc/byte_buffer.h>
 #include <grpcpp/grpcpp.h>
 
 #include <functional>
@@ -20,6 +21,7 @@
 #include <utility>
 
 #include "engine/core/tsan.h"
+#include "server/telemetry/request_metrics.h"
 
 namespace backflow::server {
 
@@ -49,8 +51,12 @@ class DecodeCheckedHandler final : public grpc::internal::MethodHandler {
  public:
   using GetReactor = std::function<grpc::ServerUnaryReactor*(grpc::CallbackServerContext*,
                                                              const Request*, Response*)>;
-  DecodeCheckedHandler(const std::string& rpc, GetReactor serve)
-      : message_("the request is not a valid " + Request::descriptor()->full_name() + " (" + rpc +
+  // `rpc` must outlive the handler (a literal); with `metrics`, the request bytes received and the
+  // undecodable requests answered are counted (Note [Metrics] in server/metrics_text.h).
+  DecodeCheckedHandler(const char* rpc, GetReactor serve, RequestMetrics* metrics = nullptr)
+      : rpc_(rpc),
+        metrics_(metrics),
+        message_("the request is not a valid " + Request::descriptor()->full_name() + " (" + rpc +
                  "): its bytes could not be decoded"),
         serve_(std::move(serve)),
         refuse_([message = message_](grpc::CallbackServerContext*, const Request*, Response*) {
@@ -59,6 +65,9 @@ class DecodeCheckedHandler final : public grpc::internal::MethodHandler {
 
   void* Deserialize(grpc_call* call, grpc_byte_buffer* req, grpc::Status* status,
                     void** handler_data) override {
+    if (metrics_ != nullptr && req != nullptr) {
+      metrics_->Received(rpc_, static_cast<int64_t>(grpc_byte_buffer_length(req)));
+    }
     return serve_.Deserialize(call, req, status, handler_data);
   }
   void RunHandler(const HandlerParameter& param) override {
@@ -67,12 +76,15 @@ class DecodeCheckedHandler final : public grpc::internal::MethodHandler {
       return;
     }
     LogUndecodableThrottled(message_);
+    if (metrics_ != nullptr) metrics_->Done(rpc_, StatusCode::kInvalidArgument, 0);
     refuse_.RunHandler(HandlerParameter(param.call, param.server_context, param.request,
                                         grpc::Status::OK, param.internal_data,
                                         param.call_requester));
   }
 
  private:
+  const char* const rpc_;
+  RequestMetrics* const metrics_;
   const std::string message_;
   grpc::internal::CallbackUnaryHandler<Request, Response> serve_;
   grpc::internal::CallbackUnaryHandler<Request, Response> refuse_;

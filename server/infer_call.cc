@@ -46,6 +46,7 @@ InferBatcher::Done ReplyWith(UnaryCall* call, std::shared_ptr<Model> target,
                              std::vector<std::string> names, uint64_t rows, InferTiming timing,
                              InferFinish finish) {
   return [call, target, names = std::move(names), rows, timing, finish](BatchAnswer answer) {
+    call->WorkStarted(answer.started);
     call->RunAndReply([&]() -> Status {
       Status status = answer.outputs.ok() ? target->CheckNotDeleted() : answer.outputs.status();
       if (!status.ok()) {
@@ -67,11 +68,12 @@ InferBatcher::Done ReplyWith(UnaryCall* call, std::shared_ptr<Model> target,
 }  // namespace
 
 grpc::ServerUnaryReactor* ServeInfer(ServiceEnv* env, grpc::CallbackServerContext* ctx,
-                                     const char* rpc, const std::string& log_id,
+                                     const google::protobuf::MessageLite* response, const char* rpc,
+                                     const std::string& log_id,
                                      StatusOr<std::shared_ptr<Model>> model,
                                      std::shared_ptr<const v1::InferRequest> request,
                                      InferTiming timing, InferFinish finish) {
-  auto* call = new UnaryCall(env, ctx, rpc, log_id);
+  auto* call = new UnaryCall(env, ctx, rpc, log_id, response);
   std::shared_ptr<Model> target = AdmitOnModel(env, ctx, rpc, call, std::move(model));
   if (target == nullptr) return call;
   const BatchSettings settings = env->BatchSettingsFor(*target);

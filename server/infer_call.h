@@ -31,7 +31,8 @@ using InferFinish = std::function<void(const Model& model, v1::InferResponse& an
 // `model` is the model `request` addresses, or why none is; `log_id` names it in the logs.
 // `request` must stay valid until the call replies.
 grpc::ServerUnaryReactor* ServeInfer(ServiceEnv* env, grpc::CallbackServerContext* ctx,
-                                     const char* rpc, const std::string& log_id,
+                                     const google::protobuf::MessageLite* response, const char* rpc,
+                                     const std::string& log_id,
                                      StatusOr<std::shared_ptr<Model>> model,
                                      std::shared_ptr<const v1::InferRequest> request,
                                      InferTiming timing, InferFinish finish);

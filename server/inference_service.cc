@@ -28,10 +28,11 @@ StatusOr<std::shared_ptr<Model>> Addressed(ServiceEnv& env, const Ctx* ctx, cons
 
 // A call answered on the gRPC thread: `answer` fills in the response from the model.
 template <typename Answer>
-grpc::ServerUnaryReactor* AnswerHere(ServiceEnv* env, Ctx* ctx, const char* rpc,
+grpc::ServerUnaryReactor* AnswerHere(ServiceEnv* env, Ctx* ctx,
+                                     const google::protobuf::MessageLite* response, const char* rpc,
                                      const std::string& name, const std::string& version,
                                      Answer answer) {
-  auto* call = new UnaryCall(env, ctx, rpc, name);
+  auto* call = new UnaryCall(env, ctx, rpc, name, response);
   StatusOr<std::shared_ptr<Model>> model = Addressed(*env, ctx, rpc, name, version);
   if (model.ok()) answer(**model);
   call->Reply(model.status());
@@ -68,7 +69,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerLive(Ctx* ctx,
                                                        const inference::ServerLiveRequest*,
                                                        inference::ServerLiveResponse* resp) {
   resp->set_live(true);
-  auto* call = new UnaryCall(env_, ctx, "ServerLive", "");
+  auto* call = new UnaryCall(env_, ctx, "ServerLive", "", resp);
   call->Reply(Status::Ok());
   return call;
 }
@@ -77,7 +78,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerReady(Ctx* ctx,
                                                         const inference::ServerReadyRequest*,
                                                         inference::ServerReadyResponse* resp) {
   resp->set_ready(!env_->admission.draining());
-  auto* call = new UnaryCall(env_, ctx, "ServerReady", "");
+  auto* call = new UnaryCall(env_, ctx, "ServerReady", "", resp);
   call->Reply(Status::Ok());
   return call;
 }
@@ -85,7 +86,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerReady(Ctx* ctx,
 grpc::ServerUnaryReactor* InferenceService::ModelReady(Ctx* ctx,
                                                        const inference::ModelReadyRequest* req,
                                                        inference::ModelReadyResponse* resp) {
-  auto* call = new UnaryCall(env_, ctx, "ModelReady", req->name());
+  auto* call = new UnaryCall(env_, ctx, "ModelReady", req->name(), resp);
   StatusOr<std::shared_ptr<Model>> model =
       Addressed(*env_, ctx, "ModelReady", req->name(), req->version());
   // Not ready, rather than an error, for a model that is missing, damaged or being deleted:
@@ -105,7 +106,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   resp->set_version(BACKFLOW_VERSION);
   resp->add_extensions("model_configuration");
   resp->add_extensions("statistics");
-  auto* call = new UnaryCall(env_, ctx, "ServerMetadata", "");
+  auto* call = new UnaryCall(env_, ctx, "ServerMetadata", "", resp);
   call->Reply(Status::Ok());
   return call;
 }
@@ -113,7 +114,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     Ctx* ctx, const inference::ModelMetadataRequest* req, inference::ModelMetadataResponse* resp) {
   return AnswerHere(
-      env_, ctx, "ModelMetadata", req->name(), req->version(),
+      env_, ctx, resp, "ModelMetadata", req->name(), req->version(),
       [req, resp](const Model& model) { *resp = server::ModelMetadata(model, req->name()); });
 }
 
@@ -122,7 +123,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(Ctx* ctx,
                                                         inference::ModelConfigResponse* resp) {
   const ServiceEnv* env = env_;
   return AnswerHere(
-      env_, ctx, "ModelConfig", req->name(), req->version(), [env, req, resp](const Model& model) {
+      env_, ctx, resp, "ModelConfig", req->name(), req->version(),
+      [env, req, resp](const Model& model) {
         *resp->mutable_config() =
             server::ModelConfig(model, req->name(), env->config.limits.max_tensor_elements,
                                 env->BatchSettingsFor(model));
@@ -133,13 +135,13 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     Ctx* ctx, const inference::ModelStatisticsRequest* req,
     inference::ModelStatisticsResponse* resp) {
   if (!req->name().empty()) {
-    return AnswerHere(env_, ctx, "ModelStatistics", req->name(), req->version(),
+    return AnswerHere(env_, ctx, resp, "ModelStatistics", req->name(), req->version(),
                       [req, resp](const Model& model) {
                         *resp->add_model_stats() = server::ModelStatistics(model, req->name());
                       });
   }
   // Every model the token may see, under its name (its id when it has none).
-  auto* call = new UnaryCall(env_, ctx, "ModelStatistics", "");
+  auto* call = new UnaryCall(env_, ctx, "ModelStatistics", "", resp);
   const auto visible = VisibleModels(*env_, ctx);
   for (const std::shared_ptr<Model>& model : env_->registry.All()) {
     if (!visible(model->name())) continue;
@@ -169,8 +171,8 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(Ctx* ctx,
   }
   timing.input = Clock::now() - timing.arrived;
   const std::string log_id = model.ok() ? (*model)->id() : req->model_name();
-  return ServeInfer(env_, ctx, "ModelInfer", log_id, std::move(model), std::move(request), timing,
-                    [req, resp](const Model& target, v1::InferResponse& answer) {
+  return ServeInfer(env_, ctx, resp, "ModelInfer", log_id, std::move(model), std::move(request),
+                    timing, [req, resp](const Model& target, v1::InferResponse& answer) {
                       resp->set_model_name(req->model_name());
                       resp->set_model_version(kModelVersion);
                       ToInferResponse(*req, answer, OutputOrder(target), resp);

@@ -22,6 +22,7 @@
 #include "engine/core/status.h"
 #include "server/checkpoint_schedule.h"
 #include "server/inference_stats.h"
+#include "server/training_stats.h"
 #include "server/work_queue.h"
 
 namespace backflow::server {
@@ -111,6 +112,8 @@ class Model : public std::enable_shared_from_this<Model> {
   Status RestoreCheckpointOrFail(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
   // Counts and times of its inference requests (ModelStatistics); kept in memory only.
   InferenceStats& inference_stats() const { return inference_stats_; }
+  // Its steps, samples, last loss and step times since the process started.
+  TrainingStats& training_stats() const { return training_stats_; }
 
  private:
   Model() = default;
@@ -127,6 +130,7 @@ class Model : public std::enable_shared_from_this<Model> {
   std::mutex checkpoint_mu_;
   CheckpointSchedule schedule_;  // the queue's
   mutable InferenceStats inference_stats_;
+  mutable TrainingStats training_stats_;
 };
 
 class ModelRegistry {

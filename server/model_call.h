@@ -28,15 +28,6 @@ enum class Lane { kConcurrent, kSerial };
 // Note [Tiny requests run where they arrive] in server/work_queue.h.
 constexpr int64_t kInlineFlops = 4096;
 
-// The rows of a batch: the largest first dimension of its tensors (1 for scalars).
-inline int64_t BatchRows(const WireTensorMap& batch) {
-  int64_t rows = 1;
-  for (const auto& [name, tensor] : batch) {
-    if (tensor.shape_size() > 0) rows = std::max<int64_t>(rows, tensor.shape(0));
-  }
-  return rows;
-}
-
 // True if running the model on `batch` is estimated at no more than kInlineFlops.
 inline bool Tiny(const Model& model, const WireTensorMap& batch) {
   const int64_t rows = BatchRows(batch);
@@ -71,10 +62,11 @@ inline std::shared_ptr<Model> AdmitOnModel(ServiceEnv* env, grpc::CallbackServer
 // `model` is the model the request addresses, or why none is (answered as the call's error).
 template <typename Body>
 grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, grpc::CallbackServerContext* ctx,
-                                  const char* rpc, const std::string& model_id,
+                                  const google::protobuf::MessageLite* response, const char* rpc,
+                                  const std::string& model_id,
                                   StatusOr<std::shared_ptr<Model>> model, Lane lane, Body body,
                                   const WireTensorMap* batch = nullptr) {
-  auto* call = new UnaryCall(env, ctx, rpc, model_id);
+  auto* call = new UnaryCall(env, ctx, rpc, model_id, response);
   std::shared_ptr<Model> target = AdmitOnModel(env, ctx, rpc, call, std::move(model));
   if (target == nullptr) return call;
   auto job = [call, target, body]() {
@@ -97,17 +89,19 @@ grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, grpc::CallbackServerContext* 
 // The same with the model found by its id.
 template <typename Body>
 grpc::ServerUnaryReactor* OnModel(ServiceEnv* env, grpc::CallbackServerContext* ctx,
-                                  const char* rpc, const std::string& model_id, Lane lane,
-                                  Body body, const WireTensorMap* batch = nullptr) {
-  return OnModel(env, ctx, rpc, model_id, env->registry.Get(model_id), lane, std::move(body),
-                 batch);
+                                  const google::protobuf::MessageLite* response, const char* rpc,
+                                  const std::string& model_id, Lane lane, Body body,
+                                  const WireTensorMap* batch = nullptr) {
+  return OnModel(env, ctx, response, rpc, model_id, env->registry.Get(model_id), lane,
+                 std::move(body), batch);
 }
 
 // The same for RPCs that need no model.
 template <typename Body>
-grpc::ServerUnaryReactor* OnPool(ServiceEnv* env, grpc::CallbackServerContext* ctx, const char* rpc,
+grpc::ServerUnaryReactor* OnPool(ServiceEnv* env, grpc::CallbackServerContext* ctx,
+                                 const google::protobuf::MessageLite* response, const char* rpc,
                                  Body body) {
-  auto* call = new UnaryCall(env, ctx, rpc, "");
+  auto* call = new UnaryCall(env, ctx, rpc, "", response);
   if (Status admitted = call->Admit(); !admitted.ok()) {
     call->Reply(admitted);
     return call;

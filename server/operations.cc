@@ -211,7 +211,10 @@ Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStep
   StepOptions options{.return_gradients = request.return_gradients(), .run = run};
   if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
   if (request.has_if_step()) options.if_step = request.if_step();
+  const auto started = std::chrono::steady_clock::now();
   BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(*batch), options));
+  model.training_stats().RecordStep(result.step, result.loss, BatchRows(request.batch()),
+                                    std::chrono::steady_clock::now() - started);
   model.MarkChanged();
   env.autosave->AfterStep(model);
   response->set_step(result.step);

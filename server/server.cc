@@ -9,12 +9,14 @@
 
 #include "server/auth/token_store.h"
 #include "server/inference_service.h"
+#include "server/metrics_text.h"
 #include "server/model.h"
 #include "server/names.h"
 #include "server/operations.h"
 #include "server/reflection.h"
 #include "server/service.h"
 #include "server/storage/checkpoint_store.h"
+#include "server/telemetry/http_endpoint.h"
 #include "server/tls_credentials.h"
 #include "server/work_queue.h"
 
@@ -29,6 +31,7 @@ class Server::Impl {
   Status Shutdown();
   void Wait();
   int port() const { return port_; }
+  int metrics_port() const { return http_ == nullptr ? 0 : http_->port(); }
   std::string address() const;
 
  private:
@@ -38,6 +41,8 @@ class Server::Impl {
   // Warns when the address is reachable from other machines without TLS or without tokens.
   void WarnIfExposed() const;
   void RegisterReflection(grpc::ServerBuilder& builder);
+  // --metrics-listen: /metrics (and the status page) over HTTP.
+  Status StartHttp();
 
   const ServerConfig config_;
   std::unique_ptr<CheckpointStore> store_;
@@ -50,6 +55,7 @@ class Server::Impl {
   std::unique_ptr<ReflectionV1Alpha> reflection_v1alpha_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::unique_ptr<HttpEndpoint> http_;  // reads env_: declared after it, so destroyed before
 
   std::mutex mu_;
   std::condition_variable stopped_cv_;
@@ -108,6 +114,33 @@ Status Server::Impl::Start() {
                                        : "");
   LogTls(tls);
   WarnIfExposed();
+  return StartHttp();
+}
+
+Status Server::Impl::StartHttp() {
+  if (config_.metrics_listen.empty()) return Status::Ok();
+  const ServiceEnv* env = env_.get();
+  std::vector<HttpPage> pages = {
+      {"/metrics", "text/plain; version=0.0.4; charset=utf-8", [env] { return MetricsText(*env); }},
+  };
+  StatusOr<std::unique_ptr<HttpEndpoint>> http =
+      HttpEndpoint::Start(config_.metrics_listen, std::move(pages));
+  if (!http.ok()) {
+    if (!config_.metrics_listen_defaulted) return http.status();
+    spdlog::warn(
+        "no metrics: {} (is another backflow-server running? --metrics-listen=HOST:PORT "
+        "picks another address, --metrics-listen= turns this off)",
+        http.status().message());
+    return Status::Ok();
+  }
+  http_ = std::move(*http);
+  spdlog::info("metrics on {}/metrics", http_->url());
+  if (!IsLoopback(config_.metrics_listen)) {
+    spdlog::warn(
+        "--metrics-listen {} is reachable from other machines: anyone who reaches it "
+        "reads model ids and names, counts and latencies (no tensors, no tokens)",
+        config_.metrics_listen);
+  }
   return Status::Ok();
 }
 
@@ -239,6 +272,7 @@ Status Server::Impl::Shutdown() {
     }
     status = SaveDirtyModels();
     server_->Wait();
+    http_.reset();
     spdlog::info("stopped");
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -262,6 +296,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() = default;
 int Server::port() const { return impl_->port(); }
+int Server::metrics_port() const { return impl_->metrics_port(); }
 std::string Server::address() const { return impl_->address(); }
 Status Server::Shutdown() { return impl_->Shutdown(); }
 void Server::Wait() { impl_->Wait(); }

@@ -26,6 +26,8 @@ class Server {
 
   int port() const;  // the bound port (the chosen one when config.listen ends in ":0")
   std::string address() const;  // host:port to connect to
+  // The bound port of config.metrics_listen; 0 when it is empty or could not be bound.
+  int metrics_port() const;
   // Idempotent; returns the first problem met while saving models (the drain itself cannot
   // fail). Blocks until everything is stopped.
   Status Shutdown();

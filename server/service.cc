@@ -53,7 +53,7 @@ BackflowService::BackflowService(ServiceEnv* env) : env_(env) {
 
 grpc::ServerUnaryReactor* BackflowService::CreateModel(Ctx* ctx, const v1::CreateModelRequest* req,
                                                        v1::ModelInfo* resp) {
-  auto* call = new UnaryCall(env_, ctx, "CreateModel", "");
+  auto* call = new UnaryCall(env_, ctx, "CreateModel", "", resp);
   // The name it asks for must carry the token's prefix (admin tokens have none).
   if (Status allowed = CheckCaller(*env_, ctx, "CreateModel", req->name()); !allowed.ok()) {
     call->Reply(allowed);
@@ -92,7 +92,7 @@ grpc::ServerReadReactor<v1::CheckpointChunk>* BackflowService::UploadCheckpoint(
 
 grpc::ServerUnaryReactor* BackflowService::GetModel(Ctx* ctx, const v1::GetModelRequest* req,
                                                     v1::ModelInfo* resp) {
-  auto* call = new UnaryCall(env_, ctx, "GetModel", req->model_id());
+  auto* call = new UnaryCall(env_, ctx, "GetModel", req->model_id(), resp);
   StatusOr<std::shared_ptr<Model>> model = env_->registry.Get(req->model_id());
   if (model.ok()) {
     if (Status allowed = CheckCaller(*env_, ctx, "GetModel", (*model)->name()); !allowed.ok()) {
@@ -106,7 +106,7 @@ grpc::ServerUnaryReactor* BackflowService::GetModel(Ctx* ctx, const v1::GetModel
 
 grpc::ServerUnaryReactor* BackflowService::ListModels(Ctx* ctx, const v1::ListModelsRequest* req,
                                                       v1::ListModelsResponse* resp) {
-  auto* call = new UnaryCall(env_, ctx, "ListModels", "");
+  auto* call = new UnaryCall(env_, ctx, "ListModels", "", resp);
   const std::function<bool(std::string_view)> visible = VisibleModels(*env_, ctx);
   for (const std::shared_ptr<Model>& model : env_->registry.All()) {
     if (visible(model->name())) *resp->add_models() = model->Info();
@@ -128,7 +128,7 @@ grpc::ServerUnaryReactor* BackflowService::ListModels(Ctx* ctx, const v1::ListMo
 
 grpc::ServerUnaryReactor* BackflowService::DeleteModel(Ctx* ctx, const v1::DeleteModelRequest* req,
                                                        v1::DeleteModelResponse* resp) {
-  auto* call = new UnaryCall(env_, ctx, "DeleteModel", req->model_id());
+  auto* call = new UnaryCall(env_, ctx, "DeleteModel", req->model_id(), resp);
   // No admission slot: deleting must work however busy the server is. The model leaves the
   // registry only once its files are gone (ops::DeleteModel), so a failed delete changes
   // nothing; work queued behind the delete finds it deleted.
@@ -156,7 +156,7 @@ grpc::ServerUnaryReactor* BackflowService::Infer(Ctx* ctx, const v1::InferReques
   const InferTiming timing{.arrived = InferenceStats::Clock::now()};
   // gRPC keeps the request until the call replies: shared without a copy or an owner.
   std::shared_ptr<const v1::InferRequest> request(req, [](const v1::InferRequest*) {});
-  return ServeInfer(env_, ctx, "Infer", req->model_id(), env_->registry.Get(req->model_id()),
+  return ServeInfer(env_, ctx, resp, "Infer", req->model_id(), env_->registry.Get(req->model_id()),
                     std::move(request), timing,
                     [resp](const Model&, v1::InferResponse& answer) { resp->Swap(&answer); });
 }
@@ -165,7 +165,7 @@ grpc::ServerUnaryReactor* BackflowService::ComputeGradients(
     Ctx* ctx, const v1::ComputeGradientsRequest* req, v1::ComputeGradientsResponse* resp) {
   const ServiceEnv* env = env_;
   return OnModel(
-      env_, ctx, "ComputeGradients", req->model_id(), Lane::kConcurrent,
+      env_, ctx, resp, "ComputeGradients", req->model_id(), Lane::kConcurrent,
       [env, req, resp](Model& model, const RunOptions& run) {
         return ops::ComputeGradients(*env, model, *req, run, resp);
       },
@@ -176,7 +176,7 @@ grpc::ServerUnaryReactor* BackflowService::TrainStep(Ctx* ctx, const v1::TrainSt
                                                      v1::TrainStepResponse* resp) {
   const ServiceEnv* env = env_;
   return OnModel(
-      env_, ctx, "TrainStep", req->model_id(), Lane::kSerial,
+      env_, ctx, resp, "TrainStep", req->model_id(), Lane::kSerial,
       [env, req, resp](Model& model, const RunOptions& run) {
         return ops::TrainStep(*env, model, *req, run, resp);
       },
@@ -191,7 +191,7 @@ grpc::ServerBidiReactor<v1::TrainStepRequest, v1::TrainStepResponse>* BackflowSe
 grpc::ServerUnaryReactor* BackflowService::GetParameters(Ctx* ctx,
                                                          const v1::GetParametersRequest* req,
                                                          v1::GetParametersResponse* resp) {
-  return OnModel(env_, ctx, "GetParameters", req->model_id(), Lane::kConcurrent,
+  return OnModel(env_, ctx, resp, "GetParameters", req->model_id(), Lane::kConcurrent,
                  [req, resp](Model& model, const RunOptions&) {
                    return ops::GetParameters(model, *req, resp);
                  });
@@ -201,7 +201,7 @@ grpc::ServerUnaryReactor* BackflowService::SetParameters(Ctx* ctx,
                                                          const v1::SetParametersRequest* req,
                                                          v1::SetParametersResponse* resp) {
   const ServiceEnv* env = env_;
-  return OnModel(env_, ctx, "SetParameters", req->model_id(), Lane::kSerial,
+  return OnModel(env_, ctx, resp, "SetParameters", req->model_id(), Lane::kSerial,
                  [env, req, resp](Model& model, const RunOptions&) {
                    return ops::SetParameters(*env, model, *req, resp);
                  });
@@ -211,7 +211,7 @@ grpc::ServerUnaryReactor* BackflowService::SaveCheckpoint(Ctx* ctx,
                                                           const v1::SaveCheckpointRequest* req,
                                                           v1::SaveCheckpointResponse* resp) {
   const ServiceEnv* env = env_;
-  return OnModel(env_, ctx, "SaveCheckpoint", req->model_id(), Lane::kSerial,
+  return OnModel(env_, ctx, resp, "SaveCheckpoint", req->model_id(), Lane::kSerial,
                  [env, req, resp](Model& model, const RunOptions&) -> Status {
                    BF_ASSIGN_OR_RETURN(
                        *resp, ops::SaveCheckpoint(*env, model, req->name(), req->replace()));
@@ -222,7 +222,7 @@ grpc::ServerUnaryReactor* BackflowService::SaveCheckpoint(Ctx* ctx,
 grpc::ServerUnaryReactor* BackflowService::RestoreCheckpoint(
     Ctx* ctx, const v1::RestoreCheckpointRequest* req, v1::RestoreCheckpointResponse* resp) {
   const ServiceEnv* env = env_;
-  return OnModel(env_, ctx, "RestoreCheckpoint", req->model_id(), Lane::kSerial,
+  return OnModel(env_, ctx, resp, "RestoreCheckpoint", req->model_id(), Lane::kSerial,
                  [env, req, resp](Model& model, const RunOptions&) {
                    return ops::RestoreCheckpoint(*env, model, *req, resp);
                  });
@@ -232,7 +232,7 @@ grpc::ServerUnaryReactor* BackflowService::ListCheckpoints(Ctx* ctx,
                                                            const v1::ListCheckpointsRequest* req,
                                                            v1::ListCheckpointsResponse* resp) {
   const ServiceEnv* env = env_;
-  return OnModel(env_, ctx, "ListCheckpoints", req->model_id(), Lane::kSerial,
+  return OnModel(env_, ctx, resp, "ListCheckpoints", req->model_id(), Lane::kSerial,
                  [env, resp](Model& model, const RunOptions&) {
                    return ops::ListCheckpoints(*env, model, resp);
                  });
@@ -240,9 +240,9 @@ grpc::ServerUnaryReactor* BackflowService::ListCheckpoints(Ctx* ctx,
 
 grpc::ServerUnaryReactor* BackflowService::DeleteCheckpoint(Ctx* ctx,
                                                             const v1::DeleteCheckpointRequest* req,
-                                                            v1::DeleteCheckpointResponse*) {
+                                                            v1::DeleteCheckpointResponse* resp) {
   const ServiceEnv* env = env_;
-  return OnModel(env_, ctx, "DeleteCheckpoint", req->model_id(), Lane::kSerial,
+  return OnModel(env_, ctx, resp, "DeleteCheckpoint", req->model_id(), Lane::kSerial,
                  [env, req](Model& model, const RunOptions&) {
                    return ops::DeleteCheckpoint(*env, model, req->name());
                  });
@@ -251,7 +251,7 @@ grpc::ServerUnaryReactor* BackflowService::DeleteCheckpoint(Ctx* ctx,
 grpc::ServerUnaryReactor* BackflowService::Evaluate(Ctx* ctx, const v1::EvaluateRequest* req,
                                                     v1::EvaluateResponse* resp) {
   const ServiceEnv* env = env_;
-  return OnPool(env_, ctx, "Evaluate", [env, req, resp](const RunOptions& run) {
+  return OnPool(env_, ctx, resp, "Evaluate", [env, req, resp](const RunOptions& run) {
     return ops::Evaluate(*env, *req, run, resp);
   });
 }
@@ -261,12 +261,12 @@ grpc::ServerUnaryReactor* BackflowService::CheckGradients(Ctx* ctx,
                                                           v1::CheckGradientsResponse* resp) {
   const ServiceEnv* env = env_;
   if (req->has_model_id()) {
-    return OnModel(env_, ctx, "CheckGradients", req->model_id(), Lane::kConcurrent,
+    return OnModel(env_, ctx, resp, "CheckGradients", req->model_id(), Lane::kConcurrent,
                    [env, req, resp](Model& model, const RunOptions& run) {
                      return ops::CheckGradients(*env, &model, *req, run, resp);
                    });
   }
-  return OnPool(env_, ctx, "CheckGradients", [env, req, resp](const RunOptions& run) {
+  return OnPool(env_, ctx, resp, "CheckGradients", [env, req, resp](const RunOptions& run) {
     return ops::CheckGradients(*env, nullptr, *req, run, resp);
   });
 }
@@ -275,7 +275,7 @@ grpc::ServerUnaryReactor* BackflowService::ExportModel(Ctx* ctx,
                                                        const v1::ExportModelRequest* req,
                                                        v1::ExportModelResponse* resp) {
   const ServiceEnv* env = env_;
-  return OnModel(env_, ctx, "ExportModel", req->model_id(), Lane::kConcurrent,
+  return OnModel(env_, ctx, resp, "ExportModel", req->model_id(), Lane::kConcurrent,
                  [env, req, resp](Model& model, const RunOptions&) {
                    return ops::ExportModel(*env, model, *req, resp);
                  });

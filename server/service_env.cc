@@ -24,7 +24,8 @@ ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, Compu
       store(store),
       pool(pool),
       autosave(std::make_unique<AutoCheckpointer>(config.autosave, store)),
-      batcher(std::make_unique<InferBatcher>(pool)) {
+      batcher(std::make_unique<InferBatcher>(pool)),
+      metrics(config.metrics_listen.empty() ? nullptr : std::make_unique<RequestMetrics>()) {
   const CacheShares caches = CacheSharesFor(config.limits);
   SetIdleBufferCapacity(caches.idle_buffers);
   SetBufferCacheCapacity(static_cast<size_t>(caches.buffer_cache));

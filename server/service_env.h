@@ -13,8 +13,10 @@
 #include "server/autosave.h"
 #include "server/batcher.h"
 #include "server/config.h"
+#include "server/log_throttle.h"
 #include "server/model.h"
 #include "server/storage/checkpoint_store.h"
+#include "server/telemetry/request_metrics.h"
 #include "server/work_queue.h"
 
 namespace backflow::server {
@@ -41,7 +43,11 @@ struct ServiceEnv {
   // Dynamic batching of inference (server/batcher.h); destroyed first, while `pool` runs.
   const std::unique_ptr<InferBatcher> batcher;
   std::atomic<int64_t> next_request_id{1};  // for the logs (CallLog)
+  LogThrottles log_throttles;               // CallLog's, per method and code
   auth::TokenStore* tokens = nullptr;       // --auth-tokens (server/caller_check.h); null: off
+  // The request series of /metrics (Note [Metrics] in server/metrics_text.h); null when
+  // config.metrics_listen is empty, and then nothing is counted.
+  const std::unique_ptr<RequestMetrics> metrics;
 
   // The model's batching: its CreateModelRequest.batching, else the server's flags.
   BatchSettings BatchSettingsFor(const Model& model) const;

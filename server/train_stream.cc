@@ -13,17 +13,22 @@
 namespace backflow::server {
 
 TrainStream::TrainStream(ServiceEnv* env, grpc::CallbackServerContext* ctx)
-    : env_(env), ctx_(ctx), log_(env, "Train", "") {
+    : env_(env), ctx_(ctx), log_(env, ctx, "Train", "") {
   // The role before a slot is taken (caller_check.h); the model's name prefix in AcceptLocked.
   Status allowed = CheckCaller(*env_, ctx_, "Train", std::nullopt);
   if (allowed.ok() && env_->tokens != nullptr) {
     StatusOr<auth::InFlightSlot> share = env_->tokens->AdmitInFlight(AuthorizationHeader(ctx_));
     if (share.ok()) token_slot_ = std::move(*share);
     allowed = share.status();
+    if (!allowed.ok()) CountRefusal(*env_, allowed);
   }
   StatusOr<AdmissionSlot> admitted =
       allowed.ok() ? env_->admission.AdmitStream() : StatusOr<AdmissionSlot>(allowed);
-  if (admitted.ok()) slot_ = std::move(*admitted);
+  if (admitted.ok()) {
+    slot_ = std::move(*admitted);
+  } else if (allowed.ok()) {
+    CountRefusal(*env_, admitted.status());
+  }
   const auto idle_timeout = env_->config.stream_idle_timeout;
   Actions actions;
   {
@@ -72,7 +77,12 @@ TrainStream::Actions TrainStream::NextLocked() {
 void TrainStream::Perform(const Actions& actions) {
   // gRPC orders the callbacks these start after them, inside its uninstrumented code.
   BF_TSAN_RELEASE(this);
-  if (actions.write != nullptr) StartWrite(actions.write);
+  if (actions.write != nullptr) {
+    if (env_->metrics != nullptr) {
+      env_->metrics->Sent("Train", static_cast<int64_t>(actions.write->ByteSizeLong()));
+    }
+    StartWrite(actions.write);
+  }
   if (actions.read) StartRead(&incoming_);
   if (actions.arm_alarm || actions.cancel_alarm) {
     std::lock_guard<std::mutex> lock(alarm_mu_);
@@ -136,6 +146,9 @@ void TrainStream::OnReadDone(bool ok) {
                                                ": the server is shutting down"));
       }
     } else if (!finished_ && !FailedLocked()) {
+      if (env_->metrics != nullptr) {
+        env_->metrics->Received("Train", static_cast<int64_t>(incoming_.ByteSizeLong()));
+      }
       last_activity_ = std::chrono::steady_clock::now();
       index = received_++;
       Status accepted = AcceptLocked(index, incoming_);

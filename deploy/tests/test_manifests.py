@@ -168,11 +168,12 @@ def test_the_deployments_serve_tls_with_tokens(source):
 @pytest.mark.parametrize("source", sorted(SERVER_FLAGS))
 def test_server_starts_serves_its_health_check_and_drains(source, server_binary, client_binary,
                                                           test_files):
-    """Runs the real server with the file's flags (--listen and --data-dir moved to a free local
-    port and a temp dir, the certificate, key and token files to test files of the same kind):
-    it must start serving, answer SERVING to each of the file's health checks (run with the
+    """Runs the real server with the file's flags (--listen, --metrics-listen and --data-dir moved
+    to free local ports and a temp dir, the certificate, key and token files to test files of the
+    same kind): it must start serving, answer SERVING to each of the file's health checks (run with the
     built CLI against that port, its CA path moved to the test CA), then exit 0 on SIGTERM."""
     flags = dict(SERVER_FLAGS[source], listen="127.0.0.1:0")
+    flags["metrics-listen"] = "127.0.0.1:0"
     for name, file_name in SERVER_FILE_FLAGS.items():
         if name in flags:
             flags[name] = str(test_files / file_name)

@@ -112,6 +112,8 @@ class Trainer {
   const Graph& graph() const { return program_->graph(); }
   // How each value of graph() depends on the batch's rows (Note [Independent rows]).
   Rows rows(ValueId v) const { return program_->rows(v); }
+  // The compiled plans this trainer's runs keep, and how often a run found its plan there.
+  Program::CacheStats plan_cache_stats() const { return program_->cache_stats(); }
   Optimizer& optimizer() { return *optimizer_; }
   const TrainerOptions& options() const { return options_; }
 

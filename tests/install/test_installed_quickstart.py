@@ -75,7 +75,7 @@ def test_the_readme_quick_start_runs_against_the_installed_tree(staged, tmp_path
            # the sanitizer presets' settings (suppressions), for sanitized binaries
            **{k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")}}
     server = subprocess.Popen([f"{prefix}/bin/backflow-server", "--listen=127.0.0.1:0",
-                               f"--data-dir={tmp}/data"], env=env, stdin=subprocess.DEVNULL,
+                               f"--data-dir={tmp}/data", "--metrics-listen=127.0.0.1:0"], env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         address = None

@@ -79,11 +79,12 @@ class ServerProcess {
     return true;
   }
 
-  // Spawns the server listening on 127.0.0.1:0 with `data_dir` and waits (up to 30 s) for its
-  // "listening on 127.0.0.1:PORT" line. Returns the port, or 0 after a test failure.
+  // Spawns the server listening on 127.0.0.1:0 with `data_dir` (and no metrics endpoint, unless
+  // `extra_flags` give one) and waits (up to 30 s) for its "listening on 127.0.0.1:PORT" line.
+  // Returns the port, or 0 after a test failure.
   int Start(const std::string& data_dir, const std::vector<std::string>& extra_flags = {}) {
     std::vector<std::string> args = {"--listen=127.0.0.1:0", "--data-dir=" + data_dir,
-                                     "--log-level=info"};
+                                     "--log-level=info", "--metrics-listen="};
     args.insert(args.end(), extra_flags.begin(), extra_flags.end());
     if (const SecureSetup* secure = Secure()) {
       args.insert(args.end(), secure->server_flags.begin(), secure->server_flags.end());

@@ -177,7 +177,8 @@ TEST_F(ServerProcessTest, BadFlagsExitWithCode2NamingTheFlag) {
       {"--tls-reload-seconds=0", "tls-reload-seconds"}};
   for (const auto& [flag, named] : cases) {
     ServerProcess process;
-    ASSERT_TRUE(process.Spawn({"--listen=127.0.0.1:0", "--data-dir=" + data_dir_.path(), flag}));
+    ASSERT_TRUE(process.Spawn(
+        {"--listen=127.0.0.1:0", "--data-dir=" + data_dir_.path(), "--metrics-listen=", flag}));
     const std::optional<int> status = process.WaitForExit(seconds(20));
     EXPECT_TRUE(ExitedWith(status, 2)) << flag << ": " << DescribeStatus(status);
     EXPECT_NE(process.output().find(named), std::string::npos)
@@ -192,7 +193,8 @@ TEST_F(ServerProcessTest, ASecondServerOnTheSamePortRefusesToStart) {
   ASSERT_NO_FATAL_FAILURE(Launch());
   ProcessTempDir other_dir;
   ServerProcess second;
-  ASSERT_TRUE(second.Spawn({"--listen=" + server_->address(), "--data-dir=" + other_dir.path()}));
+  ASSERT_TRUE(second.Spawn(
+      {"--listen=" + server_->address(), "--data-dir=" + other_dir.path(), "--metrics-listen="}));
   const std::optional<int> status = second.WaitForExit(seconds(30));
   EXPECT_TRUE(ExitedWith(status, 1)) << DescribeStatus(status) << "\n" << second.output();
   EXPECT_NE(second.output().find("cannot listen on " + server_->address()), std::string::npos)

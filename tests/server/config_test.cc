@@ -21,6 +21,31 @@ TEST(ConfigTest, DefaultsNeedNoSetup) {
   EXPECT_EQ(config->stream_idle_timeout.count(), 60);
 }
 
+TEST(ConfigTest, MetricsListenDefaultsToLoopbackAndEmptyTurnsItOff) {
+  StatusOr<ServerConfig> config = Parse({});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->metrics_listen, "127.0.0.1:9464");
+  EXPECT_TRUE(config->metrics_listen_defaulted);
+  config = Parse({"--metrics-listen="});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->metrics_listen, "");
+  EXPECT_FALSE(config->metrics_listen_defaulted);
+  for (const std::string address : {"0.0.0.0:9100", "[::1]:0", "localhost:9464"}) {
+    config = Parse({"--metrics-listen=" + address});
+    ASSERT_TRUE(config.ok()) << address << ": " << config.status().ToString();
+    EXPECT_EQ(config->metrics_listen, address);
+    EXPECT_FALSE(config->metrics_listen_defaulted);
+  }
+  for (const std::string bad : {"9464", "127.0.0.1", "127.0.0.1:70000", "http://x:1", ":9464"}) {
+    config = Parse({"--metrics-listen=" + bad});
+    ASSERT_FALSE(config.ok()) << bad;
+    EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(config.status().message().find("'" + bad + "' is not HOST:PORT"), std::string::npos)
+        << config.status().message();
+  }
+  EXPECT_NE(Usage().find("--metrics-listen=HOST:PORT"), std::string::npos) << Usage();
+}
+
 TEST(ConfigTest, StreamIdleTimeoutIsInSecondsAndZeroDisablesIt) {
   StatusOr<ServerConfig> config = Parse({"--stream-idle-timeout=5"});
   ASSERT_TRUE(config.ok()) << config.status().ToString();

@@ -6,17 +6,17 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <condition_variable>
-#include <mutex>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -259,10 +259,46 @@ TEST_F(LongNamesTest, IdsWithNewlinesAndNulsCannotForgeLogLines) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
   EXPECT_EQ(text.find('\0'), std::string::npos);
   // The message is escaped once more as a whole, its quotes included.
-  EXPECT_NE(text.find("req 2 GetModel model=m-1\\nreq 99 GetModel: OK\\x00tail: NOT_FOUND: model "
-                      "\\'m-1\\\\nreq 99 GetModel: OK\\\\x00tail\\' not found in "),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("req 2 GetModel model=m-1\\nreq 99 GetModel: OK\\x00tail peer=ipv4:127.0.0.1:"),
+      std::string::npos)
       << text;
+  EXPECT_NE(
+      text.find(": NOT_FOUND: model \\'m-1\\\\nreq 99 GetModel: OK\\\\x00tail\\' not found in "),
+      std::string::npos)
+      << text;
+}
+
+TEST_F(LongNamesTest, RepeatedErrorsAreLoggedOnceASecondWithACount) {
+  CapturedLog log;
+  v1::GetParametersRequest request;
+  request.set_model_id("m-000000000000");
+  v1::GetParametersResponse answer;
+  const auto start = std::chrono::steady_clock::now();
+  constexpr int kCalls = 20;
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_EQ(stub_->GetParameters(Context().get(), request, &answer).error_code(),
+              StatusCode::NOT_FOUND);
+  }
+  // Within a second of the first: one line for all of them (a slow machine may be past it).
+  const bool within_a_second = std::chrono::steady_clock::now() - start < std::chrono::seconds(1);
+  const std::string first = log.text();
+  if (within_a_second) {
+    EXPECT_EQ(std::count(first.begin(), first.end(), '\n'), 1) << first;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(stub_->GetParameters(Context().get(), request, &answer).error_code(),
+            StatusCode::NOT_FOUND);
+  const std::string text = log.text();
+  const std::string last = text.substr(text.rfind('\n', text.size() - 2) + 1);
+  EXPECT_NE(last.find("GetParameters model=m-000000000000 peer=ipv4:127.0.0.1:"), std::string::npos)
+      << text;
+  if (within_a_second) {
+    EXPECT_NE(last.find("(and " + std::to_string(kCalls - 1) +
+                        " more GetParameters NOT_FOUND answers since the last such line)"),
+              std::string::npos)
+        << text;
+  }
 }
 
 TEST_F(LongNamesTest, AnUndecodableRequestIsInvalidArgumentWithAMessage) {

@@ -35,6 +35,7 @@ class ServerProcess:
     def __init__(self, binary: str, data_dir: Path, extra_flags: Sequence[str] = ()) -> None:
         self.process = subprocess.Popen(
             [binary, "--listen=127.0.0.1:0", f"--data-dir={data_dir}", "--log-level=info",
+             "--metrics-listen=",
              *extra_flags],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)

@@ -34,8 +34,9 @@ function parseArgs(argv) {
 
 // Starts backflow-server on 127.0.0.1:0 and resolves with its port once it logs it.
 function startServer(binary, dataDir) {
-  const child = spawn(binary, ['--listen', '127.0.0.1:0', '--data-dir', dataDir],
-                      { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+      binary, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--metrics-listen='],
+      {stdio: ['ignore', 'pipe', 'pipe']});
   let log = '';
   const port = new Promise((resolve, reject) => {
     const onData = (chunk) => {

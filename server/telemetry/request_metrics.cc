@@ -1,0 +1,140 @@
+#include "server/telemetry/request_metrics.h"
+
+namespace backflow::server {
+namespace {
+
+constexpr int kCodes = 17;  // gRPC's status codes, OK (0) to UNAUTHENTICATED (16)
+
+}  // namespace
+
+const std::vector<double>& DurationBuckets() {
+  static const std::vector<double> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                               0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                               1,      2.5,     5,      10,    30,     60};
+  return kBuckets;
+}
+
+struct RequestMetrics::PerMethod {
+  std::array<prometheus::Counter*, kCodes> requests{};
+  std::array<prometheus::Histogram*, kCodes> duration{};
+  prometheus::Histogram* queued = nullptr;
+  prometheus::Histogram* computed = nullptr;
+  prometheus::Counter* received = nullptr;
+  prometheus::Counter* sent = nullptr;
+};
+
+RequestMetrics::RequestMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(prometheus::BuildCounter()
+                    .Name("backflow_requests_total")
+                    .Help("Requests answered, by method and gRPC status code")
+                    .Register(*registry_)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("backflow_request_duration_seconds")
+                    .Help("From a request's arrival to its answer, by method and code")
+                    .Register(*registry_)),
+      queued_(prometheus::BuildHistogram()
+                  .Name("backflow_request_queue_seconds")
+                  .Help("From a request's admission to the start of its work, by method")
+                  .Register(*registry_)),
+      computed_(prometheus::BuildHistogram()
+                    .Name("backflow_request_compute_seconds")
+                    .Help("The work of a request (decode, run, encode), by method")
+                    .Register(*registry_)),
+      received_(prometheus::BuildCounter()
+                    .Name("backflow_received_bytes_total")
+                    .Help("Request message bytes received (encoded, uncompressed), by method")
+                    .Register(*registry_)),
+      sent_(prometheus::BuildCounter()
+                .Name("backflow_sent_bytes_total")
+                .Help("Response message bytes sent (encoded, uncompressed), by method")
+                .Register(*registry_)) {
+  auto& refused = prometheus::BuildCounter()
+                      .Name("backflow_rejected_requests_total")
+                      .Help(
+                          "Requests turned away before any work, by reason: limit "
+                          "(--max-pending-requests, --max-streams, a token's max-in-flight), "
+                          "auth (no or a wrong token, or a role too low), draining (shutdown)")
+                      .Register(*registry_);
+  refused_ = {&refused.Add({{"reason", "limit"}}), &refused.Add({{"reason", "auth"}}),
+              &refused.Add({{"reason", "draining"}})};
+}
+
+RequestMetrics::~RequestMetrics() = default;
+
+namespace {
+
+// The series `field` of `method`'s entry, made (in `family`, with `labels` and `args`) on first
+// use; mu_ held.
+template <typename Metric, typename... Args>
+Metric& Made(Metric*& field, prometheus::Family<Metric>& family, const prometheus::Labels& labels,
+             const Args&... args) {
+  if (field == nullptr) field = &family.Add(labels, args...);
+  return *field;
+}
+
+}  // namespace
+
+RequestMetrics::PerMethod& RequestMetrics::EntryLocked(const char* method) {
+  std::unique_ptr<PerMethod>& entry = methods_[method];
+  if (entry == nullptr) entry = std::make_unique<PerMethod>();
+  return *entry;
+}
+
+void RequestMetrics::Done(const char* method, StatusCode code, double seconds) {
+  int c = static_cast<int>(code);
+  if (c < 0 || c >= kCodes) c = static_cast<int>(StatusCode::kUnknown);
+  const prometheus::Labels labels = {
+      {"method", method}, {"code", std::string(StatusCodeName(static_cast<StatusCode>(c)))}};
+  prometheus::Counter* requests;
+  prometheus::Histogram* duration;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    PerMethod& series = EntryLocked(method);
+    requests = &Made(series.requests[c], requests_, labels);
+    duration = &Made(series.duration[c], duration_, labels, DurationBuckets());
+  }
+  requests->Increment();
+  duration->Observe(seconds);
+}
+
+void RequestMetrics::Queued(const char* method, double seconds) {
+  prometheus::Histogram* queued;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued = &Made(EntryLocked(method).queued, queued_, {{"method", method}}, DurationBuckets());
+  }
+  queued->Observe(seconds);
+}
+
+void RequestMetrics::Computed(const char* method, double seconds) {
+  prometheus::Histogram* computed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    computed =
+        &Made(EntryLocked(method).computed, computed_, {{"method", method}}, DurationBuckets());
+  }
+  computed->Observe(seconds);
+}
+
+void RequestMetrics::Received(const char* method, int64_t bytes) {
+  prometheus::Counter* received;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    received = &Made(EntryLocked(method).received, received_, {{"method", method}});
+  }
+  received->Increment(static_cast<double>(bytes));
+}
+
+void RequestMetrics::Sent(const char* method, int64_t bytes) {
+  prometheus::Counter* sent;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sent = &Made(EntryLocked(method).sent, sent_, {{"method", method}});
+  }
+  sent->Increment(static_cast<double>(bytes));
+}
+
+void RequestMetrics::Refused(Refusal reason) { refused_[static_cast<size_t>(reason)]->Increment(); }
+
+}  // namespace backflow::server
