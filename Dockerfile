@@ -50,7 +50,8 @@ USER 10001:10001
 WORKDIR /var/lib/backflow
 # One server per data dir: the server flocks /var/lib/backflow/LOCK.
 VOLUME ["/var/lib/backflow"]
-EXPOSE 50051
+# 50051: gRPC; 9464: Prometheus metrics over HTTP (docs/observability.md).
+EXPOSE 50051 9464
 # `backflow` (health checks, exec sessions) talks to the server in this container by default.
 ENV BACKFLOW_SERVER=127.0.0.1:50051
 # The server drains on SIGTERM (health NOT_SERVING, in-flight calls get the grace, unsaved models
@@ -58,8 +59,9 @@ ENV BACKFLOW_SERVER=127.0.0.1:50051
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
   CMD ["backflow", "--timeout", "3", "health"]
-# 0.0.0.0: the server's own default (127.0.0.1) is unreachable from outside the container.
+# 0.0.0.0: the server's own defaults (127.0.0.1) are unreachable from outside the container, for
+# gRPC and for the metrics Prometheus scrapes.
 # --insecure: serving a non-loopback address without --auth-tokens must be asked for explicitly;
 # mount a token file and pass --auth-tokens instead to require tokens (docs/security.md).
 CMD ["backflow-server", "--listen=0.0.0.0:50051", "--insecure", "--data-dir=/var/lib/backflow", \
-     "--shutdown-grace-ms=20000"]
+     "--shutdown-grace-ms=20000", "--metrics-listen=0.0.0.0:9464"]

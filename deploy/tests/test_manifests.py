@@ -23,6 +23,7 @@ import pytest
 import deploy_parsing as dp
 
 PORT = 50051
+METRICS_PORT = 9464  # --metrics-listen in the containers (docs/observability.md)
 DATA_DIR = "/var/lib/backflow"
 MODELS_DIR = "/usr/local/share/backflow/models"
 BASE_IMAGE = "debian:bookworm-slim"  # the name deploy/verify-image.sh imports its root as
@@ -143,6 +144,8 @@ def test_command_listens_on_the_port_and_serves_the_data_dir(source):
     assert flags["data-dir"] == DATA_DIR
     if source != "systemd ExecStart":  # in a container 127.0.0.1 is unreachable from outside
         assert flags["listen"] == f"0.0.0.0:{PORT}"
+        # ... for Prometheus too; on a host (systemd) the default 127.0.0.1:9464 serves it.
+        assert flags["metrics-listen"] == f"0.0.0.0:{METRICS_PORT}"
 
 
 @pytest.mark.parametrize("source", sorted(SERVER_FLAGS))
@@ -249,7 +252,8 @@ def test_dockerfile_runs_as_the_created_non_root_user():
 
 
 def test_dockerfile_exposes_the_port_and_the_data_volume():
-    assert only(instructions(RUNTIME, "EXPOSE"), "EXPOSE").split() == [str(PORT)]
+    assert only(instructions(RUNTIME, "EXPOSE"), "EXPOSE").split() == [str(PORT),
+                                                                      str(METRICS_PORT)]
     assert dp.dockerfile_args(only(instructions(RUNTIME, "VOLUME"), "VOLUME")) == [DATA_DIR]
     assert only(instructions(RUNTIME, "STOPSIGNAL"), "STOPSIGNAL") == "SIGTERM"
 
@@ -307,7 +311,7 @@ def test_dockerignore_keeps_host_state_out_of_the_context():
 def test_compose_server_port_volume_and_health():
     server = COMPOSE["services"]["server"]
     published = [str(port).rsplit(":", 1)[1] for port in server["ports"]]
-    assert published == [str(PORT)], server["ports"]
+    assert published == [str(PORT), str(METRICS_PORT)], server["ports"]
     source, target = only(server["volumes"], "server volume").split(":")[:2]
     assert target == DATA_DIR
     assert source in COMPOSE["volumes"], f"{source} must be a named (persistent) volume"
@@ -404,7 +408,12 @@ def test_k8s_server_files_come_from_whole_secret_mounts():
 
 
 def test_k8s_container_port_and_services():
-    assert CONTAINER["ports"] == [{"name": "grpc", "containerPort": PORT, "protocol": "TCP"}]
+    assert CONTAINER["ports"] == [
+        {"name": "grpc", "containerPort": PORT, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}]
+    annotations = STATEFULSET["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
     labels = STATEFULSET["spec"]["template"]["metadata"]["labels"]
     services = {svc["metadata"]["name"]: svc for svc in k8s_objects("Service")}
     headless = services[STATEFULSET["spec"]["serviceName"]]
