@@ -7,6 +7,7 @@
 #include "engine/core/tsan.h"
 #include "server/caller_check.h"
 #include "server/grpc_status.h"
+#include "server/log_format.h"
 #include "server/names.h"
 #include "server/service_env.h"
 
@@ -49,9 +50,15 @@ void CallLog::Done(const Status& status) const {
     model = " model=" +
             (model_id_.size() > kMaxEchoBytes ? Quoted(model_id_) : Escaped(model_id_));
   }
-  spdlog::log(level, "req {} {}{} peer={}: {} in {:.2f} ms{}", id_, rpc_, model,
-              Escaped(ctx_->peer()), status.ok() ? "OK" : Escaped(status.ToString()),
-              seconds * 1000, more);
+  const std::string peer = ctx_->peer();
+  const RequestLogFields fields({.id = id_,
+                                 .method = rpc_,
+                                 .model = std::string_view(model_id_).substr(0, kMaxEchoBytes),
+                                 .peer = peer,
+                                 .code = StatusCodeName(status.code()),
+                                 .ms = seconds * 1000});
+  spdlog::log(level, "req {} {}{} peer={}: {} in {:.2f} ms{}", id_, rpc_, model, Escaped(peer),
+              status.ok() ? "OK" : Escaped(status.ToString()), seconds * 1000, more);
 }
 
 RunOptions RunOptionsFor(ServiceEnv* env, const grpc::CallbackServerContext* ctx,

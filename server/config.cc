@@ -31,6 +31,7 @@ using clients::FlagSpec;
 constexpr int64_t kBig = int64_t{1} << 40;
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kOnOff[] = {"on", "off"};
+constexpr std::string_view kLogFormats[] = {"text", "json"};
 
 // An integer setting: its flag, its range, the help (" (default N)" is added) and its field.
 struct IntSetting {
@@ -144,6 +145,8 @@ std::vector<FlagSpec> Specs(const ServerConfig& d) {
                    "(default on)"});
   specs.push_back({"log-level", FlagKind::kValue, "LEVEL",
                    "trace, debug, info, warn, error, off (default " + d.log_level + ")"});
+  specs.push_back({"log-format", FlagKind::kValue, "FORMAT",
+                   "text, or json: one JSON object per line (default " + d.log_format + ")"});
   specs.push_back({"help", FlagKind::kSwitch, "", "show this help and exit"});
   return specs;
 }
@@ -158,6 +161,7 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* he
   BF_ASSIGN_OR_RETURN(config.listen, args.Address("listen", config.listen));
   BF_ASSIGN_OR_RETURN(config.data_dir, args.NonEmpty("data-dir", config.data_dir));
   BF_ASSIGN_OR_RETURN(config.log_level, args.Choice("log-level", config.log_level, kLogLevels));
+  BF_ASSIGN_OR_RETURN(config.log_format, args.Choice("log-format", config.log_format, kLogFormats));
   if (args.Has("auth-tokens")) {
     BF_ASSIGN_OR_RETURN(config.auth_tokens, args.NonEmpty("auth-tokens", ""));
   }
@@ -257,7 +261,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " checkpoint_keep=" + std::to_string(c.checkpoint_keep) +
           (c.autosave.enabled() ? "" : " (automatic checkpoints off)"),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
-          " log_level=" + c.log_level + " reflection=" + (c.reflection ? "on" : "off"),
+          " log_level=" + c.log_level + " log_format=" + c.log_format +
+          " reflection=" + (c.reflection ? "on" : "off"),
       "metrics_listen=" + (c.metrics_listen.empty() ? std::string("off") : c.metrics_listen),
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +
           (c.insecure ? " insecure" : ""),

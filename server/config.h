@@ -65,6 +65,7 @@ struct ServerConfig {
   // queued or running) is ended with DEADLINE_EXCEEDED, giving its slot back; 0: never.
   std::chrono::seconds stream_idle_timeout{60};
   std::string log_level = "info";  // trace, debug, info, warn, error, off
+  std::string log_format = "text";  // text, or json: Note [JSON logs] in server/log_format.h
   // Automatic checkpoints (Note [Automatic checkpoints] in server/autosave.h): by default every
   // 60 s of training, so a crash costs at most about a minute; by step count only when asked.
   AutoCheckpointPolicy autosave{.every_steps = 0, .every_seconds = std::chrono::seconds(60)};

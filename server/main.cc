@@ -23,6 +23,7 @@
 #include "clients/common/flags.h"
 #include "engine/core/memory_budget.h"
 #include "server/config.h"
+#include "server/log_format.h"
 #include "server/server.h"
 
 // The flags, and the TLS files they name: a file that cannot serve is a mistake on the command
@@ -48,6 +49,19 @@ void ExecWithoutSpinning(char** argv) {
     execv(path, argv);
   }
   execv("/proc/self/exe", argv);
+}
+
+// stderr, at --log-level, as text or JSON lines (--log-format). A line that cannot be written is
+// dropped quietly (see SIGPIPE in main).
+void ConfigureLogging(const backflow::server::ServerConfig& config) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("backflow"));
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  if (config.log_format == "json") {
+    spdlog::default_logger()->set_formatter(backflow::server::JsonLogFormatter());
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");
+  }
+  spdlog::set_error_handler([](const std::string&) {});
 }
 
 int main(int argc, char** argv) {
@@ -76,10 +90,7 @@ int main(int argc, char** argv) {
     std::fputs(backflow::server::Usage().c_str(), stdout);
     return 0;
   }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("backflow"));
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ %v");
-  spdlog::set_error_handler([](const std::string&) {});
+  ConfigureLogging(*config);
   spdlog::info("backflow-server starting, pid {}", getpid());
   for (const std::string& line : backflow::server::Describe(*config)) spdlog::info("  {}", line);
 

@@ -46,6 +46,16 @@ TEST(ConfigTest, MetricsListenDefaultsToLoopbackAndEmptyTurnsItOff) {
   EXPECT_NE(Usage().find("--metrics-listen=HOST:PORT"), std::string::npos) << Usage();
 }
 
+TEST(ConfigTest, LogFormatIsTextOrJson) {
+  EXPECT_EQ(Parse({})->log_format, "text");
+  EXPECT_EQ(Parse({"--log-format=json"})->log_format, "json");
+  StatusOr<ServerConfig> config = Parse({"--log-format=xml"});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("--log-format"), std::string::npos)
+      << config.status().message();
+  EXPECT_NE(Usage().find("--log-format=FORMAT"), std::string::npos) << Usage();
+}
+
 TEST(ConfigTest, StreamIdleTimeoutIsInSecondsAndZeroDisablesIt) {
   StatusOr<ServerConfig> config = Parse({"--stream-idle-timeout=5"});
   ASSERT_TRUE(config.ok()) << config.status().ToString();
