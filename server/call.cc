@@ -112,11 +112,14 @@ Status UnaryCall::Admit() {
   return admitted;
 }
 
+void UnaryCall::LeaveQueue() {
+  if (!queued_) return;
+  env_->metrics->Dequeued();
+  queued_ = false;
+}
+
 void UnaryCall::Reply(const Status& status) {
-  if (queued_) {
-    env_->metrics->Dequeued();
-    queued_ = false;
-  }
+  LeaveQueue();
   slot_.Release();
   token_slot_.Release();
   if (env_->metrics != nullptr && status.ok()) {
@@ -135,10 +138,7 @@ void UnaryCall::OnDone() {
 void UnaryCall::RunAndReply(const std::function<Status()>& body) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point started = started_.value_or(Clock::now());
-  if (queued_) {
-    env_->metrics->Dequeued();
-    queued_ = false;
-  }
+  LeaveQueue();
   if (env_->metrics != nullptr) {
     env_->metrics->Queued(log_.rpc(),
                           std::chrono::duration<double>(started - log_.start()).count());

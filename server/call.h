@@ -94,6 +94,9 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   AdmissionSlot slot_;  // empty until Admit(), and again from Reply()
   auth::InFlightSlot token_slot_;  // the token's max-in-flight share, held like slot_
   std::atomic<bool> cancelled_{false};
+  // Ends this call's count in backflow_requests_queued, once (its work starts, or it is answered).
+  void LeaveQueue();
+
   bool queued_ = false;  // counted in backflow_requests_queued
   std::optional<std::chrono::steady_clock::time_point> started_;
 };

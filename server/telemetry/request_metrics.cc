@@ -62,77 +62,56 @@ RequestMetrics::RequestMetrics()
 
 RequestMetrics::~RequestMetrics() = default;
 
-namespace {
-
-// The series `field` of `method`'s entry, made (in `family`, with `labels` and `args`) on first
-// use; mu_ held.
-template <typename Metric, typename... Args>
-Metric& Made(Metric*& field, prometheus::Family<Metric>& family, const prometheus::Labels& labels,
-             const Args&... args) {
-  if (field == nullptr) field = &family.Add(labels, args...);
-  return *field;
-}
-
-}  // namespace
-
 RequestMetrics::PerMethod& RequestMetrics::EntryLocked(const char* method) {
   std::unique_ptr<PerMethod>& entry = methods_[method];
   if (entry == nullptr) entry = std::make_unique<PerMethod>();
   return *entry;
 }
 
+template <typename Metric, typename... Args>
+Metric& RequestMetrics::ForMethod(const char* method, Metric* PerMethod::*field,
+                                  prometheus::Family<Metric>& family, const Args&... args) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Metric*& series = EntryLocked(method).*field;
+  if (series == nullptr) series = &family.Add({{"method", method}}, args...);
+  return *series;
+}
+
 void RequestMetrics::Done(const char* method, StatusCode code, double seconds) {
   int c = static_cast<int>(code);
   if (c < 0 || c >= kCodes) c = static_cast<int>(StatusCode::kUnknown);
-  const prometheus::Labels labels = {
-      {"method", method}, {"code", std::string(StatusCodeName(static_cast<StatusCode>(c)))}};
   prometheus::Counter* requests;
   prometheus::Histogram* duration;
   {
     std::lock_guard<std::mutex> lock(mu_);
     PerMethod& series = EntryLocked(method);
-    requests = &Made(series.requests[c], requests_, labels);
-    duration = &Made(series.duration[c], duration_, labels, DurationBuckets());
+    if (series.requests[c] == nullptr) {  // labels are built only for a new series
+      const prometheus::Labels labels = {
+          {"method", method}, {"code", std::string(StatusCodeName(static_cast<StatusCode>(c)))}};
+      series.requests[c] = &requests_.Add(labels);
+      series.duration[c] = &duration_.Add(labels, DurationBuckets());
+    }
+    requests = series.requests[c];
+    duration = series.duration[c];
   }
   requests->Increment();
   duration->Observe(seconds);
 }
 
 void RequestMetrics::Queued(const char* method, double seconds) {
-  prometheus::Histogram* queued;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queued = &Made(EntryLocked(method).queued, queued_, {{"method", method}}, DurationBuckets());
-  }
-  queued->Observe(seconds);
+  ForMethod(method, &PerMethod::queued, queued_, DurationBuckets()).Observe(seconds);
 }
 
 void RequestMetrics::Computed(const char* method, double seconds) {
-  prometheus::Histogram* computed;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    computed =
-        &Made(EntryLocked(method).computed, computed_, {{"method", method}}, DurationBuckets());
-  }
-  computed->Observe(seconds);
+  ForMethod(method, &PerMethod::computed, computed_, DurationBuckets()).Observe(seconds);
 }
 
 void RequestMetrics::Received(const char* method, int64_t bytes) {
-  prometheus::Counter* received;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    received = &Made(EntryLocked(method).received, received_, {{"method", method}});
-  }
-  received->Increment(static_cast<double>(bytes));
+  ForMethod(method, &PerMethod::received, received_).Increment(static_cast<double>(bytes));
 }
 
 void RequestMetrics::Sent(const char* method, int64_t bytes) {
-  prometheus::Counter* sent;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    sent = &Made(EntryLocked(method).sent, sent_, {{"method", method}});
-  }
-  sent->Increment(static_cast<double>(bytes));
+  ForMethod(method, &PerMethod::sent, sent_).Increment(static_cast<double>(bytes));
 }
 
 void RequestMetrics::Refused(Refusal reason) { refused_[static_cast<size_t>(reason)]->Increment(); }

@@ -57,6 +57,11 @@ class RequestMetrics {
  private:
   struct PerMethod;
   PerMethod& EntryLocked(const char* method);  // mu_ held
+  // `method`'s series in `field`, made in `family` (labelled with the method, built with `args`)
+  // on first use.
+  template <typename Metric, typename... Args>
+  Metric& ForMethod(const char* method, Metric* PerMethod::*field,
+                    prometheus::Family<Metric>& family, const Args&... args);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
