@@ -33,6 +33,7 @@ bool AutoCheckpointer::AfterStep(Model& model) {
   model.schedule().Restart(step, now);
   Job job{.model = model.shared_from_this(),
           .snapshot = model.trainer().TakeCheckpoint(),
+          .history = model.training_stats().History(),
           .generation = model.generation()};
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -87,7 +88,8 @@ void AutoCheckpointer::Run() {
 
 AutoCheckpointer::Outcome AutoCheckpointer::Write(Job& job) {
   Model& model = *job.model;
-  const v1::CheckpointRecord record = Model::EncodeCheckpoint(job.snapshot);
+  v1::CheckpointRecord record = Model::EncodeCheckpoint(job.snapshot);
+  *record.mutable_history() = std::move(job.history);
   job.snapshot = Trainer::Checkpoint{};
   std::lock_guard<std::mutex> file_lock(model.checkpoint_mu());
   // Deleted: its directory is gone, and must stay gone. Not newer: a SaveCheckpoint or restore

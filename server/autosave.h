@@ -73,6 +73,7 @@ class AutoCheckpointer {
   struct Job {
     std::shared_ptr<Model> model;
     Trainer::Checkpoint snapshot;
+    v1::TrainingHistory history;  // as of the snapshot's step
     int64_t generation = 0;
   };
   enum class Outcome { kWritten, kFailed, kSkipped };

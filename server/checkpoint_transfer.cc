@@ -120,6 +120,7 @@ StatusOr<std::unique_ptr<CheckpointDownload>> CheckpointDownload::Open(
   header.set_step(manifest.step());
   header.set_optimizer_steps(manifest.optimizer_steps());
   *header.mutable_tensors() = manifest.tensors();
+  if (manifest.has_history()) *header.mutable_history() = manifest.history();
   return download;
 }
 
@@ -145,8 +146,12 @@ StatusOr<bool> CheckpointDownload::Next(std::string* chunk) {
 
 CheckpointUpload::CheckpointUpload(std::shared_ptr<Model> model, CheckpointAssembler assembler,
                                    const v1::CheckpointHeader& header)
-    : model_(std::move(model)), assembler_(std::move(assembler)), step_(header.step()),
-      optimizer_steps_(header.optimizer_steps()) {}
+    : model_(std::move(model)),
+      assembler_(std::move(assembler)),
+      step_(header.step()),
+      optimizer_steps_(header.optimizer_steps()) {
+  if (header.has_history()) history_ = header.history();
+}
 
 StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointUpload::Begin(
     ServiceEnv& env, const v1::CheckpointHeader& header, const std::string& owner) {
@@ -163,6 +168,11 @@ StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointUpload::Begin(
                       Model::Create(std::move(record), env.graph_limits,
                                     env.config.limits.max_tensor_elements, env.pool, &env.memory));
   BF_RETURN_IF_ERROR(CheckUploadTensors(*model, header.tensors()));
+  if (header.has_history()) {
+    BF_RETURN_IF_ERROR(
+        TrainingStats::CheckHistory(header.history(), header.step(), model->Info().metrics_size())
+            .WithPrefix("header"));
+  }
   StatusOr<CheckpointAssembler> assembler =
       CheckpointAssembler::Create(header.tensors(), "upload");
   BF_RETURN_IF_ERROR(AsInvalidArgument(assembler.status()));
@@ -185,6 +195,7 @@ Status CheckpointUpload::Finish(ServiceEnv& env, ModelRegistry::Reservation& res
   checkpoint.set_step(step_);
   checkpoint.set_optimizer_steps(optimizer_steps_);
   checkpoint.set_saved_unix_ms(NowUnixMs());
+  if (history_.has_value()) *checkpoint.mutable_history() = std::move(*history_);
   BF_RETURN_IF_ERROR(AsInvalidArgument(
       model_->RestoreCheckpointOrFail(checkpoint, env.config.limits.max_tensor_elements)));
   BF_RETURN_IF_ERROR(env.store->CreateModelWithCheckpoint(model_->record(), checkpoint).status());

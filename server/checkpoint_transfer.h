@@ -76,6 +76,7 @@ class CheckpointUpload {
   CheckpointAssembler assembler_;
   int64_t step_;
   int64_t optimizer_steps_;
+  std::optional<v1::TrainingHistory> history_;  // the header's, checked
 };
 
 }  // namespace backflow::server::ops

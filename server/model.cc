@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <random>
 
 #include "engine/core/saturating.h"
@@ -164,11 +165,23 @@ bool Model::RowsIndependent(const std::string& output) const {
   return id && trainer_->rows(*id) == Rows::kEach;
 }
 
-v1::ModelInfo Model::Info() const {
+v1::ModelInfo Model::Info(bool with_history) const {
   v1::ModelInfo info = info_;
   info.set_step(trainer_->parameters()->step);
   info.set_checkpoint_step(checkpoint_step_);
+  training_stats_.Fill(TrainingStats::Clock::now(), with_history, info.mutable_statistics());
   return info;
+}
+
+std::vector<double> Model::MetricValues(
+    const std::unordered_map<std::string, double>& metrics) const {
+  std::vector<double> values;
+  values.reserve(static_cast<size_t>(info_.metrics_size()));
+  for (const std::string& name : info_.metrics()) {
+    const auto it = metrics.find(name);
+    values.push_back(it == metrics.end() ? std::numeric_limits<double>::quiet_NaN() : it->second);
+  }
+  return values;
 }
 
 v1::CheckpointRecord Model::EncodeCheckpoint(const Trainer::Checkpoint& checkpoint) {
@@ -214,6 +227,10 @@ Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_
 
 Status Model::RestoreCheckpointOrFail(const v1::CheckpointRecord& record,
                                       int64_t max_tensor_elements) {
+  if (record.has_history()) {
+    BF_RETURN_IF_ERROR(
+        TrainingStats::CheckHistory(record.history(), record.step(), info_.metrics_size()));
+  }
   BF_ASSIGN_OR_RETURN(TensorMap values, DecodeTensors(record.parameters(), "checkpoint parameter",
                                                       max_tensor_elements, dtype()));
   BF_ASSIGN_OR_RETURN(TensorMap running, DecodeTensors(record.state(), "checkpoint state",
@@ -231,7 +248,9 @@ Status Model::RestoreCheckpointOrFail(const v1::CheckpointRecord& record,
   for (auto& [name, tensor] : state) checkpoint.optimizer_state.emplace(name, std::move(tensor));
   // The trainer checks parameters and running state (names, shapes, dtypes) before it changes
   // anything; the slots were checked above, as the optimizer compares them with nothing.
-  return trainer_->RestoreCheckpoint(checkpoint);
+  BF_RETURN_IF_ERROR(trainer_->RestoreCheckpoint(checkpoint));
+  training_stats_.Restore(record.has_history() ? &record.history() : nullptr, record.step());
+  return Status::Ok();
 }
 
 ModelRegistry::Reservation& ModelRegistry::Reservation::operator=(Reservation&& other) noexcept {

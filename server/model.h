@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backflow/v1/store.pb.h"
@@ -72,8 +73,11 @@ class Model : public std::enable_shared_from_this<Model> {
     return deleted() ? NotFoundError("model '" + id() + "' was deleted") : Status::Ok();
   }
 
-  // ModelInfo with the current step and checkpoint step filled in.
-  v1::ModelInfo Info() const;
+  // ModelInfo with the current step, checkpoint step and statistics filled in; the statistics'
+  // loss curve only `with_history`.
+  v1::ModelInfo Info(bool with_history = false) const;
+  // A step's metrics (StepResult::metrics) in ModelInfo.metrics' order; NaN for one missing.
+  std::vector<double> MetricValues(const std::unordered_map<std::string, double>& metrics) const;
 
   // Mutations count generations; a model is dirty when its state differs from its latest
   // checkpoint (or, without one, from its creation). MarkChanged is only called from the
@@ -95,7 +99,12 @@ class Model : public std::enable_shared_from_this<Model> {
   // fit the model (a parameter, running state or optimizer slot of another shape or dtype, an
   // unknown or missing name, a non-finite value) is DataLoss naming the tensor and both shapes,
   // and the model keeps its current values.
-  v1::CheckpointRecord TakeCheckpoint() { return EncodeCheckpoint(trainer_->TakeCheckpoint()); }
+  // The record carries the training history (Note [Training history]).
+  v1::CheckpointRecord TakeCheckpoint() {
+    v1::CheckpointRecord record = EncodeCheckpoint(trainer_->TakeCheckpoint());
+    *record.mutable_history() = training_stats_.History();
+    return record;
+  }
   // The same in two halves: the immutable snapshot (on the model's queue: it copies the
   // optimizer's slots, which steps change), and its encoding (anywhere, later).
   static v1::CheckpointRecord EncodeCheckpoint(const Trainer::Checkpoint& checkpoint);
@@ -112,7 +121,7 @@ class Model : public std::enable_shared_from_this<Model> {
   Status RestoreCheckpointOrFail(const v1::CheckpointRecord& record, int64_t max_tensor_elements);
   // Counts and times of its inference requests (ModelStatistics); kept in memory only.
   InferenceStats& inference_stats() const { return inference_stats_; }
-  // Its steps, samples, last loss and step times since the process started.
+  // Its loss curve, samples and rates; steps and step times since the process started.
   TrainingStats& training_stats() const { return training_stats_; }
 
  private:

@@ -213,8 +213,14 @@ Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStep
   if (request.has_if_step()) options.if_step = request.if_step();
   const auto started = std::chrono::steady_clock::now();
   BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(*batch), options));
-  model.training_stats().RecordStep(result.step, result.loss, BatchRows(request.batch()),
-                                    std::chrono::steady_clock::now() - started);
+  const auto ended = std::chrono::steady_clock::now();
+  model.training_stats().RecordStep({.step = result.step,
+                                     .loss = result.loss,
+                                     .metrics = model.MetricValues(result.metrics),
+                                     .rows = BatchRows(request.batch()),
+                                     .time = ended - started,
+                                     .ended = ended,
+                                     .ended_unix_ms = NowUnixMs()});
   model.MarkChanged();
   env.autosave->AfterStep(model);
   response->set_step(result.step);
@@ -319,7 +325,11 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
   // Kept until the restored checkpoint is the current one on disk too: if that fails, the model
   // goes back to this state, so memory and what a restart loads never disagree.
   std::optional<Trainer::Checkpoint> before;
-  if (!loaded->info.current) before = model.trainer().TakeCheckpoint();
+  v1::TrainingHistory history_before;
+  if (!loaded->info.current) {
+    before = model.trainer().TakeCheckpoint();
+    history_before = model.training_stats().History();
+  }
   BF_RETURN_IF_ERROR(model.RestoreCheckpoint(loaded->record, env.config.limits.max_tensor_elements)
                          .WithPrefix(loaded->info.path));
   if (before.has_value()) {
@@ -329,7 +339,10 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
       // model keeps the restored state, marked changed so the next save writes it, and the
       // answer says both.
       const Status back = model.trainer().RestoreCheckpoint(*before);
-      if (back.ok()) return made_current;
+      if (back.ok()) {
+        model.training_stats().Restore(&history_before, before->parameters->step);
+        return made_current;
+      }
       model.MarkChanged();
       return InternalError(made_current.message() +
                            "; and going back to the state before failed: " + back.message());

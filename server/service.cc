@@ -99,7 +99,7 @@ grpc::ServerUnaryReactor* BackflowService::GetModel(Ctx* ctx, const v1::GetModel
       model = allowed;
     }
   }
-  if (model.ok()) *resp = (*model)->Info();
+  if (model.ok()) *resp = (*model)->Info(req->history());
   call->Reply(model.status());
   return call;
 }

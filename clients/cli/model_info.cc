@@ -154,6 +154,32 @@ std::string DTypeText(int proto_dtype) {
   }
 }
 
+namespace {
+
+nlohmann::json StatisticsJson(const v1::TrainingStatistics& statistics) {
+  nlohmann::json json = {{"samples", statistics.samples()},
+                         {"steps_per_second", statistics.steps_per_second()},
+                         {"samples_per_second", statistics.samples_per_second()}};
+  if (statistics.has_loss()) {
+    json["last_loss"] = statistics.last_loss();
+    json["last_step_unix_ms"] = statistics.last_step_unix_ms();
+  }
+  if (statistics.has_history()) {
+    nlohmann::json points = nlohmann::json::array();
+    for (const v1::TrainingPoint& point : statistics.history().points()) {
+      points.push_back(
+          {{"step", point.step()},
+           {"loss", point.loss()},
+           {"metrics", std::vector<double>(point.metrics().begin(), point.metrics().end())},
+           {"unix_ms", point.unix_ms()}});
+    }
+    json["history"] = {{"stride", statistics.history().stride()}, {"points", points}};
+  }
+  return json;
+}
+
+}  // namespace
+
 nlohmann::json ModelInfoJson(const v1::ModelInfo& info) {
   const v1::OptimizerSpec& spec = info.optimizer();
   nlohmann::json optimizer = {
@@ -181,7 +207,40 @@ nlohmann::json ModelInfoJson(const v1::ModelInfo& info) {
           {"step", info.step()},
           {"checkpoint_step", info.checkpoint_step()},
           {"optimizer", optimizer},
-          {"created_unix_ms", info.created_unix_ms()}};
+          {"created_unix_ms", info.created_unix_ms()},
+          {"statistics", StatisticsJson(info.statistics())}};
+}
+
+namespace {
+
+// "trained" and "rate" lines of `models show`.
+std::string TrainingLines(const v1::TrainingStatistics& statistics) {
+  if (!statistics.has_loss()) return "trained       never\n";
+  std::string text = "trained       " + Grouped(statistics.samples()) + " samples; last loss " +
+                     Number(statistics.last_loss()) + " at " +
+                     UtcTimeText(statistics.last_step_unix_ms(), "%Y-%m-%d %H:%M:%S UTC") + "\n";
+  char rate[96];
+  std::snprintf(rate, sizeof rate, "%.2f steps/s, %.0f samples/s (last minute)",
+                statistics.steps_per_second(), statistics.samples_per_second());
+  return text + "rate          " + rate + "\n";
+}
+
+}  // namespace
+
+std::string HistoryTable(const v1::ModelInfo& info) {
+  std::vector<std::vector<std::string>> rows = {{"STEP", "LOSS"}};
+  for (const std::string& metric : info.metrics()) rows[0].push_back(metric);
+  rows[0].push_back("TIME");
+  for (const v1::TrainingPoint& point : info.statistics().history().points()) {
+    std::vector<std::string>& row = rows.emplace_back();
+    row.push_back(std::to_string(point.step()));
+    row.push_back(Number(point.loss()));
+    for (int i = 0; i < info.metrics_size(); ++i) {
+      row.push_back(i < point.metrics_size() ? Number(point.metrics(i)) : "-");
+    }
+    row.push_back(UtcTimeText(point.unix_ms(), "%Y-%m-%dT%H:%M:%SZ"));
+  }
+  return AlignColumns(rows);
 }
 
 std::string DescribeModel(const v1::ModelInfo& info) {
@@ -202,6 +261,7 @@ std::string DescribeModel(const v1::ModelInfo& info) {
   text += "created       " + UtcTimeText(info.created_unix_ms(), "%Y-%m-%d %H:%M:%S UTC") + "\n";
   text += "loss          " + (info.loss().empty() ? "- (inference only)" : info.loss()) + "\n";
   text += "metrics       " + (metrics.empty() ? "-" : metrics) + "\n";
+  text += TrainingLines(info.statistics());
   text += "FLOPs/sample  " + Grouped(info.flops_per_sample()) + " (forward)\n";
   text += "parameters    " + Grouped(info.parameter_count()) + " elements in " +
           std::to_string(info.parameters_size()) + " tensors\n";

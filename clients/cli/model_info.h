@@ -33,6 +33,8 @@ std::string DTypeText(int proto_dtype);
 nlohmann::json ModelInfoJson(const v1::ModelInfo& info);
 // The multi-line summary of `models show`.
 std::string DescribeModel(const v1::ModelInfo& info);
+// statistics.history as `models show --history` prints it: STEP, LOSS, each metric, TIME.
+std::string HistoryTable(const v1::ModelInfo& info);
 // `unix_ms` in UTC with strftime `format`; "-" for 0 (a time the server did not record).
 std::string UtcTimeText(int64_t unix_ms, const char* format);
 // Rows, the header first, as lines of cells padded to their column's widest and two spaces

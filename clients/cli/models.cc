@@ -141,12 +141,13 @@ int RunList(Session& session, const Args& args) {
 int RunShow(Session& session, const Args& args) {
   const std::string& id = args.operands()[0];
   v1::ModelInfo info;
-  const grpc::Status status = session.GetModel(id, &info);
+  const grpc::Status status = session.GetModel(id, &info, args.Has("history"));
   if (!status.ok()) return session.Fail("models show " + id, status);
   if (args.Has("json")) {
     PrintJson(ModelInfoJson(info));
   } else {
     std::printf("%s", DescribeModel(info).c_str());
+    if (args.Has("history")) std::printf("history\n%s", HistoryTable(info).c_str());
   }
   return kExitOk;
 }
@@ -224,8 +225,11 @@ std::vector<Command> ModelCommands() {
        .run = RunList},
       {.name = "models show",
        .operands = "ID",
-       .summary = "a model's parameters, inputs, outputs, loss, FLOPs and step",
-       .flags = {kJsonFlag},
+       .summary = "a model's parameters, inputs, outputs, loss, FLOPs, step and training",
+       .details = "--history adds the loss curve the server keeps: the first step, every\n"
+                  "stride-th and the latest, up to 1,025 points, kept with the checkpoints.\n",
+       .flags = {kJsonFlag,
+                 {"history", FlagKind::kSwitch, "", "the loss curve (step, loss, metrics, time)"}},
        .min_operands = 1,
        .max_operands = 1,
        .run = RunShow},

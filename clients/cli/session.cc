@@ -33,8 +33,9 @@ void Session::SetDeadline(grpc::ClientContext& context) const {
   clients::SetTimeout(context, std::chrono::duration<double>(timeout_seconds_));
 }
 
-grpc::Status Session::GetModel(const std::string& model_id, v1::ModelInfo* info) {
-  return clients::GetModel(stub(), model_id, std::chrono::duration<double>(timeout_seconds_), info);
+grpc::Status Session::GetModel(const std::string& model_id, v1::ModelInfo* info, bool history) {
+  return clients::GetModel(stub(), model_id, std::chrono::duration<double>(timeout_seconds_), info,
+                           history);
 }
 
 int Session::Fail(std::string_view what, const grpc::Status& status) const {

@@ -60,7 +60,7 @@ class Session {
   }
 
   // GetModel with the --timeout deadline (clients/common/models.h).
-  grpc::Status GetModel(const std::string& model_id, v1::ModelInfo* info);
+  grpc::Status GetModel(const std::string& model_id, v1::ModelInfo* info, bool history = false);
 
   // Prints the error line for a failed RPC and returns kExitFailure.
   int Fail(std::string_view what, const grpc::Status& status) const;

@@ -12,9 +12,11 @@
 
 namespace backflow::clients {
 
-// GetModel `model_id` into *info, with a deadline `timeout` from now (none if <= 0).
+// GetModel `model_id` into *info, with a deadline `timeout` from now (none if <= 0); with
+// `history`, its statistics' loss curve too.
 grpc::Status GetModel(v1::Backflow::Stub& stub, const std::string& model_id,
-                      std::chrono::duration<double> timeout, v1::ModelInfo* info);
+                      std::chrono::duration<double> timeout, v1::ModelInfo* info,
+                      bool history = false);
 
 // The dtype a model computes in, so its inputs can be sent in it: float64 models take float64,
 // every other model float32.

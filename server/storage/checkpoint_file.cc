@@ -99,6 +99,7 @@ v1::CheckpointManifest DescribeCheckpoint(const v1::CheckpointRecord& checkpoint
   manifest.set_step(checkpoint.step());
   manifest.set_optimizer_steps(checkpoint.optimizer_steps());
   manifest.set_saved_unix_ms(checkpoint.saved_unix_ms());
+  if (checkpoint.has_history()) *manifest.mutable_history() = checkpoint.history();
   for (const TensorEntry& entry : SortedTensors(checkpoint)) {
     v1::CheckpointTensor* described = manifest.add_tensors();
     described->set_slot(entry.slot);

@@ -278,6 +278,7 @@ StatusOr<v1::CheckpointRecord> ReadCheckpointFile(const std::string& path,
   record.set_step(reader->manifest().step());
   record.set_optimizer_steps(reader->manifest().optimizer_steps());
   record.set_saved_unix_ms(reader->manifest().saved_unix_ms());
+  if (reader->manifest().has_history()) *record.mutable_history() = reader->manifest().history();
   if (manifest_out != nullptr) *manifest_out = reader->manifest();
   return record;
 }

@@ -152,6 +152,52 @@ TEST_F(CliCommandsTest, ModelsCreateListShowDelete) {
   EXPECT_TRUE(std::any_of(list.begin(), list.end(), [&](auto& m) { return m["id"] == id; }));
 }
 
+TEST_F(CliCommandsTest, ModelsShowPrintsTrainingAndItsHistory) {
+  const std::string id = CreateModel("mlp_tanh");
+  EXPECT_NE(CliOk({"models", "show", id}).find("trained       never\n"), std::string::npos);
+  for (int i = 0; i < 3; ++i) TrainOneStep(id);
+  v1::GetModelRequest request;
+  request.set_model_id(id);
+  request.set_history(true);
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModel(Deadline().get(), request, &info).ok());
+  ASSERT_EQ(info.statistics().history().points_size(), 3);
+
+  const std::string shown = CliOk({"models", "show", id, "--history"});
+  EXPECT_TRUE(
+      std::regex_search(shown, std::regex("trained       12 samples; last loss [0-9.e+-]+ at "
+                                          "20[0-9-]+ [0-9:]+ UTC\n")))
+      << shown;
+  EXPECT_TRUE(std::regex_search(shown, std::regex("rate          [0-9.]+ steps/s, [0-9]+ "
+                                                  "samples/s \\(last minute\\)\n")))
+      << shown;
+  EXPECT_TRUE(std::regex_search(shown, std::regex("history\nSTEP +LOSS +accuracy +TIME\n")))
+      << shown;
+  for (const v1::TrainingPoint& point : info.statistics().history().points()) {
+    char loss[32];
+    std::snprintf(loss, sizeof loss, "%g", point.loss());
+    EXPECT_TRUE(std::regex_search(
+        shown, std::regex("\n" + std::to_string(point.step()) + " +" + loss + " ")))
+        << point.step() << " " << loss << "\n"
+        << shown;
+  }
+  const nlohmann::json json =
+      nlohmann::json::parse(CliOk({"models", "show", id, "--json", "--history"}));
+  const nlohmann::json& statistics = json["statistics"];
+  EXPECT_EQ(statistics["samples"], 12);
+  EXPECT_EQ(statistics["last_loss"].get<double>(), info.statistics().last_loss());
+  ASSERT_EQ(statistics["history"]["points"].size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const nlohmann::json& point = statistics["history"]["points"][i];
+    EXPECT_EQ(point["step"], i + 1);
+    EXPECT_EQ(point["loss"].get<double>(), info.statistics().history().points(i).loss());
+    EXPECT_EQ(point["metrics"][0].get<double>(), info.statistics().history().points(i).metrics(0));
+  }
+  EXPECT_FALSE(
+      nlohmann::json::parse(CliOk({"models", "show", id, "--json"}))["statistics"].contains(
+          "history"));
+}
+
 TEST_F(CliCommandsTest, UnknownModelIsOneNotFoundLine) {
   const CliResult result = Cli({"models", "show", "m-1"});
   EXPECT_EQ(result.exit_code, 1) << result;

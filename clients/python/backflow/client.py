@@ -229,9 +229,11 @@ class Client(FitMixin, TorchMixin):
         `create_model_from_request`."""
         return self._export(model_id, service_pb2.ExportModelRequest.BACKFLOW).model
 
-    def get_model(self, model_id: str) -> ModelInfo:
-        """The model's description, with its current step and latest checkpoint step."""
-        request = service_pb2.GetModelRequest(model_id=model_id)
+    def get_model(self, model_id: str, history: bool = False) -> ModelInfo:
+        """The model's description, with its current step, latest checkpoint step and training
+        statistics; with `history`, also its loss curve (`statistics.history.points`: step,
+        loss, metrics, unix_ms; docs/observability.md#training-statistics)."""
+        request = service_pb2.GetModelRequest(model_id=model_id, history=history)
         return self._remember(self._call(self._stub.GetModel, request))
 
     def list_models(self) -> list[ModelInfo]:

@@ -130,3 +130,18 @@ def test_checkpoint_restore_repeats_training_bitwise(client: Client) -> None:
         np.testing.assert_array_equal(restored[name], saved[name])
     # Momentum is part of the checkpoint, so the same steps give the same losses.
     assert [client.train_step(info.id, batch).loss for _ in range(2)] == first
+
+
+def test_get_model_with_history_returns_the_steps_losses(client: Client) -> None:
+    info = client.create_model(tanh_mlp(), lr=0.1, seed=4)
+    x, labels = blobs(24, seed=3)
+    results = [client.train_step(info.id, {"x": x, "labels": labels}) for _ in range(5)]
+    model = client.get_model(info.id, history=True)
+    statistics = model.statistics
+    assert statistics.samples == 5 * 24
+    assert statistics.has_loss and statistics.last_loss == results[-1].loss
+    assert statistics.steps_per_second > 0
+    points = statistics.history.points
+    assert [(p.step, p.loss) for p in points] == [(r.step, r.loss) for r in results]
+    assert [list(p.metrics) for p in points] == [[r.metrics["accuracy"]] for r in results]
+    assert len(client.get_model(info.id).statistics.history.points) == 0
