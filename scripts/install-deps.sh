@@ -31,6 +31,8 @@ PACKAGES=(
   prometheus-cpp-dev  # the /metrics series and their text format (prometheus-cpp's core)
   libcpp-httplib-dev  # the HTTP endpoint of --metrics-listen (/metrics, the status page)
   prometheus  # the test in which a real Prometheus scrapes the server; promtool checks /metrics
+  chromium  # the status page test opens the page in headless Chromium ...
+  python3-websocket  # ... and drives it over the DevTools protocol (websocket-client)
   nodejs  # the Node.js interop test (tests/interop/node): @grpc/grpc-js against the server
 )
 # npm, which installs that test's packages from its lockfile, is a package of its own in Debian

@@ -15,6 +15,7 @@
 #include "server/operations.h"
 #include "server/reflection.h"
 #include "server/service.h"
+#include "server/status_page.h"
 #include "server/storage/checkpoint_store.h"
 #include "server/telemetry/http_endpoint.h"
 #include "server/tls_credentials.h"
@@ -122,6 +123,8 @@ Status Server::Impl::StartHttp() {
   const ServiceEnv* env = env_.get();
   std::vector<HttpPage> pages = {
       {"/metrics", "text/plain; version=0.0.4; charset=utf-8", [env] { return MetricsText(*env); }},
+      {"/", "text/html; charset=utf-8", [env] { return StatusPage(*env); }},
+      {"/api/status", "application/json", [env] { return StatusJson(*env); }},
   };
   StatusOr<std::unique_ptr<HttpEndpoint>> http =
       HttpEndpoint::Start(config_.metrics_listen, std::move(pages));
@@ -134,7 +137,7 @@ Status Server::Impl::StartHttp() {
     return Status::Ok();
   }
   http_ = std::move(*http);
-  spdlog::info("metrics on {}/metrics", http_->url());
+  spdlog::info("metrics on {}/metrics, status page on {}/", http_->url(), http_->url());
   if (!IsLoopback(config_.metrics_listen)) {
     spdlog::warn(
         "--metrics-listen {} is reachable from other machines: anyone who reaches it "

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "server/auth/tokens.h"
@@ -168,6 +169,64 @@ TEST_F(MetricsTest, AnUndecodableRequestIsCountedAsInvalidArgument) {
   EXPECT_EQ(Sample(text, "backflow_requests_total{code=\"INVALID_ARGUMENT\",method=\"TrainStep\"}"),
             1);
   EXPECT_EQ(Sample(text, "backflow_received_bytes_total{method=\"TrainStep\"}"), 3);
+}
+
+TEST_F(MetricsTest, TheStatusPageAndItsJsonShowTheModels) {
+  v1::CreateModelRequest create;
+  *create.mutable_graph() = TinyMlpGraph();
+  create.set_name("</script><b>bold</b>");  // a client's bytes, never markup
+  v1::ModelInfo created;
+  ASSERT_TRUE(stub_->CreateModel(Admin().get(), create, &created).ok());
+  std::vector<v1::TrainStepResponse> answers;
+  for (int i = 0; i < 4; ++i) {
+    v1::TrainStepRequest request;
+    request.set_model_id(created.id());
+    TinyBatch(i, 5).ToWire(request.mutable_batch());
+    ASSERT_TRUE(stub_->TrainStep(Admin().get(), request, &answers.emplace_back()).ok());
+  }
+  httplib::Client client("127.0.0.1", server_->metrics_port());
+  client.set_read_timeout(10, 0);
+  httplib::Result json = client.Get("/api/status");
+  ASSERT_TRUE(json);
+  EXPECT_EQ(json->status, 200);
+  EXPECT_EQ(json->get_header_value("Content-Type"), "application/json");
+  const nlohmann::json status = nlohmann::json::parse(json->body);
+  ASSERT_EQ(status["models"].size(), 1u);
+  const nlohmann::json& model = status["models"][0];
+  EXPECT_EQ(model["id"], created.id());
+  EXPECT_EQ(model["name"], "</script><b>bold</b>");
+  EXPECT_EQ(model["step"], 4);
+  EXPECT_EQ(model["samples"], 20);
+  EXPECT_EQ(model["state"], "training");
+  EXPECT_EQ(model["last_loss"].get<double>(), answers.back().loss());
+  ASSERT_EQ(model["curve"].size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(model["curve"][i][0], answers[i].step());
+    EXPECT_EQ(model["curve"][i][1].get<double>(), answers[i].loss());
+  }
+  bool counted = false;
+  for (const nlohmann::json& method : status["methods"]) {
+    if (method["method"] != "TrainStep") continue;
+    counted = true;
+    EXPECT_EQ(method["requests"], 4);
+    EXPECT_EQ(method["errors"], 0);
+    EXPECT_GT(method["p50_seconds"].get<double>(), 0);
+    EXPECT_GE(method["p99_seconds"].get<double>(), method["p50_seconds"].get<double>());
+  }
+  EXPECT_TRUE(counted) << json->body;
+
+  httplib::Result page = client.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("\\u003c/script>\\u003cb>bold\\u003c/b>"), std::string::npos);
+  EXPECT_EQ(page->body.find("<b>bold"), std::string::npos) << "the name reached the markup";
+  EXPECT_NE(page->body.find(created.id()), std::string::npos) << "the first answer is inline";
+  // Self-contained: nothing loaded from elsewhere.
+  for (const char* outside : {"src=", "<link", "https://", "@import", "url("}) {
+    EXPECT_EQ(page->body.find(outside), std::string::npos) << outside;
+  }
+  EXPECT_EQ(client.Get("/nothing-here")->status, 404);
 }
 
 class MetricsOffTest : public ServerTest {};
