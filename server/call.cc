@@ -23,7 +23,8 @@ CallLog::CallLog(ServiceEnv* env, const grpc::ServerContextBase* ctx, const char
       model_id_(std::move(model_id)),
       start_(std::chrono::steady_clock::now()) {}
 
-void CallLog::Done(const Status& status) const {
+void CallLog::Done(const Status& status, std::string_view model_id) const {
+  if (model_id.empty()) model_id = model_id_;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (metrics_ != nullptr) metrics_->Done(rpc_, status.code(), seconds);
@@ -46,14 +47,14 @@ void CallLog::Done(const Status& status) const {
   // Ids and messages quote what clients sent: escaped, so no name can forge a line or put a
   // control character or NUL in the log (server/names.h); a long id only by its start.
   std::string model;
-  if (!model_id_.empty()) {
-    model = " model=" +
-            (model_id_.size() > kMaxEchoBytes ? Quoted(model_id_) : Escaped(model_id_));
+  if (!model_id.empty()) {
+    const std::string id(model_id);
+    model = " model=" + (id.size() > kMaxEchoBytes ? Quoted(id) : Escaped(id));
   }
   const std::string peer = ctx_->peer();
   const RequestLogFields fields({.id = id_,
                                  .method = rpc_,
-                                 .model = std::string_view(model_id_).substr(0, kMaxEchoBytes),
+                                 .model = model_id.substr(0, kMaxEchoBytes),
                                  .peer = peer,
                                  .code = StatusCodeName(status.code()),
                                  .ms = seconds * 1000});

@@ -12,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "engine/core/status.h"
 #include "engine/exec/program.h"
@@ -37,8 +38,10 @@ class CallLog {
   // with the request id, method, model and peer; and counts it in the metrics
   // (backflow_requests_total, _request_duration_seconds). Errors and warnings are rate-limited
   // per method and code (one line a second, with a count of those left out: an overloaded server
-  // refusing thousands of requests a second writes one line a second for them).
-  void Done(const Status& status) const;
+  // refusing thousands of requests a second writes one line a second for them). `model_id`, if
+  // not empty, is the model the line names instead of the constructor's (a stream learns its
+  // model from its first message, an upload from the model it creates).
+  void Done(const Status& status, std::string_view model_id = {}) const;
 
  private:
   RequestMetrics* const metrics_;  // null: metrics off

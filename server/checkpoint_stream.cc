@@ -94,7 +94,7 @@ class CheckpointStream : public Base {
 
   // Ends the call with `status` the first time; later calls do nothing. Nothing of the reactor
   // may be touched after it.
-  void FinishOnce(const Status& status) {
+  void FinishOnce(const Status& status, std::string_view model_id = {}) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (finished_) return;
@@ -102,7 +102,7 @@ class CheckpointStream : public Base {
     }
     slot_ = AdmissionSlot();  // the next stream finds the place free
     token_slot_ = auth::InFlightSlot();
-    log_.Done(status);
+    log_.Done(status, model_id);
     BF_TSAN_RELEASE(this);
     this->Finish(ToGrpcStatus(status));
   }
@@ -339,7 +339,7 @@ class UploadStream final : public CheckpointStream<grpc::ServerReadReactor<v1::C
         BF_TSAN_ACQUIRE(this);
         const Status finished = upload_->Finish(*env_, reservation_, response_);
         SetBusy(false);
-        FinishOnce(finished);
+        FinishOnce(finished, finished.ok() ? std::string_view(response_->id()) : "");
       });
     }
   }

@@ -70,6 +70,7 @@ TrainStream::Actions TrainStream::NextLocked() {
     }
     finished_ = true;
     actions.finish = cancelled ? CancelledError("the client cancelled the stream") : error_;
+    actions.model_id = model_ != nullptr ? model_->id() : first_model_id_;
   }
   return actions;
 }
@@ -96,7 +97,7 @@ void TrainStream::Perform(const Actions& actions) {
   }
   if (actions.cancel_call) ctx_->TryCancel();
   if (actions.finish) {
-    log_.Done(*actions.finish);
+    log_.Done(*actions.finish, actions.model_id);
     BF_TSAN_RELEASE(this);  // everything above (the alarm's reset included), to OnDone
     Finish(ToGrpcStatus(*actions.finish));
   }
@@ -111,6 +112,7 @@ void TrainStream::FailLocked(int64_t index, Status status) {
 
 Status TrainStream::AcceptLocked(int64_t index, const v1::TrainStepRequest& request) {
   const std::string where = "request " + std::to_string(index);
+  if (index == 0) first_model_id_ = request.model_id().substr(0, kMaxModelIdBytes + 1);
   if (model_ == nullptr) {
     if (request.model_id().empty()) {
       return InvalidArgumentError(where + ": model_id is required in the first request");

@@ -75,6 +75,7 @@ class TrainStream final
     bool cancel_alarm = false;
     bool cancel_call = false;  // an idle stream whose answer the client never takes
     std::optional<Status> finish;
+    std::string model_id;  // with `finish`: the model the log line names
   };
   Actions NextLocked();
   void Perform(const Actions& actions);
@@ -98,6 +99,7 @@ class TrainStream final
 
   std::mutex mu_;
   std::shared_ptr<Model> model_;  // GUARDED_BY(mu_): from the first request
+  std::string first_model_id_;    // GUARDED_BY(mu_): as the first request named it (its start)
   int64_t received_ = 0;  // GUARDED_BY(mu_)
   int64_t in_flight_ = 0;  // GUARDED_BY(mu_): posted steps not yet done
   std::deque<std::unique_ptr<v1::TrainStepResponse>> ready_;  // GUARDED_BY(mu_)

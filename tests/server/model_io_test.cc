@@ -208,8 +208,10 @@ TEST_F(ModelIoTest, OnnxModelIsDescribedTrainedAndStoredLikeItsTranslation) {
   Restart();
   v1::ModelInfo back = GetModelInfo(*stub_, info.id());
   EXPECT_EQ(back.step(), 3);
+  EXPECT_EQ(back.statistics().samples(), 3 * 6);
   back.set_checkpoint_step(info.checkpoint_step());
   back.set_step(0);
+  *back.mutable_statistics() = info.statistics();  // the answer to CreateModel: never trained
   EXPECT_TRUE(MessageDifferencer::Equals(back, info));
   ExpectBitwiseEqual(GetParameters(*stub_, info.id()).parameters(), trained.parameters());
 }

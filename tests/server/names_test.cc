@@ -269,6 +269,33 @@ TEST_F(LongNamesTest, IdsWithNewlinesAndNulsCannotForgeLogLines) {
       << text;
 }
 
+TEST_F(LongNamesTest, AStreamsLineNamesTheModelItsFirstRequestNamed) {
+  const auto stream_to = [this](const std::vector<std::string>& ids) {
+    auto context = Context();
+    auto stream = stub_->Train(context.get());
+    for (const std::string& id : ids) {
+      v1::TrainStepRequest request;
+      request.set_model_id(id);
+      TinyBatch(1).ToWire(request.mutable_batch());
+      stream->Write(request);
+    }
+    stream->WritesDone();
+    v1::TrainStepResponse response;
+    while (stream->Read(&response)) {
+    }
+    return stream->Finish();
+  };
+  CapturedLog log;
+  // A model that is not there, and a second request naming another model than the first.
+  EXPECT_EQ(stream_to({"m-000000000000"}).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(stream_to({info_.id(), "m-000000000001"}).error_code(), StatusCode::INVALID_ARGUMENT);
+  const std::string text = log.text();
+  EXPECT_NE(text.find(" Train model=m-000000000000 peer=ipv4:127.0.0.1:"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(" Train model=" + info_.id() + " peer=ipv4:127.0.0.1:"), std::string::npos)
+      << text;
+}
+
 TEST_F(LongNamesTest, RepeatedErrorsAreLoggedOnceASecondWithACount) {
   CapturedLog log;
   v1::GetParametersRequest request;

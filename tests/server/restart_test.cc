@@ -71,9 +71,14 @@ v1::CreateModelRequest Request(v1::OptimizerSpec::Kind kind, double momentum, ui
 }
 
 // ModelInfo apart from checkpoint_step, which a shutdown's save may advance.
+// Equal but for the checkpoint step and the rates, which are this process's: the totals, last
+// loss and its time come back from the checkpoint.
 bool SameInfo(v1::ModelInfo a, v1::ModelInfo b) {
-  a.clear_checkpoint_step();
-  b.clear_checkpoint_step();
+  for (v1::ModelInfo* info : {&a, &b}) {
+    info->clear_checkpoint_step();
+    info->mutable_statistics()->clear_steps_per_second();
+    info->mutable_statistics()->clear_samples_per_second();
+  }
   return google::protobuf::util::MessageDifferencer::Equals(a, b);
 }
 
