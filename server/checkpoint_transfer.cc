@@ -169,9 +169,7 @@ StatusOr<std::unique_ptr<CheckpointUpload>> CheckpointUpload::Begin(
                                     env.config.limits.max_tensor_elements, env.pool, &env.memory));
   BF_RETURN_IF_ERROR(CheckUploadTensors(*model, header.tensors()));
   if (header.has_history()) {
-    BF_RETURN_IF_ERROR(
-        TrainingStats::CheckHistory(header.history(), header.step(), model->Info().metrics_size())
-            .WithPrefix("header"));
+    BF_RETURN_IF_ERROR(model->CheckHistory(header.history(), header.step()).WithPrefix("header"));
   }
   StatusOr<CheckpointAssembler> assembler =
       CheckpointAssembler::Create(header.tensors(), "upload");

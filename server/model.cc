@@ -227,10 +227,7 @@ Status Model::RestoreCheckpoint(const v1::CheckpointRecord& record, int64_t max_
 
 Status Model::RestoreCheckpointOrFail(const v1::CheckpointRecord& record,
                                       int64_t max_tensor_elements) {
-  if (record.has_history()) {
-    BF_RETURN_IF_ERROR(
-        TrainingStats::CheckHistory(record.history(), record.step(), info_.metrics_size()));
-  }
+  if (record.has_history()) BF_RETURN_IF_ERROR(CheckHistory(record.history(), record.step()));
   BF_ASSIGN_OR_RETURN(TensorMap values, DecodeTensors(record.parameters(), "checkpoint parameter",
                                                       max_tensor_elements, dtype()));
   BF_ASSIGN_OR_RETURN(TensorMap running, DecodeTensors(record.state(), "checkpoint state",

@@ -76,6 +76,11 @@ class Model : public std::enable_shared_from_this<Model> {
   // ModelInfo with the current step, checkpoint step and statistics filled in; the statistics'
   // loss curve only `with_history`.
   v1::ModelInfo Info(bool with_history = false) const;
+  // InvalidArgument unless `history` could be this model's curve at `step`
+  // (TrainingStats::CheckHistory with its number of metrics).
+  Status CheckHistory(const v1::TrainingHistory& history, int64_t step) const {
+    return TrainingStats::CheckHistory(history, step, info_.metrics_size());
+  }
   // A step's metrics (StepResult::metrics) in ModelInfo.metrics' order; NaN for one missing.
   std::vector<double> MetricValues(const std::unordered_map<std::string, double>& metrics) const;
 
