@@ -84,7 +84,14 @@ class Browser:
             shutil.which("chromium") or "chromium", "--headless", "--no-sandbox",
             "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
             "--hide-scrollbars", "--window-size=1280,900", "--remote-debugging-port=0",
-            f"--user-data-dir={profile}", "about:blank"])
+            f"--user-data-dir={profile}",
+            # Tests talk to 127.0.0.1 only: no name resolves to anything else, and none of the
+            # browser's own services (updates, sync, safe browsing, crash reports) starts.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-default-apps", "--disable-breakpad", "--disable-domain-reliability",
+            "--disable-client-side-phishing-detection", "--no-default-browser-check",
+            "--no-proxy-server", "about:blank"])
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + WAIT_S
         while not port_file.exists() or not port_file.read_text().strip():
