@@ -152,7 +152,9 @@ StatusOr<EvaluateResult> Evaluate(Graph graph, const ValueMap& values, const Eva
   BF_RETURN_IF_ERROR(CheckValueNames(graph, sorted));
   BF_ASSIGN_OR_RETURN(std::vector<ValueId> outputs, ResolveOutputs(graph, spec));
   BF_ASSIGN_OR_RETURN(ValueId target, ResolveTarget(graph, spec));
+  const NodeId backward_begin = graph.num_nodes();
   BF_ASSIGN_OR_RETURN(std::vector<ValueId> gradients, AppendGradients(graph, target, spec));
+  const NodeId backward_end = graph.num_nodes();
 
   std::vector<ValueId> fetches = outputs;
   fetches.insert(fetches.end(), gradients.begin(), gradients.end());
@@ -169,6 +171,7 @@ StatusOr<EvaluateResult> Evaluate(Graph graph, const ValueMap& values, const Eva
                        .step = 0};
   Program program(std::make_shared<const Graph>(std::move(graph)));
   BF_ASSIGN_OR_RETURN(std::vector<Tensor> fetched, program.Run(feeds, fetches, moded));
+  if (run.profile != nullptr) run.profile->MarkBackward(backward_begin, backward_end);
 
   EvaluateResult result;
   for (size_t i = 0; i < outputs.size(); ++i) {

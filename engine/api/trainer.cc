@@ -73,7 +73,9 @@ StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOpt
     const ValueId loss[] = {graph.loss()};
     const std::vector<bool> needed = ValuesNeededFor(graph, loss);
     for (ValueId p : params) trainer->reached_.push_back(needed[static_cast<size_t>(p)]);
+    trainer->backward_begin_ = graph.num_nodes();
     BF_ASSIGN_OR_RETURN(trainer->gradient_ids_, AppendBackward(graph, graph.loss(), params));
+    trainer->backward_end_ = graph.num_nodes();
   }
   if (graph.loss() != kNoId) {
     BF_ASSIGN_OR_RETURN(const auto updates, AppendStateUpdates(graph, forward_nodes));
@@ -116,6 +118,7 @@ StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot&
   RunOptions training = run;
   training.info = RunInfo{.training = true, .seed = options_.seed, .step = params.step};
   BF_ASSIGN_OR_RETURN(std::vector<Tensor> out, program_->Run(feeds, fetches, training));
+  if (run.profile != nullptr) run.profile->MarkBackward(backward_begin_, backward_end_);
 
   StepResult result{.step = params.step, .loss = out[0].at(0)};
   size_t k = 1;
@@ -132,6 +135,8 @@ StatusOr<StepResult> Trainer::Run(const FeedMap& batch, const ParameterSnapshot&
 
 StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& options) {
   std::lock_guard<std::mutex> lock(step_mu_);
+  RunProfile* profile = options.run.profile;
+  if (profile != nullptr) profile->Begin();
   std::shared_ptr<const ParameterSnapshot> current = parameters();
   BF_RETURN_IF_ERROR(CheckIfStep(*current, options.if_step));
   ParameterMap next_state;
@@ -144,6 +149,8 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
   }
   // The optimizer writes every updated parameter of the next snapshot from the current one in
   // one pass; a parameter without a gradient is copied.
+  const RunProfile::Clock::time_point optimizing =
+      profile != nullptr ? RunProfile::Clock::now() : RunProfile::Clock::time_point{};
   auto next = std::make_shared<ParameterSnapshot>();
   for (const auto& [name, value] : current->values) {
     next->values.emplace(name, grads.count(name) ? Tensor::Uninitialized(value.dtype(), value.shape())
@@ -152,12 +159,29 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
   // On error nothing is published and the optimizer is as it was (Note [Non-finite updates]).
   BF_RETURN_IF_ERROR(optimizer_->Step(current->values, next->values, grads, options.learning_rate)
                          .WithPrefix("step " + std::to_string(current->step + 1)));
+  if (profile != nullptr) ProfileOptimizer(profile, optimizing, grads);
   next->state = std::move(next_state);
   next->step = current->step + 1;
   result.step = next->step;
   if (!options.return_gradients) result.gradients.clear();
   Publish(std::move(next));
+  if (profile != nullptr) profile->End();
   return result;
+}
+
+void Trainer::ProfileOptimizer(RunProfile* profile, RunProfile::Clock::time_point began,
+                               const std::unordered_map<std::string, const Tensor*>& grads) const {
+  static constexpr const char* kKinds[] = {"sgd", "adam", "adamw"};
+  const int64_t start = profile->Since(began);
+  int64_t bytes = 0;
+  for (const auto& [name, gradient] : grads) bytes += static_cast<int64_t>(gradient->byte_size());
+  profile->nodes.push_back(
+      NodeProfile{.name = "optimizer",
+                  .op = kKinds[static_cast<size_t>(options_.optimizer.kind)],
+                  .phase = ProfilePhase::kOptimizer,
+                  .start_ns = start,
+                  .duration_ns = profile->Since(RunProfile::Clock::now()) - start,
+                  .output_bytes = bytes});
 }
 
 StatusOr<StepResult> Trainer::ComputeGradients(const FeedMap& batch, const RunOptions& run) const {

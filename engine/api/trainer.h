@@ -124,12 +124,18 @@ class Trainer {
                            bool with_gradients, const RunOptions& run,
                            ParameterMap* next_state = nullptr) const;
   void Publish(std::shared_ptr<const ParameterSnapshot> snapshot);
+  // Adds the optimizer's entry, from `began` until now, to a profiled step.
+  void ProfileOptimizer(RunProfile* profile, RunProfile::Clock::time_point began,
+                        const std::unordered_map<std::string, const Tensor*>& grads) const;
 
   TrainerOptions options_;
   std::unique_ptr<Program> program_;
   std::vector<std::string> parameter_names_;
   std::vector<ValueId> gradient_ids_;  // in parameter_names_ order
   std::vector<bool> reached_;  // in parameter_names_ order: the loss depends on it
+  // Node ids of the backward pass AppendBackward added (Note [Run profiles]).
+  NodeId backward_begin_ = 0;
+  NodeId backward_end_ = 0;
   std::vector<ValueId> metric_ids_;
   std::vector<std::pair<std::string, ValueId>> state_updates_;  // state name -> its next value
   std::unique_ptr<Optimizer> optimizer_;  // GUARDED_BY(step_mu_)

@@ -27,6 +27,41 @@ char tsan_flow_sync;
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
+// Times one step of a profiled run (Note [Run profiles]); without a profile it reads no clock.
+class StepClock {
+ public:
+  using Clock = RunProfile::Clock;
+  explicit StepClock(const RunProfile* profile) : profile_(profile) {
+    if (profile_ != nullptr) began_ = Clock::now();
+  }
+  // The step holds its cores and starts its kernel.
+  void Leased() {
+    if (profile_ == nullptr) return;
+    leased_ = Clock::now();
+    primitives_ = dnnl_rt::PrimitivesExecutedHere();
+  }
+  void Finish(const PlanStep& step, const Tensor& out, int cores, NodeProfile* slot) const {
+    if (profile_ == nullptr) return;
+    const Clock::time_point ended = Clock::now();
+    *slot = NodeProfile{
+        .name = step.name,
+        .op = step.op,
+        .node = step.node,
+        .start_ns = profile_->Since(began_),
+        .duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(ended - began_).count(),
+        .wait_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(leased_ - began_).count(),
+        .output_bytes = static_cast<int64_t>(out.capacity()),
+        .onednn_primitives = static_cast<int>(dnnl_rt::PrimitivesExecutedHere() - primitives_),
+        .cores = cores};
+  }
+
+ private:
+  const RunProfile* profile_;
+  Clock::time_point began_;
+  Clock::time_point leased_;
+  uint64_t primitives_ = 0;
+};
+
 // Checks a fed tensor against its declared shape; the open dimension takes the batch size,
 // which must be the same for every feed of the run.
 Status CheckFeedShape(const Value& value, const Tensor& tensor, std::optional<int64_t>& batch) {
@@ -179,9 +214,14 @@ Status Plan::CompileStep(const Graph& graph, NodeId id, std::vector<Shape>& shap
   }
   shapes[static_cast<size_t>(node.output)] = out;
   layouts[static_cast<size_t>(node.output)] = std::move(layout);
-  steps_.push_back(PlanStep{.node = id, .name = node.name, .inputs = node.inputs,
-                            .output = node.output, .output_shape = std::move(out),
-                            .output_bytes = bytes, .kernel = std::move(kernel)});
+  steps_.push_back(PlanStep{.node = id,
+                            .name = node.name,
+                            .op = node.op,
+                            .inputs = node.inputs,
+                            .output = node.output,
+                            .output_shape = std::move(out),
+                            .output_bytes = bytes,
+                            .kernel = std::move(kernel)});
   return Status::Ok();
 }
 
@@ -261,6 +301,7 @@ StatusOr<std::vector<Tensor>> Plan::Execute(std::span<const Tensor* const> feeds
       BF_TSAN_ACQUIRE(&tsan_flow_sync);
     }
   }
+  if (options.profile != nullptr) CollectProfile(state);
   // The flow instance goes back to the pool with `state`, after the fetches are out of it.
   return CollectFetches(state);
 }
@@ -280,6 +321,12 @@ StatusOr<std::vector<Tensor>> Plan::CollectFetches(RunState& state) const {
     }
   }
   return fetched;
+}
+
+void Plan::CollectProfile(RunState& state) const {
+  for (NodeProfile& step : state.profile) {
+    if (step.node >= 0) state.options.profile->nodes.push_back(std::move(step));
+  }
 }
 
 Tensor& Plan::OutputBuffer(size_t i, RunState& state) const {
@@ -308,6 +355,7 @@ void Plan::RunStep(size_t i, RunState& state, bool inline_run) const {
     state.Fail(DeadlineExceededError("deadline passed before node " + Quote(step.name)));
     return;
   }
+  StepClock clock(options.profile);
   try {
     Tensor& out = OutputBuffer(i, state);
     std::vector<const Tensor*> inputs;
@@ -320,6 +368,7 @@ void Plan::RunStep(size_t i, RunState& state, bool inline_run) const {
       lease.emplace(wanted == Kernel::kAllCores ? CoreBudget::Global().AcquireAll()
                                                 : CoreBudget::Global().Acquire(wanted));
     }
+    clock.Leased();
     KernelContext ctx{inputs, &out, &state.saved[i],
                       step.forward_step >= 0 ? &state.saved[static_cast<size_t>(step.forward_step)]
                                              : nullptr,
@@ -330,6 +379,7 @@ void Plan::RunStep(size_t i, RunState& state, bool inline_run) const {
       return;
     }
     state.values[static_cast<size_t>(step.output)] = &out;
+    if (options.profile != nullptr) clock.Finish(step, out, ctx.threads, &state.profile[i]);
   } catch (const std::bad_alloc&) {
     state.Fail(ResourceExhaustedError("node " + Quote(step.name) + ": out of memory"));
   } catch (const std::exception& e) {

@@ -24,6 +24,7 @@ struct RunState;
 struct PlanStep {
   NodeId node = kNoId;
   std::string name;
+  std::string op;
   std::vector<ValueId> inputs;
   ValueId output = kNoId;
   Shape output_shape;
@@ -76,6 +77,8 @@ class Plan {
   void LinkSteps(const Graph& graph);
   void PlanFetchMoves();
   void RunStep(size_t i, RunState& state, bool inline_run = false) const;
+  // Adds the profile of every step that ran to the run's RunProfile (Note [Run profiles]).
+  void CollectProfile(RunState& state) const;
   Tensor& OutputBuffer(size_t i, RunState& state) const;
   StatusOr<std::vector<Tensor>> CollectFetches(RunState& state) const;
   std::unique_ptr<FlowInstance> BuildFlowInstance() const;

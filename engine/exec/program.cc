@@ -68,14 +68,16 @@ Program::Program(std::shared_ptr<const Graph> graph, ProgramOptions options)
 Program::~Program() = default;
 
 StatusOr<std::shared_ptr<const Plan>> Program::PlanFor(const FeedMap& feeds,
-                                                      std::span<const ValueId> fetches,
-                                                      std::vector<const Tensor*>* by_id) const {
+                                                       std::span<const ValueId> fetches,
+                                                       std::vector<const Tensor*>* by_id,
+                                                       bool* compiled) const {
   for (ValueId v : fetches) {
     if (v < 0 || v >= graph_->num_values()) return InvalidArgumentError("fetch of a bad value id");
   }
   DType dtype = DType::kFloat32;
   BF_ASSIGN_OR_RETURN(*by_id, ResolveFeeds(*graph_, feeds, &dtype));
   return cache_->GetOrCompile(PlanKey(dtype, *by_id, fetches), [&] {
+    if (compiled != nullptr) *compiled = true;
     return Plan::Compile(*graph_, dtype, *by_id, fetches);
   });
 }
@@ -113,6 +115,7 @@ StatusOr<std::vector<Tensor>> Program::RunPadded(const FeedMap& feeds,
                                                  std::span<const ValueId> fetches,
                                                  const RunOptions& options,
                                                  int64_t padded_rows) const {
+  if (options.profile != nullptr) options.profile->padded_rows = padded_rows;
   FeedMap padded_feeds = feeds;
   std::vector<Tensor> padded;
   padded.reserve(feeds.size());
@@ -129,6 +132,7 @@ StatusOr<std::vector<Tensor>> Program::RunPadded(const FeedMap& feeds,
     if (code == StatusCode::kCancelled || code == StatusCode::kDeadlineExceeded) return outputs;
     // Whatever else failed (a feed's other dimensions, the memory ceiling) is reported, or
     // fits, at the batch's own size.
+    if (options.profile != nullptr) options.profile->padded_rows = -1;
     return RunExact(feeds, fetches, options);
   }
   for (size_t i = 0; i < fetches.size(); ++i) {
@@ -140,14 +144,29 @@ StatusOr<std::vector<Tensor>> Program::RunPadded(const FeedMap& feeds,
 StatusOr<std::vector<Tensor>> Program::RunExact(const FeedMap& feeds,
                                                 std::span<const ValueId> fetches,
                                                 const RunOptions& options) const {
+  RunProfile* profile = options.profile;
+  if (profile != nullptr) {
+    profile->Begin();
+    profile->nodes.clear();  // a padded run that failed and is run again at its own size
+  }
+  const auto planning =
+      profile != nullptr ? RunProfile::Clock::now() : RunProfile::Clock::time_point{};
   std::vector<const Tensor*> by_id;
-  BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan, PlanFor(feeds, fetches, &by_id));
+  bool compiled = false;
+  BF_ASSIGN_OR_RETURN(std::shared_ptr<const Plan> plan,
+                      PlanFor(feeds, fetches, &by_id, profile != nullptr ? &compiled : nullptr));
+  if (profile != nullptr) {
+    profile->plan_ns = profile->Since(RunProfile::Clock::now()) - profile->Since(planning);
+    profile->plan_compiled = compiled;
+  }
   MemoryBudget::Hold hold;
   if (options.memory != nullptr) {
     BF_ASSIGN_OR_RETURN(hold, options.memory->Reserve(plan->working_bytes(),
                                                       "the run's intermediates and gradients"));
   }
-  return plan->Execute(by_id, options);
+  StatusOr<std::vector<Tensor>> fetched = plan->Execute(by_id, options);
+  if (profile != nullptr) profile->End();
+  return fetched;
 }
 
 StatusOr<Program::PlanInfo> Program::Explain(const FeedMap& feeds,

@@ -29,6 +29,7 @@
 #include "engine/core/memory_budget.h"
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
+#include "engine/exec/run_profile.h"
 #include "engine/ir/graph.h"
 #include "engine/ir/rows.h"
 #include "engine/ir/run_info.h"
@@ -54,6 +55,9 @@ struct RunOptions {
   // When set, the run reserves its plan's working set here before it allocates anything, and
   // fails with ResourceExhausted if it does not fit (Note [Memory budget]).
   MemoryBudget* memory = nullptr;
+  // When set, the run records where its time goes here, node by node (Note [Run profiles] in
+  // engine/exec/run_profile.h).
+  RunProfile* profile = nullptr;
 };
 
 struct ProgramOptions {
@@ -101,9 +105,11 @@ class Program {
   Rows rows(ValueId v) const { return rows_[static_cast<size_t>(v)]; }
 
  private:
+  // `compiled`, when given, tells whether the plan was compiled for this call.
   StatusOr<std::shared_ptr<const Plan>> PlanFor(const FeedMap& feeds,
-                                                      std::span<const ValueId> fetches,
-                                                      std::vector<const Tensor*>* by_id) const;
+                                                std::span<const ValueId> fetches,
+                                                std::vector<const Tensor*>* by_id,
+                                                bool* compiled = nullptr) const;
   StatusOr<std::vector<Tensor>> RunExact(const FeedMap& feeds, std::span<const ValueId> fetches,
                                          const RunOptions& options) const;
   // The batch size to pad this run to, if it is an inference run that may be padded and its

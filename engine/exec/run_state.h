@@ -19,7 +19,8 @@ struct RunState {
       : values(static_cast<size_t>(num_values), nullptr),
         outputs(num_steps),
         saved(num_steps),
-        options(run_options) {}
+        options(run_options),
+        profile(run_options.profile != nullptr ? num_steps : 0) {}
 
   // Records the first error and tells the remaining steps to skip their work.
   void Fail(Status status) {
@@ -34,6 +35,8 @@ struct RunState {
   std::vector<Tensor> outputs;  // by step: the outputs handed to the caller
   std::vector<std::any> saved;  // by step
   const RunOptions& options;
+  // By step, when the run is profiled: each step writes only its own (node -1: did not run).
+  std::vector<NodeProfile> profile;
   std::atomic<bool> stop{false};
 
   std::mutex mu;

@@ -11,8 +11,15 @@ const dnnl::engine& CpuEngine() {
   return *engine;
 }
 
+namespace {
+thread_local uint64_t primitives_executed = 0;
+}  // namespace
+
+uint64_t PrimitivesExecutedHere() { return primitives_executed; }
+
 Status Execute(const dnnl::primitive& primitive, const Args& args, int threads,
                std::string_view what) {
+  ++primitives_executed;
   try {
     thread_local dnnl::stream stream(CpuEngine());
     omp_set_num_threads(threads);

@@ -39,6 +39,10 @@ const dnnl::engine& CpuEngine();
 // A dnnl::error becomes Internal naming `what`.
 Status Execute(const dnnl::primitive& primitive, const Args& args, int threads,
                std::string_view what);
+// How many primitives Execute has run on the calling thread since it started: the difference of
+// two readings around a node is what the node executed (Note [Run profiles] in
+// engine/exec/run_profile.h).
+uint64_t PrimitivesExecutedHere();
 
 // Calls `make` (which builds descriptors or primitives and may throw dnnl::error) and returns
 // its result, or InvalidArgument naming `what` with oneDNN's message.
