@@ -8,6 +8,7 @@
 #include "engine/ir/tensor_proto.h"
 #include "server/names.h"
 #include "server/operations.h"
+#include "server/run_profile_proto.h"
 
 namespace backflow::server::ops {
 namespace {
@@ -45,14 +46,17 @@ Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const
                       DecodeTensors(request.values(), "value",
                                     env.config.limits.max_tensor_elements, std::nullopt));
   BF_ASSIGN_OR_RETURN(EvaluateSpec spec, DecodeEvaluateSpec(request));
+  RunProfile profile;
   BF_ASSIGN_OR_RETURN(EvaluateResult result,
-                      backflow::Evaluate(std::move(graph), values, spec, run));
+                      backflow::Evaluate(std::move(graph), values, spec,
+                                         WithProfile(run, request.profile(), &profile)));
   for (const auto& [name, tensor] : result.outputs) {
     TensorToProto(tensor, &(*response->mutable_outputs())[name]);
   }
   for (const auto& [name, tensor] : result.gradients) {
     TensorToProto(tensor, &(*response->mutable_gradients())[name]);
   }
+  if (request.profile()) ProfileToProto(profile, response->mutable_profile());
   return Status::Ok();
 }
 

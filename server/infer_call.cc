@@ -78,7 +78,8 @@ grpc::ServerUnaryReactor* ServeInfer(ServiceEnv* env, grpc::CallbackServerContex
   if (target == nullptr) return call;
   const BatchSettings settings = env->BatchSettingsFor(*target);
   const bool tiny = Tiny(*target, request->inputs());
-  if (!settings.enabled() || tiny) {
+  // A profiled request runs alone: its profile is of its own run.
+  if (!settings.enabled() || tiny || request->profile()) {
     RunAlone(env, call, std::move(target), std::move(request), timing, std::move(finish), tiny);
     return call;
   }

@@ -1,5 +1,7 @@
 #include "server/operations.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -9,11 +11,10 @@
 #include <utility>
 #include <vector>
 
-#include <google/protobuf/io/coded_stream.h>
-
 #include "server/inputs.h"
 #include "server/model_io.h"
 #include "server/names.h"
+#include "server/run_profile_proto.h"
 
 namespace backflow::server::ops {
 namespace {
@@ -64,7 +65,9 @@ int64_t TensorMapBytes(const std::unordered_map<std::string, Tensor>& tensors) {
 // is 9 bytes shorter).
 Status CheckStepAnswerSize(const ServiceEnv& env, const Model& model,
                            const v1::TrainStepRequest& request, const ParameterSnapshot& current) {
-  if (!request.return_gradients() && !request.return_parameters()) return Status::Ok();
+  if (!request.return_gradients() && !request.return_parameters() && !request.profile()) {
+    return Status::Ok();
+  }
   v1::TrainStepResponse skeleton;
   skeleton.set_step(current.step + 1);
   skeleton.set_loss(1.0);
@@ -74,12 +77,13 @@ Status CheckStepAnswerSize(const ServiceEnv& env, const Model& model,
   const int64_t each = TensorMapBytes(current.values);  // gradients have the parameters' shapes
   const int64_t bytes = static_cast<int64_t>(skeleton.ByteSizeLong()) +
                         (request.return_gradients() ? each : 0) +
-                        (request.return_parameters() ? each : 0);
+                        (request.return_parameters() ? each : 0) +
+                        (request.profile() ? ProfileBytesBound(model.trainer().graph()) : 0);
   if (bytes <= env.config.limits.max_message_bytes) return Status::Ok();
   return ResourceExhaustedError(
       "the answer would be " + std::to_string(bytes) + " bytes, over the server's " +
       "--max-message-bytes of " + std::to_string(env.config.limits.max_message_bytes) +
-      "; the step was not applied (ask for fewer of gradients and parameters)");
+      "; the step was not applied (ask for fewer of gradients, parameters and profile)");
 }
 
 }  // namespace
@@ -146,9 +150,12 @@ Status Infer(const ServiceEnv& env, const Model& model, const v1::InferRequest& 
              const RunOptions& run, v1::InferResponse* response) {
   BF_ASSIGN_OR_RETURN(InferWork work, PrepareInfer(env, model, request));
   std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
+  RunProfile profile;
   BF_ASSIGN_OR_RETURN(std::vector<Tensor> outputs,
-                      model.trainer().Infer(*snapshot, Feeds(work.inputs), work.outputs, run));
+                      model.trainer().Infer(*snapshot, Feeds(work.inputs), work.outputs,
+                                            WithProfile(run, request.profile(), &profile)));
   EncodeInferResponse(work.outputs, outputs, snapshot->step, response);
+  if (request.profile()) ProfileToProto(profile, response->mutable_profile());
   return Status::Ok();
 }
 
@@ -156,11 +163,15 @@ Status ComputeGradients(const ServiceEnv& env, const Model& model,
                         const v1::ComputeGradientsRequest& request, const RunOptions& run,
                         v1::ComputeGradientsResponse* response) {
   BF_ASSIGN_OR_RETURN(TensorMap batch, DecodeBatch(env, model, request.batch(), "batch"));
-  BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().ComputeGradients(Feeds(batch), run));
+  RunProfile profile;
+  BF_ASSIGN_OR_RETURN(StepResult result,
+                      model.trainer().ComputeGradients(
+                          Feeds(batch), WithProfile(run, request.profile(), &profile)));
   response->set_step(result.step);
   response->set_loss(result.loss);
   EncodeMetrics(result.metrics, response->mutable_metrics());
   EncodeTensors(result.gradients, response->mutable_gradients());
+  if (request.profile()) ProfileToProto(profile, response->mutable_profile());
   return Status::Ok();
 }
 
@@ -183,7 +194,9 @@ Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStep
   if (!batch.ok()) return batch.status();
   // Only this queue publishes snapshots, so the step runs on this one.
   BF_RETURN_IF_ERROR(CheckStepAnswerSize(env, model, request, *model.trainer().parameters()));
-  StepOptions options{.return_gradients = request.return_gradients(), .run = run};
+  RunProfile profile;
+  StepOptions options{.return_gradients = request.return_gradients(),
+                      .run = WithProfile(run, request.profile(), &profile)};
   if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
   if (request.has_if_step()) options.if_step = request.if_step();
   const auto started = std::chrono::steady_clock::now();
@@ -206,6 +219,7 @@ Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStep
     // Only this queue publishes snapshots, so the current one is this step's.
     EncodeTensors(model.trainer().parameters()->values, response->mutable_parameters());
   }
+  if (request.profile()) ProfileToProto(profile, response->mutable_profile());
   return Status::Ok();
 }
 

@@ -37,9 +37,9 @@ const FlagSpec kGlobalFlags[] = {
 
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
-  for (auto group :
-       {HealthCommands, ModelCommands, ParamCommands, CheckpointCommands, CheckpointTransferCommands, InferCommands,
-        EvalCommands, GradcheckCommands, TrainCommands, GraphCommands, TokenCommands}) {
+  for (auto group : {HealthCommands, ModelCommands, ParamCommands, CheckpointCommands,
+                     CheckpointTransferCommands, InferCommands, EvalCommands, GradcheckCommands,
+                     TrainCommands, ProfileCommands, GraphCommands, TokenCommands}) {
     for (Command& command : group()) all.push_back(std::move(command));
   }
   return all;

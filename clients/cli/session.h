@@ -104,6 +104,7 @@ std::vector<Command> EvalCommands();
 std::vector<Command> GradcheckCommands();
 std::vector<Command> TrainCommands();
 std::vector<Command> GraphCommands();  // graph convert
+std::vector<Command> ProfileCommands();
 
 }  // namespace backflow::cli
 

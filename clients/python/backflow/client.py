@@ -281,6 +281,25 @@ class Client(FitMixin, TorchMixin):
             request.if_step = if_step
         return StepResult.from_proto(self._call(self._stub.TrainStep, request))
 
+    def profile(self, model_id: str, batch: Arrays,
+                mode: str = "gradients") -> service_pb2.RunProfile:
+        """Where one run on `batch` goes on the server, node by node: the RunProfile message
+        (docs/observability.md, "Per-node profiles"). `mode` is "gradients" (forward and
+        backward, no update), "train" (also the optimizer: the step is applied) or "infer"
+        (the graph's outputs that `batch` determines)."""
+        wire = to_tensor_map(batch, *self._wire_types(model_id))
+        if mode == "gradients":
+            request = service_pb2.ComputeGradientsRequest(model_id=model_id, batch=wire,
+                                                          profile=True)
+            return self._call(self._stub.ComputeGradients, request).profile
+        if mode == "train":
+            request = service_pb2.TrainStepRequest(model_id=model_id, batch=wire, profile=True)
+            return self._call(self._stub.TrainStep, request).profile
+        if mode == "infer":
+            request = service_pb2.InferRequest(model_id=model_id, inputs=wire, profile=True)
+            return self._call(self._stub.Infer, request).profile
+        raise ValueError(f"mode must be 'gradients', 'train' or 'infer', not {mode!r}")
+
     def train(self, model_id: str, batches: Iterable[Arrays], return_gradients: bool = False,
               return_parameters: bool = False, learning_rate: Optional[float] = None,
               timeout: Optional[float] = None) -> Iterator[StepResult]:

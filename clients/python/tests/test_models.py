@@ -145,3 +145,25 @@ def test_get_model_with_history_returns_the_steps_losses(client: Client) -> None
     assert [(p.step, p.loss) for p in points] == [(r.step, r.loss) for r in results]
     assert [list(p.metrics) for p in points] == [[r.metrics["accuracy"]] for r in results]
     assert len(client.get_model(info.id).statistics.history.points) == 0
+
+
+def test_profile_names_every_node_with_its_phase(client: Client) -> None:
+    info = client.create_model(tanh_mlp(), lr=0.1, seed=4)
+    x, labels = blobs(16, seed=5)
+    phases = service_pb2.NodeProfile.Phase
+    profile = client.profile(info.id, {"x": x, "labels": labels})
+    forward = {n.name for n in profile.nodes if n.phase == phases.Value("PHASE_FORWARD")}
+    assert forward == {"h_pre", "h", "logits", "loss", "accuracy"}
+    assert any(n.phase == phases.Value("PHASE_BACKWARD") for n in profile.nodes)
+    assert 0 < profile.busy_ns <= profile.wall_ns
+    assert client.get_model(info.id).step == 0
+
+    trained = client.profile(info.id, {"x": x, "labels": labels}, mode="train")
+    assert trained.nodes[-1].name == "optimizer"
+    assert trained.nodes[-1].phase == phases.Value("PHASE_OPTIMIZER")
+    assert client.get_model(info.id).step == 1
+
+    inferred = client.profile(info.id, {"x": x}, mode="infer")
+    assert {n.name for n in inferred.nodes} == {"h_pre", "h", "logits"}
+    with pytest.raises(ValueError, match="mode must be"):
+        client.profile(info.id, {"x": x}, mode="fast")
