@@ -70,37 +70,47 @@ google::protobuf::Map<std::string, v1::Tensor> MakeBatch(const v1::ModelInfo& in
   return clients::SyntheticBatch(inputs, spec, args.seed);
 }
 
-// One profiled call of the chosen kind.
-grpc::Status ProfileOnce(Session& session, const std::string& id, const ProfileArgs& args,
+// Sends `request` `runs` times; *best gets the fastest run's profile and *chosen its index.
+template <typename Request, typename Response>
+grpc::Status Fastest(Session& session,
+                     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                     const Request& request, int64_t runs, v1::RunProfile* best, int64_t* chosen) {
+  for (int64_t run = 0; run < runs; ++run) {
+    Response response;
+    if (grpc::Status status = session.Call(method, request, &response); !status.ok()) {
+      return status;
+    }
+    if (*chosen < 0 || response.profile().wall_ns() < best->wall_ns()) {
+      best->Swap(response.mutable_profile());
+      *chosen = run;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+// The profiled request of the chosen kind, built once and sent args.runs times.
+grpc::Status ProfileRuns(Session& session, const std::string& id, const ProfileArgs& args,
                          const google::protobuf::Map<std::string, v1::Tensor>& batch,
-                         v1::RunProfile* profile) {
-  grpc::Status status;
+                         v1::RunProfile* best, int64_t* chosen) {
   if (args.mode == "train") {
     v1::TrainStepRequest request;
     request.set_model_id(id);
     *request.mutable_batch() = batch;
     request.set_profile(true);
-    v1::TrainStepResponse response;
-    status = session.Call(&Stub::TrainStep, request, &response);
-    profile->Swap(response.mutable_profile());
-  } else if (args.mode == "gradients") {
+    return Fastest(session, &Stub::TrainStep, request, args.runs, best, chosen);
+  }
+  if (args.mode == "gradients") {
     v1::ComputeGradientsRequest request;
     request.set_model_id(id);
     *request.mutable_batch() = batch;
     request.set_profile(true);
-    v1::ComputeGradientsResponse response;
-    status = session.Call(&Stub::ComputeGradients, request, &response);
-    profile->Swap(response.mutable_profile());
-  } else {
-    v1::InferRequest request;
-    request.set_model_id(id);
-    *request.mutable_inputs() = batch;
-    request.set_profile(true);
-    v1::InferResponse response;
-    status = session.Call(&Stub::Infer, request, &response);
-    profile->Swap(response.mutable_profile());
+    return Fastest(session, &Stub::ComputeGradients, request, args.runs, best, chosen);
   }
-  return status;
+  v1::InferRequest request;
+  request.set_model_id(id);
+  *request.mutable_inputs() = batch;
+  request.set_profile(true);
+  return Fastest(session, &Stub::Infer, request, args.runs, best, chosen);
 }
 
 double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
@@ -235,15 +245,9 @@ int RunProfileCommand(Session& session, const Args& args) {
   const auto batch = MakeBatch(info, *parsed);
   v1::RunProfile best;
   int64_t chosen = -1;
-  for (int64_t run = 0; run < parsed->runs; ++run) {
-    v1::RunProfile profile;
-    if (grpc::Status status = ProfileOnce(session, id, *parsed, batch, &profile); !status.ok()) {
-      return session.Fail(what, status);
-    }
-    if (chosen < 0 || profile.wall_ns() < best.wall_ns()) {
-      best.Swap(&profile);
-      chosen = run;
-    }
+  if (grpc::Status status = ProfileRuns(session, id, *parsed, batch, &best, &chosen);
+      !status.ok()) {
+    return session.Fail(what, status);
   }
   if (args.Has("json")) {
     std::printf("%s\n", ProfileJson(id, *parsed, chosen, best).dump().c_str());
