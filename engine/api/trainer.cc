@@ -140,8 +140,7 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
   std::shared_ptr<const ParameterSnapshot> current = parameters();
   BF_RETURN_IF_ERROR(CheckIfStep(*current, options.if_step));
   ParameterMap next_state;
-  BF_ASSIGN_OR_RETURN(StepResult result, Run(batch, *current, /*with_gradients=*/true, options.run,
-                                             &next_state));
+  BF_ASSIGN_OR_RETURN(StepResult result, RunShard(batch, *current, options, &next_state));
   // Only the parameters the loss reaches are the optimizer's (see the top of trainer.h).
   std::unordered_map<std::string, const Tensor*> grads;
   for (size_t i = 0; i < parameter_names_.size(); ++i) {
@@ -167,6 +166,35 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
   Publish(std::move(next));
   if (profile != nullptr) profile->End();
   return result;
+}
+
+StatusOr<StepResult> Trainer::RunShard(const FeedMap& batch, const ParameterSnapshot& params,
+                                       const StepOptions& options, ParameterMap* next_state) {
+  GradientReducer* reducer = options.reducer;
+  if (reducer == nullptr) {
+    return Run(batch, params, /*with_gradients=*/true, options.run, next_state);
+  }
+  if (options.empty_shard) {
+    StepResult none{.step = params.step};
+    for (const std::string& name : options_.metrics) none.metrics[name] = 0.0;
+    for (const std::string& name : parameter_names_) {
+      const Tensor& value = params.values.at(name);
+      none.gradients.emplace(name, Tensor(value.dtype(), value.shape()));
+    }
+    *next_state = params.state;
+    BF_RETURN_IF_ERROR(reducer->Reduce(Status::Ok(), &none, next_state));
+    return none;
+  }
+  // Run fetches the loss, the metrics, then the gradients in parameter order.
+  const size_t first = 1 + metric_ids_.size();
+  const size_t count = parameter_names_.size();
+  RunOptions run = options.run;
+  run.on_fetch_ready = [reducer, first, count](size_t fetch, const Tensor& value) {
+    if (fetch >= first && fetch - first < count) reducer->GradientReady(fetch - first, value);
+  };
+  StatusOr<StepResult> ran = Run(batch, params, /*with_gradients=*/true, run, next_state);
+  BF_RETURN_IF_ERROR(reducer->Reduce(ran.status(), ran.ok() ? &*ran : nullptr, next_state));
+  return ran;
 }
 
 void Trainer::ProfileOptimizer(RunProfile* profile, RunProfile::Clock::time_point began,

@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/api/gradient_reducer.h"
 #include "engine/core/status.h"
 #include "engine/core/tensor.h"
 #include "engine/exec/program.h"
@@ -42,8 +43,6 @@
 #include "engine/optim/optimizer.h"
 
 namespace backflow {
-
-using ParameterMap = std::unordered_map<std::string, Tensor>;
 
 struct ParameterSnapshot {
   int64_t step = 0;  // optimizer steps applied to reach these values
@@ -66,6 +65,14 @@ struct StepOptions {
   // client that does not know whether its earlier try was applied can retry safely.
   std::optional<int64_t> if_step;
   RunOptions run;
+  // For one shard of a data-parallel step: joins this shard's loss, metrics, gradients and
+  // running state with the other shards' before the optimizer runs (Note [Data-parallel steps]
+  // in engine/api/gradient_reducer.h). The reducer's error is the step's; nothing is applied.
+  GradientReducer* reducer = nullptr;
+  // With `reducer`: this worker's shard of the batch is empty (a batch of fewer rows than
+  // workers). Nothing runs; the reducer gets zeros for this shard, and the step applies what
+  // the other shards sum to. `batch` is not read.
+  bool empty_shard = false;
 };
 
 struct StepResult {
@@ -110,6 +117,8 @@ class Trainer {
   Status RestoreCheckpoint(const Checkpoint& checkpoint);
 
   const Graph& graph() const { return program_->graph(); }
+  // Every parameter's name, in the order of GradientReducer::GradientReady's index.
+  const std::vector<std::string>& parameter_names() const { return parameter_names_; }
   // How each value of graph() depends on the batch's rows (Note [Independent rows]).
   Rows rows(ValueId v) const { return program_->rows(v); }
   // The compiled plans this trainer's runs keep, and how often a run found its plan there.
@@ -123,6 +132,9 @@ class Trainer {
   StatusOr<StepResult> Run(const FeedMap& batch, const ParameterSnapshot& params,
                            bool with_gradients, const RunOptions& run,
                            ParameterMap* next_state = nullptr) const;
+  // Run for Step: with options.reducer, this shard's results joined with the other shards'.
+  StatusOr<StepResult> RunShard(const FeedMap& batch, const ParameterSnapshot& params,
+                                const StepOptions& options, ParameterMap* next_state);
   void Publish(std::shared_ptr<const ParameterSnapshot> snapshot);
   // Adds the optimizer's entry, from `began` until now, to a profiled step.
   void ProfileOptimizer(RunProfile* profile, RunProfile::Clock::time_point began,

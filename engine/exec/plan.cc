@@ -260,6 +260,11 @@ void Plan::PlanFetchMoves() {
   for (int step : fetch_moves_) {
     if (step >= 0) step_returned_[static_cast<size_t>(step)] = true;
   }
+  fetches_of_step_.resize(steps_.size());
+  for (size_t k = 0; k < fetches_.size(); ++k) {
+    auto it = step_of_value.find(fetches_[k]);
+    if (it != step_of_value.end()) fetches_of_step_[static_cast<size_t>(it->second)].push_back(k);
+  }
 }
 
 std::unique_ptr<FlowInstance> Plan::BuildFlowInstance() const {
@@ -380,6 +385,9 @@ void Plan::RunStep(size_t i, RunState& state, bool inline_run) const {
     }
     state.values[static_cast<size_t>(step.output)] = &out;
     if (options.profile != nullptr) clock.Finish(step, out, ctx.threads, &state.profile[i]);
+    if (options.on_fetch_ready) {
+      for (size_t k : fetches_of_step_[i]) options.on_fetch_ready(k, out);
+    }
   } catch (const std::bad_alloc&) {
     state.Fail(ResourceExhaustedError("node " + Quote(step.name) + ": out of memory"));
   } catch (const std::exception& e) {

@@ -102,6 +102,8 @@ class Plan {
   // is a feed, a constant, or fetched twice).
   std::vector<int> fetch_moves_;
   std::vector<bool> step_returned_;  // by step: its output is moved out to the caller
+  // By step: the indices into fetches_ of its output (RunOptions::on_fetch_ready).
+  std::vector<std::vector<size_t>> fetches_of_step_;
   std::unordered_map<ValueId, Tensor> constants_;  // converted to dtype_ at compile time
 
   // The only mutable part of a Plan: flow graphs kept for the next runs (Note [Flow-graph

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,6 +59,14 @@ struct RunOptions {
   // When set, the run records where its time goes here, node by node (Note [Run profiles] in
   // engine/exec/run_profile.h).
   RunProfile* profile = nullptr;
+  // When set, called for each fetch that a step of the plan computes, as soon as that step has
+  // finished: the fetch's index in `fetches` and its final value (plain layout, valid until the
+  // run returns), on the thread that ran the step, so it must be thread-safe and brief. A
+  // data-parallel step starts summing gradients across processes with it while backward still
+  // runs (Note [Data-parallel steps] in engine/api/gradient_reducer.h). Fetches that no step
+  // computes (a feed, a constant) are not reported, nor anything after a step failed; an
+  // inference run on padded rows (Note [Batch-size buckets]) reports the padded values.
+  std::function<void(size_t fetch, const Tensor& value)> on_fetch_ready;
 };
 
 struct ProgramOptions {
