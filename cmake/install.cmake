@@ -1,5 +1,6 @@
 # `make install` (cmake --install): what a user of backflow needs outside the build tree.
 #   PREFIX/bin                        backflow-server, backflow (the CLI), backflow-load
+#   PREFIX/lib/backflow               libbackflow_mpi.so, for backflow-server --data-parallel
 #   PREFIX/share/backflow/proto       the .proto files of the API, for clients in any language
 #   PREFIX/share/backflow/models      the example graphs (docs and the examples use them)
 #   PREFIX/share/backflow/examples    the Python examples
@@ -10,6 +11,8 @@
 include(GNUInstallDirs)
 
 install(TARGETS backflow-server backflow backflow-load RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# Opened by backflow-server --data-parallel only (from ../lib/backflow beside its bin/).
+install(TARGETS backflow_mpi LIBRARY DESTINATION lib/backflow)
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/proto/"
         DESTINATION "${CMAKE_INSTALL_DATADIR}/backflow/proto"
         FILES_MATCHING PATTERN "*.proto")

@@ -29,6 +29,7 @@ PACKAGES=(
   python3-pip python3-setuptools python3-wheel python3-venv
   libssl-dev  # SHA-256 and constant-time comparison of --auth-tokens digests (OpenSSL libcrypto)
   openssl  # deploy/gen-certs.sh makes the test CA and certificates the TLS tests use
+  libopenmpi-dev openmpi-bin  # data-parallel jobs: libbackflow_mpi.so and mpirun (docs/scaling.md)
   prometheus-cpp-dev  # the /metrics series and their text format (prometheus-cpp's core)
   libcpp-httplib-dev  # the HTTP endpoint of --metrics-listen (/metrics, the status page)
   prometheus  # the test in which a real Prometheus scrapes the server; promtool checks /metrics

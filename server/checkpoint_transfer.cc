@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "engine/ir/tensor_proto.h"
+#include "server/data_parallel/replica.h"
 #include "server/model_io.h"
 #include "server/names.h"
 #include "server/operations.h"
@@ -196,13 +197,19 @@ Status CheckpointUpload::Finish(ServiceEnv& env, ModelRegistry::Reservation& res
   if (history_.has_value()) *checkpoint.mutable_history() = std::move(*history_);
   BF_RETURN_IF_ERROR(AsInvalidArgument(
       model_->RestoreCheckpointOrFail(checkpoint, env.config.limits.max_tensor_elements)));
-  BF_RETURN_IF_ERROR(env.store->CreateModelWithCheckpoint(model_->record(), checkpoint).status());
+  if (env.data_parallel != nullptr) BF_RETURN_IF_ERROR(env.data_parallel->ShareNewModel(*model_));
+  if (Status stored = env.store->CreateModelWithCheckpoint(model_->record(), checkpoint).status();
+      !stored.ok()) {
+    if (env.data_parallel != nullptr) (void)env.data_parallel->DropModel(model_->id());
+    return stored;
+  }
   model_->MarkSaved(model_->generation(), step_);
   model_->schedule().Restart(step_, CheckpointSchedule::Clock::now());
   checkpoint.Clear();  // the model holds its own copy now
   if (Status added = env.registry.Add(model_, &reservation); !added.ok()) {
     // The reservation guarantees room, so this is a server fault; the files go with it.
     (void)env.store->DeleteModel(model_->id());
+    if (env.data_parallel != nullptr) (void)env.data_parallel->DropModel(model_->id());
     return added;
   }
   *info = model_->Info();

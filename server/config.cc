@@ -104,6 +104,10 @@ const IntSetting kIntSettings[] = {
     {"tls-reload-seconds", 1, 86400,
      "how often the TLS files are re-read, for rotation without a restart",
      BF_SETTING(tls.reload_seconds)},
+    {"data-parallel-bucket-bytes", 1024, int64_t{1} << 30,
+     "with --data-parallel: gradient bytes summed across the ranks\nin one allreduce, started "
+     "as soon as backward filled them",
+     BF_SETTING(data_parallel_bucket_bytes)},
     {"checkpoint-write-delay-ms", 0, 600000, "testing aid: pause mid-way through checkpoint writes",
      BF_MS_SETTING(checkpoint_write_delay)},
 };
@@ -143,6 +147,9 @@ std::vector<FlagSpec> Specs(const ServerConfig& d) {
   specs.push_back({"reflection", FlagKind::kValue, "on|off",
                    "serve grpc.reflection.v1 and v1alpha (with --auth-tokens:\nfor read tokens) "
                    "(default on)"});
+  specs.push_back({"data-parallel", FlagKind::kSwitch, "",
+                   "one rank of `mpirun -np N backflow-server --data-parallel`:\nrank 0 serves, "
+                   "every rank trains a shard of each batch\n(docs/scaling.md; needs Open MPI)"});
   specs.push_back({"log-level", FlagKind::kValue, "LEVEL",
                    "trace, debug, info, warn, error, off (default " + d.log_level + ")"});
   specs.push_back({"log-format", FlagKind::kValue, "FORMAT",
@@ -166,6 +173,7 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& argv, bool* he
     BF_ASSIGN_OR_RETURN(config.auth_tokens, args.NonEmpty("auth-tokens", ""));
   }
   config.insecure = args.Has("insecure");
+  config.data_parallel = args.Has("data-parallel");
   config.metrics_listen_defaulted = !args.Has("metrics-listen");
   config.metrics_listen = args.Value("metrics-listen", kDefaultMetricsListen);
   if (std::string host;
@@ -262,7 +270,10 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           (c.autosave.enabled() ? "" : " (automatic checkpoints off)"),
       "shutdown_grace_ms=" + std::to_string(c.shutdown_grace.count()) +
           " log_level=" + c.log_level + " log_format=" + c.log_format +
-          " reflection=" + (c.reflection ? "on" : "off"),
+          " reflection=" + (c.reflection ? "on" : "off") +
+          (c.data_parallel
+               ? " data_parallel bucket_bytes=" + std::to_string(c.data_parallel_bucket_bytes)
+               : ""),
       "metrics_listen=" + (c.metrics_listen.empty() ? std::string("off") : c.metrics_listen),
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +
           (c.insecure ? " insecure" : ""),

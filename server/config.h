@@ -83,6 +83,10 @@ struct ServerConfig {
   bool metrics_listen_defaulted = false;
   // Serve grpc.reflection.v1 and v1alpha (server/reflection.h); --reflection=off: neither.
   bool reflection = true;
+  // One rank of a data-parallel job under mpirun (Note [Data-parallel jobs] in
+  // server/data_parallel/replica.h).
+  bool data_parallel = false;
+  int64_t data_parallel_bucket_bytes = int64_t{4} << 20;  // MpiReducer's buckets
   // --tls-cert, --tls-key, --tls-client-ca, --tls-reload-seconds; no certificate: plaintext.
   auth::TlsFiles tls;
   // Dynamic batching of Infer and ModelInfer (Note [Dynamic batching] in server/batcher.h): at

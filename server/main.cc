@@ -16,6 +16,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,8 @@
 #include "clients/common/flags.h"
 #include "engine/core/memory_budget.h"
 #include "server/config.h"
+#include "server/data_parallel/collective.h"
+#include "server/data_parallel/replica.h"
 #include "server/log_format.h"
 #include "server/server.h"
 
@@ -64,6 +67,80 @@ void ConfigureLogging(const backflow::server::ServerConfig& config) {
   spdlog::set_error_handler([](const std::string&) {});
 }
 
+// Where libbackflow_mpi.so is: beside this binary (the build tree), else in ../lib/backflow
+// (an installed tree).
+std::string MpiModuleDir() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return ".";
+  path[n] = '\0';
+  std::string dir(path);
+  dir = dir.substr(0, dir.rfind('/'));
+  if (access((dir + "/libbackflow_mpi.so").c_str(), R_OK) == 0) return dir;
+  return dir + "/../lib/backflow";
+}
+
+// Ranks 1..N-1 of a data-parallel job: follow rank 0 until it stops the job. mpirun passes a
+// Ctrl-C or SIGTERM to every rank at once, while rank 0 still needs them to finish its last
+// steps, so the first signal is left to rank 0 (which stops the job once it has drained) and a
+// second exits at once.
+int Follow(backflow::server::DataParallel& job, const backflow::server::ServerConfig& config,
+           sigset_t signals) {
+  std::thread watchdog([signals] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    sigwait(&signals, &signal);
+    _exit(130);
+  });
+  watchdog.detach();
+  return job.Follow(config);  // then MPI_Finalize, with rank 0's, as `job` is destroyed
+}
+
+// Starts the server (with --data-parallel, this process's rank of the job: ranks other than 0
+// follow rank 0 instead), serves until SIGTERM or SIGINT, drains; the exit status.
+int Serve(const backflow::server::ServerConfig& config, sigset_t signals) {
+  std::unique_ptr<backflow::server::DataParallel> data_parallel;
+  if (config.data_parallel) {
+    backflow::StatusOr<std::unique_ptr<backflow::server::Collective>> mpi =
+        backflow::server::LoadMpi(MpiModuleDir());
+    if (!mpi.ok()) {
+      spdlog::error("cannot start: {}", mpi.status().ToString());
+      return 1;
+    }
+    data_parallel = std::make_unique<backflow::server::DataParallel>(
+        std::move(*mpi), config.data_parallel_bucket_bytes);
+    if (data_parallel->rank() != 0) return Follow(*data_parallel, config, signals);
+    spdlog::info(
+        "data-parallel rank 0 of {} (pid {}): serving; every step is split across the "
+        "ranks",
+        data_parallel->ranks(), getpid());
+  }
+  auto server = backflow::server::Server::Start(config, data_parallel.get());
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("{} received: shutting down (again to exit at once)", strsignal(signal));
+  std::thread watchdog([signals] {
+    int again = 0;
+    sigwait(&signals, &again);
+    spdlog::warn("{} received again: exiting without draining", strsignal(again));
+    spdlog::shutdown();
+    _exit(130);
+  });
+  watchdog.detach();
+  backflow::Status stopped = (*server)->Shutdown();
+  if (data_parallel != nullptr) data_parallel->Stop();  // after the last step and checkpoint
+  if (!stopped.ok()) {
+    spdlog::error("shutdown: {}", stopped.ToString());
+    return 1;
+  }
+  spdlog::info("bye");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   using backflow::server::ServerConfig;
   if (std::getenv("GOMP_SPINCOUNT") == nullptr) ExecWithoutSpinning(argv);
@@ -94,27 +171,5 @@ int main(int argc, char** argv) {
   spdlog::info("backflow-server starting, pid {}", getpid());
   for (const std::string& line : backflow::server::Describe(*config)) spdlog::info("  {}", line);
 
-  auto server = backflow::server::Server::Start(*config);
-  if (!server.ok()) {
-    spdlog::error("cannot start: {}", server.status().ToString());
-    return 1;
-  }
-  int signal = 0;
-  sigwait(&signals, &signal);
-  spdlog::info("{} received: shutting down (again to exit at once)", strsignal(signal));
-  std::thread watchdog([&signals] {
-    int again = 0;
-    sigwait(&signals, &again);
-    spdlog::warn("{} received again: exiting without draining", strsignal(again));
-    spdlog::shutdown();
-    _exit(130);
-  });
-  watchdog.detach();
-  backflow::Status stopped = (*server)->Shutdown();
-  if (!stopped.ok()) {
-    spdlog::error("shutdown: {}", stopped.ToString());
-    return 1;
-  }
-  spdlog::info("bye");
-  return 0;
+  return Serve(*config, signals);
 }

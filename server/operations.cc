@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/data_parallel/replica.h"
 #include "server/inputs.h"
 #include "server/model_io.h"
 #include "server/names.h"
@@ -99,8 +100,11 @@ Status CreateModel(ServiceEnv& env, const v1::CreateModelRequest& request,
   BF_ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
                       Model::Create(std::move(record), env.graph_limits,
                                     env.config.limits.max_tensor_elements, env.pool, &env.memory));
-  BF_RETURN_IF_ERROR(env.store->CreateModel(model->record()));
-  BF_RETURN_IF_ERROR(env.registry.Add(model, &reservation));
+  if (env.data_parallel != nullptr) BF_RETURN_IF_ERROR(env.data_parallel->ShareNewModel(*model));
+  Status added = env.store->CreateModel(model->record());
+  if (added.ok()) added = env.registry.Add(model, &reservation);
+  if (!added.ok() && env.data_parallel != nullptr) (void)env.data_parallel->DropModel(model->id());
+  BF_RETURN_IF_ERROR(added);
   *response = model->Info();
   return Status::Ok();
 }
@@ -117,6 +121,7 @@ Status DeleteModel(ServiceEnv& env, Model& model) {
   // Its share of --max-memory is free for the next model now, not when the last request still
   // holding a reference lets go (those end soon: the model is marked deleted).
   model.HoldMemory(MemoryBudget::Hold());
+  if (env.data_parallel != nullptr) (void)env.data_parallel->DropModel(model.id());
   return env.registry.Remove(model.id()).status();
 }
 
@@ -200,7 +205,9 @@ Status TrainStepOnBatch(const ServiceEnv& env, Model& model, const v1::TrainStep
   if (request.has_learning_rate()) options.learning_rate = request.learning_rate();
   if (request.has_if_step()) options.if_step = request.if_step();
   const auto started = std::chrono::steady_clock::now();
-  BF_ASSIGN_OR_RETURN(StepResult result, model.trainer().Step(Feeds(*batch), options));
+  BF_ASSIGN_OR_RETURN(StepResult result, env.data_parallel != nullptr
+                                             ? env.data_parallel->Step(model, *batch, options)
+                                             : model.trainer().Step(Feeds(*batch), options));
   const auto ended = std::chrono::steady_clock::now();
   model.training_stats().RecordStep({.step = result.step,
                                      .loss = result.loss,
@@ -254,6 +261,7 @@ Status SetParameters(const ServiceEnv& env, Model& model, const v1::SetParameter
   if (request.has_if_step()) if_step = request.if_step();
   BF_RETURN_IF_ERROR(model.trainer().SetParameters(values, if_step));
   model.MarkChanged();
+  if (env.data_parallel != nullptr) BF_RETURN_IF_ERROR(env.data_parallel->ShareModel(model));
   response->set_step(model.trainer().parameters()->step);
   return Status::Ok();
 }
@@ -341,6 +349,7 @@ Status RestoreCheckpoint(const ServiceEnv& env, Model& model,
   model.MarkChanged();
   model.MarkSaved(model.generation(), loaded->record.step());
   model.schedule().Restart(loaded->record.step(), CheckpointSchedule::Clock::now());
+  if (env.data_parallel != nullptr) BF_RETURN_IF_ERROR(env.data_parallel->ShareModel(model));
   response->set_step(loaded->record.step());
   CheckpointInfoToProto(loaded->info, response->mutable_checkpoint());
   return Status::Ok();

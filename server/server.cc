@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "server/auth/token_store.h"
+#include "server/data_parallel/replica.h"
 #include "server/inference_service.h"
 #include "server/metrics_text.h"
 #include "server/model.h"
@@ -25,7 +26,8 @@ namespace backflow::server {
 
 class Server::Impl {
  public:
-  explicit Impl(const ServerConfig& config) : config_(config) {}
+  Impl(const ServerConfig& config, DataParallel* data_parallel)
+      : config_(config), data_parallel_(data_parallel) {}
   ~Impl() { (void)Shutdown(); }
 
   Status Start();
@@ -46,6 +48,7 @@ class Server::Impl {
   Status StartHttp();
 
   const ServerConfig config_;
+  DataParallel* const data_parallel_;  // null unless --data-parallel
   std::unique_ptr<CheckpointStore> store_;
   std::unique_ptr<ComputePool> pool_;
   std::unique_ptr<auth::TokenStore> tokens_;  // --auth-tokens; outlives env_
@@ -72,6 +75,7 @@ Status Server::Impl::Start() {
   BF_ASSIGN_OR_RETURN(store_, CheckpointStore::Open(config_.data_dir, store_options));
   pool_ = std::make_unique<ComputePool>(config_.compute_threads);
   env_ = std::make_unique<ServiceEnv>(config_, store_.get(), pool_.get());
+  env_->data_parallel = data_parallel_;
   if (!config_.auth_tokens.empty()) {
     BF_ASSIGN_OR_RETURN(tokens_, auth::TokenStore::Open(config_.auth_tokens));
     env_->tokens = tokens_.get();
@@ -227,6 +231,10 @@ Status Server::Impl::LoadModels() {
       continue;
     }
     spdlog::info("loaded model {} at step {}", id, (*model)->trainer().parameters()->step);
+    if (data_parallel_ != nullptr) {
+      BF_RETURN_IF_ERROR(data_parallel_->ShareModel(**model).WithPrefix(
+          "model " + id + " on the data-parallel ranks"));
+    }
   }
   const MemoryBudget& memory = env_->memory;
   if (memory.capacity() > 0 && memory.used() > memory.capacity()) {
@@ -290,8 +298,9 @@ void Server::Impl::Wait() {
   stopped_cv_.wait(lock, [this] { return stopped_; });
 }
 
-StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
-  auto impl = std::make_unique<Impl>(config);
+StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config,
+                                                DataParallel* data_parallel) {
+  auto impl = std::make_unique<Impl>(config, data_parallel);
   BF_RETURN_IF_ERROR(impl->Start());
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

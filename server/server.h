@@ -17,11 +17,17 @@
 
 namespace backflow::server {
 
+class DataParallel;
+
 class Server {
  public:
   // Fails (with a Status naming the path or address) if the data directory cannot be opened or
   // the address cannot be bound.
-  static StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config);
+  // With `data_parallel` (rank 0 of a job: server/data_parallel/replica.h, outliving the
+  // server), every model loaded is sent to the other ranks before the server listens, and
+  // every later change and step goes through it.
+  static StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config,
+                                                 DataParallel* data_parallel = nullptr);
   ~Server();  // Shutdown() if not done yet
 
   int port() const;  // the bound port (the chosen one when config.listen ends in ":0")

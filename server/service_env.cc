@@ -4,7 +4,6 @@
 #include "engine/exec/program.h"
 
 namespace backflow::server {
-namespace {
 
 GraphLimits LimitsFor(const ServerConfig& config) {
   GraphLimits limits;
@@ -12,8 +11,6 @@ GraphLimits LimitsFor(const ServerConfig& config) {
   limits.max_tensor_elements = config.limits.max_tensor_elements;
   return limits;
 }
-
-}  // namespace
 
 ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, ComputePool* pool)
     : config(config),

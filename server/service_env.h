@@ -24,6 +24,10 @@ namespace backflow::server {
 namespace auth {
 class TokenStore;
 }  // namespace auth
+class DataParallel;
+
+// config.limits as the graph importer takes them.
+GraphLimits LimitsFor(const ServerConfig& config);
 
 struct ServiceEnv {
   ServiceEnv(const ServerConfig& config, CheckpointStore* store, ComputePool* pool);
@@ -45,6 +49,9 @@ struct ServiceEnv {
   std::atomic<int64_t> next_request_id{1};  // for the logs (CallLog)
   LogThrottles log_throttles;               // CallLog's, per method and code
   auth::TokenStore* tokens = nullptr;       // --auth-tokens (server/caller_check.h); null: off
+  // Rank 0 of a data-parallel job (Note [Data-parallel jobs] in server/data_parallel/replica.h);
+  // null for a server of one process.
+  DataParallel* data_parallel = nullptr;
   // The request series of /metrics (Note [Metrics] in server/metrics_text.h); null when
   // config.metrics_listen is empty, and then nothing is counted.
   const std::unique_ptr<RequestMetrics> metrics;

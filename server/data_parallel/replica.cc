@@ -1,0 +1,296 @@
+#include "server/data_parallel/replica.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+
+#include "server/data_parallel/mpi_reducer.h"
+#include "server/service_env.h"
+#include "server/work_queue.h"
+
+namespace backflow::server {
+namespace {
+
+// Rows [begin, begin + rows) of a tensor whose axis 0 holds the batch.
+Tensor RowsOf(const Tensor& tensor, int64_t begin, int64_t rows) {
+  Shape shape = tensor.shape();
+  const int64_t row_bytes =
+      shape.dim(0) == 0 ? 0 : static_cast<int64_t>(tensor.byte_size()) / shape.dim(0);
+  shape.dim(0) = rows;
+  Tensor out(tensor.dtype(), shape);
+  if (rows > 0) {
+    std::memcpy(out.raw(), tensor.raw() + begin * row_bytes, static_cast<size_t>(rows * row_bytes));
+  }
+  return out;
+}
+
+// True if `tensor` feeds a placeholder of `graph` with the batch on axis 0.
+bool Batched(const Graph& graph, const std::string& name, const Tensor& tensor) {
+  const std::optional<ValueId> id = graph.Find(name);
+  return id && graph.value(*id).shape.rank() > 0 && graph.value(*id).shape.dim(0) == kBatchDim &&
+         tensor.shape().rank() > 0;
+}
+
+// The rows of each of `ranks` shards of a batch of `rows`: the first rows % ranks one more.
+std::vector<int64_t> ShardRows(int64_t rows, int ranks) {
+  std::vector<int64_t> sizes(static_cast<size_t>(ranks), rows / ranks);
+  for (int64_t r = 0; r < rows % ranks; ++r) ++sizes[static_cast<size_t>(r)];
+  return sizes;
+}
+
+std::string EncodeStatus(const Status& status) {
+  return status.ok() ? std::string()
+                     : std::to_string(static_cast<int>(status.code())) + "\n" + status.message();
+}
+
+// One rank's replicas (ranks 1..N-1), and what they apply.
+class Follower {
+ public:
+  Follower(const ServerConfig& config, Collective* collective)
+      : config_(config),
+        collective_(collective),
+        limits_(LimitsFor(config)),
+        memory_(config.limits.max_memory),
+        pool_(config.compute_threads) {}
+
+  Status ApplyModel(const v1::ReplicaModel& command) {
+    auto it = models_.find(command.record().id());
+    if (it == models_.end()) {
+      BF_ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
+                          Model::Create(command.record(), limits_,
+                                        config_.limits.max_tensor_elements, &pool_, &memory_));
+      it = models_.emplace(command.record().id(), std::move(model)).first;
+    }
+    return it->second->RestoreCheckpointOrFail(command.state(), config_.limits.max_tensor_elements);
+  }
+
+  void Drop(const std::string& id) { models_.erase(id); }
+
+  // This rank's shard of a step; its outcome reaches rank 0 through the reducer.
+  Status Step(const v1::ReplicaStep& command) {
+    std::string bytes;
+    BF_RETURN_IF_ERROR(collective_->Scatter({}, &bytes));
+    v1::ReplicaShard shard;
+    Status decoded = shard.ParseFromString(bytes) ? Status::Ok()
+                                                  : InternalError("undecodable shard from rank 0");
+    auto it = models_.find(command.model_id());
+    if (it == models_.end())
+      // Rank 0 sent every model it steps; this rank cannot take part without the model's
+      // shapes, so the job cannot go on: the rank exits, and mpirun ends the job.
+      return UnavailableError("no replica of model '" + command.model_id() + "' on this rank");
+    Model& model = *it->second;
+    StatusOr<TensorMap> batch = InternalError("not decoded");
+    if (decoded.ok()) {
+      batch =
+          DecodeTensors(shard.batch(), "shard", config_.limits.max_tensor_elements, std::nullopt);
+    }
+    MpiReducer reducer(collective_, model.trainer(), *model.trainer().parameters(), shard.rows(),
+                       command.batch_rows(), config_.data_parallel_bucket_bytes);
+    if (!batch.ok()) {
+      // Still take part in the sums, so that no rank waits; every rank refuses the step.
+      StepResult none;
+      ParameterMap state;
+      return reducer.Reduce(batch.status(), &none, &state);
+    }
+    StepOptions options{.reducer = &reducer, .empty_shard = shard.rows() == 0};
+    if (command.has_learning_rate()) options.learning_rate = command.learning_rate();
+    return model.trainer().Step(Feeds(*batch), options).status();
+  }
+
+ private:
+  const ServerConfig& config_;
+  Collective* const collective_;
+  const GraphLimits limits_;
+  MemoryBudget memory_;
+  ComputePool pool_;
+  std::map<std::string, std::shared_ptr<Model>> models_;
+};
+
+}  // namespace
+
+TensorMap ShardOfBatch(const Graph& graph, const TensorMap& batch, int64_t begin, int64_t rows) {
+  TensorMap shard;
+  for (const auto& [name, tensor] : batch) {
+    shard.emplace(name, Batched(graph, name, tensor) ? RowsOf(tensor, begin, rows) : tensor);
+  }
+  return shard;
+}
+
+DataParallel::DataParallel(std::unique_ptr<Collective> collective, int64_t bucket_bytes)
+    : collective_(std::move(collective)), bucket_bytes_(bucket_bytes) {}
+
+DataParallel::~DataParallel() {
+  if (rank() == 0) Stop();
+}
+
+Status DataParallel::CheckUsable() const {
+  if (!broken_.load()) return Status::Ok();
+  return UnavailableError(
+      "the data-parallel job lost a rank; restart it (mpirun) to go on from the last checkpoint");
+}
+
+Status DataParallel::Broken(Status status) {
+  if (status.code() == StatusCode::kUnavailable) {
+    broken_.store(true);
+    spdlog::error("data-parallel job broken: {}", status.ToString());
+  }
+  return status;
+}
+
+Status DataParallel::Send(const v1::ReplicaCommand& command) {
+  BF_RETURN_IF_ERROR(CheckUsable());
+  if (stopped_) return UnavailableError("the data-parallel job is stopping");
+  std::string bytes = command.SerializeAsString();
+  return Broken(collective_->Broadcast(&bytes));
+}
+
+Status DataParallel::Agree(const Status& mine) {
+  int64_t failed = mine.ok() ? 0 : 1;
+  BF_RETURN_IF_ERROR(Broken(collective_->AllreduceMax(&failed)));
+  if (failed == 0) return Status::Ok();
+  std::vector<std::string> all;
+  BF_RETURN_IF_ERROR(Broken(collective_->Gather(EncodeStatus(mine), &all)));
+  if (rank() != 0) return mine.ok() ? AbortedError("another rank failed") : mine;
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r].empty()) continue;
+    if (r == 0) return mine;
+    const size_t newline = all[r].find('\n');
+    return Status(static_cast<StatusCode>(std::atoi(all[r].substr(0, newline).c_str())),
+                  "rank " + std::to_string(r) + ": " + all[r].substr(newline + 1));
+  }
+  return InternalError("a rank failed without saying why");
+}
+
+Status DataParallel::ShareModel(Model& model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::ReplicaCommand command;
+  *command.mutable_model()->mutable_record() = model.record();
+  *command.mutable_model()->mutable_state() = model.TakeCheckpoint();
+  BF_RETURN_IF_ERROR(Send(command));
+  return Agree(Status::Ok());
+}
+
+Status DataParallel::ShareNewModel(Model& model) {
+  Status shared = ShareModel(model);
+  if (!shared.ok() && shared.code() != StatusCode::kUnavailable) (void)DropModel(model.id());
+  return shared;
+}
+
+Status DataParallel::DropModel(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::ReplicaCommand command;
+  command.set_delete_model(id);
+  return Send(command);
+}
+
+StatusOr<StepResult> DataParallel::Step(Model& model, const TensorMap& batch,
+                                        const StepOptions& options) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Checked here, before any rank starts: every rank is at the same step.
+  std::shared_ptr<const ParameterSnapshot> current = model.trainer().parameters();
+  if (options.if_step && *options.if_step != current->step) {
+    return FailedPreconditionError("parameters are at step " + std::to_string(current->step) +
+                                   ", not " + std::to_string(*options.if_step));
+  }
+  const Graph& graph = model.trainer().graph();
+  BF_RETURN_IF_ERROR(CheckShardableLoss(graph));
+  int64_t rows = -1;
+  for (const auto& [name, tensor] : batch) {
+    if (Batched(graph, name, tensor)) rows = std::max(rows, tensor.shape().dim(0));
+  }
+  if (rows < 1) {
+    return InvalidArgumentError(
+        rows < 0 ? "a data-parallel step splits the batch along its rows, and no tensor of this "
+                   "batch feeds a placeholder with the batch (N) on axis 0"
+                 : "the batch has no rows");
+  }
+  v1::ReplicaCommand command;
+  v1::ReplicaStep* step = command.mutable_step();
+  step->set_model_id(model.id());
+  if (options.learning_rate) step->set_learning_rate(*options.learning_rate);
+  step->set_batch_rows(rows);
+  BF_RETURN_IF_ERROR(Send(command));
+
+  const std::vector<int64_t> sizes = ShardRows(rows, ranks());
+  std::vector<std::string> pieces;
+  TensorMap mine;
+  int64_t begin = 0;
+  for (int r = 0; r < ranks(); ++r) {
+    const int64_t n = sizes[static_cast<size_t>(r)];
+    TensorMap shard = ShardOfBatch(graph, batch, begin, n);
+    begin += n;
+    if (r == 0) {
+      mine = std::move(shard);
+      pieces.emplace_back();
+      continue;
+    }
+    v1::ReplicaShard wire;
+    wire.set_rows(n);
+    EncodeTensors(shard, wire.mutable_batch());
+    pieces.push_back(wire.SerializeAsString());
+  }
+  std::string unused;
+  BF_RETURN_IF_ERROR(Broken(collective_->Scatter(pieces, &unused)));
+  MpiReducer reducer(collective_.get(), model.trainer(), *current, sizes[0], rows, bucket_bytes_);
+  StepOptions shard_options = options;
+  shard_options.if_step.reset();
+  shard_options.reducer = &reducer;
+  StatusOr<StepResult> result = model.trainer().Step(Feeds(mine), shard_options);
+  if (!result.ok()) return Broken(result.status());
+  return result;
+}
+
+void DataParallel::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_ || broken_.load()) return;
+  v1::ReplicaCommand command;
+  command.set_stop(true);
+  std::string bytes = command.SerializeAsString();
+  (void)collective_->Broadcast(&bytes);
+  stopped_ = true;
+}
+
+int DataParallel::Follow(const ServerConfig& config) {
+  Follower follower(config, collective_.get());
+  spdlog::info("data-parallel rank {} of {} (pid {}) on {}: following rank 0", rank(), ranks(),
+               getpid(), collective_->host());
+  for (;;) {
+    std::string bytes;
+    if (Status received = collective_->Broadcast(&bytes); !received.ok()) {
+      spdlog::error("{}", received.ToString());
+      return 1;
+    }
+    v1::ReplicaCommand command;
+    if (!command.ParseFromString(bytes)) {
+      spdlog::error("undecodable command from rank 0");
+      return 1;
+    }
+    Status status;
+    switch (command.command_case()) {
+      case v1::ReplicaCommand::kModel:
+        status = Agree(follower.ApplyModel(command.model()));
+        break;
+      case v1::ReplicaCommand::kDeleteModel:
+        follower.Drop(command.delete_model());
+        break;
+      case v1::ReplicaCommand::kStep:
+        status = follower.Step(command.step());
+        break;
+      case v1::ReplicaCommand::kStop:
+        spdlog::info("rank 0 stopped the job");
+        return 0;
+      default:
+        spdlog::error("unknown command from rank 0");
+        return 1;
+    }
+    if (status.code() == StatusCode::kUnavailable) {
+      spdlog::error("{}", status.ToString());
+      return 1;
+    }
+    if (!status.ok()) spdlog::debug("rank {}: {}", rank(), status.ToString());
+  }
+}
+
+}  // namespace backflow::server

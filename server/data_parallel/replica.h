@@ -1,0 +1,88 @@
+// DataParallel: one rank's part in a data-parallel job.
+//
+// Note [Data-parallel jobs]
+// `mpirun -np N backflow-server --data-parallel [flags]` starts N ranks with the same flags.
+// Rank 0 is the server: it listens, keeps the data directory and answers every RPC as a single
+// server does, so clients do not change. Ranks 1..N-1 listen to nothing: each holds a replica
+// of every model and applies what rank 0 tells it (Follow), until rank 0 says stop.
+//
+// Rank 0 sends every change of a model's state to every rank, one command at a time under one
+// lock, so all ranks apply them in one order:
+// - CreateModel, a model loaded from the data directory at start, SetParameters,
+//   RestoreCheckpoint and UploadCheckpoint send the model as rank 0 now has it, its record and
+//   its whole state (ShareModel); every rank builds or updates its replica and says whether it
+//   could. A rank that cannot (out of --max-memory, say) fails the call as a single server
+//   would, and a model that some rank could not create is created nowhere.
+// - DeleteModel: DropModel.
+// - TrainStep and every step of a Train stream: Step splits the batch's rows into N shards (the
+//   first rows % N shards one row more), sends each rank its shard, and every rank, rank 0 too,
+//   steps on its own with an MpiReducer, which sums the gradients so that every rank applies the
+//   same update (Note [Data-parallel steps] in engine/api/gradient_reducer.h).
+// ComputeGradients, Infer, Evaluate and every read run on rank 0 alone, on its copy, which
+// equals every other rank's.
+//
+// A collective call that fails (a rank is gone) is UNAVAILABLE, and from then on the job is
+// broken: every step and change answers UNAVAILABLE until it is restarted (from the data
+// directory's checkpoints, with the same or another N).
+#ifndef BACKFLOW_SERVER_DATA_PARALLEL_REPLICA_H_
+#define BACKFLOW_SERVER_DATA_PARALLEL_REPLICA_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/api/trainer.h"
+#include "server/config.h"
+#include "server/convert.h"
+#include "server/data_parallel/collective.h"
+#include "server/model.h"
+
+namespace backflow::server {
+
+class DataParallel {
+ public:
+  // `bucket_bytes`: of the gradient buckets each step sums (MpiReducer).
+  DataParallel(std::unique_ptr<Collective> collective, int64_t bucket_bytes);
+  ~DataParallel();  // rank 0: Stop()
+
+  int rank() const { return collective_->rank(); }
+  int ranks() const { return collective_->size(); }
+
+  // Rank 0 only. Each is one command; callers hold the model's queue (or own the model alone).
+  Status ShareModel(Model& model);
+  // ShareModel for a model rank 0 has just built and not yet registered: if some rank cannot
+  // hold it, it is dropped from every rank and that rank's error returned.
+  Status ShareNewModel(Model& model);
+  Status DropModel(const std::string& id);
+  StatusOr<StepResult> Step(Model& model, const TensorMap& batch, const StepOptions& options);
+  // Tells the other ranks to exit; later commands fail. Idempotent.
+  void Stop();
+
+  // Ranks 1..N-1: applies rank 0's commands until it says stop; the process's exit status.
+  int Follow(const ServerConfig& config);
+
+ private:
+  // UNAVAILABLE once a collective call has failed (Note [Data-parallel jobs]).
+  Status CheckUsable() const;
+  // Marks the job broken when `status` is a failed collective call; returns it.
+  Status Broken(Status status);
+  // Rank 0: sends `command` to every rank.
+  Status Send(const v1::ReplicaCommand& command);
+  // Every rank: the first failure among the ranks' `mine` (rank 0 names the rank), else OK.
+  Status Agree(const Status& mine);
+
+  const std::unique_ptr<Collective> collective_;
+  const int64_t bucket_bytes_;
+  std::mutex mu_;  // rank 0: one command at a time
+  std::atomic<bool> broken_{false};
+  bool stopped_ = false;  // GUARDED_BY(mu_)
+};
+
+// The rows [begin, begin + rows) of every tensor of `batch` whose placeholder in `graph` has the
+// batch on axis 0; other tensors whole. For the shards of a data-parallel step.
+TensorMap ShardOfBatch(const Graph& graph, const TensorMap& batch, int64_t begin, int64_t rows);
+
+}  // namespace backflow::server
+
+#endif  // BACKFLOW_SERVER_DATA_PARALLEL_REPLICA_H_
