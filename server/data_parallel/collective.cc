@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -126,12 +127,33 @@ class MpiCollective : public Collective {
 template <typename F>
 Status Find(void* handle, const char* name, F* out) {
   *out = reinterpret_cast<F>(dlsym(handle, name));
-  if (*out == nullptr)
+  if (*out == nullptr) {
     return FailedPreconditionError(std::string("libbackflow_mpi.so lacks ") + name);
+  }
   return Status::Ok();
 }
 
 }  // namespace
+
+Status FirstFailure(Collective& collective, const Status& mine) {
+  // "CODE\nmessage", empty for OK.
+  const std::string wire =
+      mine.ok() ? std::string()
+                : std::to_string(static_cast<int>(mine.code())) + "\n" + mine.message();
+  std::vector<std::string> all;
+  BF_RETURN_IF_ERROR(collective.Gather(wire, &all));
+  if (collective.rank() != 0) {
+    return mine.ok() ? AbortedError("another rank failed; nothing was applied") : mine;
+  }
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (all[r].empty()) continue;
+    if (r == 0) return mine;
+    const size_t newline = all[r].find('\n');
+    return Status(static_cast<StatusCode>(std::atoi(all[r].substr(0, newline).c_str())),
+                  "rank " + std::to_string(r) + ": " + all[r].substr(newline + 1));
+  }
+  return InternalError("a rank reported a failure but sent no error");
+}
 
 StatusOr<std::unique_ptr<Collective>> LoadMpi(const std::string& module_dir) {
   const std::string path = module_dir + "/libbackflow_mpi.so";

@@ -55,6 +55,11 @@ class Collective {
   virtual Status Finish(Pending pending) = 0;
 };
 
+// Once every rank knows that some rank failed: gathers the ranks' statuses and returns, on rank 0,
+// the first failing rank's (prefixed "rank K: " when it is another rank's), and on the others
+// their own, or Aborted when only other ranks failed. Every rank calls it, as any collective.
+Status FirstFailure(Collective& collective, const Status& mine);
+
 // Opens libbackflow_mpi.so and initialises MPI (MPI_Init_thread) in this process: one call per
 // process. FailedPrecondition, saying what is missing, when the module or Open MPI's library
 // cannot be loaded, or when the process was not started by mpirun (a job of one rank is fine:

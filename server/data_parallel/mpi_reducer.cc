@@ -19,17 +19,6 @@ void ScaledCopy(const Tensor& from, double weight, char* to) {
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(static_cast<double>(in[i]) * weight);
 }
 
-// "CODE\nmessage", and back: how a rank's error reaches rank 0.
-std::string EncodeStatus(const Status& status) {
-  return std::to_string(static_cast<int>(status.code())) + "\n" + status.message();
-}
-Status DecodeStatus(const std::string& text, int rank) {
-  const size_t newline = text.find('\n');
-  const int code = newline == std::string::npos ? 0 : std::atoi(text.substr(0, newline).c_str());
-  const std::string message = newline == std::string::npos ? text : text.substr(newline + 1);
-  return Status(static_cast<StatusCode>(code), "rank " + std::to_string(rank) + ": " + message);
-}
-
 }  // namespace
 
 MpiReducer::MpiReducer(Collective* collective, const Trainer& trainer,
@@ -138,7 +127,7 @@ Status MpiReducer::Reduce(const Status& run, StepResult* result, ParameterMap* n
   BF_RETURN_IF_ERROR(collective_->AllreduceMax(&count));
   totals.resize(static_cast<size_t>(count), 0.0);
   BF_RETURN_IF_ERROR(collective_->AllreduceSum(totals.data(), count, DType::kFloat64));
-  if (totals[0] > 0) return AgreeOnFailure(run);
+  if (totals[0] > 0) return FirstFailure(*collective_, run);
 
   result->loss = totals[1];
   size_t i = 2;
@@ -151,18 +140,6 @@ Status MpiReducer::Reduce(const Status& run, StepResult* result, ParameterMap* n
                 static_cast<size_t>(slot.elements) * size_of);
   }
   return ShareState(next_state);
-}
-
-Status MpiReducer::AgreeOnFailure(const Status& run) {
-  std::vector<std::string> all;
-  BF_RETURN_IF_ERROR(collective_->Gather(run.ok() ? std::string() : EncodeStatus(run), &all));
-  if (collective_->rank() != 0) {
-    return run.ok() ? AbortedError("another rank's shard failed; the step was not applied") : run;
-  }
-  for (size_t r = 0; r < all.size(); ++r) {
-    if (!all[r].empty()) return r == 0 ? run : DecodeStatus(all[r], static_cast<int>(r));
-  }
-  return InternalError("a rank reported a failed shard but sent no error");
 }
 
 Status MpiReducer::ShareState(ParameterMap* next_state) {

@@ -63,8 +63,6 @@ class MpiReducer : public GradientReducer {
   void StartComplete();  // REQUIRES(mu_)
   // Finishes every started sum; the first error.
   Status FinishAll();
-  // The error every rank returns when `failed` ranks failed; rank 0 names the first.
-  Status AgreeOnFailure(const Status& run);
   // Rank 0's running state on every rank, in name order.
   Status ShareState(ParameterMap* next_state);
 

@@ -40,11 +40,6 @@ std::vector<int64_t> ShardRows(int64_t rows, int ranks) {
   return sizes;
 }
 
-std::string EncodeStatus(const Status& status) {
-  return status.ok() ? std::string()
-                     : std::to_string(static_cast<int>(status.code())) + "\n" + status.message();
-}
-
 // One rank's replicas (ranks 1..N-1), and what they apply.
 class Follower {
  public:
@@ -76,10 +71,11 @@ class Follower {
     Status decoded = shard.ParseFromString(bytes) ? Status::Ok()
                                                   : InternalError("undecodable shard from rank 0");
     auto it = models_.find(command.model_id());
-    if (it == models_.end())
+    if (it == models_.end()) {
       // Rank 0 sent every model it steps; this rank cannot take part without the model's
       // shapes, so the job cannot go on: the rank exits, and mpirun ends the job.
       return UnavailableError("no replica of model '" + command.model_id() + "' on this rank");
+    }
     Model& model = *it->second;
     StatusOr<TensorMap> batch = InternalError("not decoded");
     if (decoded.ok()) {
@@ -150,17 +146,7 @@ Status DataParallel::Agree(const Status& mine) {
   int64_t failed = mine.ok() ? 0 : 1;
   BF_RETURN_IF_ERROR(Broken(collective_->AllreduceMax(&failed)));
   if (failed == 0) return Status::Ok();
-  std::vector<std::string> all;
-  BF_RETURN_IF_ERROR(Broken(collective_->Gather(EncodeStatus(mine), &all)));
-  if (rank() != 0) return mine.ok() ? AbortedError("another rank failed") : mine;
-  for (size_t r = 0; r < all.size(); ++r) {
-    if (all[r].empty()) continue;
-    if (r == 0) return mine;
-    const size_t newline = all[r].find('\n');
-    return Status(static_cast<StatusCode>(std::atoi(all[r].substr(0, newline).c_str())),
-                  "rank " + std::to_string(r) + ": " + all[r].substr(newline + 1));
-  }
-  return InternalError("a rank failed without saying why");
+  return FirstFailure(*collective_, mine);
 }
 
 Status DataParallel::ShareModel(Model& model) {
