@@ -108,6 +108,10 @@ const IntSetting kIntSettings[] = {
      "with --data-parallel: gradient bytes summed across the ranks\nin one allreduce, started "
      "as soon as backward filled them",
      BF_SETTING(data_parallel_bucket_bytes)},
+    {"data-parallel-checksum-steps", 0, 1000000000,
+     "with --data-parallel: every this many steps of a model, its\ncopies on all ranks are "
+     "compared by checksum before the step (0: never)",
+     BF_SETTING(data_parallel_checksum_steps)},
     {"checkpoint-write-delay-ms", 0, 600000, "testing aid: pause mid-way through checkpoint writes",
      BF_MS_SETTING(checkpoint_write_delay)},
 };
@@ -272,7 +276,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " log_level=" + c.log_level + " log_format=" + c.log_format +
           " reflection=" + (c.reflection ? "on" : "off") +
           (c.data_parallel
-               ? " data_parallel bucket_bytes=" + std::to_string(c.data_parallel_bucket_bytes)
+               ? " data_parallel bucket_bytes=" + std::to_string(c.data_parallel_bucket_bytes) +
+                     " checksum_steps=" + std::to_string(c.data_parallel_checksum_steps)
                : ""),
       "metrics_listen=" + (c.metrics_listen.empty() ? std::string("off") : c.metrics_listen),
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +

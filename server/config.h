@@ -87,6 +87,7 @@ struct ServerConfig {
   // server/data_parallel/replica.h).
   bool data_parallel = false;
   int64_t data_parallel_bucket_bytes = int64_t{4} << 20;  // MpiReducer's buckets
+  int64_t data_parallel_checksum_steps = 100;  // DataParallel::Step's checksums; 0: never
   // --tls-cert, --tls-key, --tls-client-ca, --tls-reload-seconds; no certificate: plaintext.
   auth::TlsFiles tls;
   // Dynamic batching of Infer and ModelInfer (Note [Dynamic batching] in server/batcher.h): at

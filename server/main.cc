@@ -107,8 +107,7 @@ int Serve(const backflow::server::ServerConfig& config, sigset_t signals) {
       spdlog::error("cannot start: {}", mpi.status().ToString());
       return 1;
     }
-    data_parallel = std::make_unique<backflow::server::DataParallel>(
-        std::move(*mpi), config.data_parallel_bucket_bytes);
+    data_parallel = std::make_unique<backflow::server::DataParallel>(std::move(*mpi), config);
     if (data_parallel->rank() != 0) return Follow(*data_parallel, config, signals);
     spdlog::info(
         "data-parallel rank 0 of {} (pid {}): serving; every step is split across the "

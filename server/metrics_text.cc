@@ -11,6 +11,7 @@
 
 #include "engine/core/tensor.h"
 #include "engine/exec/program.h"
+#include "server/data_parallel/replica.h"
 #include "server/service_env.h"
 #include "server/telemetry/process_stats.h"
 
@@ -67,6 +68,20 @@ void ServerState(const ServiceEnv& env, Families& out) {
             static_cast<double>(CachedBufferBytes()));
   out.Gauge("backflow_idle_plan_buffer_bytes", "Buffers idle compiled plans keep between runs",
             static_cast<double>(IdleBufferBytes()));
+  if (env.data_parallel != nullptr) {
+    const DataParallel::Stats job = env.data_parallel->stats();
+    out.Gauge("backflow_data_parallel_ranks", "Ranks of this data-parallel job (docs/scaling.md)",
+              static_cast<double>(env.data_parallel->ranks()));
+    out.Counter("backflow_data_parallel_checksums_total",
+                "Comparisons of a model's copies on every rank that agreed",
+                static_cast<double>(job.checksums));
+    out.Counter("backflow_data_parallel_checksum_mismatches_total",
+                "Comparisons of a model's copies in which some rank's differed",
+                static_cast<double>(job.mismatches));
+    out.Gauge("backflow_data_parallel_usable",
+              "1 while the job can train; 0 once a rank is lost or the copies differ",
+              job.usable ? 1.0 : 0.0);
+  }
   const ProcessStats process = ReadProcessStats();
   out.Gauge("process_resident_memory_bytes", "Resident memory size in bytes",
             static_cast<double>(process.resident_bytes));

@@ -48,8 +48,9 @@ class MpiCollective : public Collective {
   Status Scatter(const std::vector<std::string>& pieces, std::string* mine) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (rank_ != 0) return Receive(mine, 0, "scatter");
-    for (int r = 1; r < size_; ++r)
+    for (int r = 1; r < size_; ++r) {
       BF_RETURN_IF_ERROR(Send(pieces[static_cast<size_t>(r)], r, "scatter"));
+    }
     *mine = pieces[0];
     return Status::Ok();
   }
@@ -59,8 +60,9 @@ class MpiCollective : public Collective {
     if (rank_ != 0) return Send(mine, 0, "gather");
     all->assign(static_cast<size_t>(size_), std::string());
     (*all)[0] = mine;
-    for (int r = 1; r < size_; ++r)
+    for (int r = 1; r < size_; ++r) {
       BF_RETURN_IF_ERROR(Receive(&(*all)[static_cast<size_t>(r)], r, "gather"));
+    }
     return Status::Ok();
   }
 

@@ -38,7 +38,7 @@ class Collective {
   // Rank 0 gives pieces[r] to rank r (its own is pieces[0]); every rank gets its piece in
   // `mine`. `pieces` is read on rank 0 only (size() of them).
   virtual Status Scatter(const std::vector<std::string>& pieces, std::string* mine) = 0;
-  // Rank 0 gets every rank's `mine`, by rank, in `all` (others: `all` untouched).
+  // Rank 0 gets every rank's `mine`, by rank, in `all` (others leave it untouched; null is fine).
   virtual Status Gather(const std::string& mine, std::vector<std::string>* all) = 0;
   // Element-wise sums over the ranks, in place, the same on every rank: `count` values of
   // `dtype` (float32 or float64) at `data`.

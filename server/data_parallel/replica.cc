@@ -63,6 +63,12 @@ class Follower {
 
   void Drop(const std::string& id) { models_.erase(id); }
 
+  // ModelChecksum of this rank's copy, as rank 0 compares it ("missing" without one).
+  std::string Checksum(const std::string& id) const {
+    auto it = models_.find(id);
+    return it == models_.end() ? "missing" : std::to_string(ModelChecksum(*it->second));
+  }
+
   // This rank's shard of a step; its outcome reaches rank 0 through the reducer.
   Status Step(const v1::ReplicaStep& command) {
     std::string bytes;
@@ -114,14 +120,76 @@ TensorMap ShardOfBatch(const Graph& graph, const TensorMap& batch, int64_t begin
   return shard;
 }
 
-DataParallel::DataParallel(std::unique_ptr<Collective> collective, int64_t bucket_bytes)
-    : collective_(std::move(collective)), bucket_bytes_(bucket_bytes) {}
+DataParallel::DataParallel(std::unique_ptr<Collective> collective, const ServerConfig& config)
+    : collective_(std::move(collective)),
+      bucket_bytes_(config.data_parallel_bucket_bytes),
+      checksum_steps_(config.data_parallel_checksum_steps) {}
+
+DataParallel::Stats DataParallel::stats() const {
+  return {.checksums = checksums_.load(),
+          .mismatches = mismatches_.load(),
+          .usable = !broken_.load() && !diverged_.load()};
+}
+
+uint64_t ModelChecksum(const Model& model) {
+  uint64_t hash = 14695981039346656037ull;
+  auto mix = [&hash](const void* data, size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+  };
+  std::shared_ptr<const ParameterSnapshot> snapshot = model.trainer().parameters();
+  mix(&snapshot->step, sizeof snapshot->step);
+  for (const ParameterMap* values : {&snapshot->values, &snapshot->state}) {
+    const std::map<std::string, const Tensor*> ordered = [values] {
+      std::map<std::string, const Tensor*> m;
+      for (const auto& [name, tensor] : *values) m[name] = &tensor;
+      return m;
+    }();
+    for (const auto& [name, tensor] : ordered) {
+      mix(name.data(), name.size() + 1);
+      mix(tensor->raw(), tensor->byte_size());
+    }
+  }
+  return hash;
+}
+
+Status DataParallel::CompareChecksums(const Model& model) {
+  v1::ReplicaCommand command;
+  command.set_checksum(model.id());
+  BF_RETURN_IF_ERROR(Send(command));
+  const std::string mine = std::to_string(ModelChecksum(model));
+  std::vector<std::string> all;
+  BF_RETURN_IF_ERROR(Broken(collective_->Gather(mine, &all)));
+  std::string differing;
+  for (size_t r = 1; r < all.size(); ++r) {
+    if (all[r] != mine) differing += (differing.empty() ? "" : ", ") + std::to_string(r);
+  }
+  const int64_t step = model.trainer().parameters()->step;
+  if (differing.empty()) {
+    ++checksums_;
+    spdlog::info("data-parallel checksum of model {} at step {}: {} ranks agree", model.id(), step,
+                 ranks());
+    return Status::Ok();
+  }
+  ++mismatches_;
+  diverged_.store(true);
+  const std::string message = "the copies of model '" + model.id() + "' on ranks " + differing +
+                              " differ from rank 0's at step " + std::to_string(step) +
+                              "; restart the job (mpirun) to go on from the last checkpoint";
+  spdlog::error("data-parallel checksum: {}", message);
+  return DataLossError(message + "; the step was not applied");
+}
 
 DataParallel::~DataParallel() {
   if (rank() == 0) Stop();
 }
 
 Status DataParallel::CheckUsable() const {
+  if (diverged_.load()) {
+    return DataLossError(
+        "the ranks' copies of a model differ (see the log); restart the job (mpirun) to go on "
+        "from the last checkpoint");
+  }
   if (!broken_.load()) return Status::Ok();
   return UnavailableError(
       "the data-parallel job lost a rank; restart it (mpirun) to go on from the last checkpoint");
@@ -182,6 +250,9 @@ StatusOr<StepResult> DataParallel::Step(Model& model, const TensorMap& batch,
   }
   const Graph& graph = model.trainer().graph();
   BF_RETURN_IF_ERROR(CheckShardableLoss(graph));
+  if (checksum_steps_ > 0 && current->step > 0 && current->step % checksum_steps_ == 0) {
+    BF_RETURN_IF_ERROR(CompareChecksums(model));
+  }
   int64_t rows = -1;
   for (const auto& [name, tensor] : batch) {
     if (Batched(graph, name, tensor)) rows = std::max(rows, tensor.shape().dim(0));
@@ -263,6 +334,9 @@ int DataParallel::Follow(const ServerConfig& config) {
         break;
       case v1::ReplicaCommand::kStep:
         status = follower.Step(command.step());
+        break;
+      case v1::ReplicaCommand::kChecksum:
+        status = collective_->Gather(follower.Checksum(command.checksum()), nullptr);
         break;
       case v1::ReplicaCommand::kStop:
         spdlog::info("rank 0 stopped the job");

@@ -21,6 +21,11 @@
 // ComputeGradients, Infer, Evaluate and every read run on rank 0 alone, on its copy, which
 // equals every other rank's.
 //
+// Every --data-parallel-checksum-steps steps of a model (100), before the step, every rank sends
+// rank 0 a checksum of its copy (ModelChecksum). Copies that differ would be a bug (every rank
+// applies the same sums to the same values); the step is refused with DATA_LOSS naming the
+// ranks, and so is every later step and change, until the job is restarted from a checkpoint.
+//
 // A collective call that fails (a rank is gone) is UNAVAILABLE, and from then on the job is
 // broken: every step and change answers UNAVAILABLE until it is restarted (from the data
 // directory's checkpoints, with the same or another N).
@@ -42,8 +47,9 @@ namespace backflow::server {
 
 class DataParallel {
  public:
-  // `bucket_bytes`: of the gradient buckets each step sums (MpiReducer).
-  DataParallel(std::unique_ptr<Collective> collective, int64_t bucket_bytes);
+  // config.data_parallel_bucket_bytes: of the gradient buckets each step sums (MpiReducer);
+  // config.data_parallel_checksum_steps: how often Step compares the ranks' copies.
+  DataParallel(std::unique_ptr<Collective> collective, const ServerConfig& config);
   ~DataParallel();  // rank 0: Stop()
 
   int rank() const { return collective_->rank(); }
@@ -62,6 +68,14 @@ class DataParallel {
   // Ranks 1..N-1: applies rank 0's commands until it says stop; the process's exit status.
   int Follow(const ServerConfig& config);
 
+  // For /metrics (rank 0).
+  struct Stats {
+    int64_t checksums = 0;   // comparisons in which every rank agreed
+    int64_t mismatches = 0;  // comparisons in which some rank differed
+    bool usable = true;      // false once the job is broken or its copies differ
+  };
+  Stats stats() const;
+
  private:
   // UNAVAILABLE once a collective call has failed (Note [Data-parallel jobs]).
   Status CheckUsable() const;
@@ -71,13 +85,23 @@ class DataParallel {
   Status Send(const v1::ReplicaCommand& command);
   // Every rank: the first failure among the ranks' `mine` (rank 0 names the rank), else OK.
   Status Agree(const Status& mine);
+  // Rank 0: every rank's checksum of `model` against its own (Note [Data-parallel jobs]).
+  Status CompareChecksums(const Model& model);
 
   const std::unique_ptr<Collective> collective_;
   const int64_t bucket_bytes_;
+  const int64_t checksum_steps_;
   std::mutex mu_;  // rank 0: one command at a time
   std::atomic<bool> broken_{false};
+  std::atomic<bool> diverged_{false};
+  std::atomic<int64_t> checksums_{0};
+  std::atomic<int64_t> mismatches_{0};
   bool stopped_ = false;  // GUARDED_BY(mu_)
 };
+
+// A checksum (FNV-1a, 64 bits) of a model's step, parameters and running state, by name: equal on
+// every rank while the copies are bitwise equal.
+uint64_t ModelChecksum(const Model& model);
 
 // The rows [begin, begin + rows) of every tensor of `batch` whose placeholder in `graph` has the
 // batch on axis 0; other tensors whole. For the shards of a data-parallel step.
