@@ -123,15 +123,18 @@ StatusOr<std::string> NodeContext::Emit(int out, std::string_view suffix, std::s
   return name;
 }
 
+// An output the node does not list is read by nobody: nothing to record (Translate refuses a
+// node without output 0, so this is only ever an optional output left out).
 void NodeContext::Alias(int out, const std::string& tensor) const {
-  t_.Set(node_.output(out), Entry{.tensor = tensor});
+  if (out < node_.output_size()) t_.Set(node_.output(out), Entry{.tensor = tensor});
 }
 
 void NodeContext::SetKnown(int out, Known value) const {
-  t_.Set(node_.output(out), Entry{.known = std::move(value)});
+  if (out < node_.output_size()) t_.Set(node_.output(out), Entry{.known = std::move(value)});
 }
 
 void NodeContext::SetPendingPad(int out, std::string tensor, std::vector<int64_t> pads) const {
+  if (out >= node_.output_size()) return;
   t_.Set(node_.output(out), Entry{.pending_pad = std::make_pair(std::move(tensor), std::move(pads))});
 }
 
@@ -147,6 +150,11 @@ Status Translator::Translate(const onnx::NodeProto& node) {
   NodeContext ctx(*this, node);
   if (!node.domain().empty() && node.domain() != "ai.onnx") {
     return ctx.Error("operators of domain '" + node.domain() + "' are not supported");
+  }
+  // Every operator backflow imports computes output 0 (fuzz/regressions/onnx_import/crash-1888d0:
+  // a Shape node without outputs).
+  if (node.output_size() == 0 || node.output(0).empty()) {
+    return ctx.Error("the node has no output; every operator backflow imports has one");
   }
   const auto& table = OpTable();
   auto it = table.find(node.op_type());

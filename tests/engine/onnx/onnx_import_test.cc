@@ -415,6 +415,22 @@ TEST(OnnxImportTest, UndefinedInputAndBadAttributesNameTheNode) {
               HasSubstr("ONNX node 'y' (Conv, opset 14): kernel_shape disagrees with W's shape"));
 }
 
+// Found by the onnx_import fuzz target: a Shape node without outputs read past the end of its
+// output list.
+TEST(OnnxImportTest, ANodeWithoutOutputsIsRefused) {
+  for (const std::string op : {"Shape", "Relu"}) {
+    ModelBuilder m;
+    m.Input("x", {0, 3});
+    m.Node(op, {"x"}, {});
+    m.Node("Relu", {"x"}, {"y"});
+    m.Output("y");
+    const Status status = ImportStatus(m.Bytes());
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << op;
+    EXPECT_THAT(status.message(),
+                HasSubstr("(" + op + ", opset 14): the node has no output")) << op;
+  }
+}
+
 TEST(OnnxImportTest, ConvSamePaddingIsComputedFromTheShape) {
   ModelBuilder m;
   m.Input("x", {0, 1, 5, 6});
