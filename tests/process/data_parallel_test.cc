@@ -31,21 +31,29 @@ std::vector<std::string> MpiRun(int ranks) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   }
-  return {"/usr/bin/mpirun",
-          "--oversubscribe",
-          "--bind-to",
-          "none",
-          "-np",
-          std::to_string(ranks),
-          "--mca",
-          "btl",
-          "self,vader",
-          "--mca",
-          "btl_vader_single_copy_mechanism",
-          "none",
-          "--mca",
-          "oob_tcp_if_include",
-          "lo"};
+  std::vector<std::string> argv = {"/usr/bin/mpirun",
+                                   "--oversubscribe",
+                                   "--bind-to",
+                                   "none",
+                                   "-np",
+                                   std::to_string(ranks),
+                                   "--mca",
+                                   "btl",
+                                   "self,vader",
+                                   "--mca",
+                                   "btl_vader_single_copy_mechanism",
+                                   "none",
+                                   "--mca",
+                                   "oob_tcp_if_include",
+                                   "lo"};
+#if defined(__SANITIZE_ADDRESS__)
+  // Open MPI 4.1 frees little of what MPI_Init allocated (a follower leaves about 120 KB in 3,000
+  // allocations at exit, most of them made by components LeakSanitizer cannot name once they
+  // are unloaded), so under ASan the ranks exit without a leak check; the server's own code is
+  // leak-checked by every other test.
+  argv.insert(argv.end(), {"-x", "ASAN_OPTIONS=detect_leaks=0"});
+#endif
+  return argv;
 }
 
 std::string LeNetText() {
