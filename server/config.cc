@@ -112,6 +112,10 @@ const IntSetting kIntSettings[] = {
      "with --data-parallel: every this many steps of a model, its\ncopies on all ranks are "
      "compared by checksum before the step (0: never)",
      BF_SETTING(data_parallel_checksum_steps)},
+    {"data-parallel-timeout", 1, 86400,
+     "with --data-parallel: seconds a rank waits for the others in\none exchange before it "
+     "takes the job for broken (a rank died)",
+     BF_S_SETTING(data_parallel_timeout)},
     {"checkpoint-write-delay-ms", 0, 600000, "testing aid: pause mid-way through checkpoint writes",
      BF_MS_SETTING(checkpoint_write_delay)},
 };
@@ -277,7 +281,8 @@ std::vector<std::string> Describe(const ServerConfig& c) {
           " reflection=" + (c.reflection ? "on" : "off") +
           (c.data_parallel
                ? " data_parallel bucket_bytes=" + std::to_string(c.data_parallel_bucket_bytes) +
-                     " checksum_steps=" + std::to_string(c.data_parallel_checksum_steps)
+                     " checksum_steps=" + std::to_string(c.data_parallel_checksum_steps) +
+                     " timeout=" + std::to_string(c.data_parallel_timeout.count()) + "s"
                : ""),
       "metrics_listen=" + (c.metrics_listen.empty() ? std::string("off") : c.metrics_listen),
       "auth_tokens=" + (c.auth_tokens.empty() ? std::string("off") : c.auth_tokens) +

@@ -88,6 +88,9 @@ struct ServerConfig {
   bool data_parallel = false;
   int64_t data_parallel_bucket_bytes = int64_t{4} << 20;  // MpiReducer's buckets
   int64_t data_parallel_checksum_steps = 100;  // DataParallel::Step's checksums; 0: never
+  // How long a rank waits for the others in one exchange (Note [Dead ranks] in
+  // server/data_parallel/collective.h).
+  std::chrono::seconds data_parallel_timeout{60};
   // --tls-cert, --tls-key, --tls-client-ca, --tls-reload-seconds; no certificate: plaintext.
   auth::TlsFiles tls;
   // Dynamic batching of Infer and ModelInfer (Note [Dynamic batching] in server/batcher.h): at

@@ -122,6 +122,9 @@ int Serve(const backflow::server::ServerConfig& config, sigset_t signals) {
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("{} received: shutting down (again to exit at once)", strsignal(signal));
+  // mpirun sends SIGTERM a second after a rank dies: a step waiting for that rank gives up in
+  // time to answer its client (Note [Dead ranks] in server/data_parallel/collective.h).
+  if (data_parallel != nullptr) data_parallel->Interrupt();
   std::thread watchdog([signals] {
     int again = 0;
     sigwait(&signals, &again);

@@ -113,6 +113,13 @@ Status Server::Impl::Start() {
   server_->GetHealthCheckService()->SetServingStatus("backflow.v1.Backflow", true);
   server_->GetHealthCheckService()->SetServingStatus(kInferenceServiceName, true);
   server_->GetHealthCheckService()->SetServingStatus(true);
+  if (data_parallel_ != nullptr) {
+    // Reads and inference still work on rank 0's copy, but the job needs a restart to train.
+    data_parallel_->SetOnUnusable([this] {
+      spdlog::error("health: NOT_SERVING until the data-parallel job is restarted");
+      server_->GetHealthCheckService()->SetServingStatus(false);
+    });
+  }
   spdlog::info("listening on {}{}", address(),
                config_.tls.mutual()    ? " (mutual TLS)"
                : config_.tls.enabled() ? " (TLS)"
@@ -271,6 +278,7 @@ Status Server::Impl::Shutdown() {
   }
   Status status;
   if (server_ != nullptr) {
+    if (data_parallel_ != nullptr) data_parallel_->SetOnUnusable(nullptr);
     spdlog::info("draining: finishing in-flight calls (up to {} ms)", config_.shutdown_grace.count());
     env_->admission.StartDraining();  // refuse new compute first, then tell the health checkers
     server_->GetHealthCheckService()->SetServingStatus(false);

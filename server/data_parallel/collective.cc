@@ -1,10 +1,14 @@
 #include "server/data_parallel/collective.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 namespace backflow::server {
 namespace {
@@ -13,16 +17,18 @@ namespace {
 struct MpiModule {
   int (*init)(int* rank, int* size, char* host, int host_len);
   int (*finalize)();
+  void (*abort)(int code);
   void (*error_string)(int code, char* out, int out_len);
-  int (*bcast)(void* data, int64_t bytes);
-  int (*send)(const void* data, int64_t bytes, int to);
-  int (*recv)(void* data, int64_t bytes, int from);
-  int (*allreduce_sum)(void* data, int64_t count, int is_double);
-  int (*allreduce_max)(int64_t* value);
+  int (*ibcast)(void* data, int64_t bytes, void** request);
+  int (*isend)(const void* data, int64_t bytes, int to, void** request);
+  int (*irecv)(void* data, int64_t bytes, int from, void** request);
   int (*iallreduce_sum)(void* data, int64_t count, int is_double, void** request);
+  int (*iallreduce_max)(int64_t* value, void** request);
   int (*test)(void* request, int* done);
-  int (*wait)(void* request);
+  void (*free)(void* request);
 };
+
+using Clock = std::chrono::steady_clock;
 
 class MpiCollective : public Collective {
  public:
@@ -30,23 +36,24 @@ class MpiCollective : public Collective {
       : mpi_(mpi), rank_(rank), size_(size), host_(std::move(host)) {}
   ~MpiCollective() override {
     std::lock_guard<std::mutex> lock(mu_);
-    mpi_.finalize();
+    // MPI_Finalize waits for the other ranks; a job that failed leaves that to mpirun.
+    if (failure_.ok()) mpi_.finalize();
   }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string host() const override { return host_; }
 
-  Status Broadcast(std::string* bytes) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  Status Broadcast(std::string* bytes, Patience patience) override {
     int64_t n = static_cast<int64_t>(bytes->size());
-    BF_RETURN_IF_ERROR(Check(mpi_.bcast(&n, sizeof n), "broadcast"));
+    BF_RETURN_IF_ERROR(
+        Run("broadcast", patience, [&](void** r) { return mpi_.ibcast(&n, sizeof n, r); }));
     if (rank_ != 0) bytes->resize(static_cast<size_t>(n));
-    return Check(mpi_.bcast(bytes->data(), n), "broadcast");
+    return Run("broadcast", Patience::kBounded,
+               [&](void** r) { return mpi_.ibcast(bytes->data(), n, r); });
   }
 
   Status Scatter(const std::vector<std::string>& pieces, std::string* mine) override {
-    std::lock_guard<std::mutex> lock(mu_);
     if (rank_ != 0) return Receive(mine, 0, "scatter");
     for (int r = 1; r < size_; ++r) {
       BF_RETURN_IF_ERROR(Send(pieces[static_cast<size_t>(r)], r, "scatter"));
@@ -56,7 +63,6 @@ class MpiCollective : public Collective {
   }
 
   Status Gather(const std::string& mine, std::vector<std::string>* all) override {
-    std::lock_guard<std::mutex> lock(mu_);
     if (rank_ != 0) return Send(mine, 0, "gather");
     all->assign(static_cast<size_t>(size_), std::string());
     (*all)[0] = mine;
@@ -67,49 +73,117 @@ class MpiCollective : public Collective {
   }
 
   Status AllreduceSum(void* data, int64_t count, DType dtype) override {
-    if (dtype != DType::kFloat32 && dtype != DType::kFloat64) {
-      return InternalError("allreduce of " + std::string(DTypeName(dtype)) + " values");
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    return Check(mpi_.allreduce_sum(data, count, dtype == DType::kFloat64 ? 1 : 0), "allreduce");
+    BF_ASSIGN_OR_RETURN(Pending pending, StartAllreduceSum(data, count, dtype));
+    return Finish(pending);
   }
 
   Status AllreduceMax(int64_t* value) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return Check(mpi_.allreduce_max(value), "allreduce");
+    return Run("allreduce", Patience::kBounded,
+               [&](void** r) { return mpi_.iallreduce_max(value, r); });
   }
 
   StatusOr<Pending> StartAllreduceSum(void* data, int64_t count, DType dtype) override {
     if (dtype != DType::kFloat32 && dtype != DType::kFloat64) {
       return InternalError("allreduce of " + std::string(DTypeName(dtype)) + " values");
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    void* request = nullptr;
-    BF_RETURN_IF_ERROR(Check(
-        mpi_.iallreduce_sum(data, count, dtype == DType::kFloat64 ? 1 : 0, &request), "allreduce"));
-    return request;
+    return Start("allreduce", [&](void** r) {
+      return mpi_.iallreduce_sum(data, count, dtype == DType::kFloat64 ? 1 : 0, r);
+    });
   }
   void Poll(Pending pending) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (!failure_.ok()) return;
     int done = 0;
     (void)mpi_.test(pending, &done);  // an error shows in Finish
   }
-  Status Finish(Pending pending) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return Check(mpi_.wait(pending), "allreduce");
+  Status Finish(Pending pending) override { return Wait(pending, "allreduce", Patience::kBounded); }
+
+  void SetTimeout(std::chrono::milliseconds timeout) override { timeout_ns_ = Ns(timeout); }
+  void Interrupt() override {
+    int64_t none = 0;
+    interrupted_ns_.compare_exchange_strong(none, Ns(Clock::now().time_since_epoch()));
+  }
+  [[noreturn]] void Abort(int code) override {
+    mpi_.abort(code);
+    _exit(code);  // MPI_Abort does not return; should it, leave all the same
   }
 
  private:
+  template <typename D>
+  static int64_t Ns(D d) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  }
+
+  // Starts an operation; the job's first failure, if any, instead.
+  template <typename StartFn>
+  StatusOr<Pending> Start(const char* what, StartFn start) {
+    std::lock_guard<std::mutex> lock(mu_);
+    BF_RETURN_IF_ERROR(failure_);
+    void* request = nullptr;
+    BF_RETURN_IF_ERROR(Fail(Check(start(&request), what)));
+    return request;
+  }
+  template <typename StartFn>
+  Status Run(const char* what, Patience patience, StartFn start) {
+    BF_ASSIGN_OR_RETURN(Pending pending, Start(what, start));
+    return Wait(pending, what, patience);
+  }
+
+  // Polls `pending` until it is done or the limits of Note [Dead ranks] pass.
+  Status Wait(Pending pending, const char* what, Patience patience) {
+    const int64_t began = Ns(Clock::now().time_since_epoch());
+    for (int polls = 0;; ++polls) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        BF_RETURN_IF_ERROR(failure_);
+        int done = 0;
+        BF_RETURN_IF_ERROR(Fail(Check(mpi_.test(pending, &done), what)));
+        if (done) {
+          mpi_.free(pending);
+          return Status::Ok();
+        }
+        if (patience == Patience::kBounded) {
+          const int64_t now = Ns(Clock::now().time_since_epoch());
+          const int64_t interrupted = interrupted_ns_.load();
+          if (now - began > timeout_ns_.load()) {
+            return Fail(UnavailableError(
+                "data-parallel " + std::string(what) + ": rank " + std::to_string(rank_) +
+                " waited " + std::to_string(timeout_ns_.load() / 1000000000) +
+                " s (--data-parallel-timeout) for the other ranks; a rank has died or hangs"));
+          }
+          if (interrupted != 0 && now - std::max(began, interrupted) > Ns(kInterruptGrace)) {
+            return Fail(UnavailableError(
+                "data-parallel " + std::string(what) + ": rank " + std::to_string(rank_) +
+                " got SIGTERM and the other ranks did not answer within " +
+                std::to_string(kInterruptGrace.count()) +
+                " ms; a rank has died (mpirun stops the job when one does)"));
+          }
+        }
+      }
+      // Spin briefly (a live job's ranks answer within microseconds to milliseconds), then
+      // sleep in short naps so a rank sharing its cores does not starve the others.
+      if (polls < 64) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(polls < 1024 ? 20 : 200));
+      }
+    }
+  }
+
   Status Send(const std::string& bytes, int to, const char* what) {
     const int64_t n = static_cast<int64_t>(bytes.size());
-    BF_RETURN_IF_ERROR(Check(mpi_.send(&n, sizeof n, to), what));
-    return Check(mpi_.send(bytes.data(), n, to), what);
+    BF_RETURN_IF_ERROR(
+        Run(what, Patience::kBounded, [&](void** r) { return mpi_.isend(&n, sizeof n, to, r); }));
+    return Run(what, Patience::kBounded,
+               [&](void** r) { return mpi_.isend(bytes.data(), n, to, r); });
   }
   Status Receive(std::string* bytes, int from, const char* what) {
     int64_t n = 0;
-    BF_RETURN_IF_ERROR(Check(mpi_.recv(&n, sizeof n, from), what));
+    BF_RETURN_IF_ERROR(
+        Run(what, Patience::kBounded, [&](void** r) { return mpi_.irecv(&n, sizeof n, from, r); }));
     bytes->resize(static_cast<size_t>(n));
-    return Check(mpi_.recv(bytes->data(), n, from), what);
+    return Run(what, Patience::kBounded,
+               [&](void** r) { return mpi_.irecv(bytes->data(), n, from, r); });
   }
   // UNAVAILABLE for a failed MPI call: another rank is gone or unreachable.
   Status Check(int code, const char* what) const {
@@ -119,11 +193,19 @@ class MpiCollective : public Collective {
     return UnavailableError(std::string("data-parallel ") + what + " failed on rank " +
                             std::to_string(rank_) + ": " + text);
   }
+  // Records the job's first failure (Note [Dead ranks]); returns `status`.
+  Status Fail(Status status) {  // REQUIRES(mu_)
+    if (!status.ok() && failure_.ok()) failure_ = status;
+    return status;
+  }
 
   MpiModule mpi_;
   const int rank_, size_;
   const std::string host_;
-  std::mutex mu_;  // MPI_THREAD_SERIALIZED: one call at a time
+  std::atomic<int64_t> timeout_ns_{int64_t{60} * 1000000000};
+  std::atomic<int64_t> interrupted_ns_{0};  // steady clock; 0: not interrupted
+  std::mutex mu_;                           // MPI_THREAD_SERIALIZED: one call at a time
+  Status failure_;                          // GUARDED_BY(mu_): the job's first failure
 };
 
 template <typename F>
@@ -170,15 +252,15 @@ StatusOr<std::unique_ptr<Collective>> LoadMpi(const std::string& module_dir) {
   MpiModule mpi{};
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_init", &mpi.init));
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_finalize", &mpi.finalize));
+  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_abort", &mpi.abort));
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_error_string", &mpi.error_string));
-  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_bcast", &mpi.bcast));
-  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_send", &mpi.send));
-  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_recv", &mpi.recv));
-  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_allreduce_sum", &mpi.allreduce_sum));
-  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_allreduce_max", &mpi.allreduce_max));
+  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_ibcast", &mpi.ibcast));
+  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_isend", &mpi.isend));
+  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_irecv", &mpi.irecv));
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_iallreduce_sum", &mpi.iallreduce_sum));
+  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_iallreduce_max", &mpi.iallreduce_max));
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_test", &mpi.test));
-  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_wait", &mpi.wait));
+  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_free", &mpi.free));
   int rank = 0, size = 0;
   char host[256] = {};
   if (const int code = mpi.init(&rank, &size, host, sizeof host); code != 0) {

@@ -9,11 +9,28 @@
 //
 // Every call is collective: each rank makes the same calls in the same order (rank 0 decides the
 // order and tells the others: server/data_parallel/replica.h). The module initialises MPI with
-// MPI_THREAD_SERIALIZED and holds a lock around each call, so calls may come from any thread,
+// MPI_THREAD_SERIALIZED and holds a lock around each MPI call, so calls may come from any thread,
 // one at a time.
+//
+// Note [Dead ranks]
+// Open MPI 4.1 cannot tell a rank that another one died (that is ULFM, in Open MPI 5): a
+// collective call that waits for a dead rank never returns. So every call here is started
+// non-blocking and polled, and gives up with UNAVAILABLE when
+// - it has waited --data-parallel-timeout (60 s) for the other ranks, or
+// - the process was told to stop (Interrupt: rank 0 on SIGTERM) and the call has waited
+//   kInterruptGrace since then or since it began, whichever is later.
+// The second is what happens by default: when a rank dies, mpirun sends SIGTERM to the others
+// one second later and SIGKILL one second after that (odls_base_sigkill_timeout), so rank 0 gives
+// up on the step in flight and answers its client before it is killed. Under `mpirun
+// --enable-recovery` mpirun leaves the job running and the first applies. Either way the failure
+// is final: the operation cannot be taken back, so every later call fails at once with the same
+// error, and the job must be restarted (from its checkpoints). Interrupt does not cut a live job's
+// steps short: there rank 0 waits for the others only as long as their shards take beyond its
+// own, far less than the grace, so a stop (SIGTERM to rank 0) lets steps in flight finish.
 #ifndef BACKFLOW_SERVER_DATA_PARALLEL_COLLECTIVE_H_
 #define BACKFLOW_SERVER_DATA_PARALLEL_COLLECTIVE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,6 +43,12 @@ namespace backflow::server {
 
 class Collective {
  public:
+  // How long a call waits for the other ranks once interrupted (Note [Dead ranks]).
+  static constexpr std::chrono::milliseconds kInterruptGrace{500};
+  // kBounded: the limits of Note [Dead ranks]; kForever: none (a rank waiting for rank 0's next
+  // command, which may come hours later).
+  enum class Patience { kBounded, kForever };
+
   virtual ~Collective() = default;
 
   virtual int rank() const = 0;
@@ -34,7 +57,7 @@ class Collective {
   virtual std::string host() const = 0;
 
   // Rank 0's `bytes` to every rank: the others' are replaced by it.
-  virtual Status Broadcast(std::string* bytes) = 0;
+  virtual Status Broadcast(std::string* bytes, Patience patience = Patience::kBounded) = 0;
   // Rank 0 gives pieces[r] to rank r (its own is pieces[0]); every rank gets its piece in
   // `mine`. `pieces` is read on rank 0 only (size() of them).
   virtual Status Scatter(const std::vector<std::string>& pieces, std::string* mine) = 0;
@@ -53,6 +76,14 @@ class Collective {
   virtual StatusOr<Pending> StartAllreduceSum(void* data, int64_t count, DType dtype) = 0;
   virtual void Poll(Pending pending) = 0;
   virtual Status Finish(Pending pending) = 0;
+
+  // The limit of a call's wait for the other ranks (Note [Dead ranks]).
+  virtual void SetTimeout(std::chrono::milliseconds timeout) = 0;
+  // Bounds every wait, from now on, by kInterruptGrace (Note [Dead ranks]). Any thread.
+  virtual void Interrupt() = 0;
+  // Ends every process of the job, this one included (MPI_Abort, `code` as exit status): for rank
+  // 0 once it can no longer tell the others to stop.
+  [[noreturn]] virtual void Abort(int code) = 0;
 };
 
 // Once every rank knows that some rank failed: gathers the ranks' statuses and returns, on rank 0,

@@ -6,22 +6,36 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace {
 
 constexpr int64_t kPiece = int64_t{1} << 30;  // bytes or elements per MPI call
 
-int Bcast(void* data, int64_t count, MPI_Datatype type, int size_of) {
-  char* p = static_cast<char*>(data);
+// A started operation: one MPI request per piece.
+struct Request {
+  std::vector<MPI_Request> pieces;
+};
+
+// Starts `start(offset, n)` for each piece of `count` elements of `size_of` bytes (none for 0:
+// every rank knows the count, so every rank skips it); the request in *out.
+template <typename Start>
+int StartPieces(int64_t count, int64_t size_of, void** out, Start start) {
+  auto* request = new Request;
+  const int64_t per_piece = kPiece / size_of;
   for (int64_t done = 0; done < count;) {
-    const int n = static_cast<int>(std::min(kPiece, count - done));
-    const int rc = MPI_Bcast(p + done * size_of, n, type, 0, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return rc;
+    const int n = static_cast<int>(std::min(per_piece, count - done));
+    MPI_Request piece;
+    if (const int rc = start(done * size_of, n, &piece); rc != MPI_SUCCESS) {
+      delete request;  // pieces already started cannot be taken back; this rank is done for
+      return rc;
+    }
+    request->pieces.push_back(piece);
     done += n;
   }
+  *out = request;
   return MPI_SUCCESS;
 }
 
@@ -53,6 +67,10 @@ int bf_mpi_init(int* rank, int* size, char* host, int host_len) {
 
 int bf_mpi_finalize() { return MPI_Finalize(); }
 
+// Ends every process of the job (mpirun kills the others): for a rank that cannot finish the
+// job's collective calls any more.
+void bf_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
 void bf_mpi_error_string(int code, char* out, int out_len) {
   char text[MPI_MAX_ERROR_STRING] = {};
   int len = 0;
@@ -61,75 +79,56 @@ void bf_mpi_error_string(int code, char* out, int out_len) {
   out[out_len - 1] = '\0';
 }
 
-int bf_mpi_bcast(void* data, int64_t bytes) { return Bcast(data, bytes, MPI_BYTE, 1); }
+// Each bf_mpi_i* starts an operation and returns its request, which bf_mpi_test polls until it
+// is done and bf_mpi_free then frees. A request never finished (a rank died) is left behind: MPI
+// has no way to take back a started collective call.
 
-int bf_mpi_send(const void* data, int64_t bytes, int to) {
-  const char* p = static_cast<const char*>(data);
-  for (int64_t done = 0; done < bytes;) {
-    const int n = static_cast<int>(std::min(kPiece, bytes - done));
-    const int rc = MPI_Send(p + done, n, MPI_BYTE, to, 0, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return rc;
-    done += n;
-  }
-  return MPI_SUCCESS;
+int bf_mpi_ibcast(void* data, int64_t bytes, void** request) {
+  char* p = static_cast<char*>(data);
+  return StartPieces(bytes, 1, request, [p](int64_t at, int n, MPI_Request* r) {
+    return MPI_Ibcast(p + at, n, MPI_BYTE, 0, MPI_COMM_WORLD, r);
+  });
 }
 
-int bf_mpi_recv(void* data, int64_t bytes, int from) {
+int bf_mpi_isend(const void* data, int64_t bytes, int to, void** request) {
+  const char* p = static_cast<const char*>(data);
+  return StartPieces(bytes, 1, request, [p, to](int64_t at, int n, MPI_Request* r) {
+    return MPI_Isend(p + at, n, MPI_BYTE, to, 0, MPI_COMM_WORLD, r);
+  });
+}
+
+int bf_mpi_irecv(void* data, int64_t bytes, int from, void** request) {
   char* p = static_cast<char*>(data);
-  for (int64_t done = 0; done < bytes;) {
-    const int n = static_cast<int>(std::min(kPiece, bytes - done));
-    const int rc = MPI_Recv(p + done, n, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) return rc;
-    done += n;
-  }
-  return MPI_SUCCESS;
+  return StartPieces(bytes, 1, request, [p, from](int64_t at, int n, MPI_Request* r) {
+    return MPI_Irecv(p + at, n, MPI_BYTE, from, 0, MPI_COMM_WORLD, r);
+  });
 }
 
 // In place; `is_double`: float64 values, else float32.
-int bf_mpi_allreduce_sum(void* data, int64_t count, int is_double) {
-  const MPI_Datatype type = is_double ? MPI_DOUBLE : MPI_FLOAT;
-  const int size_of = is_double ? 8 : 4;
-  char* p = static_cast<char*>(data);
-  for (int64_t done = 0; done < count;) {
-    const int n = static_cast<int>(std::min(kPiece / size_of, count - done));
-    const int rc =
-        MPI_Allreduce(MPI_IN_PLACE, p + done * size_of, n, type, MPI_SUM, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return rc;
-    done += n;
-  }
-  return MPI_SUCCESS;
-}
-
-// Starts an in-place sum that bf_mpi_wait finishes (at most INT_MAX values: a bucket).
 int bf_mpi_iallreduce_sum(void* data, int64_t count, int is_double, void** request) {
-  if (count > INT32_MAX) return MPI_ERR_COUNT;
-  MPI_Request* started = new MPI_Request;
-  const int rc =
-      MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count),
-                     is_double ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, started);
-  if (rc != MPI_SUCCESS) {
-    delete started;
-    return rc;
-  }
-  *request = started;
-  return MPI_SUCCESS;
+  char* p = static_cast<char*>(data);
+  const MPI_Datatype type = is_double ? MPI_DOUBLE : MPI_FLOAT;
+  return StartPieces(
+      count, is_double ? 8 : 4, request, [p, type](int64_t at, int n, MPI_Request* r) {
+        return MPI_Iallreduce(MPI_IN_PLACE, p + at, n, type, MPI_SUM, MPI_COMM_WORLD, r);
+      });
 }
 
-// Lets a started sum advance (Open MPI moves non-blocking collectives on only inside its calls).
+int bf_mpi_iallreduce_max(int64_t* value, void** request) {
+  return StartPieces(1, 8, request, [value](int64_t, int, MPI_Request* r) {
+    return MPI_Iallreduce(MPI_IN_PLACE, value, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD, r);
+  });
+}
+
+// Moves a started operation on (Open MPI advances non-blocking calls only inside MPI calls);
+// *done = 1 once every piece is done (and on every later call).
 int bf_mpi_test(void* request, int* done) {
-  return MPI_Test(static_cast<MPI_Request*>(request), done, MPI_STATUS_IGNORE);
+  auto* started = static_cast<Request*>(request);
+  return MPI_Testall(static_cast<int>(started->pieces.size()), started->pieces.data(), done,
+                     MPI_STATUSES_IGNORE);
 }
 
-// Finishes a started sum and frees its request.
-int bf_mpi_wait(void* request) {
-  MPI_Request* started = static_cast<MPI_Request*>(request);
-  const int rc = MPI_Wait(started, MPI_STATUS_IGNORE);
-  delete started;
-  return rc;
-}
-
-int bf_mpi_allreduce_max(int64_t* value) {
-  return MPI_Allreduce(MPI_IN_PLACE, value, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-}
+// Frees a request that bf_mpi_test found done.
+void bf_mpi_free(void* request) { delete static_cast<Request*>(request); }
 
 }  // extern "C"

@@ -123,7 +123,22 @@ TensorMap ShardOfBatch(const Graph& graph, const TensorMap& batch, int64_t begin
 DataParallel::DataParallel(std::unique_ptr<Collective> collective, const ServerConfig& config)
     : collective_(std::move(collective)),
       bucket_bytes_(config.data_parallel_bucket_bytes),
-      checksum_steps_(config.data_parallel_checksum_steps) {}
+      checksum_steps_(config.data_parallel_checksum_steps) {
+  collective_->SetTimeout(config.data_parallel_timeout);
+}
+
+void DataParallel::SetOnUnusable(std::function<void()> callback) {
+  std::lock_guard<std::mutex> lock(state_mu_);
+  on_unusable_ = std::move(callback);
+  if (on_unusable_ && told_unusable_) on_unusable_();
+}
+
+void DataParallel::BecameUnusable() {
+  std::lock_guard<std::mutex> lock(state_mu_);
+  if (told_unusable_) return;
+  told_unusable_ = true;
+  if (on_unusable_) on_unusable_();
+}
 
 DataParallel::Stats DataParallel::stats() const {
   return {.checksums = checksums_.load(),
@@ -173,6 +188,7 @@ Status DataParallel::CompareChecksums(const Model& model) {
   }
   ++mismatches_;
   diverged_.store(true);
+  BecameUnusable();
   const std::string message = "the copies of model '" + model.id() + "' on ranks " + differing +
                               " differ from rank 0's at step " + std::to_string(step) +
                               "; restart the job (mpirun) to go on from the last checkpoint";
@@ -191,16 +207,24 @@ Status DataParallel::CheckUsable() const {
         "from the last checkpoint");
   }
   if (!broken_.load()) return Status::Ok();
-  return UnavailableError(
-      "the data-parallel job lost a rank; restart it (mpirun) to go on from the last checkpoint");
+  std::lock_guard<std::mutex> lock(state_mu_);
+  return UnavailableError("the data-parallel job is broken (" + broken_reason_ +
+                          "); restart it (mpirun) to go on from the last checkpoint");
 }
 
 Status DataParallel::Broken(Status status) {
-  if (status.code() == StatusCode::kUnavailable) {
-    broken_.store(true);
-    spdlog::error("data-parallel job broken: {}", status.ToString());
+  if (status.code() != StatusCode::kUnavailable) return status;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (broken_reason_.empty()) broken_reason_ = status.message();
   }
-  return status;
+  if (!broken_.exchange(true)) {
+    spdlog::error("data-parallel job broken: {}", status.ToString());
+    BecameUnusable();
+  }
+  return UnavailableError(status.message() +
+                          "; nothing was applied, and the job cannot go on: restart it (mpirun) "
+                          "to go on from the last checkpoint");
 }
 
 Status DataParallel::Send(const v1::ReplicaCommand& command) {
@@ -214,7 +238,7 @@ Status DataParallel::Agree(const Status& mine) {
   int64_t failed = mine.ok() ? 0 : 1;
   BF_RETURN_IF_ERROR(Broken(collective_->AllreduceMax(&failed)));
   if (failed == 0) return Status::Ok();
-  return FirstFailure(*collective_, mine);
+  return Broken(FirstFailure(*collective_, mine));
 }
 
 Status DataParallel::ShareModel(Model& model) {
@@ -301,12 +325,21 @@ StatusOr<StepResult> DataParallel::Step(Model& model, const TensorMap& batch,
 
 void DataParallel::Stop() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopped_ || broken_.load()) return;
-  v1::ReplicaCommand command;
-  command.set_stop(true);
-  std::string bytes = command.SerializeAsString();
-  (void)collective_->Broadcast(&bytes);
+  if (stopped_) return;
   stopped_ = true;
+  Status told = CheckUsable();
+  if (told.code() != StatusCode::kUnavailable) {
+    v1::ReplicaCommand command;
+    command.set_stop(true);
+    std::string bytes = command.SerializeAsString();
+    told = collective_->Broadcast(&bytes);
+  }
+  if (told.code() == StatusCode::kUnavailable) {
+    // The other ranks cannot be told: some wait for a rank that is gone (Note [Dead ranks]).
+    spdlog::error("data-parallel job broken: ending every rank (MPI_Abort): {}", told.message());
+    spdlog::shutdown();
+    collective_->Abort(1);
+  }
 }
 
 int DataParallel::Follow(const ServerConfig& config) {
@@ -315,7 +348,8 @@ int DataParallel::Follow(const ServerConfig& config) {
                getpid(), collective_->host());
   for (;;) {
     std::string bytes;
-    if (Status received = collective_->Broadcast(&bytes); !received.ok()) {
+    if (Status received = collective_->Broadcast(&bytes, Collective::Patience::kForever);
+        !received.ok()) {
       spdlog::error("{}", received.ToString());
       return 1;
     }

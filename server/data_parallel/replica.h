@@ -26,13 +26,18 @@
 // applies the same sums to the same values); the step is refused with DATA_LOSS naming the
 // ranks, and so is every later step and change, until the job is restarted from a checkpoint.
 //
-// A collective call that fails (a rank is gone) is UNAVAILABLE, and from then on the job is
-// broken: every step and change answers UNAVAILABLE until it is restarted (from the data
-// directory's checkpoints, with the same or another N).
+// A collective call that fails or gives up (a rank is gone: Note [Dead ranks] in
+// server/data_parallel/collective.h) is UNAVAILABLE, and from then on the job is broken: every
+// step and change answers UNAVAILABLE, saying why, until it is restarted (from the data
+// directory's checkpoints, with the same or another N). Rank 0 goes on serving reads and
+// inference from its copy, which no failed step changed; its health turns NOT_SERVING (so an
+// orchestrator restarts the job), and when it stops it ends the other ranks with MPI_Abort, as it
+// can no longer tell them to stop.
 #ifndef BACKFLOW_SERVER_DATA_PARALLEL_REPLICA_H_
 #define BACKFLOW_SERVER_DATA_PARALLEL_REPLICA_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,8 +67,14 @@ class DataParallel {
   Status ShareNewModel(Model& model);
   Status DropModel(const std::string& id);
   StatusOr<StepResult> Step(Model& model, const TensorMap& batch, const StepOptions& options);
-  // Tells the other ranks to exit; later commands fail. Idempotent.
+  // Tells the other ranks to exit; later commands fail. Idempotent. In a broken job, ends every
+  // rank, this one included (Collective::Abort), once the caller has saved what it holds.
   void Stop();
+  // Rank 0 on SIGTERM: waits for the other ranks are bounded from now on (Note [Dead ranks]).
+  void Interrupt() { collective_->Interrupt(); }
+  // `callback` runs once (on some step's thread) when the job breaks or its copies are found to
+  // differ; null clears it. The server turns its health check to NOT_SERVING.
+  void SetOnUnusable(std::function<void()> callback);
 
   // Ranks 1..N-1: applies rank 0's commands until it says stop; the process's exit status.
   int Follow(const ServerConfig& config);
@@ -79,8 +90,10 @@ class DataParallel {
  private:
   // UNAVAILABLE once a collective call has failed (Note [Data-parallel jobs]).
   Status CheckUsable() const;
-  // Marks the job broken when `status` is a failed collective call; returns it.
+  // Marks the job broken when `status` is a failed collective call; returns it, saying so.
   Status Broken(Status status);
+  // Runs the SetOnUnusable callback, the first time only.
+  void BecameUnusable();
   // Rank 0: sends `command` to every rank.
   Status Send(const v1::ReplicaCommand& command);
   // Every rank: the first failure among the ranks' `mine` (rank 0 names the rank), else OK.
@@ -93,6 +106,10 @@ class DataParallel {
   const int64_t checksum_steps_;
   std::mutex mu_;  // rank 0: one command at a time
   std::atomic<bool> broken_{false};
+  mutable std::mutex state_mu_;
+  std::string broken_reason_;          // GUARDED_BY(state_mu_): the failure that broke the job
+  std::function<void()> on_unusable_;  // GUARDED_BY(state_mu_)
+  bool told_unusable_ = false;         // GUARDED_BY(state_mu_)
   std::atomic<bool> diverged_{false};
   std::atomic<int64_t> checksums_{0};
   std::atomic<int64_t> mismatches_{0};

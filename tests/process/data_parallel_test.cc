@@ -17,6 +17,7 @@
 #include "engine/api/import.h"
 #include "engine/api/trainer.h"
 #include "engine/ir/tensor_proto.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/process/process_fixture.h"
 
 namespace backflow::testing {
@@ -26,7 +27,8 @@ using std::chrono::seconds;
 
 // mpirun for `ranks` ranks on this machine only: shared memory between the ranks, loopback for
 // Open MPI's own control messages. As root (CI), Open MPI asks for the two variables it checks.
-std::vector<std::string> MpiRun(int ranks) {
+// `recovery`: mpirun leaves the job running when a rank dies (--enable-recovery).
+std::vector<std::string> MpiRun(int ranks, bool recovery = false) {
   if (geteuid() == 0) {
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
@@ -46,6 +48,7 @@ std::vector<std::string> MpiRun(int ranks) {
                                    "--mca",
                                    "oob_tcp_if_include",
                                    "lo"};
+  if (recovery) argv.push_back("--enable-recovery");
 #if defined(__SANITIZE_ADDRESS__)
   // Open MPI 4.1 frees little of what MPI_Init allocated (a follower leaves about 120 KB in 3,000
   // allocations at exit, most of them made by components LeakSanitizer cannot name once they
@@ -124,10 +127,10 @@ double RelativeDifference(const std::vector<double>& a, const std::vector<double
 
 class DataParallelTest : public ::testing::Test {
  protected:
-  void Launch(int ranks, std::vector<std::string> flags = {}) {
+  void Launch(int ranks, std::vector<std::string> flags = {}, bool recovery = false) {
     stub_.reset();
     server_ = std::make_unique<ServerProcess>();
-    server_->set_launcher(MpiRun(ranks));
+    server_->set_launcher(MpiRun(ranks, recovery));
     flags.insert(flags.begin(), {"--data-parallel", "--checkpoint-every-steps=0"});
     ASSERT_GT(server_->Start(data_dir_.path(), flags), 0);
     stub_ = v1::Backflow::NewStub(ConnectTo(server_->address()));
@@ -135,13 +138,53 @@ class DataParallelTest : public ::testing::Test {
   // SIGTERM to rank 0 (mpirun, signalled itself, forwards it to every rank and exits 1 even
   // when they all exit 0): it drains, checkpoints, stops the other ranks, and mpirun exits 0.
   void Stop() {
-    static const std::regex kRankZero(R"(data-parallel rank 0 of \d+ \(pid (\d+)\))");
-    std::smatch match;
-    const std::string log = server_->output();
-    ASSERT_TRUE(std::regex_search(log, match, kRankZero)) << log;
-    kill(std::stoi(match[1].str()), SIGTERM);
+    kill(RankPid(0), SIGTERM);
     const std::optional<int> status = server_->WaitForExit(seconds(60));
     EXPECT_TRUE(ExitedWith(status, 0)) << DescribeStatus(status) << "\n" << server_->output();
+  }
+
+  // The process id of `rank`, from its first log line.
+  pid_t RankPid(int rank) {
+    const std::regex line("data-parallel rank " + std::to_string(rank) +
+                          R"( of \d+ \(pid (\d+)\))");
+    std::smatch match;
+    const std::string log = server_->output();
+    EXPECT_TRUE(std::regex_search(log, match, line)) << log;
+    return match.empty() ? -1 : std::stoi(match[1].str());
+  }
+
+  // TrainStep on batch `k` (as Train makes them).
+  grpc::Status TrainStep(const std::string& id, const TrainingSetup& setup, int k,
+                         v1::TrainStepResponse* response) {
+    v1::TrainStepRequest request;
+    request.set_model_id(id);
+    for (const auto& [name, tensor] : Batch(setup.dtype, 11, k)) {
+      TensorToProto(tensor, &(*request.mutable_batch())[name]);
+    }
+    return stub_->TrainStep(Deadline(seconds(30)).get(), request, response);
+  }
+
+  // After SIGKILL to rank 1, TrainStep on batches from `k` on, stepping `reference` for each
+  // that succeeds, until one fails; that failure, and how long after the kill it came.
+  std::pair<grpc::Status, std::chrono::milliseconds> TrainUntilRankOneIsKilled(
+      const std::string& id, Trainer& reference, const TrainingSetup& setup, int* k) {
+    kill(RankPid(1), SIGKILL);
+    const auto killed = std::chrono::steady_clock::now();
+    grpc::Status s;
+    for (; *k < 1000; ++*k) {
+      v1::TrainStepResponse response;
+      s = TrainStep(id, setup, *k, &response);
+      if (!s.ok()) break;
+      FeedMap feeds;
+      const std::map<std::string, Tensor> batch = Batch(setup.dtype, 11, *k);
+      for (const auto& [name, tensor] : batch) feeds[name] = &tensor;
+      EXPECT_TRUE(reference.Step(feeds).ok());
+    }
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - killed);
+    std::printf("UNAVAILABLE (%s) %lld ms after rank 1 was killed\n", s.error_message().c_str(),
+                static_cast<long long>(waited.count()));
+    return {s, waited};
   }
 
   std::string Create(const TrainingSetup& setup) {
@@ -309,40 +352,71 @@ TEST_F(DataParallelTest, SetParametersReachesEveryRank) {
   Stop();
 }
 
-// kill -9 of rank 1 while a client trains: the client's calls fail with UNAVAILABLE within a
-// bounded time (mpirun ends the job), and a job started again goes on from the checkpoint.
+// kill -9 of rank 1 while a client trains. mpirun sends the other ranks SIGTERM a second later
+// and SIGKILL a second after that; rank 0 gives up on the step in flight (it waits 500 ms for the
+// other ranks once told to stop) and answers UNAVAILABLE, saying why, before it is killed. A job
+// started again goes on from the checkpoint.
 TEST_F(DataParallelTest, ARankKilledEndsTheJobAndARestartGoesOnFromTheCheckpoint) {
   const TrainingSetup setup = Setups()[1];
   std::unique_ptr<Trainer> reference = Reference(setup);
   Launch(2, {"--checkpoint-every-steps=5"});
   const std::string id = Create(setup);
   Train(id, *reference, setup, 0, 5);  // checkpointed at step 5
-  static const std::regex kRankOne(R"(data-parallel rank 1 of 2 \(pid (\d+)\))");
-  std::smatch match;
-  const std::string log = server_->output();
-  ASSERT_TRUE(std::regex_search(log, match, kRankOne)) << log;
-  kill(std::stoi(match[1].str()), SIGKILL);
-  const auto killed = std::chrono::steady_clock::now();
-  grpc::Status s;
-  for (int k = 5; k < 1000 && s.ok(); ++k) {
-    v1::TrainStepRequest request;
-    request.set_model_id(id);
-    for (const auto& [name, tensor] : Batch(setup.dtype, 11, k)) {
-      TensorToProto(tensor, &(*request.mutable_batch())[name]);
-    }
-    v1::TrainStepResponse response;
-    s = stub_->TrainStep(Deadline(seconds(20)).get(), request, &response);
-  }
-  const auto waited = std::chrono::steady_clock::now() - killed;
+  int k = 5;
+  const auto [s, waited] = TrainUntilRankOneIsKilled(id, *reference, setup, &k);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
-  EXPECT_LT(waited, seconds(20));
-  std::printf("UNAVAILABLE (%s) %lld ms after rank 1 was killed\n", s.error_message().c_str(),
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()));
+  EXPECT_NE(s.error_message().find("a rank has died"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("restart it (mpirun)"), std::string::npos) << s.error_message();
+  EXPECT_LT(waited, seconds(5));
   const std::optional<int> status = server_->WaitForExit(seconds(60));
   EXPECT_FALSE(ExitedWith(status, 0)) << DescribeStatus(status);
+  EXPECT_EQ(k, 5);  // no step after the kill succeeded, so the checkpoint holds the last one
   Launch(2);
-  Train(id, *reference, setup, 5, 10);
+  Train(id, *reference, setup, k, k + 5);
+  ExpectParameters(id, *reference, setup);
+  Stop();
+}
+
+// Under `mpirun --enable-recovery` the job outlives a rank: rank 0 gives up on the step after
+// --data-parallel-timeout and answers UNAVAILABLE; later steps are refused at once, saying why,
+// while reads and inference go on from rank 0's copy (no failed step changed it) and its health
+// is NOT_SERVING. Stopped, it checkpoints and ends the rank left waiting (MPI_Abort); a job
+// started again goes on from that checkpoint.
+TEST_F(DataParallelTest, UnderRecoveryRankZeroOutlivesADeadRankAndSaysSo) {
+  const TrainingSetup setup = Setups()[1];
+  std::unique_ptr<Trainer> reference = Reference(setup);
+  Launch(3, {"--data-parallel-timeout=2"}, /*recovery=*/true);
+  const std::string id = Create(setup);
+  Train(id, *reference, setup, 0, 3);
+  int k = 3;
+  const auto [s, waited] = TrainUntilRankOneIsKilled(id, *reference, setup, &k);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_NE(s.error_message().find("waited 2 s (--data-parallel-timeout) for the other ranks; a "
+                                   "rank has died or hangs"),
+            std::string::npos)
+      << s.error_message();
+  EXPECT_GE(waited, seconds(2));
+  EXPECT_LT(waited, seconds(10));
+
+  v1::TrainStepResponse response;
+  const grpc::Status again = TrainStep(id, setup, k, &response);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(again.error_message().rfind("the data-parallel job is broken (data-parallel ", 0), 0)
+      << again.error_message();
+  ExpectParameters(id, *reference, setup);  // rank 0 still reads, at the last good step
+  grpc::health::v1::HealthCheckResponse health;
+  ASSERT_TRUE(grpc::health::v1::Health::NewStub(ConnectTo(server_->address()))
+                  ->Check(Deadline().get(), {}, &health)
+                  .ok());
+  EXPECT_EQ(health.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+
+  kill(RankPid(0), SIGTERM);  // drains, checkpoints, then MPI_Abort ends rank 2
+  const std::optional<int> status = server_->WaitForExit(seconds(60));
+  EXPECT_TRUE(status.has_value()) << "the job did not end";
+  EXPECT_NE(server_->output().find("ending every rank (MPI_Abort)"), std::string::npos)
+      << server_->output();
+  Launch(2);
+  Train(id, *reference, setup, k, k + 3);
   ExpectParameters(id, *reference, setup);
   Stop();
 }
