@@ -64,10 +64,11 @@ class GradientReducer {
   // is the reducer's to handle in Reduce.
   virtual void GradientReady(size_t index, const Tensor& gradient) = 0;
 
-  // After the run, on the thread that called Trainer::Step. `run` is the shard's outcome; when
-  // it is OK, `result` holds the shard's loss, metrics and gradients and `next_state` its
-  // running state, and Reduce replaces them with the whole batch's. Not OK: no worker applies
-  // the step; the status says why (for a shard that failed, its error).
+  // After the run, on the thread that called Trainer::Step (or ComputeShardGradients). `run` is
+  // the shard's outcome; when it is OK, `result` holds the shard's loss, metrics and gradients
+  // and `next_state` its running state (null for ComputeShardGradients, which keeps none), and
+  // Reduce replaces them with the whole batch's. Not OK: no worker applies the step; the status
+  // says why (for a shard that failed, its error).
   virtual Status Reduce(const Status& run, StepResult* result, ParameterMap* next_state) = 0;
 };
 

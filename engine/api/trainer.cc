@@ -169,7 +169,7 @@ StatusOr<StepResult> Trainer::Step(const FeedMap& batch, const StepOptions& opti
 }
 
 StatusOr<StepResult> Trainer::RunShard(const FeedMap& batch, const ParameterSnapshot& params,
-                                       const StepOptions& options, ParameterMap* next_state) {
+                                       const StepOptions& options, ParameterMap* next_state) const {
   GradientReducer* reducer = options.reducer;
   if (reducer == nullptr) {
     return Run(batch, params, /*with_gradients=*/true, options.run, next_state);
@@ -181,7 +181,7 @@ StatusOr<StepResult> Trainer::RunShard(const FeedMap& batch, const ParameterSnap
       const Tensor& value = params.values.at(name);
       none.gradients.emplace(name, Tensor(value.dtype(), value.shape()));
     }
-    *next_state = params.state;
+    if (next_state != nullptr) *next_state = params.state;
     BF_RETURN_IF_ERROR(reducer->Reduce(Status::Ok(), &none, next_state));
     return none;
   }
@@ -215,6 +215,15 @@ void Trainer::ProfileOptimizer(RunProfile* profile, RunProfile::Clock::time_poin
 StatusOr<StepResult> Trainer::ComputeGradients(const FeedMap& batch, const RunOptions& run) const {
   std::shared_ptr<const ParameterSnapshot> current = parameters();
   return Run(batch, *current, /*with_gradients=*/true, run);
+}
+
+StatusOr<StepResult> Trainer::ComputeShardGradients(const FeedMap& batch,
+                                                    const StepOptions& options) const {
+  std::shared_ptr<const ParameterSnapshot> current = parameters();
+  BF_ASSIGN_OR_RETURN(StepResult result,
+                      RunShard(batch, *current, options, /*next_state=*/nullptr));
+  result.step = current->step;
+  return result;
 }
 
 StatusOr<std::vector<Tensor>> Trainer::Infer(const FeedMap& batch,

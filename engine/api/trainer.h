@@ -91,6 +91,11 @@ class Trainer {
   StatusOr<StepResult> Step(const FeedMap& batch, const StepOptions& options = {});
   // Loss and gradients for `batch` on the current parameters, without an update.
   StatusOr<StepResult> ComputeGradients(const FeedMap& batch, const RunOptions& run = {}) const;
+  // ComputeGradients for one shard of a data-parallel batch: `options.reducer` joins the shards'
+  // loss, metrics and gradients into the whole batch's (Note [Data-parallel steps]), with
+  // `options.empty_shard` and `options.run` as for Step; the other options are not read.
+  StatusOr<StepResult> ComputeShardGradients(const FeedMap& batch,
+                                             const StepOptions& options) const;
   // The named tensors (outputs, or any value of the forward graph) for `batch`.
   StatusOr<std::vector<Tensor>> Infer(const FeedMap& batch, const std::vector<std::string>& names,
                                       const RunOptions& run = {}) const;
@@ -133,8 +138,9 @@ class Trainer {
                            bool with_gradients, const RunOptions& run,
                            ParameterMap* next_state = nullptr) const;
   // Run for Step: with options.reducer, this shard's results joined with the other shards'.
+  // `next_state` null: no running state (ComputeGradients keeps none).
   StatusOr<StepResult> RunShard(const FeedMap& batch, const ParameterSnapshot& params,
-                                const StepOptions& options, ParameterMap* next_state);
+                                const StepOptions& options, ParameterMap* next_state) const;
   void Publish(std::shared_ptr<const ParameterSnapshot> snapshot);
   // Adds the optimizer's entry, from `began` until now, to a profiled step.
   void ProfileOptimizer(RunProfile* profile, RunProfile::Clock::time_point began,

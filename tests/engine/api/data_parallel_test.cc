@@ -82,7 +82,7 @@ class ThreadGroup {
         for (double& x : v) x *= weight;
         mine.gradients[name] = std::move(v);
       }
-      mine.state = *next;
+      if (next != nullptr) mine.state = *next;
     }
     barrier_.arrive_and_wait();
     Status joined;
@@ -105,7 +105,8 @@ class ThreadGroup {
       for (auto& [name, g] : result->gradients) {
         g = Tensor::FromValues(g.dtype(), g.shape(), sums.at(name));
       }
-      *next = slots_[0].state;  // the first shard's running state (DDP's broadcast_buffers)
+      // The first shard's running state (DDP's broadcast_buffers); none for ComputeGradients.
+      if (next != nullptr) *next = slots_[0].state;
     }
     barrier_.arrive_and_wait();  // nobody overwrites a slot another shard still reads
     return joined;
@@ -276,6 +277,55 @@ TEST(DataParallelTest, OneFailingShardFailsTheStepEverywhere) {
     EXPECT_NE(status[static_cast<size_t>(s)].message().find("label 12"), std::string::npos)
         << status[static_cast<size_t>(s)].ToString();
     EXPECT_EQ(parts[static_cast<size_t>(s)]->parameters()->step, 0);
+  }
+}
+
+// ComputeShardGradients on shards of 5, 4, 3 and 0 rows answers, on every shard, the loss, metrics
+// and gradients of ComputeGradients on the whole batch, and changes no parameter.
+TEST(DataParallelTest, ShardedGradientsAreTheWholeBatchsAndApplyNothing) {
+  const OptimizerConfig sgd{.kind = OptimizerConfig::Kind::kSgd, .learning_rate = 0.05};
+  const std::vector<int64_t> shard_rows = {5, 4, 3, 0};
+  const int shards = static_cast<int>(shard_rows.size());
+  std::unique_ptr<Trainer> whole = MakeTrainer(sgd, DType::kFloat64);
+  std::vector<std::unique_ptr<Trainer>> parts;
+  for (int s = 0; s < shards; ++s) parts.push_back(MakeTrainer(sgd, DType::kFloat64));
+  std::mt19937 rng(5);
+  const Data batch = RandomBatch(DType::kFloat64, 12, rng);
+  StatusOr<StepResult> expected =
+      whole->ComputeGradients({{"images", &batch.images}, {"labels", &batch.labels}});
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+
+  ThreadGroup group(shards, LossReductionOf(whole->graph()));
+  std::vector<StatusOr<StepResult>> got(static_cast<size_t>(shards), InternalError("not run"));
+  std::vector<std::thread> threads;
+  int64_t begin = 0;
+  for (int s = 0; s < shards; ++s) {
+    const int64_t rows = shard_rows[static_cast<size_t>(s)];
+    threads.emplace_back([&, s, begin, rows] {
+      const Data part = ShardOf(batch, begin, rows);
+      ThreadGroup::Reducer reducer(&group, s, rows, 12, 4);
+      got[static_cast<size_t>(s)] = parts[static_cast<size_t>(s)]->ComputeShardGradients(
+          {{"images", &part.images}, {"labels", &part.labels}},
+          {.reducer = &reducer, .empty_shard = rows == 0});
+    });
+    begin += rows;
+  }
+  for (std::thread& t : threads) t.join();
+  for (int s = 0; s < shards; ++s) {
+    const StatusOr<StepResult>& mine = got[static_cast<size_t>(s)];
+    ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+    EXPECT_EQ(mine->step, 0);
+    EXPECT_NEAR(mine->loss, expected->loss, 1e-12 * expected->loss);
+    EXPECT_NEAR(mine->metrics.at("accuracy"), expected->metrics.at("accuracy"), 1e-12);
+    ASSERT_EQ(mine->gradients.size(), expected->gradients.size());
+    for (const auto& [name, gradient] : expected->gradients) {
+      EXPECT_LE(RelativeDifference(mine->gradients.at(name), gradient), 1e-12) << name;
+    }
+    EXPECT_EQ(parts[static_cast<size_t>(s)]->parameters()->step, 0);
+    for (const auto& [name, value] : whole->parameters()->values) {
+      EXPECT_EQ(parts[static_cast<size_t>(s)]->parameters()->values.at(name).ToDoubles(),
+                value.ToDoubles());
+    }
   }
 }
 
