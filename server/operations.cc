@@ -169,9 +169,11 @@ Status ComputeGradients(const ServiceEnv& env, const Model& model,
                         v1::ComputeGradientsResponse* response) {
   BF_ASSIGN_OR_RETURN(TensorMap batch, DecodeBatch(env, model, request.batch(), "batch"));
   RunProfile profile;
+  const RunOptions options = WithProfile(run, request.profile(), &profile);
   BF_ASSIGN_OR_RETURN(StepResult result,
-                      model.trainer().ComputeGradients(
-                          Feeds(batch), WithProfile(run, request.profile(), &profile)));
+                      env.data_parallel != nullptr
+                          ? env.data_parallel->ComputeGradients(model, batch, options)
+                          : model.trainer().ComputeGradients(Feeds(batch), options));
   response->set_step(result.step);
   response->set_loss(result.loss);
   EncodeMetrics(result.metrics, response->mutable_metrics());

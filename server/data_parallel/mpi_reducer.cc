@@ -143,7 +143,9 @@ Status MpiReducer::Reduce(const Status& run, StepResult* result, ParameterMap* n
 }
 
 Status MpiReducer::ShareState(ParameterMap* next_state) {
-  if (collective_->size() == 1 || next_state->empty()) return Status::Ok();
+  if (collective_->size() == 1 || next_state == nullptr || next_state->empty()) {
+    return Status::Ok();
+  }
   std::map<std::string, Tensor*> ordered;
   for (auto& [name, tensor] : *next_state) ordered[name] = &tensor;
   for (auto& [name, tensor] : ordered) {

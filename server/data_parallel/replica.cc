@@ -33,6 +33,15 @@ bool Batched(const Graph& graph, const std::string& name, const Tensor& tensor) 
          tensor.shape().rank() > 0;
 }
 
+// The rows of `batch` (the most any tensor feeding a batched placeholder has), -1 if none does.
+int64_t BatchRows(const Graph& graph, const TensorMap& batch) {
+  int64_t rows = -1;
+  for (const auto& [name, tensor] : batch) {
+    if (Batched(graph, name, tensor)) rows = std::max(rows, tensor.shape().dim(0));
+  }
+  return rows;
+}
+
 // The rows of each of `ranks` shards of a batch of `rows`: the first rows % ranks one more.
 std::vector<int64_t> ShardRows(int64_t rows, int ranks) {
   std::vector<int64_t> sizes(static_cast<size_t>(ranks), rows / ranks);
@@ -97,6 +106,9 @@ class Follower {
       return reducer.Reduce(batch.status(), &none, &state);
     }
     StepOptions options{.reducer = &reducer, .empty_shard = shard.rows() == 0};
+    if (command.gradients_only()) {
+      return model.trainer().ComputeShardGradients(Feeds(*batch), options).status();
+    }
     if (command.has_learning_rate()) options.learning_rate = command.learning_rate();
     return model.trainer().Step(Feeds(*batch), options).status();
   }
@@ -272,26 +284,52 @@ StatusOr<StepResult> DataParallel::Step(Model& model, const TensorMap& batch,
     return FailedPreconditionError("parameters are at step " + std::to_string(current->step) +
                                    ", not " + std::to_string(*options.if_step));
   }
-  const Graph& graph = model.trainer().graph();
-  BF_RETURN_IF_ERROR(CheckShardableLoss(graph));
+  BF_RETURN_IF_ERROR(CheckShardableLoss(model.trainer().graph()));
   if (checksum_steps_ > 0 && current->step > 0 && current->step % checksum_steps_ == 0) {
     BF_RETURN_IF_ERROR(CompareChecksums(model));
   }
-  int64_t rows = -1;
-  for (const auto& [name, tensor] : batch) {
-    if (Batched(graph, name, tensor)) rows = std::max(rows, tensor.shape().dim(0));
-  }
+  const int64_t rows = BatchRows(model.trainer().graph(), batch);
   if (rows < 1) {
     return InvalidArgumentError(
         rows < 0 ? "a data-parallel step splits the batch along its rows, and no tensor of this "
                    "batch feeds a placeholder with the batch (N) on axis 0"
                  : "the batch has no rows");
   }
+  StepOptions shard_options = options;
+  shard_options.if_step.reset();
+  return Split(model, batch, rows, shard_options, /*gradients_only=*/false,
+               [&model](const FeedMap& shard, const StepOptions& o) {
+                 return model.trainer().Step(shard, o);
+               });
+}
+
+StatusOr<StepResult> DataParallel::ComputeGradients(const Model& model, const TensorMap& batch,
+                                                    const RunOptions& run) {
+  const Trainer& trainer = model.trainer();
+  const int64_t rows = BatchRows(trainer.graph(), batch);
+  if (rows < 1 || !CheckShardableLoss(trainer.graph()).ok()) {
+    // Rank 0's copy answers as well as the job's (every copy is the same), and says what is wrong
+    // with the batch, if anything.
+    return trainer.ComputeGradients(Feeds(batch), run);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return Split(model, batch, rows, StepOptions{.run = run}, /*gradients_only=*/true,
+               [&trainer](const FeedMap& shard, const StepOptions& o) {
+                 return trainer.ComputeShardGradients(shard, o);
+               });
+}
+
+StatusOr<StepResult> DataParallel::Split(const Model& model, const TensorMap& batch, int64_t rows,
+                                         StepOptions options, bool gradients_only,
+                                         const ShardRunner& run) {
+  const Graph& graph = model.trainer().graph();
+  std::shared_ptr<const ParameterSnapshot> current = model.trainer().parameters();
   v1::ReplicaCommand command;
   v1::ReplicaStep* step = command.mutable_step();
   step->set_model_id(model.id());
   if (options.learning_rate) step->set_learning_rate(*options.learning_rate);
   step->set_batch_rows(rows);
+  step->set_gradients_only(gradients_only);
   BF_RETURN_IF_ERROR(Send(command));
 
   const std::vector<int64_t> sizes = ShardRows(rows, ranks());
@@ -315,10 +353,8 @@ StatusOr<StepResult> DataParallel::Step(Model& model, const TensorMap& batch,
   std::string unused;
   BF_RETURN_IF_ERROR(Broken(collective_->Scatter(pieces, &unused)));
   MpiReducer reducer(collective_.get(), model.trainer(), *current, sizes[0], rows, bucket_bytes_);
-  StepOptions shard_options = options;
-  shard_options.if_step.reset();
-  shard_options.reducer = &reducer;
-  StatusOr<StepResult> result = model.trainer().Step(Feeds(mine), shard_options);
+  options.reducer = &reducer;
+  StatusOr<StepResult> result = run(Feeds(mine), options);
   if (!result.ok()) return Broken(result.status());
   return result;
 }

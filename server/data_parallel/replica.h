@@ -18,8 +18,9 @@
 //   first rows % N shards one row more), sends each rank its shard, and every rank, rank 0 too,
 //   steps on its own with an MpiReducer, which sums the gradients so that every rank applies the
 //   same update (Note [Data-parallel steps] in engine/api/gradient_reducer.h).
-// ComputeGradients, Infer, Evaluate and every read run on rank 0 alone, on its copy, which
-// equals every other rank's.
+// - ComputeGradients: split the same way; the sums are the answer, and nothing is applied.
+// Infer, Evaluate and every read run on rank 0 alone, on its copy, which equals every other
+// rank's.
 //
 // Every --data-parallel-checksum-steps steps of a model (100), before the step, every rank sends
 // rank 0 a checksum of its copy (ModelChecksum). Copies that differ would be a bug (every rank
@@ -67,6 +68,10 @@ class DataParallel {
   Status ShareNewModel(Model& model);
   Status DropModel(const std::string& id);
   StatusOr<StepResult> Step(Model& model, const TensorMap& batch, const StepOptions& options);
+  // ComputeGradients split as Step is, summing the gradients and applying nothing; on rank 0
+  // alone for a batch or graph Step would refuse. The caller need not hold the model's queue.
+  StatusOr<StepResult> ComputeGradients(const Model& model, const TensorMap& batch,
+                                        const RunOptions& run);
   // Tells the other ranks to exit; later commands fail. Idempotent. In a broken job, ends every
   // rank, this one included (Collective::Abort), once the caller has saved what it holds.
   void Stop();
@@ -98,6 +103,11 @@ class DataParallel {
   Status Send(const v1::ReplicaCommand& command);
   // Every rank: the first failure among the ranks' `mine` (rank 0 names the rank), else OK.
   Status Agree(const Status& mine);
+  // Rank 0, holding mu_: sends the shards of `batch` (of `rows`) to the ranks, and runs this
+  // rank's with `run` and an MpiReducer in `options`.
+  using ShardRunner = std::function<StatusOr<StepResult>(const FeedMap&, const StepOptions&)>;
+  StatusOr<StepResult> Split(const Model& model, const TensorMap& batch, int64_t rows,
+                             StepOptions options, bool gradients_only, const ShardRunner& run);
   // Rank 0: every rank's checksum of `model` against its own (Note [Data-parallel jobs]).
   Status CompareChecksums(const Model& model);
 

@@ -328,6 +328,53 @@ TEST_F(DataParallelTest, AShardThatFailsFailsTheStepEverywhere) {
   Stop();
 }
 
+// ComputeGradients is split as a step is (a bad label in rank 2's rows fails it with rank 2's
+// error), answers the whole batch's loss and gradients, and changes nothing on any rank.
+TEST_F(DataParallelTest, ComputeGradientsIsSplitAndAppliesNothing) {
+  const TrainingSetup setup = Setups()[2];  // float64: compared within 1e-12
+  std::unique_ptr<Trainer> reference = Reference(setup);
+  Launch(3);
+  const std::string id = Create(setup);
+  Train(id, *reference, setup, 0, 2);
+  for (bool bad_label : {false, true}) {
+    std::map<std::string, Tensor> batch = Batch(setup.dtype, 11, 50);
+    if (bad_label) {
+      std::vector<double> labels = batch.at("labels").ToDoubles();
+      labels[9] = 12;  // rank 2 has rows 8, 9 and 10
+      batch.at("labels") = Tensor::FromValues(setup.dtype, Shape{11}, labels);
+    }
+    v1::ComputeGradientsRequest request;
+    request.set_model_id(id);
+    for (const auto& [name, tensor] : batch) {
+      TensorToProto(tensor, &(*request.mutable_batch())[name]);
+    }
+    v1::ComputeGradientsResponse response;
+    const grpc::Status s = stub_->ComputeGradients(Deadline().get(), request, &response);
+    if (bad_label) {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_EQ(s.error_message().rfind("rank 2: ", 0), 0) << s.error_message();
+      continue;
+    }
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    FeedMap feeds;
+    for (const auto& [name, tensor] : batch) feeds[name] = &tensor;
+    StatusOr<StepResult> expected = reference->ComputeGradients(feeds);
+    ASSERT_TRUE(expected.ok());
+    EXPECT_EQ(response.step(), 2);
+    EXPECT_LE(RelativeDifference(response.loss(), expected->loss), setup.tolerance);
+    ASSERT_EQ(static_cast<size_t>(response.gradients_size()), expected->gradients.size());
+    for (const auto& [name, gradient] : expected->gradients) {
+      StatusOr<Tensor> got = TensorFromProto(response.gradients().at(name), name, int64_t{1} << 30);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_LE(RelativeDifference(got->ToDoubles(), gradient.ToDoubles()), setup.tolerance)
+          << "gradient of " << name;
+    }
+  }
+  Train(id, *reference, setup, 2, 5);  // every rank still at step 2
+  ExpectParameters(id, *reference, setup);
+  Stop();
+}
+
 // SetParameters on rank 0 reaches every rank: the steps after it start from the values set.
 TEST_F(DataParallelTest, SetParametersReachesEveryRank) {
   const TrainingSetup setup = Setups()[0];
