@@ -25,6 +25,7 @@ struct MpiModule {
   int (*iallreduce_sum)(void* data, int64_t count, int is_double, void** request);
   int (*iallreduce_max)(int64_t* value, void** request);
   int (*test)(void* request, int* done);
+  int (*test_for)(void* request, double seconds, int* done);
   void (*free)(void* request);
 };
 
@@ -161,11 +162,14 @@ class MpiCollective : public Collective {
         }
       }
       // Spin briefly (a live job's ranks answer within microseconds to milliseconds), then
-      // sleep in short naps so a rank sharing its cores does not starve the others.
-      if (polls < 64) {
+      // sleep in short naps so a rank sharing its cores does not starve the others, and in
+      // longer ones once idle (a rank waiting for rank 0's next command).
+      if (polls < 1000000) {
         std::this_thread::yield();
       } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(polls < 1024 ? 20 : 200));
+        std::this_thread::sleep_for(std::chrono::microseconds(polls < 1024    ? 20
+                                                              : polls < 10000 ? 200
+                                                                              : 1000));
       }
     }
   }
@@ -197,6 +201,10 @@ class MpiCollective : public Collective {
   Status Fail(Status status) {  // REQUIRES(mu_)
     if (!status.ok() && failure_.ok()) failure_ = status;
     return status;
+  }
+  Status Failed(Status status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return Fail(std::move(status));
   }
 
   MpiModule mpi_;
@@ -260,6 +268,7 @@ StatusOr<std::unique_ptr<Collective>> LoadMpi(const std::string& module_dir) {
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_iallreduce_sum", &mpi.iallreduce_sum));
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_iallreduce_max", &mpi.iallreduce_max));
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_test", &mpi.test));
+  BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_test_for", &mpi.test_for));
   BF_RETURN_IF_ERROR(Find(handle, "bf_mpi_free", &mpi.free));
   int rank = 0, size = 0;
   char host[256] = {};

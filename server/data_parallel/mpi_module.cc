@@ -128,6 +128,17 @@ int bf_mpi_test(void* request, int* done) {
                      MPI_STATUSES_IGNORE);
 }
 
+// bf_mpi_test over and over for up to `seconds`, as MPI_Wait would (and, like it, yielding the
+// core when mpirun oversubscribes it): a wait that can give up. Returning to the caller between
+// single tests instead costs a 2-rank LeNet-5 job on 2 cores more than half its speed.
+int bf_mpi_test_for(void* request, double seconds, int* done) {
+  const double until = MPI_Wtime() + seconds;
+  for (;;) {
+    const int rc = bf_mpi_test(request, done);
+    if (rc != MPI_SUCCESS || *done || MPI_Wtime() >= until) return rc;
+  }
+}
+
 // Frees a request that bf_mpi_test found done.
 void bf_mpi_free(void* request) { delete static_cast<Request*>(request); }
 
