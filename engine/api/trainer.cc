@@ -43,14 +43,13 @@ Status CheckSameNamesAndShapes(const ParameterMap& model, const ParameterMap& ch
   return Status::Ok();
 }
 
-// FailedPrecondition unless `if_step` is unset or the snapshot's step.
+}  // namespace
+
 Status CheckIfStep(const ParameterSnapshot& current, std::optional<int64_t> if_step) {
   if (!if_step || *if_step == current.step) return Status::Ok();
   return FailedPreconditionError("parameters are at step " + std::to_string(current.step) +
                                  ", not " + std::to_string(*if_step));
 }
-
-}  // namespace
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(Graph graph, const TrainerOptions& options) {
   std::unique_ptr<Trainer> trainer(new Trainer());

@@ -50,6 +50,10 @@ struct ParameterSnapshot {
   ParameterMap state;  // running state (Note [Running state])
 };
 
+// OK when `if_step` is unset or is `current`'s step, else FailedPrecondition saying both: what
+// Step and SetParameters answer for a stale if_step (StepOptions::if_step).
+Status CheckIfStep(const ParameterSnapshot& current, std::optional<int64_t> if_step);
+
 struct TrainerOptions {
   DType dtype = DType::kFloat32;
   uint64_t seed = 0;  // parameter initialisation

@@ -280,10 +280,7 @@ StatusOr<StepResult> DataParallel::Step(Model& model, const TensorMap& batch,
   std::lock_guard<std::mutex> lock(mu_);
   // Checked here, before any rank starts: every rank is at the same step.
   std::shared_ptr<const ParameterSnapshot> current = model.trainer().parameters();
-  if (options.if_step && *options.if_step != current->step) {
-    return FailedPreconditionError("parameters are at step " + std::to_string(current->step) +
-                                   ", not " + std::to_string(*options.if_step));
-  }
+  BF_RETURN_IF_ERROR(CheckIfStep(*current, options.if_step));
   BF_RETURN_IF_ERROR(CheckShardableLoss(model.trainer().graph()));
   if (checksum_steps_ > 0 && current->step > 0 && current->step % checksum_steps_ == 0) {
     BF_RETURN_IF_ERROR(CompareChecksums(model));

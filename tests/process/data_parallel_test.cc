@@ -19,6 +19,7 @@
 #include "engine/ir/tensor_proto.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/process/process_fixture.h"
+#include "tests/testing/relative_difference.h"
 
 namespace backflow::testing {
 namespace {
@@ -113,17 +114,6 @@ std::map<std::string, Tensor> Batch(DType dtype, int64_t rows, int k) {
 }
 
 double RelativeDifference(double a, double b) { return std::abs(a - b) / std::abs(b); }
-
-// ||a - b|| / ||b|| over a tensor's elements (per element, float32 rounding moves the smallest
-// elements by more: Adam's update of an element whose gradient is near 0 is about its sign).
-double RelativeDifference(const std::vector<double>& a, const std::vector<double>& b) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (a[i] - b[i]) * (a[i] - b[i]);
-    norm += b[i] * b[i];
-  }
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
-}
 
 class DataParallelTest : public ::testing::Test {
  protected:
@@ -244,7 +234,7 @@ class DataParallelTest : public ::testing::Test {
       StatusOr<Tensor> got =
           TensorFromProto(response.parameters().at(name), name, int64_t{1} << 30);
       ASSERT_TRUE(got.ok()) << got.status().ToString();
-      EXPECT_LE(RelativeDifference(got->ToDoubles(), value.ToDoubles()), setup.tolerance)
+      EXPECT_LE(RelativeL2Difference(got->ToDoubles(), value.ToDoubles()), setup.tolerance)
           << "parameter " << name;
     }
   }
@@ -366,7 +356,7 @@ TEST_F(DataParallelTest, ComputeGradientsIsSplitAndAppliesNothing) {
     for (const auto& [name, gradient] : expected->gradients) {
       StatusOr<Tensor> got = TensorFromProto(response.gradients().at(name), name, int64_t{1} << 30);
       ASSERT_TRUE(got.ok()) << got.status().ToString();
-      EXPECT_LE(RelativeDifference(got->ToDoubles(), gradient.ToDoubles()), setup.tolerance)
+      EXPECT_LE(RelativeL2Difference(got->ToDoubles(), gradient.ToDoubles()), setup.tolerance)
           << "gradient of " << name;
     }
   }

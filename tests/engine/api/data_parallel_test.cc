@@ -13,6 +13,7 @@
 #include "engine/api/import.h"
 #include "engine/api/trainer.h"
 #include "engine/gates/builtin.h"
+#include "tests/testing/relative_difference.h"
 
 namespace backflow {
 namespace {
@@ -152,17 +153,8 @@ std::unique_ptr<Trainer> MakeTrainer(const OptimizerConfig& optimizer, DType dty
   return std::move(*trainer);
 }
 
-// ||a - b|| / ||b|| (L2 over the tensor's elements): how far a parameter tensor is from the one
-// it should equal. Per element, float32 rounding moves the smallest elements of a tensor by more
-// (Adam's update of an element with a gradient near 0 is about the gradient's sign).
 double RelativeDifference(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.ToDoubles(), y = b.ToDoubles();
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    diff += (x[i] - y[i]) * (x[i] - y[i]);
-    norm += y[i] * y[i];
-  }
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+  return backflow::testing::RelativeL2Difference(a.ToDoubles(), b.ToDoubles());
 }
 
 // Runs `steps` steps of batches of the shard sizes on one trainer per shard and on one trainer
