@@ -130,10 +130,6 @@ class DataParallel {
 // every rank while the copies are bitwise equal.
 uint64_t ModelChecksum(const Model& model);
 
-// The rows [begin, begin + rows) of every tensor of `batch` whose placeholder in `graph` has the
-// batch on axis 0; other tensors whole. For the shards of a data-parallel step.
-TensorMap ShardOfBatch(const Graph& graph, const TensorMap& batch, int64_t begin, int64_t rows);
-
 }  // namespace backflow::server
 
 #endif  // BACKFLOW_SERVER_DATA_PARALLEL_REPLICA_H_
