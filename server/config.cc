@@ -98,6 +98,10 @@ const IntSetting kIntSettings[] = {
     {"checkpoint-every-seconds", 0, 86400 * 365,
      "automatic checkpoint after this many seconds of training; 0: not by time",
      BF_S_SETTING(autosave.every_seconds)},
+    {"evaluate-cache-entries", 0, 100000,
+     "Evaluate graphs kept prepared and compiled for calls that send\nthe same graph again, "
+     "least recently used out (0: none)",
+     BF_SETTING(evaluate_cache_entries)},
     {"checkpoint-keep", 1, 1000000,
      "automatic checkpoints kept per model, newest first; named ones are kept until deleted",
      BF_SETTING(checkpoint_keep)},

@@ -100,6 +100,8 @@ struct ServerConfig {
   std::chrono::microseconds batch_delay{0};
   // Automatic checkpoints kept per model (CheckpointStoreOptions::keep_automatic).
   int64_t checkpoint_keep = 3;
+  // Prepared Evaluate graphs kept (Note [Evaluate cache] in server/evaluate_cache.h); 0: none.
+  int64_t evaluate_cache_entries = 64;
   // Testing aid: pause mid-way through writing a checkpoint (crash-safety tests).
   std::chrono::milliseconds checkpoint_write_delay{0};
 };

@@ -1,4 +1,5 @@
-// ops::Evaluate (server/operations.h): the stateless Evaluate RPC on engine/api/evaluate.h.
+// ops::Evaluate (server/operations.h): the stateless Evaluate RPC on engine/api/evaluate.h, with
+// its graphs prepared once per content (Note [Evaluate cache] in server/evaluate_cache.h).
 #include <optional>
 #include <string>
 #include <utility>
@@ -41,15 +42,33 @@ StatusOr<EvaluateSpec> DecodeEvaluateSpec(const v1::EvaluateRequest& request) {
 
 Status Evaluate(const ServiceEnv& env, const v1::EvaluateRequest& request, const RunOptions& run,
                 v1::EvaluateResponse* response) {
-  BF_ASSIGN_OR_RETURN(Graph graph, ImportGraph(request.graph(), env.graph_limits));
+  // Errors come in the same order with the cache as without it: the graph's, the values'
+  // decoding, the request's names, then Evaluate's (engine/api/evaluate.h).
+  EvaluateCache& cache = *env.evaluate_cache;
+  std::optional<std::string> key = cache.KeyOf(request);
+  std::shared_ptr<const PreparedEvaluation> prepared;
+  if (key) {
+    prepared = cache.Find(*key);
+  } else {
+    cache.CountUncached();
+  }
+  std::optional<Graph> graph;
+  if (prepared == nullptr) {
+    BF_ASSIGN_OR_RETURN(graph, ImportGraph(request.graph(), env.graph_limits));
+  }
   BF_ASSIGN_OR_RETURN(TensorMap values,
                       DecodeTensors(request.values(), "value",
                                     env.config.limits.max_tensor_elements, std::nullopt));
   BF_ASSIGN_OR_RETURN(EvaluateSpec spec, DecodeEvaluateSpec(request));
+  if (prepared == nullptr) {
+    BF_RETURN_IF_ERROR(CheckEvaluationValues(*graph, values, spec));
+    BF_ASSIGN_OR_RETURN(prepared, PrepareEvaluation(std::move(*graph), spec));
+    if (key) cache.Insert(std::move(*key), prepared);
+  }
   RunProfile profile;
-  BF_ASSIGN_OR_RETURN(EvaluateResult result,
-                      backflow::Evaluate(std::move(graph), values, spec,
-                                         WithProfile(run, request.profile(), &profile)));
+  BF_ASSIGN_OR_RETURN(
+      EvaluateResult result,
+      RunEvaluation(*prepared, values, spec, WithProfile(run, request.profile(), &profile)));
   for (const auto& [name, tensor] : result.outputs) {
     TensorToProto(tensor, &(*response->mutable_outputs())[name]);
   }

@@ -68,6 +68,16 @@ void ServerState(const ServiceEnv& env, Families& out) {
             static_cast<double>(CachedBufferBytes()));
   out.Gauge("backflow_idle_plan_buffer_bytes", "Buffers idle compiled plans keep between runs",
             static_cast<double>(IdleBufferBytes()));
+  const EvaluateCache::Stats evaluated = env.evaluate_cache->stats();
+  out.Counter("backflow_evaluate_cache_hits_total",
+              "Evaluate calls whose graph was prepared and compiled already "
+              "(--evaluate-cache-entries)",
+              static_cast<double>(evaluated.hits));
+  out.Counter("backflow_evaluate_cache_misses_total",
+              "Evaluate calls that imported and prepared their graph",
+              static_cast<double>(evaluated.misses));
+  out.Gauge("backflow_evaluate_cache_entries", "Evaluate graphs kept prepared",
+            static_cast<double>(evaluated.entries));
   if (env.data_parallel != nullptr) {
     const DataParallel::Stats job = env.data_parallel->stats();
     out.Gauge("backflow_data_parallel_ranks", "Ranks of this data-parallel job (docs/scaling.md)",

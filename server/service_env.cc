@@ -21,6 +21,8 @@ ServiceEnv::ServiceEnv(const ServerConfig& config, CheckpointStore* store, Compu
       store(store),
       pool(pool),
       autosave(std::make_unique<AutoCheckpointer>(config.autosave, store)),
+      evaluate_cache(
+          std::make_unique<EvaluateCache>(static_cast<size_t>(config.evaluate_cache_entries))),
       batcher(std::make_unique<InferBatcher>(pool)),
       metrics(config.metrics_listen.empty() ? nullptr : std::make_unique<RequestMetrics>()) {
   const CacheShares caches = CacheSharesFor(config.limits);

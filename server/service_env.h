@@ -13,6 +13,7 @@
 #include "server/autosave.h"
 #include "server/batcher.h"
 #include "server/config.h"
+#include "server/evaluate_cache.h"
 #include "server/log_throttle.h"
 #include "server/model.h"
 #include "server/storage/checkpoint_store.h"
@@ -44,6 +45,8 @@ struct ServiceEnv {
   ComputePool* const pool;
   // config.autosave's writer. A pointer, so the const env of the step path can hand it work.
   const std::unique_ptr<AutoCheckpointer> autosave;
+  // The Evaluate RPC's prepared graphs (Note [Evaluate cache]).
+  const std::unique_ptr<EvaluateCache> evaluate_cache;
   // Dynamic batching of inference (server/batcher.h); destroyed first, while `pool` runs.
   const std::unique_ptr<InferBatcher> batcher;
   std::atomic<int64_t> next_request_id{1};  // for the logs (CallLog)

@@ -145,43 +145,71 @@ StatusOr<FeedMap> BuildFeeds(const Graph& graph, const std::vector<bool>& needed
 
 }  // namespace
 
-StatusOr<EvaluateResult> Evaluate(Graph graph, const ValueMap& values, const EvaluateSpec& spec,
-                                  const RunOptions& run) {
+Status CheckEvaluationValues(const Graph& graph, const ValueMap& values, const EvaluateSpec& spec) {
+  const std::vector<std::string> sorted = SortedNames(values);
+  BF_RETURN_IF_ERROR(ResolveDType(values, sorted, spec.dtype).status());
+  return CheckValueNames(graph, sorted);
+}
+
+StatusOr<std::shared_ptr<const PreparedEvaluation>> PrepareEvaluation(Graph graph,
+                                                                      const EvaluateSpec& spec) {
+  auto prepared = std::make_shared<PreparedEvaluation>();
+  BF_ASSIGN_OR_RETURN(prepared->outputs, ResolveOutputs(graph, spec));
+  BF_ASSIGN_OR_RETURN(ValueId target, ResolveTarget(graph, spec));
+  prepared->backward_begin = graph.num_nodes();
+  BF_ASSIGN_OR_RETURN(prepared->gradients, AppendGradients(graph, target, spec));
+  prepared->backward_end = graph.num_nodes();
+  prepared->wrt = spec.wrt;
+  std::vector<ValueId> fetches = prepared->outputs;
+  fetches.insert(fetches.end(), prepared->gradients.begin(), prepared->gradients.end());
+  prepared->needed = ValuesNeededFor(graph, fetches);
+  prepared->program =
+      std::make_shared<const Program>(std::make_shared<const Graph>(std::move(graph)));
+  return std::shared_ptr<const PreparedEvaluation>(std::move(prepared));
+}
+
+StatusOr<EvaluateResult> RunEvaluation(const PreparedEvaluation& prepared, const ValueMap& values,
+                                       const EvaluateSpec& spec, const RunOptions& run) {
+  const Graph& graph = prepared.program->graph();
   const std::vector<std::string> sorted = SortedNames(values);
   BF_ASSIGN_OR_RETURN(DType dtype, ResolveDType(values, sorted, spec.dtype));
   BF_RETURN_IF_ERROR(CheckValueNames(graph, sorted));
-  BF_ASSIGN_OR_RETURN(std::vector<ValueId> outputs, ResolveOutputs(graph, spec));
-  BF_ASSIGN_OR_RETURN(ValueId target, ResolveTarget(graph, spec));
-  const NodeId backward_begin = graph.num_nodes();
-  BF_ASSIGN_OR_RETURN(std::vector<ValueId> gradients, AppendGradients(graph, target, spec));
-  const NodeId backward_end = graph.num_nodes();
-
-  std::vector<ValueId> fetches = outputs;
-  fetches.insert(fetches.end(), gradients.begin(), gradients.end());
+  std::vector<ValueId> fetches = prepared.outputs;
+  fetches.insert(fetches.end(), prepared.gradients.begin(), prepared.gradients.end());
   BF_RETURN_IF_ERROR(CheckRunOptions(run));
   ValueMap initialized;
-  BF_ASSIGN_OR_RETURN(FeedMap feeds, BuildFeeds(graph, ValuesNeededFor(graph, fetches), values, dtype,
-                                                spec.seed, initialized));
+  BF_ASSIGN_OR_RETURN(FeedMap feeds,
+                      BuildFeeds(graph, prepared.needed, values, dtype, spec.seed, initialized));
 
   RunOptions moded = run;
-  moded.info = RunInfo{.training = spec.mode == EvaluateMode::kAuto
-                                       ? !spec.wrt.empty()
-                                       : spec.mode == EvaluateMode::kTraining,
-                       .seed = spec.seed,
-                       .step = 0};
-  Program program(std::make_shared<const Graph>(std::move(graph)));
-  BF_ASSIGN_OR_RETURN(std::vector<Tensor> fetched, program.Run(feeds, fetches, moded));
-  if (run.profile != nullptr) run.profile->MarkBackward(backward_begin, backward_end);
+  moded.info =
+      RunInfo{.training = spec.mode == EvaluateMode::kAuto ? !prepared.wrt.empty()
+                                                           : spec.mode == EvaluateMode::kTraining,
+              .seed = spec.seed,
+              .step = 0};
+  BF_ASSIGN_OR_RETURN(std::vector<Tensor> fetched, prepared.program->Run(feeds, fetches, moded));
+  if (run.profile != nullptr) {
+    run.profile->MarkBackward(prepared.backward_begin, prepared.backward_end);
+  }
 
   EvaluateResult result;
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    result.outputs.emplace_back(program.graph().value(outputs[i]).name, std::move(fetched[i]));
+  const size_t n = prepared.outputs.size();
+  for (size_t i = 0; i < n; ++i) {
+    result.outputs.emplace_back(graph.value(prepared.outputs[i]).name, std::move(fetched[i]));
   }
   // Gradients are reported under the wrt names, not their gradient nodes' names.
-  for (size_t i = 0; i < spec.wrt.size(); ++i) {
-    result.gradients.emplace_back(spec.wrt[i], std::move(fetched[outputs.size() + i]));
+  for (size_t i = 0; i < prepared.wrt.size(); ++i) {
+    result.gradients.emplace_back(prepared.wrt[i], std::move(fetched[n + i]));
   }
   return result;
+}
+
+StatusOr<EvaluateResult> Evaluate(Graph graph, const ValueMap& values, const EvaluateSpec& spec,
+                                  const RunOptions& run) {
+  BF_RETURN_IF_ERROR(CheckEvaluationValues(graph, values, spec));
+  BF_ASSIGN_OR_RETURN(std::shared_ptr<const PreparedEvaluation> prepared,
+                      PrepareEvaluation(std::move(graph), spec));
+  return RunEvaluation(*prepared, values, spec, run);
 }
 
 }  // namespace backflow

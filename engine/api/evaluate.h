@@ -1,6 +1,8 @@
 // Evaluate: one stateless forward (and optionally backward) pass of a graph on given values: the
 // computation behind the Evaluate RPC (proto/backflow/v1/service.proto). Nothing is kept between
-// calls; each call builds, runs and drops its own Program.
+// calls: each builds, runs and drops its own Program, unless the caller keeps what
+// PrepareEvaluation made (the graph with its backward, compiled into a Program) and runs it again
+// with RunEvaluation, as the server's Evaluate cache does (server/evaluate_cache.h).
 //
 // Contract (every error is InvalidArgument naming the offending tensor, unless said otherwise):
 //   dtype      The values' dtype; all values must share it ("value 'b' is float64 but value 'a'
@@ -47,6 +49,7 @@
 #define BACKFLOW_ENGINE_API_EVALUATE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -81,6 +84,31 @@ struct EvaluateResult {
 StatusOr<EvaluateResult> Evaluate(Graph graph,
                                   const std::unordered_map<std::string, Tensor>& values,
                                   const EvaluateSpec& spec, const RunOptions& run = {});
+
+// The part of Evaluate that depends only on the graph and spec.outputs, target and wrt: the
+// graph with its backward, its Program (which keeps the plans it compiles), and what to fetch.
+// Immutable once made; any number of RunEvaluation calls may share one at once.
+struct PreparedEvaluation {
+  std::shared_ptr<const Program> program;
+  std::vector<ValueId> outputs;                 // resolved from spec.outputs
+  std::vector<ValueId> gradients;               // the gradient of the target by each of spec.wrt
+  std::vector<std::string> wrt;                 // spec.wrt, the gradients' names in the result
+  std::vector<bool> needed;                     // ValuesNeededFor(outputs + gradients)
+  NodeId backward_begin = 0, backward_end = 0;  // the nodes AppendBackward added
+};
+// The values' checks of the contract that come before anything about outputs, target and wrt
+// (dtype, then names): Evaluate makes them first, and so should a caller of PrepareEvaluation
+// for the same errors in the same order.
+Status CheckEvaluationValues(const Graph& graph,
+                             const std::unordered_map<std::string, Tensor>& values,
+                             const EvaluateSpec& spec);
+StatusOr<std::shared_ptr<const PreparedEvaluation>> PrepareEvaluation(Graph graph,
+                                                                      const EvaluateSpec& spec);
+// Evaluate on a prepared graph; of `spec`, reads the values' dtype, seed and mode only (outputs,
+// target and wrt are those it was prepared with). The same results as Evaluate.
+StatusOr<EvaluateResult> RunEvaluation(const PreparedEvaluation& prepared,
+                                       const std::unordered_map<std::string, Tensor>& values,
+                                       const EvaluateSpec& spec, const RunOptions& run = {});
 
 }  // namespace backflow
 

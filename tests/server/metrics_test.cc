@@ -1,9 +1,11 @@
 // /metrics of an in-process server (Note [Metrics] in server/metrics_text.h): every series a
 // request feeds equals what the test sent, the per-model series equal what the answers said,
 // refusals are counted by reason, and nothing is served or counted with --metrics-listen empty.
+#include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <httplib.h>
 
+#include <cmath>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -227,6 +229,86 @@ TEST_F(MetricsTest, TheStatusPageAndItsJsonShowTheModels) {
     EXPECT_EQ(page->body.find(outside), std::string::npos) << outside;
   }
   EXPECT_EQ(client.Get("/nothing-here")->status, 404);
+}
+
+// The Evaluate cache (Note [Evaluate cache] in server/evaluate_cache.h), two entries here: a graph
+// sent again is a hit and answers bitwise what it answered as a miss; other wrt is another entry;
+// the least recently used entry goes first; a hit's errors are a miss's.
+class EvaluateCacheTest : public MetricsTest {
+ protected:
+  using MessageDifferencer = google::protobuf::util::MessageDifferencer;
+  void Configure(server::ServerConfig& config) override {
+    MetricsTest::Configure(config);
+    config.evaluate_cache_entries = 2;
+  }
+  // Evaluate of seeds/`file` with its inputs x and y and the gradients of `wrt`.
+  grpc::Status Evaluate(const std::string& file, double x, double y,
+                        const std::vector<std::string>& wrt, v1::EvaluateResponse* response) {
+    v1::EvaluateRequest request;
+    *request.mutable_graph() = ModelGraph("seeds/" + file + ".pbtxt");
+    (*request.mutable_values())["x"] = WireTensor64({}, {x});
+    if (!std::isnan(y)) (*request.mutable_values())["y"] = WireTensor64({}, {y});
+    for (const std::string& name : wrt) request.add_wrt(name);
+    return stub_->Evaluate(Admin().get(), request, response);
+  }
+  void ExpectCounts(double hits, double misses, double entries) {
+    const std::string text = Scrape();
+    EXPECT_EQ(Sample(text, "backflow_evaluate_cache_hits_total"), hits);
+    EXPECT_EQ(Sample(text, "backflow_evaluate_cache_misses_total"), misses);
+    EXPECT_EQ(Sample(text, "backflow_evaluate_cache_entries"), entries);
+  }
+};
+
+TEST_F(EvaluateCacheTest, HitsAnswerAsMissesAndTheLeastRecentlyUsedGoesFirst) {
+  v1::EvaluateResponse first, again;
+  ASSERT_TRUE(Evaluate("staged", 3, -4, {"x", "y"}, &first).ok());
+  ExpectCounts(0, 1, 1);
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_TRUE(Evaluate("staged", 3, -4, {"x", "y"}, &again).ok());
+    EXPECT_TRUE(MessageDifferencer::Equals(again, first));  // tensors bitwise
+  }
+  // Other values on the same entry: the staged circuit's golden case at (3, -4) is above; at
+  // (1, 2) the answer is a fresh server's (an uncached one), bitwise.
+  ASSERT_TRUE(Evaluate("staged", 1, 2, {"x", "y"}, &again).ok());
+  ExpectCounts(4, 1, 1);
+  {
+    TempDir other_dir;
+    server::ServerConfig config = TestConfig(other_dir.path());
+    config.evaluate_cache_entries = 0;
+    std::unique_ptr<server::Server> uncached = StartServer(config);
+    ASSERT_NE(uncached, nullptr);
+    v1::EvaluateRequest request;
+    *request.mutable_graph() = ModelGraph("seeds/staged.pbtxt");
+    (*request.mutable_values())["x"] = WireTensor64({}, {1});
+    (*request.mutable_values())["y"] = WireTensor64({}, {2});
+    request.add_wrt("x");
+    request.add_wrt("y");
+    v1::EvaluateResponse fresh;
+    ASSERT_TRUE(v1::Backflow::NewStub(Connect(uncached->address()))
+                    ->Evaluate(Context().get(), request, &fresh)
+                    .ok());
+    EXPECT_TRUE(MessageDifferencer::Equals(again, fresh));
+    EXPECT_TRUE(uncached->Shutdown().ok());
+  }
+
+  // A hit fails as a miss does, with the same message.
+  v1::EvaluateResponse failed;
+  const grpc::Status hit = Evaluate("staged", 3, std::nan(""), {"x", "y"}, &failed);
+  const grpc::Status miss = Evaluate("staged", 3, std::nan(""), {"y", "x"}, &failed);
+  EXPECT_EQ(hit.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(hit.error_message(), "placeholder 'y' has no value");
+  EXPECT_EQ(miss.error_code(), hit.error_code());
+  EXPECT_EQ(miss.error_message(), hit.error_message());
+  ExpectCounts(5, 2, 2);  // the miss kept its entry: wrt (y, x) is another key than (x, y)
+
+  // Two entries: a third graph drops the least recently used, (y, x).
+  ASSERT_TRUE(Evaluate("staged", 3, -4, {"x", "y"}, &again).ok());  // (x, y) most recent
+  ASSERT_TRUE(Evaluate("two_paths", 3, std::nan(""), {"x"}, &again).ok());
+  ExpectCounts(6, 3, 2);
+  ASSERT_TRUE(Evaluate("staged", 3, -4, {"x", "y"}, &again).ok());
+  ExpectCounts(7, 3, 2);
+  ASSERT_TRUE(Evaluate("staged", 3, -4, {"y", "x"}, &again).ok());  // dropped: a miss
+  ExpectCounts(7, 4, 2);
 }
 
 class MetricsOffTest : public ServerTest {};

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "engine/api/import.h"
 #include "engine/gates/builtin.h"
@@ -327,6 +328,52 @@ TEST(Evaluate, ParametersWithoutValuesComeFromTheSeed) {
     const float expected = static_cast<float>(i + 1) + static_cast<float>(b->at(int64_t(i)));
     EXPECT_EQ(static_cast<float>(y[i]), expected) << i;
   }
+}
+
+// One prepared evaluation of the staged circuit, run again and again with other values, dtypes,
+// seeds and modes, and from four threads at once, answers what Evaluate answers for each, bitwise.
+TEST(Evaluate, APreparedGraphRunsAgainAsEvaluateWould) {
+  EvaluateSpec spec{.wrt = {"x", "y"}};
+  StatusOr<std::shared_ptr<const PreparedEvaluation>> prepared =
+      PrepareEvaluation(LoadSeed("staged"), spec);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  auto expect_same = [&](const ValueMap& values, const EvaluateSpec& with) {
+    StatusOr<EvaluateResult> want = Evaluate(LoadSeed("staged"), values, with);
+    StatusOr<EvaluateResult> got = RunEvaluation(**prepared, values, with);
+    ASSERT_EQ(want.ok(), got.ok()) << got.status().ToString();
+    if (!want.ok()) {
+      EXPECT_EQ(got.status().message(), want.status().message());
+      return;
+    }
+    ASSERT_EQ(got->outputs.size(), want->outputs.size());
+    for (size_t i = 0; i < want->outputs.size(); ++i) {
+      EXPECT_EQ(got->outputs[i].first, want->outputs[i].first);
+      EXPECT_TRUE(BitwiseEqual(got->outputs[i].second, want->outputs[i].second));
+    }
+    ASSERT_EQ(got->gradients.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(got->gradients[i].first, spec.wrt[i]);
+      EXPECT_TRUE(BitwiseEqual(got->gradients[i].second, want->gradients[i].second));
+    }
+  };
+  expect_same(Scalars(DType::kFloat64, {{"x", 3}, {"y", -4}}), spec);
+  expect_same(Scalars(DType::kFloat32, {{"x", 1}, {"y", 2}}), spec);
+  expect_same(Scalars(DType::kFloat64, {{"x", 3}}), spec);  // "placeholder 'y' has no value"
+  expect_same(Scalars(DType::kFloat64, {{"x", 3}, {"q", 1}}), spec);  // not in the graph
+  EvaluateSpec inference = spec;
+  inference.mode = EvaluateMode::kInference;
+  inference.seed = 9;
+  expect_same(Scalars(DType::kFloat64, {{"x", -2}, {"y", 0.5}}), inference);
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 20; ++k) {
+        expect_same(Scalars(DType::kFloat64, {{"x", t + 0.25 * k}, {"y", -k}}), spec);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
 }
 
 TEST(Evaluate, NonFiniteValuesFlowThroughTheMath) {
