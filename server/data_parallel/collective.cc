@@ -130,46 +130,45 @@ class MpiCollective : public Collective {
     return Wait(pending, what, patience);
   }
 
-  // Polls `pending` until it is done or the limits of Note [Dead ranks] pass.
+  // Polls `pending` until it is done or the limits of Note [Dead ranks] pass: in slices of
+  // kSlice spent inside MPI, as MPI_Wait would poll, checking the limits between them. A wait
+  // without limits that has lasted a second (a rank idle between commands) tests once per
+  // kIdleNap instead, so an idle job's ranks do not keep a core busy.
   Status Wait(Pending pending, const char* what, Patience patience) {
+    static constexpr double kSlice = 0.01;  // seconds
+    static constexpr auto kIdleNap = std::chrono::milliseconds(1);
     const int64_t began = Ns(Clock::now().time_since_epoch());
-    for (int polls = 0;; ++polls) {
+    for (bool idle = false;;) {
       {
         std::lock_guard<std::mutex> lock(mu_);
         BF_RETURN_IF_ERROR(failure_);
         int done = 0;
-        BF_RETURN_IF_ERROR(Fail(Check(mpi_.test(pending, &done), what)));
+        BF_RETURN_IF_ERROR(Fail(
+            Check(idle ? mpi_.test(pending, &done) : mpi_.test_for(pending, kSlice, &done), what)));
         if (done) {
           mpi_.free(pending);
           return Status::Ok();
         }
-        if (patience == Patience::kBounded) {
-          const int64_t now = Ns(Clock::now().time_since_epoch());
-          const int64_t interrupted = interrupted_ns_.load();
-          if (now - began > timeout_ns_.load()) {
-            return Fail(UnavailableError(
-                "data-parallel " + std::string(what) + ": rank " + std::to_string(rank_) +
-                " waited " + std::to_string(timeout_ns_.load() / 1000000000) +
-                " s (--data-parallel-timeout) for the other ranks; a rank has died or hangs"));
-          }
-          if (interrupted != 0 && now - std::max(began, interrupted) > Ns(kInterruptGrace)) {
-            return Fail(UnavailableError(
-                "data-parallel " + std::string(what) + ": rank " + std::to_string(rank_) +
-                " got SIGTERM and the other ranks did not answer within " +
-                std::to_string(kInterruptGrace.count()) +
-                " ms; a rank has died (mpirun stops the job when one does)"));
-          }
-        }
       }
-      // Spin briefly (a live job's ranks answer within microseconds to milliseconds), then
-      // sleep in short naps so a rank sharing its cores does not starve the others, and in
-      // longer ones once idle (a rank waiting for rank 0's next command).
-      if (polls < 1000000) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(polls < 1024    ? 20
-                                                              : polls < 10000 ? 200
-                                                                              : 1000));
+      const int64_t now = Ns(Clock::now().time_since_epoch());
+      if (patience == Patience::kForever) {
+        idle = now - began > Ns(std::chrono::seconds(1));
+        if (idle) std::this_thread::sleep_for(kIdleNap);
+        continue;
+      }
+      if (now - began > timeout_ns_.load()) {
+        return Failed(UnavailableError(
+            "data-parallel " + std::string(what) + ": rank " + std::to_string(rank_) + " waited " +
+            std::to_string(timeout_ns_.load() / Ns(std::chrono::seconds(1))) +
+            " s (--data-parallel-timeout) for the other ranks; a rank has died or hangs"));
+      }
+      const int64_t interrupted = interrupted_ns_.load();
+      if (interrupted != 0 && now - std::max(began, interrupted) > Ns(kInterruptGrace)) {
+        return Failed(UnavailableError(
+            "data-parallel " + std::string(what) + ": rank " + std::to_string(rank_) +
+            " got SIGTERM and the other ranks did not answer within " +
+            std::to_string(kInterruptGrace.count()) +
+            " ms; a rank has died (mpirun stops the job when one does)"));
       }
     }
   }
