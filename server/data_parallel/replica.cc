@@ -261,9 +261,9 @@ StatusOr<StepResult> DataParallel::ComputeGradients(const Model& model, const Te
                                                     const RunOptions& run) {
   const Trainer& trainer = model.trainer();
   const int64_t rows = BatchRows(trainer.graph(), batch);
-  if (rows < 1 || !CheckShardableLoss(trainer.graph()).ok()) {
-    // Rank 0's copy answers as well as the job's (every copy is the same), and says what is wrong
-    // with the batch, if anything.
+  if (rows < 1 || !CheckShardableLoss(trainer.graph()).ok() || !CheckUsable().ok()) {
+    // Rank 0's copy answers as well as the job's (every copy is the same; in a broken job it is
+    // the one reads are served from), and says what is wrong with the batch, if anything.
     return trainer.ComputeGradients(Feeds(batch), run);
   }
   std::lock_guard<std::mutex> lock(mu_);

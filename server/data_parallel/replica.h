@@ -69,7 +69,8 @@ class DataParallel {
   Status DropModel(const std::string& id);
   StatusOr<StepResult> Step(Model& model, const TensorMap& batch, const StepOptions& options);
   // ComputeGradients split as Step is, summing the gradients and applying nothing; on rank 0
-  // alone for a batch or graph Step would refuse. The caller need not hold the model's queue.
+  // alone for a batch or graph Step would refuse, and once the job is broken. The caller need
+  // not hold the model's queue.
   StatusOr<StepResult> ComputeGradients(const Model& model, const TensorMap& batch,
                                         const RunOptions& run);
   // Tells the other ranks to exit; later commands fail. Idempotent. In a broken job, ends every

@@ -441,6 +441,15 @@ TEST_F(DataParallelTest, UnderRecoveryRankZeroOutlivesADeadRankAndSaysSo) {
   EXPECT_EQ(again.error_message().rfind("the data-parallel job is broken (data-parallel ", 0), 0)
       << again.error_message();
   ExpectParameters(id, *reference, setup);  // rank 0 still reads, at the last good step
+  v1::ComputeGradientsRequest gradients;    // and computes gradients, alone
+  gradients.set_model_id(id);
+  for (const auto& [name, tensor] : Batch(setup.dtype, 11, k)) {
+    TensorToProto(tensor, &(*gradients.mutable_batch())[name]);
+  }
+  v1::ComputeGradientsResponse computed;
+  const grpc::Status alone = stub_->ComputeGradients(Deadline().get(), gradients, &computed);
+  EXPECT_TRUE(alone.ok()) << alone.error_message();
+  EXPECT_EQ(computed.step(), reference->parameters()->step);
   grpc::health::v1::HealthCheckResponse health;
   ASSERT_TRUE(grpc::health::v1::Health::NewStub(ConnectTo(server_->address()))
                   ->Check(Deadline().get(), {}, &health)
