@@ -88,7 +88,9 @@ TEST_F(MemoryReleaseTest, FiftyBatchSizesOnOneModelStayUnderTheCeiling) {
     EXPECT_LE(IdleBufferBytes(), caches.idle_buffers) << rows << " rows";
   }
   // The whole test process, client included, never passed the server's ceiling.
-  if (kResidentMeansSomething) EXPECT_LT(StatusMiB("VmHWM"), kCeiling >> 20);
+  if (kResidentMeansSomething) {
+    EXPECT_LT(StatusMiB("VmHWM"), kCeiling >> 20);
+  }
 }
 
 TEST_F(MemoryReleaseTest, ResidentMemoryReturnsToItsStartAfterEveryModelIsDeleted) {

@@ -391,7 +391,9 @@ onnx::ModelProto ExportOnnxChecked(v1::Backflow::Stub& stub, const std::string& 
   }
   EXPECT_EQ(model.producer_name(), "backflow");
   EXPECT_EQ(model.opset_import_size(), 1);
-  if (model.opset_import_size() > 0) EXPECT_EQ(model.opset_import(0).version(), 14);
+  if (model.opset_import_size() > 0) {
+    EXPECT_EQ(model.opset_import(0).version(), 14);
+  }
   std::map<std::string, std::string> initializers;
   for (const onnx::TensorProto& t : model.graph().initializer()) {
     initializers[t.name()] = InitializerBytes(t);

@@ -17,7 +17,9 @@ constexpr auto kCallTimeout = std::chrono::seconds(10);
 class TlsTest : public ::testing::Test {
  protected:
   void TearDown() override {
-    if (server_ != nullptr) EXPECT_TRUE(server_->Shutdown().ok());
+    if (server_ != nullptr) {
+      EXPECT_TRUE(server_->Shutdown().ok());
+    }
   }
 
   // Writes `cert` as the server's files (key first, then certificate, each by a rename).
