@@ -113,6 +113,29 @@ std::map<std::string, Tensor> Batch(DType dtype, int64_t rows, int k) {
   return batch;
 }
 
+// `batch` with the label of row `row` set to `label`.
+std::map<std::string, Tensor> WithLabel(std::map<std::string, Tensor> batch, int64_t row,
+                                        double label) {
+  std::vector<double> labels = batch.at("labels").ToDoubles();
+  labels[static_cast<size_t>(row)] = label;
+  batch.at("labels") = Tensor::FromValues(batch.at("labels").dtype(),
+                                          Shape{static_cast<int64_t>(labels.size())}, labels);
+  return batch;
+}
+
+// `batch` as a request's tensors.
+void ToWire(const std::map<std::string, Tensor>& batch,
+            google::protobuf::Map<std::string, v1::Tensor>* wire) {
+  for (const auto& [name, tensor] : batch) TensorToProto(tensor, &(*wire)[name]);
+}
+
+// The engine's feeds of `batch` (pointing into it).
+FeedMap FeedsOf(const std::map<std::string, Tensor>& batch) {
+  FeedMap feeds;
+  for (const auto& [name, tensor] : batch) feeds[name] = &tensor;
+  return feeds;
+}
+
 double RelativeDifference(double a, double b) { return std::abs(a - b) / std::abs(b); }
 
 class DataParallelTest : public ::testing::Test {
@@ -148,9 +171,7 @@ class DataParallelTest : public ::testing::Test {
                          v1::TrainStepResponse* response) {
     v1::TrainStepRequest request;
     request.set_model_id(id);
-    for (const auto& [name, tensor] : Batch(setup.dtype, 11, k)) {
-      TensorToProto(tensor, &(*request.mutable_batch())[name]);
-    }
+    ToWire(Batch(setup.dtype, 11, k), request.mutable_batch());
     return stub_->TrainStep(Deadline(seconds(30)).get(), request, response);
   }
 
@@ -165,10 +186,7 @@ class DataParallelTest : public ::testing::Test {
       v1::TrainStepResponse response;
       s = TrainStep(id, setup, *k, &response);
       if (!s.ok()) break;
-      FeedMap feeds;
-      const std::map<std::string, Tensor> batch = Batch(setup.dtype, 11, *k);
-      for (const auto& [name, tensor] : batch) feeds[name] = &tensor;
-      EXPECT_TRUE(reference.Step(feeds).ok());
+      EXPECT_TRUE(reference.Step(FeedsOf(Batch(setup.dtype, 11, *k))).ok());
     }
     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - killed);
@@ -206,14 +224,11 @@ class DataParallelTest : public ::testing::Test {
       const std::map<std::string, Tensor> batch = Batch(setup.dtype, 11, k);
       v1::TrainStepRequest request;
       request.set_model_id(id);
-      for (const auto& [name, tensor] : batch)
-        TensorToProto(tensor, &(*request.mutable_batch())[name]);
+      ToWire(batch, request.mutable_batch());
       v1::TrainStepResponse response;
       const grpc::Status s = stub_->TrainStep(Deadline().get(), request, &response);
       ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << server_->output();
-      FeedMap feeds;
-      for (const auto& [name, tensor] : batch) feeds[name] = &tensor;
-      StatusOr<StepResult> expected = reference.Step(feeds);
+      StatusOr<StepResult> expected = reference.Step(FeedsOf(batch));
       ASSERT_TRUE(expected.ok()) << expected.status().ToString();
       EXPECT_EQ(response.step(), k + 1);
       EXPECT_LE(RelativeDifference(response.loss(), expected->loss), setup.tolerance)
@@ -301,13 +316,10 @@ TEST_F(DataParallelTest, AShardThatFailsFailsTheStepEverywhere) {
   Launch(3);
   const std::string id = Create(setup);
   Train(id, *reference, setup, 0, 3);
-  std::map<std::string, Tensor> batch = Batch(setup.dtype, 11, 99);
-  std::vector<double> labels = batch.at("labels").ToDoubles();
-  labels[10] = 12;  // row 10 is in rank 2's shard (rows 8, 9, 10)
-  batch.at("labels") = Tensor::FromValues(setup.dtype, Shape{11}, labels);
   v1::TrainStepRequest request;
   request.set_model_id(id);
-  for (const auto& [name, tensor] : batch) TensorToProto(tensor, &(*request.mutable_batch())[name]);
+  // Row 10 is in rank 2's shard (rows 8, 9, 10).
+  ToWire(WithLabel(Batch(setup.dtype, 11, 99), 10, 12), request.mutable_batch());
   v1::TrainStepResponse response;
   const grpc::Status s = stub_->TrainStep(Deadline().get(), request, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -328,16 +340,10 @@ TEST_F(DataParallelTest, ComputeGradientsIsSplitAndAppliesNothing) {
   Train(id, *reference, setup, 0, 2);
   for (bool bad_label : {false, true}) {
     std::map<std::string, Tensor> batch = Batch(setup.dtype, 11, 50);
-    if (bad_label) {
-      std::vector<double> labels = batch.at("labels").ToDoubles();
-      labels[9] = 12;  // rank 2 has rows 8, 9 and 10
-      batch.at("labels") = Tensor::FromValues(setup.dtype, Shape{11}, labels);
-    }
+    if (bad_label) batch = WithLabel(std::move(batch), 9, 12);  // rank 2 has rows 8, 9 and 10
     v1::ComputeGradientsRequest request;
     request.set_model_id(id);
-    for (const auto& [name, tensor] : batch) {
-      TensorToProto(tensor, &(*request.mutable_batch())[name]);
-    }
+    ToWire(batch, request.mutable_batch());
     v1::ComputeGradientsResponse response;
     const grpc::Status s = stub_->ComputeGradients(Deadline().get(), request, &response);
     if (bad_label) {
@@ -346,9 +352,7 @@ TEST_F(DataParallelTest, ComputeGradientsIsSplitAndAppliesNothing) {
       continue;
     }
     ASSERT_TRUE(s.ok()) << s.error_message();
-    FeedMap feeds;
-    for (const auto& [name, tensor] : batch) feeds[name] = &tensor;
-    StatusOr<StepResult> expected = reference->ComputeGradients(feeds);
+    StatusOr<StepResult> expected = reference->ComputeGradients(FeedsOf(batch));
     ASSERT_TRUE(expected.ok());
     EXPECT_EQ(response.step(), 2);
     EXPECT_LE(RelativeDifference(response.loss(), expected->loss), setup.tolerance);
@@ -443,9 +447,7 @@ TEST_F(DataParallelTest, UnderRecoveryRankZeroOutlivesADeadRankAndSaysSo) {
   ExpectParameters(id, *reference, setup);  // rank 0 still reads, at the last good step
   v1::ComputeGradientsRequest gradients;    // and computes gradients, alone
   gradients.set_model_id(id);
-  for (const auto& [name, tensor] : Batch(setup.dtype, 11, k)) {
-    TensorToProto(tensor, &(*gradients.mutable_batch())[name]);
-  }
+  ToWire(Batch(setup.dtype, 11, k), gradients.mutable_batch());
   v1::ComputeGradientsResponse computed;
   const grpc::Status alone = stub_->ComputeGradients(Deadline().get(), gradients, &computed);
   EXPECT_TRUE(alone.ok()) << alone.error_message();
